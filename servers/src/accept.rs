@@ -1,0 +1,100 @@
+//! What every accept loop does when `accept()` fails.
+//!
+//! Some failures concern one connection that died in the backlog
+//! (ECONNABORTED, EPROTO, ...): count it and accept the next one. Others mean
+//! the process is out of something (EMFILE, ENFILE, ENOBUFS, ENOMEM): the
+//! pending connection stays in the backlog and retrying at once would spin,
+//! so the loop backs off briefly and tries again. Either way the server keeps
+//! serving, and a burst of errors is logged once, with a line when it ends.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::stats::Stats;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the accept loop should do after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptAction {
+    /// Try the next accept now.
+    Retry,
+    /// Wait this long before accepting again.
+    BackOff(Duration),
+}
+
+/// Tracks one accept loop's current burst of errors.
+#[derive(Debug)]
+pub struct AcceptErrors {
+    stats: Arc<Stats>,
+    style: &'static str,
+    burst: u64,
+    backoff: Duration,
+}
+
+impl AcceptErrors {
+    pub fn new(stats: Arc<Stats>, style: &'static str) -> Self {
+        AcceptErrors {
+            stats,
+            style,
+            burst: 0,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// Call after every successful accept: ends a burst.
+    pub fn on_success(&mut self) {
+        if self.burst > 0 {
+            eprintln!(
+                "servers[{}]: accepting again after {} accept error(s)",
+                self.style, self.burst
+            );
+            self.burst = 0;
+            self.backoff = FIRST_BACKOFF;
+        }
+    }
+
+    /// Counts an accept error (not WouldBlock, which is no error) and says
+    /// what to do next.
+    pub fn on_error(&mut self, err: &io::Error) -> AcceptAction {
+        if err.kind() == io::ErrorKind::Interrupted {
+            return AcceptAction::Retry;
+        }
+        self.stats.accept_error();
+        self.burst += 1;
+        if self.burst == 1 {
+            eprintln!(
+                "servers[{}]: accept failed: {err} (counted; further errors in this burst are counted, not logged)",
+                self.style
+            );
+        }
+        if is_per_connection(err) {
+            return AcceptAction::Retry;
+        }
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        AcceptAction::BackOff(wait)
+    }
+}
+
+/// Errors that concern only the connection being accepted (accept(2) says to
+/// retry on these).
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EPERM
+        )
+    ) || err.kind() == io::ErrorKind::ConnectionAborted
+}

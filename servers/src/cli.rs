@@ -1,0 +1,165 @@
+//! The `servers` command line, defined in the library so tests can parse
+//! arguments in-process and the binary stays thin.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::Config;
+use crate::listener::{DEFAULT_BACKLOG, ListenerOptions};
+use crate::style::Style;
+
+/// Start the echo server in one concurrency style (`servers list` names them).
+#[derive(Debug, Parser)]
+#[command(
+    name = "servers",
+    version,
+    after_help = "Run `servers list` to see every style and the idea it demonstrates.\n\
+                  On start the server prints one line: `listening on <ip:port> style=<style> pid=<pid>`;\n\
+                  on SIGINT/SIGTERM it closes its connections, prints a summary line to stderr and exits 0."
+)]
+pub struct ServeArgs {
+    /// Concurrency style to run.
+    #[arg(value_enum)]
+    pub style: Style,
+    /// Address to listen on; loopback by default (use 0.0.0.0:PORT in containers).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub addr: SocketAddr,
+    /// listen() backlog (the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = DEFAULT_BACKLOG, value_parser = clap::value_parser!(i32).range(1..))]
+    pub backlog: i32,
+    /// Close connections past this many open ones at once (counted as rejected).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_conns: Option<u64>,
+    /// Per-connection buffer in bytes; bounds memory per connection.
+    #[arg(long, default_value_t = crate::config::DEFAULT_BUFFER_SIZE as u64,
+          value_parser = clap::value_parser!(u64).range(64..=64 * 1024 * 1024))]
+    pub buffer_size: u64,
+    /// Worker threads: reactors (reactor, default 1), runtime workers (tasks,
+    /// 0 = current-thread, default one per CPU), scheduler workers (coroutines).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub workers: Option<u64>,
+    /// Stack size in bytes of a connection thread (threads, default 128 KiB)
+    /// or coroutine (coroutines, default 32 KiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(16 * 1024..=64 * 1024 * 1024))]
+    pub stack_size: Option<u64>,
+    /// Set TCP_NODELAY on accepted sockets.
+    #[arg(long)]
+    pub nodelay: bool,
+    /// Microseconds of busy CPU spent per chunk received (the fairness knob).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub work_us: u64,
+    /// polling only: sleep this long after a pass that found nothing to do;
+    /// 0 spins (the style's honest cost).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub poll_sleep_us: u64,
+    /// Set SO_REUSEPORT on the listener.
+    #[arg(long)]
+    pub reuse_port: bool,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            max_conns: self.max_conns.map(|n| n as usize),
+            buffer_size: self.buffer_size as usize,
+            workers: self.workers.map(|n| n as usize),
+            stack_size: self.stack_size.map(|n| n as usize),
+            nodelay: self.nodelay,
+            work_us: self.work_us,
+            poll_sleep_us: self.poll_sleep_us,
+        }
+    }
+
+    pub fn listener_options(&self) -> ListenerOptions {
+        ListenerOptions {
+            backlog: self.backlog,
+            reuse_port: self.reuse_port,
+        }
+    }
+}
+
+/// The text of `servers list`.
+pub fn list_styles() -> String {
+    let width = Style::ALL.iter().map(|s| s.name().len()).max().unwrap_or(0);
+    Style::ALL
+        .iter()
+        .map(|s| format!("{:width$}  {}\n", s.name(), s.idea()))
+        .collect()
+}
+
+/// Runs the `servers` binary with `args` (including the program name):
+/// `list`, or serve until SIGINT/SIGTERM.
+pub fn run(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    if args.get(1).is_some_and(|a| a == "list") && args.len() == 2 {
+        print!("{}", list_styles());
+        return Ok(());
+    }
+    let serve = ServeArgs::parse_from(args);
+    serve_until_signal(&serve)
+}
+
+fn serve_until_signal(args: &ServeArgs) -> anyhow::Result<()> {
+    let limit = crate::limits::raise_nofile_limit().context("raising the open-files limit")?;
+    if limit.raised() {
+        eprintln!(
+            "servers: raised the open-files limit from {} to {} (hard limit)",
+            limit.before, limit.soft
+        );
+    }
+    if let Some(max) = args.max_conns
+        && max > limit.soft
+    {
+        eprintln!(
+            "servers: --max-conns {max} exceeds the open-files limit {}; accept will fail (EMFILE) before it is reached",
+            limit.soft
+        );
+    }
+    // Signals are caught before the listening line goes out, so a signal
+    // sent as soon as the line is read cannot kill the process unsummarised.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let listener = crate::listener::bind(args.addr, &args.listener_options())
+        .with_context(|| format!("cannot listen on {} (--addr)", args.addr))?;
+    let server = crate::start(args.style, args.config(), listener).context("starting the server")?;
+
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "listening on {} style={} pid={}",
+        server.local_addr(),
+        args.style,
+        std::process::id()
+    )
+    .and_then(|()| stdout.flush())
+    .context("writing the listening line")?;
+    drop(stdout);
+
+    let signal = loop {
+        if let Some(signal) = signals.pending().next() {
+            break signal;
+        }
+        if server.is_finished() {
+            break -1;
+        }
+        // The handle offers no blocking wait on both; a short poll keeps the
+        // reaction well within the 2 s exit budget.
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let started = Instant::now();
+    let style = server.style();
+    let summary = server.shutdown();
+    let summary = match (signal, summary) {
+        (-1, Ok(_)) => anyhow::bail!("the {style} server stopped by itself"),
+        (_, Err(e)) => return Err(e).context("stopping the server"),
+        (_, Ok(summary)) => summary,
+    };
+    eprintln!(
+        "summary style={style} {summary} shutdown_ms={}",
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `coroutines`: stackful coroutines on `may`, one per connection.
+//!
+//! The code reads like the `threads` style (it calls the same blocking echo
+//! loop), but `may`'s sockets park the coroutine instead of the thread: a
+//! read that would block switches, in user space, to another coroutine on
+//! the same worker, and an epoll loop wakes it when the socket is ready. A
+//! coroutine costs a small stack instead of a kernel thread. Scheduling is
+//! cooperative: a coroutine that computes (`--work-us`) without doing I/O
+//! never yields, and the others on its worker wait.
+//!
+//! `may`'s scheduler is process-wide: `--workers` takes effect for the first
+//! coroutines server a process starts (one per process in normal use).
+
+use std::net::TcpListener as StdListener;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::sync::{Arc, Once};
+
+use may::coroutine;
+use may::net::TcpListener;
+
+use crate::accept::{AcceptAction, AcceptErrors};
+use crate::config::available_cpus;
+use crate::echo::echo_blocking;
+use crate::listener::wake_acceptors;
+use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, report_stragglers};
+
+static CONFIGURE: Once = Once::new();
+
+pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerError> {
+    let workers = ctx.config.workers.unwrap_or_else(available_cpus).max(1);
+    CONFIGURE.call_once(|| {
+        // Pinning would override the CPU set the user (or `loadgen compare`)
+        // gave the server.
+        may::config().set_workers(workers).set_worker_pin(false);
+    });
+    let listener = adopt_listener(listener)?;
+    let waker = Arc::clone(&listener);
+    ctx.shutdown.on_trigger(move || {
+        // SAFETY: the Arc keeps the listener, and so its fd, open for as long
+        // as this closure exists.
+        let fd = unsafe { BorrowedFd::borrow_raw(waker.as_raw_fd()) };
+        wake_acceptors(&fd);
+    });
+    spawn_runner(&ctx.clone(), move || {
+        let registry = ConnRegistry::new();
+        let acceptor = {
+            let (ctx, registry) = (ctx.clone(), Arc::clone(&registry));
+            // SAFETY: `may` requires that a coroutine not block its worker
+            // thread in std I/O or hold thread-locals across a switch; the
+            // accept loop only uses `may`'s own sockets and sleep.
+            unsafe {
+                coroutine::Builder::new()
+                    .name("coroutines-accept".into())
+                    .spawn(move || accept_loop(&ctx, &listener, &registry))
+            }
+            .map_err(ServerError::io("spawning the accept coroutine"))?
+        };
+        acceptor.join().map_err(|_| ServerError::Panicked(ctx.style))?;
+        // Waiting happens on this OS thread, not in a coroutine, so the
+        // workers stay free to run the connections down.
+        registry.close_all();
+        report_stragglers("coroutines", registry.wait_empty(CLOSE_BUDGET));
+        Ok(())
+    })
+}
+
+/// Hands a std listener to `may`, whose constructor panics (rather than
+/// failing) when it cannot register the socket.
+fn adopt_listener(listener: StdListener) -> Result<Arc<TcpListener>, ServerError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::io("making the listener non-blocking"))?;
+    let fd = listener.into_raw_fd();
+    // SAFETY: `fd` was just released by a std listener, so it is an open,
+    // listening TCP socket owned by nobody else.
+    let adopted = std::panic::catch_unwind(|| unsafe { TcpListener::from_raw_fd(fd) });
+    adopted.map(Arc::new).map_err(|_| ServerError::Io {
+        what: "registering the listener with may",
+        source: std::io::Error::other("may could not register the socket"),
+    })
+}
+
+fn accept_loop(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
+    let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "coroutines");
+    let stack_words = ctx.config.stack_size.map(|bytes| bytes / std::mem::size_of::<usize>());
+    let mut spawn_failures = 0u64;
+    while !ctx.shutdown.is_stopping() {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if ctx.shutdown.is_stopping() {
+                    break;
+                }
+                if let AcceptAction::BackOff(wait) = errors.on_error(&e) {
+                    coroutine::sleep(wait);
+                }
+                continue;
+            }
+        };
+        errors.on_success();
+        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+            continue;
+        };
+        if ctx.config.nodelay && stream.set_nodelay(true).is_err() {
+            ctx.stats.conn_failed();
+            continue;
+        }
+        let mut conn = registry.track(stream);
+        let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+        let mut builder = coroutine::Builder::new();
+        if let Some(words) = stack_words {
+            builder = builder.stack_size(words);
+        }
+        // SAFETY: as for the acceptor: the connection coroutine only does I/O
+        // through `may`'s socket and touches no thread-locals.
+        let spawned = unsafe {
+            builder.spawn(move || {
+                if echo_blocking(&mut *conn, buffer_size, work, guard.stats()).is_err() {
+                    guard.stats().conn_error();
+                }
+            })
+        };
+        if let Err(e) = spawned {
+            ctx.stats.conn_failed();
+            spawn_failures += 1;
+            if spawn_failures == 1 {
+                eprintln!("servers[coroutines]: cannot start a connection coroutine: {e} (counted as conn_errors)");
+            }
+        }
+    }
+}

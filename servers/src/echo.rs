@@ -1,0 +1,233 @@
+//! The echo itself, written once for every style.
+//!
+//! Two shapes of the same service:
+//! - [`echo_blocking`] for styles whose code blocks (`threads`,
+//!   `coroutines`): read a chunk, write it all back, repeat. Back-pressure is
+//!   free: while `write_all` waits for a peer that does not read, nothing more
+//!   is read from it.
+//! - [`EchoConn::drive`] for event-driven styles (`polling`, `reactor`): a
+//!   small state machine over a non-blocking socket. It reads into the loop's
+//!   shared scratch buffer and keeps only what the peer did not take yet
+//!   (never more than one buffer); while anything is pending it does not
+//!   read. An idle connection therefore costs no buffer at all.
+//!
+//! Half-close: EOF from the peer means "send back what is pending, then shut
+//! down the write side", so a client that shuts its write side gets every
+//! byte back followed by EOF.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::stats::{ConnGuard, Stats};
+
+/// A socket the echo can run on: reads, writes and a half-close.
+pub trait EchoStream: Read + Write {
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl EchoStream for std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl EchoStream for mio::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl EchoStream for may::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// Spends `work` of real CPU time: the `--work-us` knob. A busy loop, not a
+/// sleep, so that cooperative styles show what CPU-bound work does to their
+/// neighbours.
+pub fn burn(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < work {
+        for _ in 0..64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+/// Size of the first read of a blocking connection: small and on the stack,
+/// so that a connection that never speaks never gets its full buffer.
+const FIRST_READ: usize = 512;
+
+/// Serves one connection with blocking reads and writes until the peer
+/// closes its write side (then half-closes ours) or an error ends it.
+pub fn echo_blocking<S: EchoStream>(
+    stream: &mut S,
+    buffer_size: usize,
+    work: Duration,
+    stats: &Stats,
+) -> io::Result<()> {
+    let mut first = [0u8; FIRST_READ];
+    let first_len = FIRST_READ.min(buffer_size);
+    let n = read_retry(stream, &mut first[..first_len])?;
+    if n > 0 {
+        burn(work);
+        stream.write_all(&first[..n])?;
+        stats.echoed(n);
+        // The peer has spoken: now it gets its full buffer.
+        let mut buf = vec![0u8; buffer_size];
+        loop {
+            let n = read_retry(stream, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            burn(work);
+            stream.write_all(&buf[..n])?;
+            stats.echoed(n);
+        }
+    }
+    finish_half_close(stream)
+}
+
+fn read_retry<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+fn finish_half_close<S: EchoStream>(stream: &S) -> io::Result<()> {
+    match stream.shutdown_write() {
+        // The peer may have closed completely already: nothing left to tell it.
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
+/// What one [`EchoConn::drive`] call achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drive {
+    /// Waiting for the socket (read or write would block); nothing was done.
+    Idle,
+    /// Did some work, now waiting for the socket.
+    Progressed,
+    /// Stopped at the budget with more possibly ready: call again soon.
+    Budget,
+    /// The peer half-closed and everything was sent back: close it.
+    Done,
+}
+
+/// One connection of an event-driven style.
+pub struct EchoConn<S> {
+    pub stream: S,
+    /// Bytes read but not yet taken by the peer; allocated on first need.
+    pending: Vec<u8>,
+    sent: usize,
+    read_closed: bool,
+    _guard: ConnGuard,
+}
+
+impl<S: EchoStream> EchoConn<S> {
+    pub fn new(stream: S, guard: ConnGuard) -> Self {
+        EchoConn {
+            stream,
+            pending: Vec::new(),
+            sent: 0,
+            read_closed: false,
+            _guard: guard,
+        }
+    }
+
+    /// Moves bytes until the socket would block, the peer is done, or
+    /// `budget` reads were made (so one busy peer cannot hold the loop).
+    /// `scratch` is the loop's shared read buffer; its length bounds what one
+    /// connection may hold.
+    pub fn drive(
+        &mut self,
+        scratch: &mut [u8],
+        work: Duration,
+        stats: &Stats,
+        budget: usize,
+    ) -> io::Result<Drive> {
+        let mut progressed = false;
+        let waiting = |progressed| {
+            if progressed {
+                Drive::Progressed
+            } else {
+                Drive::Idle
+            }
+        };
+        for _ in 0..budget {
+            // Flush what the peer has not taken yet; while anything is pending
+            // nothing more is read (back-pressure instead of buffering).
+            while self.sent < self.pending.len() {
+                match self.stream.write(&self.pending[self.sent..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.sent += n;
+                        stats.echoed(n);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(waiting(progressed));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending.clear();
+            self.sent = 0;
+            if self.read_closed {
+                finish_half_close(&self.stream)?;
+                return Ok(Drive::Done);
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    progressed = true;
+                }
+                Ok(n) => {
+                    progressed = true;
+                    burn(work);
+                    self.echo_chunk(&scratch[..n], stats)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(waiting(progressed)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Drive::Budget)
+    }
+
+    /// Writes a chunk straight from the scratch buffer; keeps the remainder
+    /// if the peer's window is full.
+    fn echo_chunk(&mut self, mut chunk: &[u8], stats: &Stats) -> io::Result<()> {
+        while !chunk.is_empty() {
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    stats.echoed(n);
+                    chunk = &chunk[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending.extend_from_slice(chunk);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// True while bytes wait for the peer to read.
+    pub fn has_pending(&self) -> bool {
+        self.sent < self.pending.len()
+    }
+}

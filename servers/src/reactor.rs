@@ -1,0 +1,262 @@
+//! `reactor`: I/O multiplexing with an edge-triggered epoll event loop (mio).
+//!
+//! One thread waits in `epoll_wait` and the kernel tells it which sockets
+//! are ready; the loop dispatches each readiness event to the callbacks of
+//! that connection's handler (`on_readable`, `on_writable`), as Nginx,
+//! libevent and node.js do. The handler's state lives in a slab keyed by the
+//! event's `Token`. Readiness is edge-triggered, so a handler drains its
+//! socket until `WouldBlock`; a handler that hits its budget first is queued
+//! to run again before the next wait, so one busy peer cannot hold the loop.
+//! What it still cannot do is preempt: one slow callback (see `--work-us`)
+//! delays every connection on its loop.
+//!
+//! `--workers N` runs N loops, each on its own thread and epoll instance,
+//! all registered on the one shared listener; whichever loop accepts a
+//! connection serves it for its whole life.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::accept::{AcceptAction, AcceptErrors};
+use crate::echo::{Drive, EchoConn};
+use crate::listener::configure_accepted;
+use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Reads per connection per dispatch before it goes to the back of the queue.
+const BUDGET: usize = 16;
+
+pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner, ServerError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::io("making the listener non-blocking"))?;
+    let workers = ctx.config.workers.unwrap_or(1).max(1);
+    // Every loop is set up here, so that set-up errors reach the caller.
+    let mut reactors = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let std_listener = listener
+            .try_clone()
+            .map_err(ServerError::io("sharing the listener with a reactor"))?;
+        let reactor = Reactor::new(ctx.clone(), TcpListener::from_std(std_listener))
+            .map_err(ServerError::io("setting up an epoll event loop"))?;
+        reactors.push(reactor);
+    }
+    drop(listener);
+    spawn_runner(&ctx.clone(), move || {
+        let mut first = reactors.remove(0);
+        let mut others = Vec::new();
+        for (i, mut reactor) in reactors.into_iter().enumerate() {
+            let spawned = thread::Builder::new()
+                .name(format!("reactor-{}", i + 1))
+                .spawn(move || reactor.run());
+            match spawned {
+                Ok(handle) => others.push(handle),
+                Err(e) => {
+                    eprintln!("servers[reactor]: cannot start reactor {}: {e}; running with fewer", i + 1);
+                }
+            }
+        }
+        let mut result = first.run();
+        for handle in others {
+            let joined = handle.join().map_err(|_| ServerError::Panicked(ctx.style))?;
+            result = result.and(joined);
+        }
+        result.map_err(ServerError::io("waiting for events"))
+    })
+}
+
+/// A connection's handler: the callbacks the loop dispatches readiness to.
+struct Connection {
+    echo: EchoConn<TcpStream>,
+}
+
+/// What a callback tells the loop.
+enum Next {
+    /// Wait for the next readiness event.
+    Wait,
+    /// Budget used up with more to do: run again before the next wait.
+    Again,
+    /// Deregister and close.
+    Close,
+}
+
+impl Connection {
+    fn on_readable(&mut self, lp: &mut LoopState) -> Next {
+        self.drive(lp)
+    }
+
+    fn on_writable(&mut self, lp: &mut LoopState) -> Next {
+        // A writable edge means room freed up: flush, and then read again what
+        // back-pressure left in the socket (no new readable edge will come).
+        self.drive(lp)
+    }
+
+    fn drive(&mut self, lp: &mut LoopState) -> Next {
+        match self.echo.drive(&mut lp.scratch, lp.work, &lp.ctx.stats, BUDGET) {
+            Ok(Drive::Idle | Drive::Progressed) => Next::Wait,
+            Ok(Drive::Budget) => Next::Again,
+            Ok(Drive::Done) => Next::Close,
+            Err(_) => {
+                lp.ctx.stats.conn_error();
+                Next::Close
+            }
+        }
+    }
+}
+
+/// What every handler of one loop shares.
+struct LoopState {
+    ctx: Ctx,
+    scratch: Vec<u8>,
+    work: Duration,
+}
+
+struct Reactor {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Slab<Connection>,
+    again: VecDeque<Token>,
+    accept_errors: AcceptErrors,
+    accept_paused_until: Option<Instant>,
+    lp: LoopState,
+}
+
+impl Reactor {
+    fn new(ctx: Ctx, mut listener: TcpListener) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        ctx.shutdown.on_trigger(move || {
+            // A failed wake leaves the loop to notice at its next event.
+            let _ = waker.wake();
+        });
+        Ok(Reactor {
+            poll,
+            listener,
+            conns: Slab::new(),
+            again: VecDeque::new(),
+            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "reactor"),
+            accept_paused_until: None,
+            lp: LoopState {
+                scratch: vec![0u8; ctx.config.buffer_size],
+                work: ctx.config.work(),
+                ctx,
+            },
+        })
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.lp.ctx.shutdown.is_stopping() {
+            let timeout = if !self.again.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                self.accept_paused_until
+                    .map(|until| until.saturating_duration_since(Instant::now()))
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    LISTENER => self.on_acceptable(),
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.dispatch(token, Connection::on_readable);
+                        }
+                        if event.is_writable() {
+                            self.dispatch(token, Connection::on_writable);
+                        }
+                    }
+                }
+            }
+            // Edge-triggered: after a back-off nothing re-announces the
+            // connections still waiting in the backlog, so ask again.
+            if self.accept_paused_until.is_some_and(|until| Instant::now() >= until) {
+                self.on_acceptable();
+            }
+            for _ in 0..self.again.len() {
+                if let Some(token) = self.again.pop_front() {
+                    self.dispatch(token, Connection::drive);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, token: Token, callback: fn(&mut Connection, &mut LoopState) -> Next) {
+        // The handler may be gone already (closed earlier in this batch).
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        match callback(conn, &mut self.lp) {
+            Next::Wait => {}
+            Next::Again => self.again.push_back(token),
+            Next::Close => {
+                let mut conn = self.conns.remove(token.0);
+                // Closing the socket deregisters it; this is for clarity.
+                let _ = self.poll.registry().deregister(&mut conn.echo.stream);
+            }
+        }
+    }
+
+    /// The listener's callback: accept until it would block.
+    fn on_acceptable(&mut self) {
+        self.accept_paused_until = None;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    self.accept_errors.on_success();
+                    self.on_accepted(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => match self.accept_errors.on_error(&e) {
+                    AcceptAction::Retry => {}
+                    AcceptAction::BackOff(wait) => {
+                        self.accept_paused_until = Some(Instant::now() + wait);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, mut stream: TcpStream) {
+        let ctx = &self.lp.ctx;
+        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+            return;
+        };
+        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
+            ctx.stats.conn_failed();
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        let registered = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        match registered {
+            Ok(()) => {
+                // epoll reports data that arrived before registration as
+                // a first event, so nothing is lost by waiting for it.
+                entry.insert(Connection {
+                    echo: EchoConn::new(stream, guard),
+                });
+            }
+            Err(_) => ctx.stats.conn_failed(),
+        }
+    }
+}

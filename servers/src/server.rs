@@ -1,0 +1,137 @@
+//! Starting a style on a listener, and the handle that stops it.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+use crate::stats::{Stats, Summary};
+use crate::style::Style;
+use crate::{coroutines, polling, reactor, tasks, threads};
+
+/// Why a server could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0} server thread panicked")]
+    Panicked(Style),
+}
+
+impl ServerError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> ServerError {
+        move |source| ServerError::Io { what, source }
+    }
+}
+
+/// What every style gets: its configuration and the shared pieces.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub style: Style,
+    pub config: Config,
+    pub stats: Arc<Stats>,
+    pub shutdown: Arc<Shutdown>,
+}
+
+/// The thread that runs a style until shutdown, returned by each style's
+/// `start`.
+pub(crate) type Runner = JoinHandle<Result<(), ServerError>>;
+
+/// Spawns a named thread that runs a style's main loop.
+pub(crate) fn spawn_runner(
+    ctx: &Ctx,
+    f: impl FnOnce() -> Result<(), ServerError> + Send + 'static,
+) -> Result<Runner, ServerError> {
+    std::thread::Builder::new()
+        .name(format!("{}-main", ctx.style))
+        .spawn(f)
+        .map_err(ServerError::io("spawning the server thread"))
+}
+
+/// Starts `style` serving connections from `listener` (which the caller
+/// bound, see [`crate::listener::bind`]). Returns once the server is set up;
+/// connections queued on the listener are served from then on.
+pub fn start(style: Style, config: Config, listener: TcpListener) -> Result<ServerHandle, ServerError> {
+    let local_addr = listener
+        .local_addr()
+        .map_err(ServerError::io("reading the listener's address"))?;
+    let ctx = Ctx {
+        style,
+        config,
+        stats: Arc::new(Stats::default()),
+        shutdown: Shutdown::new(),
+    };
+    let runner = match style {
+        Style::Threads => threads::start(ctx.clone(), listener)?,
+        Style::Polling => polling::start(ctx.clone(), listener)?,
+        Style::Reactor => reactor::start(ctx.clone(), listener)?,
+        Style::Tasks => tasks::start(ctx.clone(), listener)?,
+        Style::Coroutines => coroutines::start(ctx.clone(), listener)?,
+    };
+    Ok(ServerHandle {
+        style,
+        local_addr,
+        stats: ctx.stats,
+        shutdown: ctx.shutdown,
+        runner: Some(runner),
+    })
+}
+
+/// A running server. Dropping it stops it, like [`shutdown`](Self::shutdown).
+pub struct ServerHandle {
+    style: Style,
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    shutdown: Arc<Shutdown>,
+    runner: Option<Runner>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (the real port when bound to `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    /// The counters so far.
+    pub fn summary(&self) -> Summary {
+        self.stats.snapshot()
+    }
+
+    /// True if the server stopped by itself (it should not: a failure).
+    pub fn is_finished(&self) -> bool {
+        self.runner.as_ref().is_none_or(|r| r.is_finished())
+    }
+
+    /// Stops accepting, closes every connection, waits for the style's
+    /// threads, and returns the final counters.
+    pub fn shutdown(mut self) -> Result<Summary, ServerError> {
+        self.stop()?;
+        Ok(self.stats.snapshot())
+    }
+
+    fn stop(&mut self) -> Result<(), ServerError> {
+        self.shutdown.trigger();
+        match self.runner.take() {
+            Some(runner) => runner.join().map_err(|_| ServerError::Panicked(self.style))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("servers[{}]: {e}", self.style);
+        }
+    }
+}

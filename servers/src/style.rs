@@ -1,0 +1,68 @@
+//! The concurrency styles and the idea each one demonstrates.
+
+use std::fmt;
+
+/// One concurrency style of the echo service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Style {
+    /// One OS thread per connection, blocking sockets.
+    Threads,
+    /// One thread asking every non-blocking socket in turn, no readiness API.
+    Polling,
+    /// An epoll (mio) event loop dispatching readiness to per-connection callbacks.
+    Reactor,
+    /// async/await on tokio, one task per connection.
+    Tasks,
+    /// Stackful coroutines on `may`, one per connection.
+    Coroutines,
+}
+
+impl Style {
+    /// Every style, in the order reports list them. Tests loop over this, so a
+    /// new style gets the whole conformance suite by being added here.
+    pub const ALL: &'static [Style] = &[
+        Style::Threads,
+        Style::Polling,
+        Style::Reactor,
+        Style::Tasks,
+        Style::Coroutines,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Threads => "threads",
+            Style::Polling => "polling",
+            Style::Reactor => "reactor",
+            Style::Tasks => "tasks",
+            Style::Coroutines => "coroutines",
+        }
+    }
+
+    /// One line on the idea the style demonstrates (printed by `servers list`).
+    pub fn idea(self) -> &'static str {
+        match self {
+            Style::Threads => {
+                "synchronous blocking: one OS thread per connection; the kernel preempts, so one busy client cannot starve the others"
+            }
+            Style::Polling => {
+                "synchronous non-blocking: one thread keeps asking every socket \"ready yet?\" and burns CPU doing it, even when idle"
+            }
+            Style::Reactor => {
+                "I/O multiplexing: one epoll event loop (mio) dispatches readiness to per-connection callbacks, like Nginx, libevent, node.js"
+            }
+            Style::Tasks => {
+                "async/await on tokio: the callbacks hidden behind futures on a work-stealing runtime; cooperative, so a CPU-heavy task holds its worker"
+            }
+            Style::Coroutines => {
+                "stackful coroutines on may: blocking-looking code, user-space switching; cooperative, so a CPU-heavy coroutine starves its neighbours"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Style {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,120 @@
+//! `tasks`: async/await on tokio, one task per connection.
+//!
+//! The reactor's callbacks, hidden behind futures: each connection is
+//! written as straight-line code (`read().await`, `write_all().await`), and
+//! the compiler turns it into the state machine the reactor style writes by
+//! hand. Tasks run on a work-stealing multi-threaded runtime
+//! (`--workers N`, default one per CPU) or, with `--workers 0`, on a single
+//! current-thread runtime. Scheduling is cooperative: a task only yields at
+//! an `.await`, so CPU-bound work (`--work-us`) holds its worker thread.
+
+use std::net::TcpListener as StdListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::watch;
+
+use crate::accept::{AcceptAction, AcceptErrors};
+use crate::config::available_cpus;
+use crate::echo::burn;
+use crate::listener::configure_accepted;
+use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::shutdown::CLOSE_BUDGET;
+use crate::stats::{ConnGuard, Stats};
+
+pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerError> {
+    let runtime = build_runtime(ctx.config.workers.unwrap_or_else(available_cpus))
+        .map_err(ServerError::io("building the tokio runtime"))?;
+    // tokio needs the socket non-blocking before it adopts it.
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::io("making the listener non-blocking"))?;
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener).map_err(ServerError::io("registering the listener with tokio"))?
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    ctx.shutdown.on_trigger(move || {
+        let _ = stop_tx.send(true);
+    });
+    spawn_runner(&ctx.clone(), move || {
+        runtime.block_on(accept_loop(ctx, listener, stop_rx));
+        // Dropping the runtime drops every connection task at its next
+        // `.await`, which closes its socket.
+        runtime.shutdown_timeout(CLOSE_BUDGET);
+        Ok(())
+    })
+}
+
+fn build_runtime(workers: usize) -> std::io::Result<Runtime> {
+    let mut builder = if workers == 0 {
+        Builder::new_current_thread()
+    } else {
+        let mut b = Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder.enable_all().thread_name("tasks-worker").build()
+}
+
+async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "tasks");
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if let AcceptAction::BackOff(wait) = errors.on_error(&e) {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                continue;
+            }
+        };
+        errors.on_success();
+        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+            continue;
+        };
+        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
+            ctx.stats.conn_failed();
+            continue;
+        }
+        tokio::spawn(serve(stream, guard, ctx.config.buffer_size, ctx.config.work()));
+    }
+}
+
+async fn serve(mut stream: TcpStream, guard: ConnGuard, buffer_size: usize, work: Duration) {
+    if echo(&mut stream, buffer_size, work, guard.stats()).await.is_err() {
+        guard.stats().conn_error();
+    }
+}
+
+async fn echo(stream: &mut TcpStream, buffer_size: usize, work: Duration, stats: &Stats) -> std::io::Result<()> {
+    // Wait for the peer to speak before giving it a buffer, so an idle
+    // connection costs only its task.
+    stream.readable().await?;
+    let mut buf = vec![0u8; buffer_size];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        burn(work);
+        stream.write_all(&buf[..n]).await?;
+        stats.echoed(n);
+    }
+    // Half-close: everything was sent back; now our side says EOF too.
+    match stream.shutdown().await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
