@@ -4,6 +4,8 @@
 //! corrected latency, server sampling) is its own issue.
 
 fn main() -> anyhow::Result<()> {
-    eprintln!("loadgen: the measuring engine is not built yet; start a server with `servers <style>`");
+    eprintln!(
+        "loadgen: the measuring engine is not built yet; start a server with `servers <style>`"
+    );
     std::process::exit(2)
 }

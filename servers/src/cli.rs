@@ -121,10 +121,12 @@ fn serve_until_signal(args: &ServeArgs) -> anyhow::Result<()> {
     }
     // Signals are caught before the listening line goes out, so a signal
     // sent as soon as the line is read cannot kill the process unsummarised.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
     let listener = crate::listener::bind(args.addr, &args.listener_options())
         .with_context(|| format!("cannot listen on {} (--addr)", args.addr))?;
-    let server = crate::start(args.style, args.config(), listener).context("starting the server")?;
+    let server =
+        crate::start(args.style, args.config(), listener).context("starting the server")?;
 
     let mut stdout = std::io::stdout().lock();
     writeln!(

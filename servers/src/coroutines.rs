@@ -56,7 +56,9 @@ pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerErr
             }
             .map_err(ServerError::io("spawning the accept coroutine"))?
         };
-        acceptor.join().map_err(|_| ServerError::Panicked(ctx.style))?;
+        acceptor
+            .join()
+            .map_err(|_| ServerError::Panicked(ctx.style))?;
         // Waiting happens on this OS thread, not in a coroutine, so the
         // workers stay free to run the connections down.
         registry.close_all();
@@ -83,7 +85,10 @@ fn adopt_listener(listener: StdListener) -> Result<Arc<TcpListener>, ServerError
 
 fn accept_loop(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
     let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "coroutines");
-    let stack_words = ctx.config.stack_size.map(|bytes| bytes / std::mem::size_of::<usize>());
+    let stack_words = ctx
+        .config
+        .stack_size
+        .map(|bytes| bytes / std::mem::size_of::<usize>());
     let mut spawn_failures = 0u64;
     while !ctx.shutdown.is_stopping() {
         let stream = match listener.accept() {
@@ -125,7 +130,9 @@ fn accept_loop(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) 
             ctx.stats.conn_failed();
             spawn_failures += 1;
             if spawn_failures == 1 {
-                eprintln!("servers[coroutines]: cannot start a connection coroutine: {e} (counted as conn_errors)");
+                eprintln!(
+                    "servers[coroutines]: cannot start a connection coroutine: {e} (counted as conn_errors)"
+                );
             }
         }
     }

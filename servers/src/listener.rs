@@ -40,7 +40,10 @@ pub fn bind(addr: SocketAddr, opts: &ListenerOptions) -> io::Result<TcpListener>
 }
 
 /// Applies per-connection socket options to a freshly accepted socket.
-pub(crate) fn configure_accepted<S: std::os::fd::AsFd>(stream: &S, nodelay: bool) -> io::Result<()> {
+pub(crate) fn configure_accepted<S: std::os::fd::AsFd>(
+    stream: &S,
+    nodelay: bool,
+) -> io::Result<()> {
     if nodelay {
         SockRef::from(stream).set_tcp_nodelay(true)?;
     }

@@ -46,7 +46,13 @@ fn run(ctx: &Ctx, listener: &TcpListener) {
         let mut busy = false;
         if accept_paused_until.is_none_or(|until| Instant::now() >= until) {
             accept_paused_until = None;
-            busy |= accept_ready(ctx, listener, &mut errors, &mut accept_paused_until, &mut conns);
+            busy |= accept_ready(
+                ctx,
+                listener,
+                &mut errors,
+                &mut accept_paused_until,
+                &mut conns,
+            );
         }
         let mut i = 0;
         while i < conns.len() {

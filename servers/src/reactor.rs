@@ -60,13 +60,18 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
             match spawned {
                 Ok(handle) => others.push(handle),
                 Err(e) => {
-                    eprintln!("servers[reactor]: cannot start reactor {}: {e}; running with fewer", i + 1);
+                    eprintln!(
+                        "servers[reactor]: cannot start reactor {}: {e}; running with fewer",
+                        i + 1
+                    );
                 }
             }
         }
         let mut result = first.run();
         for handle in others {
-            let joined = handle.join().map_err(|_| ServerError::Panicked(ctx.style))?;
+            let joined = handle
+                .join()
+                .map_err(|_| ServerError::Panicked(ctx.style))?;
             result = result.and(joined);
         }
         result.map_err(ServerError::io("waiting for events"))
@@ -100,7 +105,10 @@ impl Connection {
     }
 
     fn drive(&mut self, lp: &mut LoopState) -> Next {
-        match self.echo.drive(&mut lp.scratch, lp.work, &lp.ctx.stats, BUDGET) {
+        match self
+            .echo
+            .drive(&mut lp.scratch, lp.work, &lp.ctx.stats, BUDGET)
+        {
             Ok(Drive::Idle | Drive::Progressed) => Next::Wait,
             Ok(Drive::Budget) => Next::Again,
             Ok(Drive::Done) => Next::Close,
@@ -132,7 +140,8 @@ struct Reactor {
 impl Reactor {
     fn new(ctx: Ctx, mut listener: TcpListener) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         ctx.shutdown.on_trigger(move || {
             // A failed wake leaves the loop to notice at its next event.
@@ -183,7 +192,10 @@ impl Reactor {
             }
             // Edge-triggered: after a back-off nothing re-announces the
             // connections still waiting in the backlog, so ask again.
-            if self.accept_paused_until.is_some_and(|until| Instant::now() >= until) {
+            if self
+                .accept_paused_until
+                .is_some_and(|until| Instant::now() >= until)
+            {
                 self.on_acceptable();
             }
             for _ in 0..self.again.len() {

@@ -57,7 +57,11 @@ pub(crate) fn spawn_runner(
 /// Starts `style` serving connections from `listener` (which the caller
 /// bound, see [`crate::listener::bind`]). Returns once the server is set up;
 /// connections queued on the listener are served from then on.
-pub fn start(style: Style, config: Config, listener: TcpListener) -> Result<ServerHandle, ServerError> {
+pub fn start(
+    style: Style,
+    config: Config,
+    listener: TcpListener,
+) -> Result<ServerHandle, ServerError> {
     let local_addr = listener
         .local_addr()
         .map_err(ServerError::io("reading the listener's address"))?;
@@ -122,7 +126,9 @@ impl ServerHandle {
     fn stop(&mut self) -> Result<(), ServerError> {
         self.shutdown.trigger();
         match self.runner.take() {
-            Some(runner) => runner.join().map_err(|_| ServerError::Panicked(self.style))?,
+            Some(runner) => runner
+                .join()
+                .map_err(|_| ServerError::Panicked(self.style))?,
             None => Ok(()),
         }
     }

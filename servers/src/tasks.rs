@@ -34,7 +34,8 @@ pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerErr
         .map_err(ServerError::io("making the listener non-blocking"))?;
     let listener = {
         let _entered = runtime.enter();
-        TcpListener::from_std(listener).map_err(ServerError::io("registering the listener with tokio"))?
+        TcpListener::from_std(listener)
+            .map_err(ServerError::io("registering the listener with tokio"))?
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     ctx.shutdown.on_trigger(move || {
@@ -88,17 +89,30 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<
             ctx.stats.conn_failed();
             continue;
         }
-        tokio::spawn(serve(stream, guard, ctx.config.buffer_size, ctx.config.work()));
+        tokio::spawn(serve(
+            stream,
+            guard,
+            ctx.config.buffer_size,
+            ctx.config.work(),
+        ));
     }
 }
 
 async fn serve(mut stream: TcpStream, guard: ConnGuard, buffer_size: usize, work: Duration) {
-    if echo(&mut stream, buffer_size, work, guard.stats()).await.is_err() {
+    if echo(&mut stream, buffer_size, work, guard.stats())
+        .await
+        .is_err()
+    {
         guard.stats().conn_error();
     }
 }
 
-async fn echo(stream: &mut TcpStream, buffer_size: usize, work: Duration, stats: &Stats) -> std::io::Result<()> {
+async fn echo(
+    stream: &mut TcpStream,
+    buffer_size: usize,
+    work: Duration,
+    stats: &Stats,
+) -> std::io::Result<()> {
     // Wait for the peer to speak before giving it a buffer, so an idle
     // connection costs only its task.
     stream.readable().await?;

@@ -58,7 +58,11 @@ fn accept_loop(ctx: &Ctx, listener: &TcpListener) {
             continue;
         }
         let mut conn = registry.track(stream);
-        let (buffer_size, work, stats) = (ctx.config.buffer_size, ctx.config.work(), Arc::clone(&ctx.stats));
+        let (buffer_size, work, stats) = (
+            ctx.config.buffer_size,
+            ctx.config.work(),
+            Arc::clone(&ctx.stats),
+        );
         let spawned = thread::Builder::new()
             .name("threads-conn".into())
             .stack_size(stack)
@@ -74,7 +78,9 @@ fn accept_loop(ctx: &Ctx, listener: &TcpListener) {
             ctx.stats.conn_failed();
             spawn_failures += 1;
             if spawn_failures == 1 {
-                eprintln!("servers[threads]: cannot start a connection thread: {e} (counted as conn_errors)");
+                eprintln!(
+                    "servers[threads]: cannot start a connection thread: {e} (counted as conn_errors)"
+                );
             }
         }
     }
