@@ -98,3 +98,40 @@ fn is_per_connection(err: &io::Error) -> bool {
         )
     ) || err.kind() == io::ErrorKind::ConnectionAborted
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors() -> (Arc<Stats>, AcceptErrors) {
+        let stats = Arc::new(Stats::default());
+        (Arc::clone(&stats), AcceptErrors::new(stats, "test"))
+    }
+
+    #[test]
+    fn out_of_fds_backs_off_increasingly_and_is_counted() {
+        let (stats, mut errs) = errors();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let waits: Vec<_> = (0..8).map(|_| errs.on_error(&emfile)).collect();
+        assert_eq!(waits[0], AcceptAction::BackOff(FIRST_BACKOFF));
+        assert_eq!(waits[1], AcceptAction::BackOff(FIRST_BACKOFF * 2));
+        assert_eq!(waits[7], AcceptAction::BackOff(MAX_BACKOFF));
+        assert_eq!(stats.snapshot().accept_errors, 8);
+        errs.on_success();
+        assert_eq!(errs.on_error(&emfile), AcceptAction::BackOff(FIRST_BACKOFF));
+    }
+
+    #[test]
+    fn aborted_connection_retries_at_once() {
+        let (stats, mut errs) = errors();
+        let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        assert_eq!(errs.on_error(&aborted), AcceptAction::Retry);
+        let interrupted = io::Error::from(io::ErrorKind::Interrupted);
+        assert_eq!(errs.on_error(&interrupted), AcceptAction::Retry);
+        assert_eq!(
+            stats.snapshot().accept_errors,
+            1,
+            "EINTR is not an accept error"
+        );
+    }
+}

@@ -44,3 +44,38 @@ pub fn parse_listening_line(line: &str) -> Option<(std::net::SocketAddr, Style, 
     let pid = parts.next()?.strip_prefix("pid=")?.parse().ok()?;
     Some((addr, style, pid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line_round_trips() {
+        let line = "listening on 127.0.0.1:4242 style=reactor pid=77\n";
+        let (addr, style, pid) = parse_listening_line(line).expect("parses");
+        assert_eq!(addr, "127.0.0.1:4242".parse().unwrap());
+        assert_eq!(style, Style::Reactor);
+        assert_eq!(pid, 77);
+    }
+
+    #[test]
+    fn malformed_listening_lines_are_rejected() {
+        for bad in [
+            "",
+            "listening on nowhere style=reactor pid=1",
+            "listening on 127.0.0.1:1 style=fibers pid=1",
+            "listening on 127.0.0.1:1 style=tasks",
+            "ready 127.0.0.1:1 style=tasks pid=1",
+        ] {
+            assert!(parse_listening_line(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_style_parses_from_its_name() {
+        for &style in Style::ALL {
+            let parsed = <Style as clap::ValueEnum>::from_str(style.name(), false);
+            assert_eq!(parsed, Ok(style));
+        }
+    }
+}

@@ -119,3 +119,25 @@ impl Drop for ConnGuard {
         self.stats.active.fetch_sub(1, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_respects_max_and_tracks_peak() {
+        let stats = Arc::new(Stats::default());
+        let a = stats.admit(Some(2)).expect("first");
+        let b = stats.admit(Some(2)).expect("second");
+        assert!(stats.admit(Some(2)).is_none(), "third is over the limit");
+        drop(a);
+        let c = stats.admit(Some(2)).expect("room again");
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.accepted, s.rejected, s.active, s.peak_conns),
+            (3, 1, 2, 2)
+        );
+        drop((b, c));
+        assert_eq!(stats.snapshot().active, 0);
+    }
+}
