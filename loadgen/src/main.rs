@@ -1,11 +1,12 @@
-//! `loadgen`: the load generator that drives the echo servers.
-//!
-//! A placeholder for now: the measuring engine (closed and open loop,
-//! corrected latency, server sampling) is its own issue.
+//! `loadgen`: drive an echo server and report honestly what it did.
+//! All logic lives in the library (`loadgen::cli`).
 
-fn main() -> anyhow::Result<()> {
-    eprintln!(
-        "loadgen: the measuring engine is not built yet; start a server with `servers <style>`"
-    );
-    std::process::exit(2)
+fn main() {
+    match loadgen::cli::main_with(std::env::args_os().collect()) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("loadgen: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
 }

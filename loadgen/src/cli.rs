@@ -1,0 +1,347 @@
+//! The `loadgen` command line, in the library so tests parse it in-process.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::driver::{self, Control, RunOptions};
+use crate::report;
+use crate::results::RunResult;
+use crate::spec::{Mode, RunSpec};
+
+/// Exit status of a run that completed but failed (errors, dead server...).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status of a run interrupted by Ctrl-C (partial results printed).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "An honest load generator for TCP echo servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drive one server and report what it did.
+    Run(RunArgs),
+    /// Combine result files of simultaneous runs (several loadgen processes
+    /// or hosts against one server) into one: histograms added, throughputs
+    /// and errors summed.
+    Merge(MergeArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Closed,
+    Open,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, value_parser = parse_addr)]
+    pub addr: SocketAddr,
+    /// Active connections (they send messages).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub conns: u64,
+    /// Measured time, e.g. 10s, 500ms, 1m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time after every connection is open and before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub size: u64,
+    /// Most messages in flight per connection (both modes).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub pipeline: u64,
+    /// closed: next message when the reply is back; open: fixed schedule at --rate.
+    #[arg(long, value_enum, default_value_t = ModeArg::Closed)]
+    pub mode: ModeArg,
+    /// Messages per second in total (open mode).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Extra connections opened first and held idle.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub idle: u64,
+    /// Open at most this many connections per second (ramp).
+    #[arg(long, value_parser = parse_rate)]
+    pub connect_rate: Option<f64>,
+    /// Source addresses, round-robin: 127.0.0.1-127.0.0.8 or a comma list.
+    #[arg(long, value_parser = parse_source_ips)]
+    pub source_ips: Option<SourceIps>,
+    /// loadgen worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: u64,
+    /// Per-message and per-connect timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Sample this server process from /proc (RSS, CPU, context switches).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// A name for this run in reports.
+    #[arg(long)]
+    pub label: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the result (in --format) to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Result files written with --format json.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Parsed source addresses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceIps(pub Vec<IpAddr>);
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?} (want HOST:PORT): {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (want e.g. 10s, 500ms, 1m)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("{s:?} is not a positive rate per second")),
+    }
+}
+
+fn parse_source_ips(s: &str) -> Result<SourceIps, String> {
+    let mut ips = Vec::new();
+    for part in s.split(',') {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 65_535 {
+                return Err(format!(
+                    "{part:?} is not an ascending range of at most 65536 addresses"
+                ));
+            }
+            ips.extend((a..=b).map(|ip| IpAddr::from(std::net::Ipv4Addr::from(ip))));
+        } else {
+            ips.push(part.trim().parse().map_err(|e| format!("{part:?}: {e}"))?);
+        }
+    }
+    Ok(SourceIps(ips))
+}
+
+impl RunArgs {
+    pub fn spec(&self) -> Result<RunSpec, clap::Error> {
+        let mode = match (self.mode, self.rate) {
+            (ModeArg::Closed, None) => Mode::Closed,
+            (ModeArg::Open, Some(rate)) => Mode::Open { rate },
+            (ModeArg::Open, None) => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--mode open needs --rate (messages per second in total)\n",
+                ));
+            }
+            (ModeArg::Closed, Some(_)) => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--rate applies to --mode open only\n",
+                ));
+            }
+        };
+        if self.duration.is_zero() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                "--duration must be more than 0\n",
+            ));
+        }
+        Ok(RunSpec {
+            addr: self.addr,
+            conns: self.conns as usize,
+            idle: self.idle as usize,
+            duration: self.duration,
+            warmup: self.warmup,
+            size: self.size as usize,
+            pipeline: self.pipeline as usize,
+            mode,
+            connect_rate: self.connect_rate,
+            source_ips: self.source_ips.clone().map(|s| s.0).unwrap_or_default(),
+            threads: self.threads as usize,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// Runs the binary; returns the process exit code.
+pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Run(args) => {
+            let spec = args.spec().unwrap_or_else(|e| e.exit());
+            run_command(&args, spec)
+        }
+        Command::Merge(args) => merge_command(&args),
+    }
+}
+
+fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
+    let limit = servers_limit();
+    let needed = spec.total_conns() as u64 + 64;
+    if needed > limit {
+        eprintln!(
+            "loadgen: {} connections need about {needed} file descriptors but the open-files limit is {limit}; \
+             connections past it will fail (counted as fd_limit). Raise the hard limit (ulimit -Hn) to go further.",
+            spec.total_conns()
+        );
+    }
+    let control = Arc::new(Control::default());
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.stop))
+        .context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.stop))
+        .context("installing the SIGTERM handler")?;
+    let mut opts = RunOptions {
+        server_pid: args.server_pid,
+        label: args.label.clone(),
+        on_tick: None,
+    };
+    if std::io::stderr().is_terminal() {
+        opts.on_tick = Some(progress_bar(&spec));
+    }
+    let result = driver::run(&spec, control, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if result.client.client_bound {
+        eprintln!(
+            "loadgen: warning: a loadgen thread was busy {:.0}% of the run: these numbers are the client's limit, \
+             not the server's (add --threads, or pin loadgen to other CPUs)",
+            result.client.busy_max * 100.0
+        );
+    }
+    emit(&result, args.format, args.out.as_ref())?;
+    Ok(exit_code(&result))
+}
+
+pub fn exit_code(result: &RunResult) -> i32 {
+    if result.outcome.interrupted {
+        EXIT_INTERRUPTED
+    } else if result.outcome.ok {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
+    let mut results = Vec::new();
+    for path in &args.files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let r: RunResult = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a loadgen JSON result", path.display()))?;
+        results.push(r);
+    }
+    let merged = RunResult::merge(&results).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
+    emit(&merged, args.format, args.out.as_ref())?;
+    Ok(if merged.outcome.ok { 0 } else { EXIT_FAILED })
+}
+
+fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Result<()> {
+    let body = match format {
+        Format::Text => report::text(result),
+        Format::Json => report::json(result) + "\n",
+        Format::Csv => format!("{}\n{}\n", report::csv_header(), report::csv_row(result)),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, body)
+                .with_context(|| format!("writing {} (--out)", path.display()))?;
+            if format != Format::Text {
+                print!("{}", report::text(result));
+            }
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(body.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises the open-files limit and returns the soft limit now in force.
+fn servers_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            eprintln!("loadgen: raised the open-files limit from {soft} to {hard}");
+            return hard;
+        }
+        return soft;
+    }
+    0
+}
+
+fn progress_bar(spec: &RunSpec) -> driver::TickFn {
+    let total = spec.total_conns() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("connecting");
+    let mut phase = 0;
+    Box::new(
+        move |control: &Control, spec: &RunSpec| match control.start.get() {
+            None => bar.set_position(
+                control
+                    .established
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            Some(start) => {
+                let elapsed = start.elapsed();
+                let total_ms = (spec.warmup + spec.duration).as_millis() as u64;
+                if phase == 0 {
+                    phase = 1;
+                    bar.set_length(total_ms.max(1));
+                }
+                let msgs = control.completed.load(std::sync::atomic::Ordering::Relaxed);
+                bar.set_message(if elapsed < spec.warmup {
+                    "warming up".to_string()
+                } else {
+                    format!("measuring, {msgs} msgs")
+                });
+                bar.set_position((elapsed.as_millis() as u64).min(total_ms));
+                if elapsed >= spec.warmup + spec.duration {
+                    bar.finish_and_clear();
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,231 @@
+//! Result formats: a human table, JSON (the schema in [`crate::results`]),
+//! and CSV with one row per run.
+
+use std::fmt::Write as _;
+
+use crate::results::RunResult;
+use crate::spec::Mode;
+
+fn us(v: u64) -> String {
+    if v >= 10_000_000 {
+        format!("{:.1} s", v as f64 / 1e6)
+    } else if v >= 10_000 {
+        format!("{:.1} ms", v as f64 / 1e3)
+    } else {
+        format!("{v} us")
+    }
+}
+
+/// The human table printed on stdout.
+pub fn text(r: &RunResult) -> String {
+    let mut s = String::new();
+    let mode = match r.spec.mode {
+        Mode::Closed => format!("closed loop, pipeline {}", r.spec.pipeline),
+        Mode::Open { rate } => format!("open loop at {rate:.0} msg/s"),
+    };
+    let _ = writeln!(
+        s,
+        "{}loadgen -> {}: {} conns (+{} idle), {} B messages, {mode}, {:.1} s measured after {:.1} s warm-up, {} thread(s)",
+        r.label
+            .as_deref()
+            .map(|l| format!("[{l}] "))
+            .unwrap_or_default(),
+        "loadgen",
+        r.spec.addr,
+        r.spec.conns,
+        r.spec.idle,
+        r.spec.size,
+        r.measured_s,
+        r.spec.warmup.as_secs_f64(),
+        r.spec.threads,
+    );
+    let _ = writeln!(
+        s,
+        "  throughput   {:.0} msg/s, {:.2} MB/s ({} messages)",
+        r.throughput_msgs_per_s, r.throughput_mb_per_s, r.messages
+    );
+    let row = |name: &str, p: &crate::results::Percentiles| {
+        format!(
+            "  {name:<12} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}\n",
+            us(p.p50),
+            us(p.p90),
+            us(p.p99),
+            us(p.p999),
+            us(p.p9999),
+            us(p.max)
+        )
+    };
+    let _ = writeln!(s, "  latency: {}", r.latency_kind);
+    s.push_str(&row(
+        if r.latency_raw_us.is_some() {
+            "corrected"
+        } else {
+            "round trip"
+        },
+        &r.latency_us,
+    ));
+    if let Some(raw) = &r.latency_raw_us {
+        s.push_str(&row("raw (sent)", raw));
+    }
+    let c = &r.connect;
+    let _ = writeln!(
+        s,
+        "  connect      {}/{} established, p50 {}  p99 {}  max {}, {:.0} conn/s",
+        c.established,
+        c.attempted,
+        us(c.p50_us),
+        us(c.p99_us),
+        us(c.max_us),
+        c.rate_per_s
+    );
+    let f = &r.fairness;
+    let _ = writeln!(
+        s,
+        "  fairness     Jain {:.3}, per connection min {} max {}, longest stall {:.1} ms",
+        f.jain_index, f.min_per_conn, f.max_per_conn, f.longest_stall_ms
+    );
+    let _ = writeln!(s, "  errors       {}", r.errors.describe());
+    let _ = writeln!(
+        s,
+        "  client       busiest thread {:.0}% busy{}",
+        r.client.busy_max * 100.0,
+        if r.client.client_bound {
+            " -- CLIENT-BOUND: these figures are loadgen's limit, not the server's"
+        } else {
+            ""
+        }
+    );
+    if let Some(sv) = &r.server {
+        let _ = writeln!(
+            s,
+            "  server pid {} RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, ctx switches {:.0}/s voluntary {:.0}/s involuntary, threads {}, fds {}{}",
+            sv.pid,
+            sv.peak_rss_bytes as f64 / 1048576.0,
+            sv.baseline_rss_bytes as f64 / 1048576.0,
+            sv.rss_per_conn_bytes / 1024.0,
+            sv.cpu_percent,
+            sv.voluntary_ctxt_per_s,
+            sv.involuntary_ctxt_per_s,
+            sv.peak_threads,
+            sv.peak_fds,
+            if sv.alive_at_end {
+                ""
+            } else {
+                " -- EXITED during the run"
+            }
+        );
+    }
+    let e = &r.environment;
+    let _ = writeln!(
+        s,
+        "  environment  kernel {}, {} x {}, loadgen {} ({}), fd limit {}, somaxconn {}",
+        e.kernel,
+        e.cores,
+        e.cpu_model,
+        e.loadgen_version,
+        e.git_revision,
+        e.fd_limit,
+        e.somaxconn
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "?".into())
+    );
+    if r.outcome.ok {
+        let _ = writeln!(s, "  outcome      ok");
+    } else {
+        let _ = writeln!(s, "  outcome      FAILED: {}", r.outcome.reasons.join("; "));
+    }
+    s
+}
+
+pub fn json(r: &RunResult) -> String {
+    serde_json::to_string_pretty(r).expect("results serialize")
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "label",
+    "addr",
+    "mode",
+    "rate",
+    "conns",
+    "idle",
+    "size",
+    "pipeline",
+    "threads",
+    "measured_s",
+    "messages",
+    "msgs_per_s",
+    "mb_per_s",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "p9999_us",
+    "max_us",
+    "raw_p99_us",
+    "connect_p50_us",
+    "connect_p99_us",
+    "connect_max_us",
+    "connect_rate",
+    "errors",
+    "jain",
+    "longest_stall_ms",
+    "client_busy_max",
+    "client_bound",
+    "server_peak_rss",
+    "server_rss_per_conn",
+    "server_cpu_percent",
+    "ok",
+];
+
+pub fn csv_header() -> String {
+    CSV_COLUMNS.join(",")
+}
+
+pub fn csv_row(r: &RunResult) -> String {
+    let (mode, rate) = match r.spec.mode {
+        Mode::Closed => ("closed", String::new()),
+        Mode::Open { rate } => ("open", format!("{rate}")),
+    };
+    let sv = r.server.as_ref();
+    let fields = [
+        r.label.clone().unwrap_or_default().replace(',', ";"),
+        r.spec.addr.to_string(),
+        mode.to_string(),
+        rate,
+        r.spec.conns.to_string(),
+        r.spec.idle.to_string(),
+        r.spec.size.to_string(),
+        r.spec.pipeline.to_string(),
+        r.spec.threads.to_string(),
+        format!("{:.3}", r.measured_s),
+        r.messages.to_string(),
+        format!("{:.1}", r.throughput_msgs_per_s),
+        format!("{:.3}", r.throughput_mb_per_s),
+        r.latency_us.p50.to_string(),
+        r.latency_us.p90.to_string(),
+        r.latency_us.p99.to_string(),
+        r.latency_us.p999.to_string(),
+        r.latency_us.p9999.to_string(),
+        r.latency_us.max.to_string(),
+        r.latency_raw_us
+            .as_ref()
+            .map(|p| p.p99.to_string())
+            .unwrap_or_default(),
+        r.connect.p50_us.to_string(),
+        r.connect.p99_us.to_string(),
+        r.connect.max_us.to_string(),
+        format!("{:.1}", r.connect.rate_per_s),
+        r.errors.total().to_string(),
+        format!("{:.4}", r.fairness.jain_index),
+        format!("{:.1}", r.fairness.longest_stall_ms),
+        format!("{:.3}", r.client.busy_max),
+        r.client.client_bound.to_string(),
+        sv.map(|s| s.peak_rss_bytes.to_string()).unwrap_or_default(),
+        sv.map(|s| format!("{:.0}", s.rss_per_conn_bytes))
+            .unwrap_or_default(),
+        sv.map(|s| format!("{:.1}", s.cpu_percent))
+            .unwrap_or_default(),
+        r.outcome.ok.to_string(),
+    ];
+    fields.join(",")
+}

@@ -1,0 +1,375 @@
+//! A run's result: every figure loadgen reports, the histograms behind them
+//! (so that runs merge exactly), and the JSON schema they are written in.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Fingerprint;
+use crate::sampler::ServerStats;
+use crate::spec::RunSpec;
+
+/// Version of the JSON layout below; bump on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Latency histograms count microseconds from 1 us to 60 s, 3 significant
+/// figures.
+pub const HIST_MAX_US: u64 = 60_000_000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// Records a duration in microseconds, clamped into the histogram's range
+/// (a latency over 60 s is recorded as 60 s, never dropped).
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = (d.as_micros() as u64).clamp(1, HIST_MAX_US);
+    h.saturating_record(us);
+}
+
+/// A histogram in JSON: HdrHistogram V2 compressed, base64.
+#[derive(Clone, Debug)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist(new_histogram())
+    }
+}
+
+impl PartialEq for Hist {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.0, &mut bytes)
+            .map_err(|e| serde::ser::Error::custom(format!("histogram: {e:?}")))?;
+        s.serialize_str(&B64.encode(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = B64
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
+        // Re-bound, so merged histograms share one layout.
+        let mut bounded = new_histogram();
+        bounded
+            .add(&h)
+            .map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
+        Ok(Hist(bounded))
+    }
+}
+
+/// Percentiles of a latency histogram, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub p9999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Errors by kind. Every one is counted, none ends the run by itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Connect refused (nothing listening).
+    pub refused: u64,
+    /// Connection reset or broken pipe.
+    pub reset: u64,
+    /// A message not answered within --timeout.
+    pub timeout: u64,
+    /// The server closed a connection loadgen still used.
+    pub eof: u64,
+    /// Echoed bytes that differ from what was sent.
+    pub mismatch: u64,
+    /// A connect not completed within --timeout.
+    pub connect_timeout: u64,
+    /// No file descriptor left for a new socket (EMFILE/ENFILE).
+    pub fd_limit: u64,
+    /// No local port/address left (EADDRNOTAVAIL): add --source-ips.
+    pub addr_unavailable: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.refused
+            + self.reset
+            + self.timeout
+            + self.eof
+            + self.mismatch
+            + self.connect_timeout
+            + self.fd_limit
+            + self.addr_unavailable
+            + self.other
+    }
+
+    pub fn add(&mut self, o: &Errors) {
+        self.refused += o.refused;
+        self.reset += o.reset;
+        self.timeout += o.timeout;
+        self.eof += o.eof;
+        self.mismatch += o.mismatch;
+        self.connect_timeout += o.connect_timeout;
+        self.fd_limit += o.fd_limit;
+        self.addr_unavailable += o.addr_unavailable;
+        self.other += o.other;
+    }
+
+    /// Non-zero kinds, for messages.
+    pub fn describe(&self) -> String {
+        let kinds = [
+            ("refused", self.refused),
+            ("reset", self.reset),
+            ("timeout", self.timeout),
+            ("eof", self.eof),
+            ("mismatch", self.mismatch),
+            ("connect_timeout", self.connect_timeout),
+            ("fd_limit", self.fd_limit),
+            ("addr_unavailable", self.addr_unavailable),
+            ("other", self.other),
+        ];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// Connection set-up figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectStats {
+    pub attempted: u64,
+    pub established: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// Connections established per second over the connect phase.
+    pub rate_per_s: f64,
+    pub phase_s: f64,
+}
+
+/// Per-connection fairness over the measured window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Jain's index over messages completed per connection: 1 = all equal,
+    /// 1/n = one connection got everything.
+    pub jain_index: f64,
+    pub min_per_conn: u64,
+    pub max_per_conn: u64,
+    /// Longest time any active connection went without a completed message.
+    pub longest_stall_ms: f64,
+    /// Messages completed by each active connection in the window.
+    pub per_conn: Vec<u64>,
+}
+
+impl Fairness {
+    pub fn from_counts(per_conn: Vec<u64>, longest_stall_ms: f64) -> Fairness {
+        let n = per_conn.len() as f64;
+        let sum: f64 = per_conn.iter().map(|&x| x as f64).sum();
+        let sum_sq: f64 = per_conn.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        Fairness {
+            jain_index: if sum_sq > 0.0 {
+                sum * sum / (n * sum_sq)
+            } else {
+                0.0
+            },
+            min_per_conn: per_conn.iter().copied().min().unwrap_or(0),
+            max_per_conn: per_conn.iter().copied().max().unwrap_or(0),
+            longest_stall_ms,
+            per_conn,
+        }
+    }
+}
+
+/// How busy loadgen itself was.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientStats {
+    pub threads: usize,
+    /// CPU time / wall time of the busiest worker thread over the window.
+    pub busy_max: f64,
+    pub busy_mean: f64,
+    /// True when a worker was busy more than 90% of the window: the figures
+    /// are then the client's limit, not the server's.
+    pub client_bound: bool,
+}
+
+/// Whether the run did what was asked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub ok: bool,
+    pub interrupted: bool,
+    /// Why the run failed or ended early, in words.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// The reported latency: from intended send (open) or round trip (closed).
+    pub latency: Hist,
+    /// Open mode: from the actual send.
+    pub latency_raw: Option<Hist>,
+    pub connect: Hist,
+}
+
+/// Everything one run (or a merge of runs) measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    /// A name for the run (scenario, style), if the caller gave one.
+    pub label: Option<String>,
+    pub spec: RunSpec,
+    /// Number of runs merged into this one (1 for a plain run).
+    pub merged_runs: u32,
+    pub environment: Fingerprint,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix_s: u64,
+    /// Length of the measured window, seconds (shorter if the run ended early).
+    pub measured_s: f64,
+    /// What `latency_us` measures, in words.
+    pub latency_kind: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub throughput_msgs_per_s: f64,
+    pub throughput_mb_per_s: f64,
+    pub latency_us: Percentiles,
+    /// Open mode only: latency from the actual send, beside the corrected one.
+    pub latency_raw_us: Option<Percentiles>,
+    pub connect: ConnectStats,
+    pub errors: Errors,
+    pub fairness: Fairness,
+    pub client: ClientStats,
+    pub server: Option<ServerStats>,
+    pub outcome: Outcome,
+    pub histograms: Histograms,
+}
+
+impl RunResult {
+    /// Recomputes the derived figures from the histograms and counts.
+    pub fn refresh_derived(&mut self) {
+        self.latency_us = Percentiles::of(&self.histograms.latency.0);
+        self.latency_raw_us = self
+            .histograms
+            .latency_raw
+            .as_ref()
+            .map(|h| Percentiles::of(&h.0));
+        let c = &self.histograms.connect.0;
+        if !c.is_empty() {
+            self.connect.p50_us = c.value_at_quantile(0.5);
+            self.connect.p99_us = c.value_at_quantile(0.99);
+            self.connect.max_us = c.max();
+        }
+    }
+
+    /// Combines runs that happened at the same time from several loadgen
+    /// processes or hosts against one server: histograms are added,
+    /// throughputs, counts and errors summed, per-connection counts joined.
+    pub fn merge(results: &[RunResult]) -> Result<RunResult, String> {
+        let first = results.first().ok_or("nothing to merge")?;
+        let mut out = first.clone();
+        for r in &results[1..] {
+            if r.schema_version != SCHEMA_VERSION {
+                return Err(format!(
+                    "schema_version {} is not {SCHEMA_VERSION}",
+                    r.schema_version
+                ));
+            }
+            out.merged_runs += r.merged_runs;
+            out.spec.conns += r.spec.conns;
+            out.spec.idle += r.spec.idle;
+            out.spec.threads += r.spec.threads;
+            if let (crate::spec::Mode::Open { rate: a }, crate::spec::Mode::Open { rate: b }) =
+                (&mut out.spec.mode, &r.spec.mode)
+            {
+                *a += b;
+            }
+            out.measured_s = out.measured_s.max(r.measured_s);
+            out.started_unix_s = out.started_unix_s.min(r.started_unix_s);
+            out.messages += r.messages;
+            out.bytes += r.bytes;
+            out.throughput_msgs_per_s += r.throughput_msgs_per_s;
+            out.throughput_mb_per_s += r.throughput_mb_per_s;
+            out.errors.add(&r.errors);
+            add_hist(&mut out.histograms.latency, &r.histograms.latency)?;
+            add_hist(&mut out.histograms.connect, &r.histograms.connect)?;
+            match (&mut out.histograms.latency_raw, &r.histograms.latency_raw) {
+                (Some(a), Some(b)) => add_hist(a, b)?,
+                (None, None) => {}
+                _ => return Err("cannot merge an open-loop run with a closed-loop one".into()),
+            }
+            out.connect.attempted += r.connect.attempted;
+            out.connect.established += r.connect.established;
+            out.connect.rate_per_s += r.connect.rate_per_s;
+            out.connect.phase_s = out.connect.phase_s.max(r.connect.phase_s);
+            let mut per_conn = std::mem::take(&mut out.fairness.per_conn);
+            per_conn.extend_from_slice(&r.fairness.per_conn);
+            let stall = out
+                .fairness
+                .longest_stall_ms
+                .max(r.fairness.longest_stall_ms);
+            out.fairness = Fairness::from_counts(per_conn, stall);
+            out.client.threads += r.client.threads;
+            out.client.busy_max = out.client.busy_max.max(r.client.busy_max);
+            out.client.busy_mean = (out.client.busy_mean + r.client.busy_mean) / 2.0;
+            out.client.client_bound |= r.client.client_bound;
+            if out.server.is_none() {
+                out.server = r.server.clone();
+            }
+            out.outcome.ok &= r.outcome.ok;
+            out.outcome.interrupted |= r.outcome.interrupted;
+            out.outcome
+                .reasons
+                .extend(r.outcome.reasons.iter().cloned());
+        }
+        out.refresh_derived();
+        Ok(out)
+    }
+}
+
+fn add_hist(into: &mut Hist, from: &Hist) -> Result<(), String> {
+    into.0.add(&from.0).map_err(|e| format!("histogram: {e:?}"))
+}
