@@ -30,7 +30,6 @@ pub fn text(r: &RunResult) -> String {
             .as_deref()
             .map(|l| format!("[{l}] "))
             .unwrap_or_default(),
-        "loadgen",
         r.spec.addr,
         r.spec.conns,
         r.spec.idle,
