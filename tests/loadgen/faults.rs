@@ -1,0 +1,171 @@
+//! What loadgen does when the server misbehaves: every fault is counted,
+//! every run ends within bounded time, and the result says it failed.
+
+use std::time::{Duration, Instant};
+
+use loadgen::{Mode, RunSpec};
+
+use crate::broken::{self, Fault};
+use crate::engine::{run, spec};
+
+#[test]
+fn a_flipped_byte_is_a_mismatch() {
+    let server = broken::start(Fault::FlipByte(100));
+    let r = run(&spec(server.addr));
+    assert!(r.errors.mismatch >= 1, "{}", r.errors.describe());
+    assert!(!r.outcome.ok);
+}
+
+#[test]
+fn a_dropped_byte_is_a_mismatch() {
+    let server = broken::start(Fault::DropByte(100));
+    let r = run(&spec(server.addr));
+    assert!(r.errors.mismatch >= 1, "{}", r.errors.describe());
+    assert!(!r.outcome.ok);
+}
+
+#[test]
+fn a_stalled_server_times_out_and_the_run_ends() {
+    let server = broken::start(Fault::StallAfter(64 * 10));
+    let spec = RunSpec {
+        duration: Duration::from_secs(30),
+        timeout: Duration::from_millis(300),
+        ..spec(server.addr)
+    };
+    let started = Instant::now();
+    let r = run(&spec);
+    assert_eq!(
+        r.errors.timeout,
+        20,
+        "every connection timed out: {}",
+        r.errors.describe()
+    );
+    assert!(!r.outcome.ok);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended long before its 30 s duration: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_server_closing_early_is_counted_as_eof() {
+    let server = broken::start(Fault::CloseAfter(64 * 5));
+    let r = run(&spec(server.addr));
+    assert_eq!(r.errors.eof, 20, "{}", r.errors.describe());
+    assert!(!r.outcome.ok);
+    assert!(
+        r.outcome
+            .reasons
+            .iter()
+            .any(|m| m.contains("closed before the end"))
+    );
+}
+
+#[test]
+fn nothing_listening_is_refused() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let r = run(&spec(addr));
+    assert_eq!(r.errors.refused, 20, "{}", r.errors.describe());
+    assert_eq!(r.connect.established, 0);
+    assert!(!r.outcome.ok);
+    assert!(
+        r.outcome
+            .reasons
+            .iter()
+            .any(|m| m.contains("no connection could be established"))
+    );
+}
+
+/// One 400 ms pause of the server: in open loop (one message in flight per
+/// connection) the messages scheduled during the pause wait for it, so the
+/// corrected latency shows the pause and the raw latency, measured from the
+/// delayed actual send, does not.
+#[test]
+fn a_stall_shows_in_corrected_latency_not_in_raw() {
+    let server = broken::start(Fault::PauseOnce {
+        at: Duration::from_millis(600),
+        len: Duration::from_millis(400),
+    });
+    let spec = RunSpec {
+        conns: 5,
+        mode: Mode::Open { rate: 1000.0 },
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(1500),
+        ..spec(server.addr)
+    };
+    let r = run(&spec);
+    assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
+    let raw = r.latency_raw_us.as_ref().unwrap();
+    // About 400 of ~1500 messages were scheduled inside the pause.
+    assert!(
+        r.latency_us.p90 >= 100_000,
+        "corrected p90 {} us",
+        r.latency_us.p90
+    );
+    assert!(raw.p90 < 50_000, "raw p90 {} us", raw.p90);
+    assert!(
+        r.latency_us.max >= 300_000,
+        "corrected max {} us",
+        r.latency_us.max
+    );
+}
+
+/// The closed loop, by contrast, records the same pause as a handful of slow
+/// samples: its p90 stays low.
+#[test]
+fn closed_loop_hides_the_same_stall() {
+    let server = broken::start(Fault::PauseOnce {
+        at: Duration::from_millis(600),
+        len: Duration::from_millis(400),
+    });
+    let spec = RunSpec {
+        conns: 5,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(1500),
+        ..spec(server.addr)
+    };
+    let r = run(&spec);
+    assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
+    assert!(
+        r.latency_us.max >= 300_000,
+        "the stall is in the max: {}",
+        r.latency_us.max
+    );
+    assert!(
+        r.latency_us.p90 < 50_000,
+        "but not in p90: {}",
+        r.latency_us.p90
+    );
+    assert!(r.fairness.longest_stall_ms >= 300.0);
+}
+
+#[test]
+fn a_server_that_dies_mid_run_ends_it() {
+    let server = crate::engine::server(servers::Style::Reactor);
+    let spec = RunSpec {
+        duration: Duration::from_secs(30),
+        ..spec(server.local_addr())
+    };
+    let started = Instant::now();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(server);
+    });
+    let r = run(&spec);
+    killer.join().unwrap();
+    assert!(!r.outcome.ok);
+    assert!(
+        r.errors.eof + r.errors.reset >= 20,
+        "{}",
+        r.errors.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

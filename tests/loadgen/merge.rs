@@ -1,0 +1,49 @@
+//! Results serialise with their histograms and merge exactly.
+
+use loadgen::RunResult;
+use servers::Style;
+
+use crate::engine::{run, server, spec};
+
+#[test]
+fn json_round_trip_keeps_everything() {
+    let server = server(Style::Reactor);
+    let r = run(&spec(server.local_addr()));
+    let text = loadgen::report::json(&r);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert!(
+        value["histograms"]["latency"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let back: RunResult = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn merge_adds_histograms_and_sums_counts() {
+    let server = server(Style::Tasks);
+    let a = run(&spec(server.local_addr()));
+    let b = run(&spec(server.local_addr()));
+    // Through JSON, as `loadgen merge` reads them.
+    let a: RunResult = serde_json::from_str(&loadgen::report::json(&a)).unwrap();
+    let b: RunResult = serde_json::from_str(&loadgen::report::json(&b)).unwrap();
+    let m = RunResult::merge(&[a.clone(), b.clone()]).unwrap();
+    let mut sum = a.histograms.latency.0.clone();
+    sum.add(&b.histograms.latency.0).unwrap();
+    assert_eq!(m.histograms.latency.0, sum, "histograms added exactly");
+    assert_eq!(m.latency_us.count, a.messages + b.messages);
+    assert_eq!(m.latency_us.p99, sum.value_at_quantile(0.99));
+    assert_eq!(m.latency_us.max, a.latency_us.max.max(b.latency_us.max));
+    assert_eq!(m.messages, a.messages + b.messages);
+    assert!(
+        (m.throughput_msgs_per_s - (a.throughput_msgs_per_s + b.throughput_msgs_per_s)).abs()
+            < 1e-6
+    );
+    assert_eq!(m.errors.total(), a.errors.total() + b.errors.total());
+    assert_eq!(m.spec.conns, 40);
+    assert_eq!(m.fairness.per_conn.len(), 40);
+    assert_eq!(m.merged_runs, 2);
+    assert_eq!(m.histograms.connect.0.len(), 40);
+}
