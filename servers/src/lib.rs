@@ -40,7 +40,7 @@ pub fn parse_listening_line(line: &str) -> Option<(std::net::SocketAddr, Style, 
     let mut parts = rest.split_whitespace();
     let addr = parts.next()?.parse().ok()?;
     let style = parts.next()?.strip_prefix("style=")?;
-    let style = <Style as clap::ValueEnum>::from_str(style, false).ok()?;
+    let style = Style::from_name(style)?;
     let pid = parts.next()?.strip_prefix("pid=")?.parse().ok()?;
     Some((addr, style, pid))
 }
@@ -74,8 +74,9 @@ mod tests {
     #[test]
     fn every_style_parses_from_its_name() {
         for &style in Style::ALL {
+            assert_eq!(Style::from_name(style.name()), Some(style));
             let parsed = <Style as clap::ValueEnum>::from_str(style.name(), false);
-            assert_eq!(parsed, Ok(style));
+            assert_eq!(parsed, Ok(style), "clap agrees");
         }
     }
 }

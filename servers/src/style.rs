@@ -28,6 +28,11 @@ impl Style {
         Style::Coroutines,
     ];
 
+    /// The style with this command-line name.
+    pub fn from_name(name: &str) -> Option<Style> {
+        Style::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
