@@ -51,6 +51,7 @@ pub enum Format {
 pub enum ModeArg {
     Closed,
     Open,
+    Churn,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +74,8 @@ pub struct RunArgs {
     /// Most messages in flight per connection (both modes).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub pipeline: u64,
-    /// closed: next message when the reply is back; open: fixed schedule at --rate.
+    /// closed: next message when the reply is back; open: fixed schedule at
+    /// --rate; churn: connect, echo one message, close, repeat.
     #[arg(long, value_enum, default_value_t = ModeArg::Closed)]
     pub mode: ModeArg,
     /// Messages per second in total (open mode).
@@ -171,7 +173,8 @@ impl RunArgs {
                     "--mode open needs --rate (messages per second in total)\n",
                 ));
             }
-            (ModeArg::Closed, Some(_)) => {
+            (ModeArg::Churn, None) => Mode::Churn,
+            (ModeArg::Closed | ModeArg::Churn, Some(_)) => {
                 return Err(clap::Error::raw(
                     clap::error::ErrorKind::ArgumentConflict,
                     "--rate applies to --mode open only\n",

@@ -261,10 +261,10 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         environment: Fingerprint::default(),
         started_unix_s: 0,
         measured_s: secs,
-        latency_kind: if open {
-            "from the intended send time (open loop, corrected for coordinated omission)".into()
-        } else {
-            "round-trip time (closed loop: hides stalls, see open mode)".into()
+        latency_kind: match spec.mode {
+            Mode::Open { .. } => "from the intended send time (open loop, corrected for coordinated omission)".into(),
+            Mode::Closed => "round-trip time (closed loop: hides stalls, see open mode)".into(),
+            Mode::Churn => "round trip of each connection's one message (churn; connect latency below)".into(),
         },
         messages,
         bytes,
@@ -275,7 +275,11 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         connect: ConnectStats {
             attempted,
             established,
-            rate_per_s: if phase.is_zero() {
+            // Churn connects all the time: its rate is that of completed
+            // connect-echo-close cycles in the window.
+            rate_per_s: if spec.mode == Mode::Churn {
+                rate(messages as f64)
+            } else if phase.is_zero() {
                 0.0
             } else {
                 established as f64 / phase.as_secs_f64()
@@ -388,7 +392,7 @@ impl<'a> Worker<'a> {
         )?;
         let interval = match spec.mode {
             Mode::Open { rate } => Duration::from_secs_f64(spec.conns as f64 / rate),
-            Mode::Closed => Duration::ZERO,
+            Mode::Closed | Mode::Churn => Duration::ZERO,
         };
         Ok(Worker {
             spec,
@@ -596,7 +600,8 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn open(&mut self, id: u32, now: Instant) {
+    /// Starts connecting connection `id`; returns its slab key.
+    fn open(&mut self, id: u32, now: Instant) -> Option<usize> {
         self.out.attempted += 1;
         let spec = self.spec;
         let target: SocketAddr = spec.addr;
@@ -606,24 +611,32 @@ impl<'a> Worker<'a> {
             Some(Protocol::TCP),
         ) {
             Ok(s) => s,
-            Err(e) => return self.connect_failed(&e),
+            Err(e) => {
+                self.connect_failed(&e);
+                return None;
+            }
         };
         let setup = socket
             .set_nonblocking(true)
             .and_then(|()| socket.set_tcp_nodelay(true));
         if let Err(e) = setup {
-            return self.connect_failed(&e);
+            self.connect_failed(&e);
+            return None;
         }
         if !spec.source_ips.is_empty() {
             let ip = spec.source_ips[id as usize % spec.source_ips.len()];
             if let Err(e) = socket.bind(&SocketAddr::new(ip, 0).into()) {
-                return self.connect_failed(&e);
+                self.connect_failed(&e);
+                return None;
             }
         }
         match socket.connect(&target.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return self.connect_failed(&e),
+            Err(e) => {
+                self.connect_failed(&e);
+                return None;
+            }
         }
         let mut stream = TcpStream::from_std(socket.into());
         let entry = self.conns.vacant_entry();
@@ -633,7 +646,8 @@ impl<'a> Worker<'a> {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            return self.connect_failed(&e);
+            self.connect_failed(&e);
+            return None;
         }
         let active = (id as usize).checked_sub(spec.idle);
         entry.insert(Conn {
@@ -652,6 +666,7 @@ impl<'a> Worker<'a> {
             longest_stall: Duration::ZERO,
         });
         self.pending_connects += 1;
+        Some(key)
     }
 
     fn connect_failed(&mut self, e: &io::Error) {
@@ -731,6 +746,10 @@ impl<'a> Worker<'a> {
                 self.conns[key].due = self.spec.pipeline as u64;
                 self.flush(key, Instant::now(), None);
             }
+            Mode::Churn => {
+                self.conns[key].due = 1;
+                self.flush(key, Instant::now(), None);
+            }
             Mode::Open { rate } => {
                 // Connection a sends at start + a/rate + k*interval: the
                 // connections' schedules interleave evenly.
@@ -764,7 +783,7 @@ impl<'a> Worker<'a> {
 
     fn intended(&self, conn: &Conn, msg: u64, now: Instant) -> Instant {
         match self.spec.mode {
-            Mode::Closed => now,
+            Mode::Closed | Mode::Churn => now,
             Mode::Open { .. } => conn.first_due + self.interval.saturating_mul(msg as u32),
         }
     }
@@ -815,8 +834,32 @@ impl<'a> Worker<'a> {
             }
         }
         self.receive(key, now, window);
-        if self.conns.contains(key) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        if self.spec.mode == Mode::Churn && self.conns[key].recv >= self.spec.size as u64 {
+            self.recycle(key, now);
+        } else {
             self.flush(key, now, window);
+        }
+    }
+
+    /// Churn: closes a connection whose one message came back and opens its
+    /// successor at once; the slot keeps its fairness figures.
+    fn recycle(&mut self, key: usize, now: Instant) {
+        let mut old = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut old.stream);
+        let (id, completed, last, stall) = (old.id, old.completed, old.last_completion, old.longest_stall);
+        drop(old);
+        if let Some(new) = self.open(id, now) {
+            let conn = &mut self.conns[new];
+            conn.completed = completed;
+            conn.last_completion = last;
+            conn.longest_stall = stall;
+        } else {
+            // The slot could not reconnect (counted in errors): it keeps
+            // what it completed.
+            self.closed_active.push((completed, stall));
         }
     }
 

@@ -22,6 +22,7 @@ pub fn text(r: &RunResult) -> String {
     let mode = match r.spec.mode {
         Mode::Closed => format!("closed loop, pipeline {}", r.spec.pipeline),
         Mode::Open { rate } => format!("open loop at {rate:.0} msg/s"),
+        Mode::Churn => "churn (connect, one message, close)".to_string(),
     };
     let _ = writeln!(
         s,
@@ -184,6 +185,7 @@ pub fn csv_row(r: &RunResult) -> String {
     let (mode, rate) = match r.spec.mode {
         Mode::Closed => ("closed", String::new()),
         Mode::Open { rate } => ("open", format!("{rate}")),
+        Mode::Churn => ("churn", String::new()),
     };
     let sv = r.server.as_ref();
     let fields = [

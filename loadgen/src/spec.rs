@@ -16,6 +16,10 @@ pub enum Mode {
     /// the connections, whatever the replies do. Latency counts from the
     /// intended send time (coordinated-omission corrected).
     Open { rate: f64 },
+    /// Each connection sends one message, waits for its echo, closes and
+    /// reconnects at once: measures connection set-up, not steady traffic.
+    /// Messages/s is then connections/s.
+    Churn,
 }
 
 /// One run's parameters.
