@@ -34,10 +34,80 @@ pub struct Cli {
 pub enum Command {
     /// Drive one server and report what it did.
     Run(RunArgs),
+    /// Run every server style through the same scenarios and write a report
+    /// (results.json, results.csv, report.md, charts/).
+    Compare(CompareArgs),
     /// Combine result files of simultaneous runs (several loadgen processes
     /// or hosts against one server) into one: histograms added, throughputs
     /// and errors summed.
     Merge(MergeArgs),
+    /// Run an echo server: `loadgen serve <STYLE> [servers flags]` is the
+    /// `servers` binary, built into loadgen so `compare` needs nothing else.
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Styles to compare: `all` or a comma list (see `servers list`).
+    #[arg(long, default_value = "all", value_parser = parse_styles)]
+    pub styles: StyleList,
+    /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full (bigger hardware).
+    #[arg(long, default_value = "quick", value_parser = ["smoke", "quick", "full"])]
+    pub profile: String,
+    /// Output directory (default: results/<UTC timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A `servers` binary to run the styles with (default: this loadgen's
+    /// built-in `serve`, the same code).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// CPUs for the servers, e.g. 0 or 0-1.
+    #[arg(long, default_value = "0", value_parser = parse_cpu_list)]
+    pub server_cpus: CpuList,
+    /// CPUs for loadgen (default: every CPU not given to the servers).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub client_cpus: Option<CpuList>,
+}
+
+/// Style names, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StyleList(pub Vec<String>);
+
+/// A CPU list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_styles(s: &str) -> Result<StyleList, String> {
+    if s == "all" {
+        return Ok(StyleList(
+            servers::Style::ALL
+                .iter()
+                .map(|st| st.name().to_string())
+                .collect(),
+        ));
+    }
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let style = servers::Style::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = servers::Style::ALL.iter().map(|st| st.name()).collect();
+            format!("unknown style {name:?} (known: all, {})", known.join(", "))
+        })?;
+        if !out.contains(&style.name().to_string()) {
+            out.push(style.name().to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("no style given".into());
+    }
+    Ok(StyleList(out))
+}
+
+fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    crate::compare::parse_cpus(s).map(CpuList)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,6 +172,13 @@ pub struct RunArgs {
     /// A name for this run in reports.
     #[arg(long)]
     pub label: Option<String>,
+    /// Run one of compare's scenarios against --addr instead of a single
+    /// load (the load flags are then the scenario's own).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::scenario::NAMES))]
+    pub scenario: Option<String>,
+    /// Scenario size for --scenario: smoke, quick or full.
+    #[arg(long, default_value = "quick", value_parser = ["smoke", "quick", "full"])]
+    pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the result (in --format) to this file instead of stdout.
@@ -210,9 +287,19 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
             let spec = args.spec().unwrap_or_else(|e| e.exit());
-            run_command(&args, spec)
+            match &args.scenario {
+                Some(name) => scenario_command(&args, name),
+                None => run_command(&args, spec),
+            }
         }
+        Command::Compare(args) => compare_command(&args),
         Command::Merge(args) => merge_command(&args),
+        Command::Serve { args } => {
+            let mut argv = vec![std::ffi::OsString::from("servers")];
+            argv.extend(args);
+            servers::cli::run(argv)?;
+            Ok(0)
+        }
     }
 }
 
@@ -259,6 +346,153 @@ pub fn exit_code(result: &RunResult) -> i32 {
     } else {
         EXIT_FAILED
     }
+}
+
+fn stop_flag() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
+        .context("installing the SIGTERM handler")?;
+    Ok(stop)
+}
+
+fn profile(name: &str) -> crate::scenario::Profile {
+    // The value parser only lets known names through.
+    crate::scenario::Profile::named(name).unwrap_or_else(|| {
+        crate::scenario::Profile::named("quick").expect("the quick profile exists")
+    })
+}
+
+fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
+    servers_limit();
+    let stop = stop_flag()?;
+    let profile = profile(&args.profile);
+    let target = crate::scenario::Target {
+        style: args.label.clone().unwrap_or_else(|| "server".into()),
+        addr: args.addr,
+        server_pid: args.server_pid,
+    };
+    if name == "fairness" {
+        eprintln!(
+            "loadgen: the fairness scenario expects the server to run with --work-us {} (it burns CPU per chunk)",
+            profile.fairness_work_us
+        );
+    }
+    let mut on_run = |r: &RunResult| print!("{}", report::text(r));
+    let mut env = crate::scenario::Env {
+        profile: &profile,
+        target: &target,
+        stop: Arc::clone(&stop),
+        on_run: &mut on_run,
+    };
+    let runs = match name {
+        "scale" => crate::scenario::scale(&mut env),
+        "idle" => crate::scenario::idle(&mut env),
+        "open" => crate::scenario::open(&mut env, None),
+        "churn" => crate::scenario::churn(&mut env),
+        _ => crate::scenario::fairness(&mut env),
+    };
+    if let Some(path) = &args.out {
+        let json = serde_json::to_string_pretty(&runs).context("serialising results")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing {} (--out)", path.display()))?;
+    }
+    Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        EXIT_INTERRUPTED
+    } else if !runs.is_empty() && runs.iter().all(|r| r.outcome.ok) {
+        0
+    } else {
+        EXIT_FAILED
+    })
+}
+
+fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
+    servers_limit();
+    let stop = stop_flag()?;
+    let online = crate::fingerprint::affinity(0).unwrap_or_default();
+    let server_cpus = args.server_cpus.0.clone();
+    for cpu in &server_cpus {
+        if !online.contains(cpu) {
+            anyhow::bail!(
+                "--server-cpus: CPU {cpu} is not available to this process (have {online:?})"
+            );
+        }
+    }
+    let client_cpus = match &args.client_cpus {
+        Some(list) => list.0.clone(),
+        None => {
+            let rest: Vec<usize> = online
+                .iter()
+                .copied()
+                .filter(|c| !server_cpus.contains(c))
+                .collect();
+            if rest.is_empty() {
+                eprintln!(
+                    "loadgen compare: only CPU(s) {online:?} available: loadgen shares them with the servers, \
+                     so figures include the client's own load"
+                );
+                online.clone()
+            } else {
+                rest
+            }
+        }
+    };
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
+    };
+    let opts = crate::compare::CompareOptions {
+        styles: args.styles.0.clone(),
+        profile: profile(&args.profile),
+        out: out.clone(),
+        server_bin: args.server_bin.clone(),
+        server_cpus,
+        client_cpus,
+    };
+    let results = crate::compare::run(&opts, Arc::clone(&stop))?;
+    let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();
+    let unclean = results
+        .servers
+        .iter()
+        .filter(|s| !s.stopped_cleanly)
+        .count();
+    println!(
+        "report: {}  ({} runs, {failed} failed, {unclean} server(s) not stopped cleanly, {:.0} s)",
+        out.join("report.md").display(),
+        results.runs.len(),
+        results.elapsed_s
+    );
+    Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a time, in UTC.
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {

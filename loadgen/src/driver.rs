@@ -256,15 +256,20 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
         label: None,
+        tags: None,
         spec: spec.clone(),
         merged_runs: 1,
         environment: Fingerprint::default(),
         started_unix_s: 0,
         measured_s: secs,
         latency_kind: match spec.mode {
-            Mode::Open { .. } => "from the intended send time (open loop, corrected for coordinated omission)".into(),
+            Mode::Open { .. } => {
+                "from the intended send time (open loop, corrected for coordinated omission)".into()
+            }
             Mode::Closed => "round-trip time (closed loop: hides stalls, see open mode)".into(),
-            Mode::Churn => "round trip of each connection's one message (churn; connect latency below)".into(),
+            Mode::Churn => {
+                "round trip of each connection's one message (churn; connect latency below)".into()
+            }
         },
         messages,
         bytes,
@@ -359,9 +364,12 @@ struct Worker<'a> {
     scratch: Vec<u8>,
     out: WorkerOutput,
     /// Stats of connections already closed.
-    closed_active: Vec<(u64, Duration)>,
+    closed_active: Vec<(u64, Duration, Option<Instant>)>,
     began: Instant,
     interval: Duration,
+    /// Set once the run is over: replies still in flight are read, nothing
+    /// new is sent, so the server is not left writing to closed sockets.
+    draining: bool,
     /// Wakes the loop at a send time with nanosecond precision (epoll's own
     /// timeout has millisecond granularity, which would delay scheduled
     /// sends and inflate corrected latency by up to 1 ms).
@@ -425,6 +433,7 @@ impl<'a> Worker<'a> {
             closed_active: Vec::new(),
             began: Instant::now(),
             interval,
+            draining: false,
             timer,
         })
     }
@@ -499,6 +508,9 @@ impl<'a> Worker<'a> {
             }
         }
         let end = Instant::now();
+        if !self.out.interrupted {
+            self.drain(&mut events, window);
+        }
         if let Some((from, to)) = window {
             let stop = end.min(to);
             self.out.measured = stop.saturating_duration_since(from);
@@ -529,6 +541,39 @@ impl<'a> Worker<'a> {
                 interrupted: false,
             },
         )
+    }
+
+    /// After the run: waits (briefly, bounded) for replies still in flight,
+    /// then the connections are closed by dropping them.
+    fn drain(&mut self, events: &mut Events, window: Option<(Instant, Instant)>) {
+        self.draining = true;
+        let deadline = Instant::now() + Duration::from_millis(250);
+        while Instant::now() < deadline
+            && self
+                .conns
+                .iter()
+                .any(|(_, c)| c.state == State::Open && c.recv < c.sent)
+        {
+            if self
+                .poll
+                .poll(events, Some(Duration::from_millis(10)))
+                .is_err()
+            {
+                return;
+            }
+            let now = Instant::now();
+            let keys: Vec<usize> = events
+                .iter()
+                .map(|e| e.token())
+                .filter(|t| *t != TIMER)
+                .map(|t| t.0)
+                .collect();
+            for key in keys {
+                if self.conns.get(key).is_some_and(|c| c.state == State::Open) {
+                    self.receive(key, now, window);
+                }
+            }
+        }
     }
 
     fn active_open(&self) -> usize {
@@ -790,6 +835,9 @@ impl<'a> Worker<'a> {
 
     /// Writes every due byte the socket takes.
     fn flush(&mut self, key: usize, now: Instant, window: Option<(Instant, Instant)>) {
+        if self.draining {
+            return;
+        }
         let size = self.spec.size as u64;
         loop {
             let conn = &mut self.conns[key];
@@ -849,7 +897,12 @@ impl<'a> Worker<'a> {
     fn recycle(&mut self, key: usize, now: Instant) {
         let mut old = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut old.stream);
-        let (id, completed, last, stall) = (old.id, old.completed, old.last_completion, old.longest_stall);
+        let (id, completed, last, stall) = (
+            old.id,
+            old.completed,
+            old.last_completion,
+            old.longest_stall,
+        );
         drop(old);
         if let Some(new) = self.open(id, now) {
             let conn = &mut self.conns[new];
@@ -859,7 +912,7 @@ impl<'a> Worker<'a> {
         } else {
             // The slot could not reconnect (counted in errors): it keeps
             // what it completed.
-            self.closed_active.push((completed, stall));
+            self.closed_active.push((completed, stall, last));
         }
     }
 
@@ -896,7 +949,10 @@ impl<'a> Worker<'a> {
                     self.out.messages += 1;
                     conn.completed += 1;
                     let since = conn.last_completion.unwrap_or(from).max(from);
-                    conn.longest_stall = conn.longest_stall.max(now - since);
+                    // In open mode replies are due once per interval: only
+                    // the time beyond that is a stall.
+                    let gap = (now - since).saturating_sub(self.interval);
+                    conn.longest_stall = conn.longest_stall.max(gap);
                     conn.last_completion = Some(now);
                     self.control.completed.fetch_add(1, Relaxed);
                 }
@@ -932,7 +988,7 @@ impl<'a> Worker<'a> {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if conn.active.is_some() && conn.state == State::Open {
             self.closed_active
-                .push((conn.completed, conn.longest_stall));
+                .push((conn.completed, conn.longest_stall, conn.last_completion));
         }
     }
 
@@ -974,21 +1030,21 @@ impl<'a> Worker<'a> {
     fn finish_fairness(&mut self, from: Instant, to: Instant) {
         let mut per_conn = Vec::new();
         let mut stall = Duration::ZERO;
-        for (_, conn) in self.conns.iter() {
-            if conn.active.is_some() {
-                let last = conn.last_completion.unwrap_or(from).max(from);
-                stall = stall
-                    .max(conn.longest_stall)
-                    .max(to.saturating_duration_since(last));
-                per_conn.push(conn.completed);
-            }
-        }
-        for &(completed, longest) in &self.closed_active {
-            // A connection that died went without completions from then on.
-            stall = stall.max(longest).max(
-                to.saturating_duration_since(from)
-                    .min(longest.max(to - from)),
-            );
+        let open_conns = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.active.is_some())
+            .map(|(_, c)| (c.completed, c.longest_stall, c.last_completion));
+        // A connection that died went without completions from then on.
+        let all: Vec<_> = open_conns
+            .chain(self.closed_active.iter().copied())
+            .collect();
+        for (completed, longest, last) in all {
+            let last = last.unwrap_or(from).max(from);
+            let tail = to
+                .saturating_duration_since(last)
+                .saturating_sub(self.interval);
+            stall = stall.max(longest).max(tail);
             per_conn.push(completed);
         }
         self.out.per_conn = per_conn;

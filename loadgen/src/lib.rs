@@ -12,13 +12,17 @@
 //! - results carry their environment ([`fingerprint`]) and full histograms,
 //!   so runs from several loadgen processes merge exactly ([`results`]).
 
+pub mod charts;
 pub mod cli;
+pub mod compare;
+pub mod compare_report;
 pub mod driver;
 pub mod fingerprint;
 pub mod pattern;
 pub mod report;
 pub mod results;
 pub mod sampler;
+pub mod scenario;
 pub mod spec;
 
 pub use results::RunResult;

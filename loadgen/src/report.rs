@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::results::RunResult;
 use crate::spec::Mode;
 
-fn us(v: u64) -> String {
+/// A latency in microseconds, in the unit that reads best.
+pub fn fmt_us(v: u64) -> String {
     if v >= 10_000_000 {
         format!("{:.1} s", v as f64 / 1e6)
     } else if v >= 10_000 {
@@ -47,12 +48,12 @@ pub fn text(r: &RunResult) -> String {
     let row = |name: &str, p: &crate::results::Percentiles| {
         format!(
             "  {name:<12} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}\n",
-            us(p.p50),
-            us(p.p90),
-            us(p.p99),
-            us(p.p999),
-            us(p.p9999),
-            us(p.max)
+            fmt_us(p.p50),
+            fmt_us(p.p90),
+            fmt_us(p.p99),
+            fmt_us(p.p999),
+            fmt_us(p.p9999),
+            fmt_us(p.max)
         )
     };
     let _ = writeln!(s, "  latency: {}", r.latency_kind);
@@ -73,9 +74,9 @@ pub fn text(r: &RunResult) -> String {
         "  connect      {}/{} established, p50 {}  p99 {}  max {}, {:.0} conn/s",
         c.established,
         c.attempted,
-        us(c.p50_us),
-        us(c.p99_us),
-        us(c.max_us),
+        fmt_us(c.p50_us),
+        fmt_us(c.p99_us),
+        fmt_us(c.max_us),
         c.rate_per_s
     );
     let f = &r.fairness;

@@ -201,7 +201,8 @@ pub struct Fairness {
     pub jain_index: f64,
     pub min_per_conn: u64,
     pub max_per_conn: u64,
-    /// Longest time any active connection went without a completed message.
+    /// Longest time any active connection went without a completed message
+    /// (in open mode: beyond the interval at which replies were due).
     pub longest_stall_ms: f64,
     /// Messages completed by each active connection in the window.
     pub per_conn: Vec<u64>,
@@ -256,12 +257,24 @@ pub struct Histograms {
     pub connect: Hist,
 }
 
+/// Where a run belongs in a comparison.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tags {
+    pub style: String,
+    pub scenario: String,
+    /// The point within the scenario, e.g. "conns=1000 size=64".
+    pub point: String,
+}
+
 /// Everything one run (or a merge of runs) measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub schema_version: u32,
     /// A name for the run (scenario, style), if the caller gave one.
     pub label: Option<String>,
+    /// Set by `loadgen compare`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Tags>,
     pub spec: RunSpec,
     /// Number of runs merged into this one (1 for a plain run).
     pub merged_runs: u32,

@@ -1,0 +1,348 @@
+//! SVG charts of a comparison (plotters), one file per figure.
+
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use crate::compare::CompareResults;
+use crate::compare_report::View;
+
+/// A chart written to disk: its path relative to the report, and a title.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    pub file: String,
+    pub title: String,
+}
+
+type Series = (String, Vec<(f64, f64)>);
+
+/// A figure read off the results for one style.
+type StyleValue<'a> = Box<dyn Fn(&str) -> Option<f64> + 'a>;
+
+/// One bar chart: a value per style.
+struct BarSpec<'a> {
+    file: &'static str,
+    title: &'static str,
+    y: &'static str,
+    value: StyleValue<'a>,
+    log: bool,
+}
+
+fn bar<'a>(
+    file: &'static str,
+    title: &'static str,
+    y: &'static str,
+    value: StyleValue<'a>,
+    log: bool,
+) -> BarSpec<'a> {
+    BarSpec {
+        file,
+        title,
+        y,
+        value,
+        log,
+    }
+}
+
+/// Draws every chart the results allow into `dir`.
+pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Chart>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let view = View::new(results);
+    let mut charts = Vec::new();
+    for size in view.scale_sizes() {
+        let series: Vec<Series> = view
+            .styles()
+            .iter()
+            .map(|s| {
+                let pts = view
+                    .scale_points(s, size)
+                    .iter()
+                    .map(|r| (r.spec.conns as f64, r.throughput_msgs_per_s))
+                    .collect();
+                (s.clone(), pts)
+            })
+            .collect();
+        let file = format!("throughput_{size}B.svg");
+        let title = format!("Closed-loop throughput, {size} B messages");
+        line_chart(
+            &dir.join(&file),
+            &title,
+            "connections",
+            "messages/s",
+            &series,
+            false,
+        )?;
+        charts.push(Chart {
+            file: format!("charts/{file}"),
+            title,
+        });
+        let series: Vec<Series> = view
+            .styles()
+            .iter()
+            .map(|s| {
+                let pts = view
+                    .scale_points(s, size)
+                    .iter()
+                    .filter(|r| r.messages > 0)
+                    .map(|r| (r.spec.conns as f64, r.latency_us.p99 as f64 / 1000.0))
+                    .collect();
+                (s.clone(), pts)
+            })
+            .collect();
+        let file = format!("p99_{size}B.svg");
+        let title = format!("Closed-loop p99 latency, {size} B messages (log scale)");
+        line_chart(
+            &dir.join(&file),
+            &title,
+            "connections",
+            "p99 (ms)",
+            &series,
+            true,
+        )?;
+        charts.push(Chart {
+            file: format!("charts/{file}"),
+            title,
+        });
+    }
+    let bars = vec![
+        bar(
+            "rss_per_conn.svg",
+            "Server memory per idle connection",
+            "KiB per connection",
+            Box::new(|s| {
+                view.idle_run(s)
+                    .and_then(|r| r.server.as_ref())
+                    .map(|sv| sv.rss_per_conn_bytes / 1024.0)
+            }),
+            false,
+        ),
+        bar(
+            "idle_cpu.svg",
+            "Server CPU while most connections are idle",
+            "CPU % of one core",
+            Box::new(|s| {
+                view.idle_run(s)
+                    .and_then(|r| r.server.as_ref())
+                    .map(|sv| sv.cpu_percent)
+            }),
+            false,
+        ),
+        bar(
+            "cpu_per_10k.svg",
+            "Server CPU time per 10k messages (closed loop, most connections, smallest size)",
+            "CPU ms per 10k messages",
+            Box::new(|s| view.cpu_ms_per_10k(s)),
+            false,
+        ),
+        bar(
+            "fairness.svg",
+            "Light clients' p99 beside one CPU-heavy client (log scale)",
+            "light p99 (ms)",
+            Box::new(|s| {
+                view.fairness_light(s)
+                    .map(|r| r.latency_us.p99 as f64 / 1000.0)
+            }),
+            true,
+        ),
+        bar(
+            "churn.svg",
+            "Connection churn: connect, echo once, close",
+            "connections/s",
+            Box::new(|s| view.churn_run(s).map(|r| r.connect.rate_per_s)),
+            false,
+        ),
+    ];
+    for BarSpec {
+        file,
+        title,
+        y,
+        value,
+        log,
+    } in &bars
+    {
+        let items: Vec<(String, f64)> = view
+            .styles()
+            .iter()
+            .filter_map(|s| value(s).map(|v| (s.clone(), v)))
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        bar_chart(&dir.join(file), title, y, &items, *log)?;
+        charts.push(Chart {
+            file: format!("charts/{file}"),
+            title: title.to_string(),
+        });
+    }
+    Ok(charts)
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("plotting: {e:?}")
+}
+
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x: &str,
+    y: &str,
+    series: &[Series],
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x));
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
+    let x_max = xs.fold(1.0f64, f64::max) * 1.5;
+    let y_vals: Vec<f64> = ys.collect();
+    let y_max = y_vals.iter().copied().fold(0.0f64, f64::max).max(1e-3) * 1.2;
+    let y_min = y_vals
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .fold(f64::MAX, f64::min);
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70);
+    if log_y {
+        let lo = if y_min == f64::MAX { 1e-3 } else { y_min / 2.0 };
+        let mut chart = builder
+            .build_cartesian_2d((0.8f64..x_max).log_scale(), (lo..y_max).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x)
+            .y_desc(y)
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)).point_size(3))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(plot_err)?;
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d((0.8f64..x_max).log_scale(), 0f64..y_max)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x)
+            .y_desc(y)
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)).point_size(3))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+fn bar_chart(
+    path: &Path,
+    title: &str,
+    y: &str,
+    items: &[(String, f64)],
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (760, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let n = items.len();
+    let y_max = items
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.2;
+    let names: Vec<String> = items.iter().map(|(s, _)| s.clone()).collect();
+    let label = move |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+            names[i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70);
+    if log_y {
+        let lo = items
+            .iter()
+            .map(|(_, v)| *v)
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min)
+            / 2.0;
+        let lo = if lo.is_finite() && lo > 0.0 { lo } else { 1e-3 };
+        let mut chart = builder
+            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), (lo..y_max).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&label)
+            .y_desc(y)
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+                let c = Palette99::pick(i).filled();
+                Rectangle::new([(i as f64 - 0.35, lo), (i as f64 + 0.35, v.max(lo))], c)
+            }))
+            .map_err(plot_err)?;
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), 0f64..y_max)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&label)
+            .y_desc(y)
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+                let c = Palette99::pick(i).filled();
+                Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, *v)], c)
+            }))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}

@@ -1,0 +1,692 @@
+//! `report.md` of a comparison: the environment, one table per scenario
+//! with every style, the knee of each style, the runs to distrust, and a
+//! plain-language reading of each table written from the numbers measured.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::charts::Chart;
+use crate::compare::CompareResults;
+use crate::report::fmt_us;
+use crate::results::RunResult;
+
+/// p99 above which a style is taken to have stopped serving well.
+pub const KNEE_P99_US: u64 = 10_000;
+
+/// Looks runs up by style, scenario and point.
+pub struct View<'a> {
+    results: &'a CompareResults,
+}
+
+/// Where a style stops scaling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Knee {
+    /// The connection count with the highest throughput.
+    pub peak_conns: usize,
+    pub peak_rate: f64,
+    /// The first connection count whose p99 passed 10 ms, if any.
+    pub p99_over_10ms_at: Option<usize>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(results: &'a CompareResults) -> Self {
+        View { results }
+    }
+
+    pub fn styles(&self) -> Vec<String> {
+        self.results.styles.clone()
+    }
+
+    pub fn runs(&self, style: &str, scenario: &str) -> Vec<&'a RunResult> {
+        self.results
+            .runs
+            .iter()
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| t.style == style && t.scenario == scenario)
+            })
+            .collect()
+    }
+
+    fn all_scale(&self) -> impl Iterator<Item = &'a RunResult> {
+        self.results
+            .runs
+            .iter()
+            .filter(|r| r.tags.as_ref().is_some_and(|t| t.scenario == "scale"))
+    }
+
+    pub fn scale_sizes(&self) -> Vec<usize> {
+        self.all_scale()
+            .map(|r| r.spec.size)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    pub fn scale_conns(&self) -> Vec<usize> {
+        self.all_scale()
+            .map(|r| r.spec.conns)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    pub fn scale_points(&self, style: &str, size: usize) -> Vec<&'a RunResult> {
+        let mut v: Vec<_> = self
+            .runs(style, "scale")
+            .into_iter()
+            .filter(|r| r.spec.size == size)
+            .collect();
+        v.sort_by_key(|r| r.spec.conns);
+        v
+    }
+
+    pub fn scale_point(&self, style: &str, conns: usize, size: usize) -> Option<&'a RunResult> {
+        self.scale_points(style, size)
+            .into_iter()
+            .find(|r| r.spec.conns == conns)
+    }
+
+    pub fn idle_run(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, "idle").into_iter().next()
+    }
+
+    pub fn churn_run(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, "churn").into_iter().next()
+    }
+
+    pub fn open_runs(&self, style: &str) -> Vec<&'a RunResult> {
+        self.runs(style, "open")
+            .into_iter()
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| !t.point.starts_with("probe"))
+            })
+            .collect()
+    }
+
+    pub fn fairness_light(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, "fairness")
+            .into_iter()
+            .find(|r| r.tags.as_ref().is_some_and(|t| t.point != "heavy"))
+    }
+
+    pub fn fairness_heavy(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, "fairness")
+            .into_iter()
+            .find(|r| r.tags.as_ref().is_some_and(|t| t.point == "heavy"))
+    }
+
+    /// Server CPU milliseconds per 10k messages at the largest connection
+    /// count of the smallest size.
+    pub fn cpu_ms_per_10k(&self, style: &str) -> Option<f64> {
+        let size = *self.scale_sizes().first()?;
+        let r = self
+            .scale_points(style, size)
+            .into_iter()
+            .rev()
+            .find(|r| r.messages > 0)?;
+        let sv = r.server.as_ref()?;
+        Some(sv.cpu_percent / 100.0 * r.measured_s * 1000.0 / r.messages as f64 * 10_000.0)
+    }
+
+    pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
+        let pts = self.scale_points(style, size);
+        let peak = pts
+            .iter()
+            .filter(|r| r.messages > 0)
+            .max_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s))?;
+        Some(Knee {
+            peak_conns: peak.spec.conns,
+            peak_rate: peak.throughput_msgs_per_s,
+            p99_over_10ms_at: pts
+                .iter()
+                .find(|r| r.messages == 0 || r.latency_us.p99 > KNEE_P99_US)
+                .map(|r| r.spec.conns),
+        })
+    }
+}
+
+/// Messages per second, compactly.
+pub fn fmt_rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn mark(r: &RunResult) -> &'static str {
+    if !r.outcome.ok {
+        " ✗"
+    } else if r.client.client_bound {
+        " †"
+    } else {
+        ""
+    }
+}
+
+/// The whole report.
+pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
+    let v = View::new(results);
+    let mut s = String::new();
+    let e = &results.environment;
+    let _ = writeln!(s, "# c10k-echo comparison ({} profile)\n", results.profile);
+    let _ = writeln!(
+        s,
+        "Every style ran as its own server process pinned to CPU(s) {:?}; loadgen ran pinned to CPU(s) {:?}. \
+         Compare styles within this report as ratios: run-to-run noise on a shared machine is large.\n",
+        results.server_cpus, results.client_cpus
+    );
+    let _ = writeln!(s, "| machine | |\n|---|---|");
+    let _ = writeln!(s, "| kernel | {} |", e.kernel);
+    let _ = writeln!(s, "| CPU | {} x {} |", e.cores, e.cpu_model);
+    let _ = writeln!(
+        s,
+        "| loadgen | {} (git {}) |",
+        e.loadgen_version, e.git_revision
+    );
+    let _ = writeln!(s, "| open-files limit | {} |", e.fd_limit);
+    let _ = writeln!(
+        s,
+        "| net.core.somaxconn | {} |",
+        e.somaxconn
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "?".into())
+    );
+    let _ = writeln!(s, "| servers run by | `{}` |", results.server_command);
+    let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
+    let _ = writeln!(
+        s,
+        "Marks: ✗ the run failed (errors, see the end); † loadgen itself was the bottleneck (client-bound): \
+         that figure is loadgen's limit, not the server's.\n"
+    );
+    servers_section(&mut s, results);
+    scale_section(&mut s, &v);
+    idle_section(&mut s, &v);
+    open_section(&mut s, &v);
+    churn_section(&mut s, &v);
+    fairness_section(&mut s, &v);
+    if !charts.is_empty() {
+        let _ = writeln!(s, "## Charts\n");
+        for c in charts {
+            let _ = writeln!(s, "![{}]({})\n", c.title, c.file);
+        }
+    }
+    trust_section(&mut s, results);
+    s
+}
+
+fn servers_section(s: &mut String, results: &CompareResults) {
+    let _ = writeln!(
+        s,
+        "## Servers\n\n| style | phase | started | stopped cleanly | summary / problem |\n|---|---|---|---|---|"
+    );
+    for r in &results.servers {
+        let detail = match (&r.problem, &r.summary) {
+            (Some(p), _) => format!("**{p}**"),
+            (None, Some(sum)) => format!("`{sum}`"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.style,
+            r.phase,
+            if r.started { "yes" } else { "**no**" },
+            if r.stopped_cleanly { "yes" } else { "**no**" },
+            detail
+        );
+    }
+    s.push('\n');
+}
+
+fn scale_section(s: &mut String, v: &View) {
+    let conns = v.scale_conns();
+    if conns.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## scale: closed-loop throughput against connections\n");
+    let _ = writeln!(
+        s,
+        "Each cell: messages/s (p99 round trip). Closed loop: every connection sends its next message when the \
+         reply is back.\n"
+    );
+    for size in v.scale_sizes() {
+        let _ = write!(s, "### {size} B messages\n\n| style |");
+        for c in &conns {
+            let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
+        }
+        let _ = write!(s, " knee |\n|---|");
+        for _ in &conns {
+            s.push_str("---:|");
+        }
+        s.push_str("---|\n");
+        for style in v.styles() {
+            let _ = write!(s, "| {style} |");
+            for &c in &conns {
+                match v.scale_point(&style, c, size) {
+                    Some(r) => {
+                        let _ = write!(
+                            s,
+                            " {} ({}){} |",
+                            fmt_rate(r.throughput_msgs_per_s),
+                            fmt_us(r.latency_us.p99),
+                            mark(r)
+                        );
+                    }
+                    None => s.push_str(" – |"),
+                }
+            }
+            match v.knee(&style, size) {
+                Some(k) => {
+                    let p99 = match k.p99_over_10ms_at {
+                        Some(c) => format!("p99 > 10 ms from {c} conns"),
+                        None => "p99 under 10 ms throughout".into(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        " peaks at {} conns ({}/s); {p99} |",
+                        k.peak_conns,
+                        fmt_rate(k.peak_rate)
+                    );
+                }
+                None => s.push_str(" – |\n"),
+            }
+        }
+        s.push('\n');
+        scale_reading(s, v, size, &conns);
+    }
+}
+
+fn ranked<'a>(
+    v: &View<'a>,
+    mut f: impl FnMut(&str) -> Option<(f64, &'a RunResult)>,
+) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = v
+        .styles()
+        .iter()
+        .filter_map(|st| {
+            f(st)
+                .filter(|(_, r)| r.messages > 0)
+                .map(|(x, _)| (st.clone(), x))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+fn scale_reading(s: &mut String, v: &View, size: usize, conns: &[usize]) {
+    let Some(&most) = conns.last() else { return };
+    let at_most = ranked(v, |st| {
+        v.scale_point(st, most, size)
+            .map(|r| (r.throughput_msgs_per_s, r))
+    });
+    let _ = write!(s, "**Reading.** ");
+    if let (Some(best), Some(worst)) = (at_most.first(), at_most.last())
+        && at_most.len() > 1
+    {
+        let _ = write!(
+            s,
+            "At {most} connections {} led with {}/s and {} was last with {}/s ({:.1}x apart). ",
+            best.0,
+            fmt_rate(best.1),
+            worst.0,
+            fmt_rate(worst.1),
+            best.1 / worst.1.max(1e-9)
+        );
+    }
+    if let (Some(t), Some(r)) = (
+        v.scale_point("threads", most, size),
+        v.scale_point("reactor", most, size),
+    ) && t.messages > 0
+        && r.messages > 0
+    {
+        let verdict = if t.throughput_msgs_per_s < r.throughput_msgs_per_s * 0.9 {
+            "so one thread per connection cost throughput here"
+        } else if t.throughput_msgs_per_s > r.throughput_msgs_per_s * 1.1 {
+            "so the kernel scheduling that many threads still kept up with one event loop here"
+        } else {
+            "about level"
+        };
+        let _ = write!(
+            s,
+            "threads did {}/s (p99 {}) against reactor's {}/s (p99 {}), {verdict}. ",
+            fmt_rate(t.throughput_msgs_per_s),
+            fmt_us(t.latency_us.p99),
+            fmt_rate(r.throughput_msgs_per_s),
+            fmt_us(r.latency_us.p99)
+        );
+    }
+    if let Some(&fewest) = conns.first() {
+        let at_one = ranked(v, |st| {
+            v.scale_point(st, fewest, size)
+                .map(|r| (r.throughput_msgs_per_s, r))
+        });
+        if let (Some(hi), Some(lo)) = (at_one.first(), at_one.last())
+            && at_one.len() > 1
+        {
+            let _ = write!(
+                s,
+                "With {fewest} connection(s) the styles ranged from {}/s ({}) to {}/s ({}): at this load a round \
+                 trip is dominated by wake-ups across CPUs, which a spinning or single-loop server avoids best.",
+                fmt_rate(hi.1),
+                hi.0,
+                fmt_rate(lo.1),
+                lo.0
+            );
+        }
+    }
+    s.push_str("\n\n");
+}
+
+fn idle_section(s: &mut String, v: &View) {
+    let rows: Vec<(String, &RunResult)> = v
+        .styles()
+        .into_iter()
+        .filter_map(|st| v.idle_run(&st).map(|r| (st, r)))
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "## idle: {} idle connections + {} active at a light rate\n",
+        first.spec.idle, first.spec.conns
+    );
+    let _ = writeln!(
+        s,
+        "| style | server RSS per connection | peak RSS | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
+    );
+    for (st, r) in &rows {
+        let (per, peak, cpu) = match &r.server {
+            Some(sv) => (
+                format!("{:.1} KiB", sv.rss_per_conn_bytes / 1024.0),
+                format!("{:.1} MiB", sv.peak_rss_bytes as f64 / 1048576.0),
+                format!("{:.0}%", sv.cpu_percent),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {st} | {per} | {peak} | {cpu} | {}{} | {} |",
+            fmt_us(r.latency_us.p99),
+            mark(r),
+            r.errors.describe()
+        );
+    }
+    s.push('\n');
+    let cpu = |st: &str| {
+        v.idle_run(st)
+            .and_then(|r| r.server.as_ref())
+            .map(|sv| sv.cpu_percent)
+    };
+    let mem = ranked(v, |st| {
+        v.idle_run(st).and_then(|r| {
+            r.server
+                .as_ref()
+                .map(|sv| (sv.rss_per_conn_bytes / 1024.0, r))
+        })
+    });
+    let _ = write!(s, "**Reading.** ");
+    if let (Some(hi), Some(lo)) = (mem.first(), mem.last())
+        && mem.len() > 1
+    {
+        let _ = write!(
+            s,
+            "Holding a connection cost {} the most memory ({:.1} KiB each) and {} the least ({:.1} KiB). ",
+            hi.0, hi.1, lo.0, lo.1
+        );
+    }
+    if let (Some(p), Some(r)) = (cpu("polling"), cpu("reactor")) {
+        let verdict = if p > r * 2.0 + 5.0 {
+            "polling keeps asking every idle socket whether it is ready, and pays for it in CPU; epoll only wakes the reactor for sockets that are"
+        } else {
+            "in this run polling's spinning did not stand out against the reactor"
+        };
+        let _ = write!(
+            s,
+            "With the same light traffic polling used {p:.0}% of a CPU and reactor {r:.0}%: {verdict}."
+        );
+    }
+    s.push_str("\n\n");
+}
+
+fn open_section(s: &mut String, v: &View) {
+    let any = v.styles().iter().any(|st| !v.open_runs(st).is_empty());
+    if !any {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## open: constant rate at fractions of each style's maximum\n"
+    );
+    let _ = writeln!(
+        s,
+        "Latency counted from each message's intended send time (corrected) beside the actual send (raw).\n\n\
+         | style | rate | achieved | corrected p50 | corrected p99 | corrected p99.9 | raw p99 |\n|---|---|---:|---:|---:|---:|---:|"
+    );
+    for st in v.styles() {
+        for r in v.open_runs(&st) {
+            let point = r.tags.as_ref().map(|t| t.point.clone()).unwrap_or_default();
+            let raw = r
+                .latency_raw_us
+                .as_ref()
+                .map(|p| fmt_us(p.p99))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "| {st} | {point} | {}/s{} | {} | {} | {} | {raw} |",
+                fmt_rate(r.throughput_msgs_per_s),
+                mark(r),
+                fmt_us(r.latency_us.p50),
+                fmt_us(r.latency_us.p99),
+                fmt_us(r.latency_us.p999)
+            );
+        }
+    }
+    s.push('\n');
+    let gaps = ranked(v, |st| {
+        let r = v.open_runs(st).into_iter().last()?;
+        let raw = r.latency_raw_us.as_ref()?.p99.max(1) as f64;
+        Some((r.latency_us.p99 as f64 / raw, r))
+    });
+    let _ = write!(s, "**Reading.** ");
+    if let Some((st, ratio)) = gaps.first() {
+        let _ = write!(
+            s,
+            "At the highest rate the widest gap between corrected and raw p99 was for {st} ({ratio:.1}x): that gap is \
+             time messages spent waiting to be sent while the server was behind, which a closed-loop client never \
+             records. "
+        );
+    }
+    if let Some((st, ratio)) = gaps.last()
+        && gaps.len() > 1
+    {
+        let _ = write!(s, "The narrowest was for {st} ({ratio:.1}x).");
+    }
+    s.push_str("\n\n");
+}
+
+fn churn_section(s: &mut String, v: &View) {
+    let rows: Vec<(String, &RunResult)> = v
+        .styles()
+        .into_iter()
+        .filter_map(|st| v.churn_run(&st).map(|r| (st, r)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## churn: connect, echo one message, close\n\n| style | connections/s | connect p99 | echo p99 | errors |\n|---|---:|---:|---:|---|"
+    );
+    for (st, r) in &rows {
+        let _ = writeln!(
+            s,
+            "| {st} | {}{} | {} | {} | {} |",
+            fmt_rate(r.connect.rate_per_s),
+            mark(r),
+            fmt_us(r.connect.p99_us),
+            fmt_us(r.latency_us.p99),
+            r.errors.describe()
+        );
+    }
+    let ranks = ranked(v, |st| v.churn_run(st).map(|r| (r.connect.rate_per_s, r)));
+    if let (Some(hi), Some(lo)) = (ranks.first(), ranks.last())
+        && ranks.len() > 1
+    {
+        let _ = write!(
+            s,
+            "\n**Reading.** {} set up connections fastest ({}/s), {} slowest ({}/s)",
+            hi.0,
+            fmt_rate(hi.1),
+            lo.0,
+            fmt_rate(lo.1)
+        );
+        if let Some(t) = ranks.iter().find(|(st, _)| st == "threads") {
+            let _ = write!(
+                s,
+                "; threads, which starts an OS thread per connection, did {}/s ({:.0}% of the fastest)",
+                fmt_rate(t.1),
+                100.0 * t.1 / hi.1.max(1e-9)
+            );
+        }
+        s.push('.');
+    }
+    s.push_str("\n\n");
+}
+
+fn fairness_section(s: &mut String, v: &View) {
+    let rows: Vec<(String, &RunResult)> = v
+        .styles()
+        .into_iter()
+        .filter_map(|st| v.fairness_light(&st).map(|r| (st, r)))
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "## fairness: {} light connections beside one CPU-heavy connection\n",
+        first.spec.conns
+    );
+    let _ = writeln!(
+        s,
+        "The server burns CPU for every chunk it reads (`--work-us`); the heavy connection sends large messages \
+         back to back, the light ones ping on a fixed schedule.\n\n\
+         | style | light p50 | light p99 | light max | light longest stall | heavy msg/s |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (st, r) in &rows {
+        let heavy = v
+            .fairness_heavy(st)
+            .map(|h| format!("{:.0}", h.throughput_msgs_per_s))
+            .unwrap_or_else(|| "–".into());
+        if r.messages == 0 {
+            let _ = writeln!(
+                s,
+                "| {st} | no reply | no reply{} | no reply | {:.1} ms (all of it) | {heavy} |",
+                mark(r),
+                r.fairness.longest_stall_ms
+            );
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| {st} | {} | {}{} | {} | {:.1} ms | {heavy} |",
+            fmt_us(r.latency_us.p50),
+            fmt_us(r.latency_us.p99),
+            mark(r),
+            fmt_us(r.latency_us.max),
+            r.fairness.longest_stall_ms
+        );
+    }
+    s.push('\n');
+    let p99 = |st: &str| {
+        v.fairness_light(st)
+            .filter(|r| r.messages > 0)
+            .map(|r| r.latency_us.p99 as f64)
+    };
+    let starved = |st: &str| v.fairness_light(st).is_some_and(|r| r.messages == 0);
+    let _ = write!(s, "**Reading.** ");
+    for st in v.styles() {
+        if starved(&st) {
+            let _ = write!(
+                s,
+                "{st}: not one light reply in the whole measured window: the heavy connection never gave up its \
+                 worker, and every other connection on it starved. "
+            );
+        }
+    }
+    if let Some(t) = p99("threads") {
+        let _ = write!(
+            s,
+            "threads' light clients saw p99 {}: the kernel preempts the busy thread. ",
+            fmt_us(t as u64)
+        );
+        for coop in ["tasks", "coroutines", "reactor", "polling"] {
+            if let Some(c) = p99(coop) {
+                let ratio = c / t.max(1.0);
+                let verdict = if ratio >= 3.0 {
+                    "the heavy connection held the CPU until it yielded and the light ones waited"
+                } else if ratio <= 1.0 / 3.0 {
+                    "better than threads in this run"
+                } else {
+                    "close to threads in this run"
+                };
+                let _ = write!(
+                    s,
+                    "{coop}: {} ({ratio:.1}x threads), {verdict}. ",
+                    fmt_us(c as u64)
+                );
+            }
+        }
+    } else {
+        s.push_str("No threads run to compare against.");
+    }
+    s.push_str("\n\n");
+}
+
+fn trust_section(s: &mut String, results: &CompareResults) {
+    let bound: Vec<&RunResult> = results
+        .runs
+        .iter()
+        .filter(|r| r.client.client_bound)
+        .collect();
+    let failed: Vec<&RunResult> = results.runs.iter().filter(|r| !r.outcome.ok).collect();
+    let _ = writeln!(s, "## Runs to read with care\n");
+    if bound.is_empty() {
+        let _ = writeln!(s, "No run was client-bound.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "Client-bound (loadgen's busiest thread over 90% busy):\n"
+        );
+        for r in bound {
+            let _ = writeln!(
+                s,
+                "- {}: {:.0}% busy",
+                r.label.as_deref().unwrap_or("run"),
+                r.client.busy_max * 100.0
+            );
+        }
+        s.push('\n');
+    }
+    if failed.is_empty() {
+        let _ = writeln!(s, "No run failed.");
+    } else {
+        let _ = writeln!(s, "Failed runs:\n");
+        for r in failed {
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                r.label.as_deref().unwrap_or("run"),
+                r.outcome.reasons.join("; ")
+            );
+        }
+    }
+}

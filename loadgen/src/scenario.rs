@@ -1,0 +1,348 @@
+//! The comparison's scenarios, each a named function that drives one
+//! running server and returns its runs, tagged. `loadgen compare` runs them
+//! all for every style; `loadgen run --scenario NAME` runs one alone.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::driver::{self, Control, RunOptions};
+use crate::results::{RunResult, Tags};
+use crate::spec::{Mode, RunSpec};
+
+/// How big a comparison is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// `scale`: connection counts and payload sizes.
+    pub scale_conns: Vec<usize>,
+    pub scale_sizes: Vec<usize>,
+    /// `idle`: connections held idle, and active ones at a light open-loop
+    /// rate (messages/s per connection).
+    pub idle: usize,
+    pub idle_active: usize,
+    pub idle_rate_per_conn: f64,
+    /// `open`: fractions of the measured maximum.
+    pub open_fractions: Vec<f64>,
+    /// `churn`: connections cycling at once.
+    pub churn_slots: usize,
+    /// `fairness`: light connections and their rate (messages/s each), the
+    /// heavy connection's message size, and the server's `--work-us`.
+    pub fairness_light: usize,
+    pub fairness_light_rate: f64,
+    pub fairness_heavy_size: usize,
+    pub fairness_work_us: u64,
+}
+
+impl Profile {
+    pub fn named(name: &str) -> Option<Profile> {
+        let quick = Profile {
+            name: "quick",
+            duration: Duration::from_millis(1500),
+            warmup: Duration::from_millis(500),
+            scale_conns: vec![1, 50, 1000, 5000],
+            scale_sizes: vec![64, 4096],
+            idle: 10_000,
+            idle_active: 100,
+            idle_rate_per_conn: 20.0,
+            open_fractions: vec![0.5, 0.9],
+            churn_slots: 20,
+            fairness_light: 50,
+            fairness_light_rate: 10.0,
+            fairness_heavy_size: 16 * 1024,
+            fairness_work_us: 500,
+        };
+        match name {
+            "quick" => Some(quick),
+            "smoke" => Some(Profile {
+                name: "smoke",
+                duration: Duration::from_millis(300),
+                warmup: Duration::from_millis(100),
+                scale_conns: vec![1, 20],
+                scale_sizes: vec![64],
+                idle: 200,
+                idle_active: 10,
+                open_fractions: vec![0.5],
+                churn_slots: 4,
+                fairness_light: 5,
+                fairness_work_us: 200,
+                ..quick
+            }),
+            "full" => Some(Profile {
+                name: "full",
+                duration: Duration::from_secs(5),
+                warmup: Duration::from_secs(1),
+                scale_conns: vec![1, 10, 100, 1000, 10_000],
+                churn_slots: 50,
+                ..quick
+            }),
+            _ => None,
+        }
+    }
+
+    /// Number of load runs one style gets (for the time estimate).
+    pub fn runs_per_style(&self) -> usize {
+        self.scale_conns.len() * self.scale_sizes.len() + 1 + self.open_fractions.len() + 1 + 1
+    }
+
+    /// A rough wall-clock estimate for one style, in seconds.
+    pub fn seconds_per_style(&self) -> f64 {
+        let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
+        let connects =
+            (self.idle as f64 + self.scale_conns.iter().sum::<usize>() as f64) / 20_000.0;
+        self.runs_per_style() as f64 * per_run + connects + 1.0
+    }
+}
+
+/// The server a scenario drives.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub style: String,
+    pub addr: SocketAddr,
+    pub server_pid: Option<u32>,
+}
+
+/// What every scenario gets.
+pub struct Env<'a> {
+    pub profile: &'a Profile,
+    pub target: &'a Target,
+    /// Set on Ctrl-C: runs end early.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Told about every run as it ends.
+    pub on_run: &'a mut dyn FnMut(&RunResult),
+}
+
+impl Env<'_> {
+    fn base_spec(&self) -> RunSpec {
+        RunSpec {
+            addr: self.target.addr,
+            duration: self.profile.duration,
+            warmup: self.profile.warmup,
+            timeout: Duration::from_secs(5),
+            ..RunSpec::default()
+        }
+    }
+
+    fn run(
+        &mut self,
+        scenario: &str,
+        point: String,
+        spec: &RunSpec,
+        sample: bool,
+    ) -> Option<RunResult> {
+        let control = Arc::new(Control {
+            stop: Arc::clone(&self.stop),
+            ..Control::default()
+        });
+        let opts = RunOptions {
+            server_pid: if sample { self.target.server_pid } else { None },
+            label: Some(format!("{}/{scenario}/{point}", self.target.style)),
+            on_tick: None,
+        };
+        match driver::run(spec, control, opts) {
+            Ok(mut r) => {
+                r.tags = Some(Tags {
+                    style: self.target.style.clone(),
+                    scenario: scenario.into(),
+                    point,
+                });
+                (self.on_run)(&r);
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("loadgen: {} {scenario} {point}: {e}", self.target.style);
+                None
+            }
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The names `--scenario` accepts, in the order compare runs them.
+pub const NAMES: &[&str] = &["idle", "scale", "open", "churn", "fairness"];
+
+/// `scale`: closed-loop throughput and latency against connection counts
+/// and payload sizes.
+pub fn scale(env: &mut Env) -> Vec<RunResult> {
+    let mut out = Vec::new();
+    for &size in &env.profile.scale_sizes.clone() {
+        for &conns in &env.profile.scale_conns.clone() {
+            if env.interrupted() {
+                return out;
+            }
+            let spec = RunSpec {
+                conns,
+                size,
+                ..env.base_spec()
+            };
+            out.extend(env.run("scale", format!("conns={conns} size={size}"), &spec, true));
+        }
+    }
+    out
+}
+
+/// `idle`: many idle connections plus a few active ones at a light rate:
+/// memory per connection, the active ones' latency, and what the server
+/// spends on connections that do nothing.
+pub fn idle(env: &mut Env) -> Vec<RunResult> {
+    let p = env.profile;
+    let spec = RunSpec {
+        conns: p.idle_active,
+        idle: p.idle,
+        mode: Mode::Open {
+            rate: p.idle_active as f64 * p.idle_rate_per_conn,
+        },
+        source_ips: source_ips(env.target.addr, p.idle + p.idle_active),
+        ..env.base_spec()
+    };
+    env.run(
+        "idle",
+        format!("idle={} active={}", p.idle, p.idle_active),
+        &spec,
+        true,
+    )
+    .into_iter()
+    .collect()
+}
+
+/// `open`: constant rate at fractions of the style's maximum (`max`:
+/// msg/s and the connection count that reached it, from `scale`; probed
+/// here when not given). Corrected and raw latency side by side.
+pub fn open(env: &mut Env, max: Option<(f64, usize)>) -> Vec<RunResult> {
+    let (max_rate, conns) = match max {
+        Some(m) => m,
+        None => {
+            let probe = RunSpec {
+                conns: 50,
+                ..env.base_spec()
+            };
+            match env.run("open", "probe conns=50".into(), &probe, false) {
+                Some(r) if r.messages > 0 => (r.throughput_msgs_per_s, 50),
+                _ => return Vec::new(),
+            }
+        }
+    };
+    let conns = conns.clamp(1, 1000);
+    let mut out = Vec::new();
+    for &fraction in &env.profile.open_fractions.clone() {
+        if env.interrupted() {
+            break;
+        }
+        let rate = (max_rate * fraction).max(1.0);
+        let spec = RunSpec {
+            conns,
+            // Room for the rate even where the maximum came with more
+            // connections than the open run uses.
+            pipeline: 4,
+            mode: Mode::Open { rate },
+            ..env.base_spec()
+        };
+        out.extend(env.run(
+            "open",
+            format!("{:.0}% of max = {rate:.0}/s", fraction * 100.0),
+            &spec,
+            true,
+        ));
+    }
+    out
+}
+
+/// `churn`: connect, echo one message, close, as fast as possible.
+pub fn churn(env: &mut Env) -> Vec<RunResult> {
+    let slots = env.profile.churn_slots;
+    let spec = RunSpec {
+        conns: slots,
+        mode: Mode::Churn,
+        // Closed connections sit in TIME_WAIT on our side: spread them over
+        // source addresses so a long run does not run out of ports.
+        source_ips: source_ips(env.target.addr, usize::MAX),
+        ..env.base_spec()
+    };
+    env.run("churn", format!("slots={slots}"), &spec, true)
+        .into_iter()
+        .collect()
+}
+
+/// `fairness`: one connection sends large messages back to back while light
+/// connections ping at a low rate; the server burns `--work-us` of CPU per
+/// chunk it reads (it must have been started with it). The light
+/// connections' latency shows whether the heavy one can starve them.
+pub fn fairness(env: &mut Env) -> Vec<RunResult> {
+    let p = env.profile.clone();
+    let heavy = RunSpec {
+        conns: 1,
+        size: p.fairness_heavy_size,
+        pipeline: 4,
+        // The heavy connection may be slow by design; it is not what is judged.
+        timeout: Duration::from_secs(30),
+        ..env.base_spec()
+    };
+    let light = RunSpec {
+        conns: p.fairness_light,
+        mode: Mode::Open {
+            rate: p.fairness_light as f64 * p.fairness_light_rate,
+        },
+        timeout: Duration::from_secs(30),
+        ..env.base_spec()
+    };
+    let stop = Arc::clone(&env.stop);
+    let heavy_run = std::thread::Builder::new()
+        .name("fairness-heavy".into())
+        .spawn(move || {
+            let control = Arc::new(Control {
+                stop,
+                ..Control::default()
+            });
+            driver::run(&heavy, control, RunOptions::default())
+        });
+    let light_result = env.run(
+        "fairness",
+        format!("light x{}", p.fairness_light),
+        &light,
+        true,
+    );
+    let mut out: Vec<RunResult> = light_result.into_iter().collect();
+    if let Ok(handle) = heavy_run
+        && let Ok(Ok(mut r)) = handle.join()
+    {
+        r.label = Some(format!("{}/fairness/heavy", env.target.style));
+        r.tags = Some(Tags {
+            style: env.target.style.clone(),
+            scenario: "fairness".into(),
+            point: "heavy".into(),
+        });
+        (env.on_run)(&r);
+        out.push(r);
+    }
+    out
+}
+
+/// Source addresses for `needed` connections to a loopback IPv4 target:
+/// 127.0.0.1-127.0.0.8 when one address's ~28K ephemeral ports could run
+/// short (churn, big idle counts); none otherwise.
+fn source_ips(target: SocketAddr, needed: usize) -> Vec<IpAddr> {
+    match target.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() && needed > 20_000 => (1..=8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The best closed-loop throughput among `runs` of `scale` with `size`, and
+/// the connection count that reached it.
+pub fn max_throughput(runs: &[RunResult], size: usize) -> Option<(f64, usize)> {
+    runs.iter()
+        .filter(|r| {
+            r.tags.as_ref().is_some_and(|t| t.scenario == "scale")
+                && r.spec.size == size
+                && r.messages > 0
+        })
+        .map(|r| (r.throughput_msgs_per_s, r.spec.conns))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
