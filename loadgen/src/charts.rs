@@ -137,11 +137,18 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
         ),
         bar(
             "fairness.svg",
-            "Light clients' p99 beside one CPU-heavy client (log scale)",
+            "Light clients' p99 beside one CPU-heavy client (log; no reply at all: drawn at the stall)",
             "light p99 (ms)",
+            // A style that answered nothing has no p99; the stall (the whole
+            // window) is a lower bound of it.
             Box::new(|s| {
-                view.fairness_light(s)
-                    .map(|r| r.latency_us.p99 as f64 / 1000.0)
+                view.fairness_light(s).map(|r| {
+                    if r.messages > 0 {
+                        r.latency_us.p99 as f64 / 1000.0
+                    } else {
+                        r.fairness.longest_stall_ms
+                    }
+                })
             }),
             true,
         ),
@@ -178,6 +185,25 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
     Ok(charts)
 }
 
+/// A log axis from the decade below `min` to the decade above `max`, at
+/// least one decade wide (plotters needs a sane range to place its ticks).
+fn log_range(min: f64, max: f64) -> (f64, f64) {
+    // f64::MAX stands for "no positive value" in the callers' folds.
+    let min = if min > 0.0 && min < f64::MAX / 2.0 {
+        min
+    } else {
+        1e-3
+    };
+    let max = if max.is_finite() && max > min {
+        max
+    } else {
+        min * 10.0
+    };
+    let lo = 10f64.powf(min.log10().floor());
+    let hi = 10f64.powf(max.log10().ceil()).max(lo * 10.0);
+    (lo, hi)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting: {e:?}")
 }
@@ -209,9 +235,9 @@ fn line_chart(
         .x_label_area_size(36)
         .y_label_area_size(70);
     if log_y {
-        let lo = if y_min == f64::MAX { 1e-3 } else { y_min / 2.0 };
+        let (lo, hi) = log_range(y_min, y_max);
         let mut chart = builder
-            .build_cartesian_2d((0.8f64..x_max).log_scale(), (lo..y_max).log_scale())
+            .build_cartesian_2d((0.8f64..x_max).log_scale(), (lo..hi).log_scale())
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -300,15 +326,14 @@ fn bar_chart(
         .x_label_area_size(36)
         .y_label_area_size(70);
     if log_y {
-        let lo = items
+        let min = items
             .iter()
             .map(|(_, v)| *v)
             .filter(|v| *v > 0.0)
-            .fold(f64::MAX, f64::min)
-            / 2.0;
-        let lo = if lo.is_finite() && lo > 0.0 { lo } else { 1e-3 };
+            .fold(f64::MAX, f64::min);
+        let (lo, hi) = log_range(min, y_max);
         let mut chart = builder
-            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), (lo..y_max).log_scale())
+            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), (lo..hi).log_scale())
             .map_err(plot_err)?;
         chart
             .configure_mesh()

@@ -37,6 +37,15 @@ pub enum Command {
     /// Run every server style through the same scenarios and write a report
     /// (results.json, results.csv, report.md, charts/).
     Compare(CompareArgs),
+    /// Rebuild report.md, results.csv and charts/ from a comparison's
+    /// results.json (written next to it unless --out is given).
+    Report {
+        /// A results.json written by `loadgen compare`.
+        results: PathBuf,
+        /// Output directory (default: the one holding results.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Combine result files of simultaneous runs (several loadgen processes
     /// or hosts against one server) into one: histograms added, throughputs
     /// and errors summed.
@@ -293,6 +302,22 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             }
         }
         Command::Compare(args) => compare_command(&args),
+        Command::Report { results, out } => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            let parsed: crate::compare::CompareResults =
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is not a `loadgen compare` results.json",
+                        results.display()
+                    )
+                })?;
+            let dir =
+                out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
+            crate::compare::write_outputs(&parsed, &dir)?;
+            println!("report: {}", dir.join("report.md").display());
+            Ok(0)
+        }
         Command::Merge(args) => merge_command(&args),
         Command::Serve { args } => {
             let mut argv = vec![std::ffi::OsString::from("servers")];

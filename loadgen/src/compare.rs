@@ -127,6 +127,14 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         opts.client_cpus,
         estimate
     );
+    if let Some([one, _, _]) = crate::fingerprint::load_average()
+        && one > 1.0
+    {
+        eprintln!(
+            "loadgen compare: warning: the machine is busy before we start (load average {one:.2}); \
+             other processes will make the numbers noisy"
+        );
+    }
     let total_runs = opts.profile.runs_per_style() * opts.styles.len() + opts.styles.len();
     let progress = Progress::new(total_runs);
     let mut runs = Vec::new();
@@ -214,6 +222,9 @@ fn compare_style(
     });
     servers.push(record);
     runs.extend(main_runs);
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let work = p.fairness_work_us.to_string();
     let (record, fair_runs) =
         with_server(opts, style, "fairness", &["--work-us", &work], |target| {

@@ -198,6 +198,12 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             .map(|v| v.to_string())
             .unwrap_or_else(|| "?".into())
     );
+    if let Some([one, five, fifteen]) = e.load_average {
+        let _ = writeln!(
+            s,
+            "| load average at the end | {one:.2} {five:.2} {fifteen:.2} |"
+        );
+    }
     let _ = writeln!(s, "| servers run by | `{}` |", results.server_command);
     let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
     let _ = writeln!(

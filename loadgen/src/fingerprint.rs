@@ -17,6 +17,10 @@ pub struct Fingerprint {
     pub loadgen_cpus: Vec<usize>,
     pub server_cpus: Option<Vec<usize>>,
     pub hostname: String,
+    /// 1, 5 and 15-minute load averages when the result was recorded: a
+    /// busy machine makes noisy numbers.
+    #[serde(default)]
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl Fingerprint {
@@ -50,8 +54,16 @@ impl Fingerprint {
             loadgen_cpus: affinity(0).unwrap_or_default(),
             server_cpus: server_pid.and_then(|pid| affinity(pid as i32)),
             hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
+            load_average: load_average(),
         }
     }
+}
+
+/// The machine's load averages (1, 5, 15 minutes).
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 fn online_cpus() -> usize {

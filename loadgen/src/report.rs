@@ -97,18 +97,23 @@ pub fn text(r: &RunResult) -> String {
         }
     );
     if let Some(sv) = &r.server {
+        let ctxt = match (sv.voluntary_ctxt_per_s, sv.involuntary_ctxt_per_s) {
+            (Some(v), Some(i)) => format!("ctx switches {v:.0}/s voluntary {i:.0}/s involuntary"),
+            _ => format!("ctx switches not measured ({} threads)", sv.peak_threads),
+        };
+        let fds = match sv.peak_fds {
+            Some(n) => format!("fds {n}"),
+            None => format!("fd table {} slots", sv.peak_fd_table),
+        };
         let _ = writeln!(
             s,
-            "  server pid {} RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, ctx switches {:.0}/s voluntary {:.0}/s involuntary, threads {}, fds {}{}",
+            "  server pid {} RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}",
             sv.pid,
             sv.peak_rss_bytes as f64 / 1048576.0,
             sv.baseline_rss_bytes as f64 / 1048576.0,
             sv.rss_per_conn_bytes / 1024.0,
             sv.cpu_percent,
-            sv.voluntary_ctxt_per_s,
-            sv.involuntary_ctxt_per_s,
             sv.peak_threads,
-            sv.peak_fds,
             if sv.alive_at_end {
                 ""
             } else {

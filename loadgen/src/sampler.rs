@@ -1,5 +1,13 @@
 //! Samples a server process from /proc while loadgen drives it: RSS,
-//! threads, open fds, CPU time and context switches, at 10 Hz or faster.
+//! threads, open fds, CPU time and context switches, at 10 Hz.
+//!
+//! The sampler runs on loadgen's CPUs, so it must stay cheap or it would
+//! disturb the very latencies being measured. Two figures cost in
+//! proportion to the server's size and are only read while it is small:
+//! open fds are counted exactly while the fd table has at most 1024 slots
+//! (beyond that only the table's size is reported), and context switches,
+//! which /proc keeps per thread, are summed while the server has at most
+//! 256 threads (beyond that they are reported as not measured).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,17 +16,25 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+/// Open fds are counted exactly up to this fd table size.
+const MAX_FD_TABLE_TO_COUNT: u64 = 1024;
+/// Context switches are summed over threads up to this many threads.
+const MAX_THREADS_TO_SUM: u64 = 256;
+
 /// One reading of /proc/PID.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
     pub rss_bytes: u64,
     pub threads: u64,
-    pub fds: u64,
-    /// User and system CPU seconds since the process started.
+    /// Open fds, when counted (see the module docs).
+    pub fds: Option<u64>,
+    /// Size of the fd table (FDSize): at least the number of open fds.
+    pub fd_table: u64,
+    /// User and system CPU seconds since the process started, all threads.
     pub user_s: f64,
     pub system_s: f64,
-    pub voluntary_ctxt: u64,
-    pub involuntary_ctxt: u64,
+    /// Summed over the process's threads, when summed (see the module docs).
+    pub ctxt: Option<(u64, u64)>,
 }
 
 /// Reads one sample; `None` once the process is gone.
@@ -44,19 +60,52 @@ pub fn sample(pid: u32) -> Option<Sample> {
             .unwrap_or(0.0)
             / ticks
     };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count() as u64)
-        .unwrap_or(0);
+    let threads = field("Threads:");
+    let fd_table = field("FDSize:");
+    let fds = (fd_table <= MAX_FD_TABLE_TO_COUNT)
+        .then(|| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| d.count() as u64)
+                .ok()
+        })
+        .flatten();
     Some(Sample {
         rss_bytes: field("VmRSS:") * 1024,
-        threads: field("Threads:"),
+        threads,
         fds,
+        fd_table,
         // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
         user_s: ticks_at(11),
         system_s: ticks_at(12),
-        voluntary_ctxt: field("voluntary_ctxt_switches:"),
-        involuntary_ctxt: field("nonvoluntary_ctxt_switches:"),
+        ctxt: (threads <= MAX_THREADS_TO_SUM)
+            .then(|| thread_ctxt(pid))
+            .flatten(),
     })
+}
+
+/// Voluntary and involuntary context switches summed over every thread.
+fn thread_ctxt(pid: u32) -> Option<(u64, u64)> {
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(entry.ok()?.path().join("status")) else {
+            // The thread exited between listing and reading.
+            continue;
+        };
+        for line in status.lines() {
+            let value = |l: &str| {
+                l.split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                total.0 += value(v);
+            } else if let Some(v) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                total.1 += value(v);
+            }
+        }
+    }
+    Some(total)
 }
 
 /// The server figures a run reports.
@@ -72,11 +121,14 @@ pub struct ServerStats {
     /// (peak - baseline) / connections opened.
     pub rss_per_conn_bytes: f64,
     pub peak_threads: u64,
-    pub peak_fds: u64,
+    /// Most open fds counted (None: the table grew past what is counted).
+    pub peak_fds: Option<u64>,
+    pub peak_fd_table: u64,
     /// CPU used over the measured window, in % of one core.
     pub cpu_percent: f64,
-    pub voluntary_ctxt_per_s: f64,
-    pub involuntary_ctxt_per_s: f64,
+    /// Over the measured window; None when not measured (too many threads).
+    pub voluntary_ctxt_per_s: Option<f64>,
+    pub involuntary_ctxt_per_s: Option<f64>,
     /// False if the process was gone before the run ended.
     pub alive_at_end: bool,
 }
@@ -171,13 +223,14 @@ fn summarise(
     let (cpu_percent, vol, invol) = match (first, last) {
         (Some((t0, a)), Some((t1, b))) if t1 > t0 => {
             let secs = (*t1 - *t0).as_secs_f64();
+            let ctxt = a.ctxt.zip(b.ctxt);
             (
                 100.0 * ((b.user_s + b.system_s) - (a.user_s + a.system_s)) / secs,
-                b.voluntary_ctxt.saturating_sub(a.voluntary_ctxt) as f64 / secs,
-                b.involuntary_ctxt.saturating_sub(a.involuntary_ctxt) as f64 / secs,
+                ctxt.map(|(a, b)| b.0.saturating_sub(a.0) as f64 / secs),
+                ctxt.map(|(a, b)| b.1.saturating_sub(a.1) as f64 / secs),
             )
         }
-        _ => (0.0, 0.0, 0.0),
+        _ => (0.0, None, None),
     };
     ServerStats {
         pid,
@@ -192,7 +245,12 @@ fn summarise(
             0.0
         },
         peak_threads: samples.iter().map(|(_, s)| s.threads).max().unwrap_or(0),
-        peak_fds: samples.iter().map(|(_, s)| s.fds).max().unwrap_or(0),
+        peak_fds: if samples.iter().all(|(_, s)| s.fds.is_some()) {
+            samples.iter().filter_map(|(_, s)| s.fds).max()
+        } else {
+            None
+        },
+        peak_fd_table: samples.iter().map(|(_, s)| s.fd_table).max().unwrap_or(0),
         cpu_percent,
         voluntary_ctxt_per_s: vol,
         involuntary_ctxt_per_s: invol,

@@ -190,6 +190,9 @@ pub fn scale(env: &mut Env) -> Vec<RunResult> {
 /// memory per connection, the active ones' latency, and what the server
 /// spends on connections that do nothing.
 pub fn idle(env: &mut Env) -> Vec<RunResult> {
+    if env.interrupted() {
+        return Vec::new();
+    }
     let p = env.profile;
     let spec = RunSpec {
         conns: p.idle_active,
@@ -214,6 +217,9 @@ pub fn idle(env: &mut Env) -> Vec<RunResult> {
 /// msg/s and the connection count that reached it, from `scale`; probed
 /// here when not given). Corrected and raw latency side by side.
 pub fn open(env: &mut Env, max: Option<(f64, usize)>) -> Vec<RunResult> {
+    if env.interrupted() {
+        return Vec::new();
+    }
     let (max_rate, conns) = match max {
         Some(m) => m,
         None => {
@@ -254,6 +260,9 @@ pub fn open(env: &mut Env, max: Option<(f64, usize)>) -> Vec<RunResult> {
 
 /// `churn`: connect, echo one message, close, as fast as possible.
 pub fn churn(env: &mut Env) -> Vec<RunResult> {
+    if env.interrupted() {
+        return Vec::new();
+    }
     let slots = env.profile.churn_slots;
     let spec = RunSpec {
         conns: slots,
@@ -273,6 +282,9 @@ pub fn churn(env: &mut Env) -> Vec<RunResult> {
 /// chunk it reads (it must have been started with it). The light
 /// connections' latency shows whether the heavy one can starve them.
 pub fn fairness(env: &mut Env) -> Vec<RunResult> {
+    if env.interrupted() {
+        return Vec::new();
+    }
     let p = env.profile.clone();
     let heavy = RunSpec {
         conns: 1,

@@ -81,6 +81,8 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
 /// A connection's handler: the callbacks the loop dispatches readiness to.
 struct Connection {
     echo: EchoConn<TcpStream>,
+    /// In the run-again queue already.
+    queued: bool,
 }
 
 /// What a callback tells the loop.
@@ -180,14 +182,13 @@ impl Reactor {
                 match event.token() {
                     WAKER => {}
                     LISTENER => self.on_acceptable(),
-                    token => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.dispatch(token, Connection::on_readable);
-                        }
-                        if event.is_writable() {
-                            self.dispatch(token, Connection::on_writable);
-                        }
+                    // One callback per event: either one drives the whole
+                    // state machine, so a second would only repeat the work.
+                    token if event.is_readable() || event.is_read_closed() || event.is_error() => {
+                        self.dispatch(token, Connection::on_readable)
                     }
+                    token if event.is_writable() => self.dispatch(token, Connection::on_writable),
+                    _ => {}
                 }
             }
             // Edge-triggered: after a back-off nothing re-announces the
@@ -200,6 +201,9 @@ impl Reactor {
             }
             for _ in 0..self.again.len() {
                 if let Some(token) = self.again.pop_front() {
+                    if let Some(conn) = self.conns.get_mut(token.0) {
+                        conn.queued = false;
+                    }
                     self.dispatch(token, Connection::drive);
                 }
             }
@@ -213,8 +217,12 @@ impl Reactor {
             return;
         };
         match callback(conn, &mut self.lp) {
-            Next::Wait => {}
-            Next::Again => self.again.push_back(token),
+            // Queued once at most, or a busy connection would pile up turns.
+            Next::Again if !conn.queued => {
+                conn.queued = true;
+                self.again.push_back(token);
+            }
+            Next::Wait | Next::Again => {}
             Next::Close => {
                 let mut conn = self.conns.remove(token.0);
                 // Closing the socket deregisters it; this is for clarity.
@@ -266,6 +274,7 @@ impl Reactor {
                 // a first event, so nothing is lost by waiting for it.
                 entry.insert(Connection {
                     echo: EchoConn::new(stream, guard),
+                    queued: false,
                 });
             }
             Err(_) => ctx.stats.conn_failed(),
