@@ -19,6 +19,8 @@ fn main() {
         .is_some_and(|o| !o.stdout.is_empty());
     let rev = if dirty { format!("{rev}-dirty") } else { rev };
     println!("cargo:rustc-env=LOADGEN_GIT_REVISION={rev}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    // Re-run on commits and on source edits, so "-dirty" stays true.
+    for path in ["../.git/HEAD", "../.git/index", "src", "../servers/src"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }

@@ -107,6 +107,9 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {} (--out)", opts.out.display()))?;
     let started = Instant::now();
+    // Before any load, so the load average says how busy the machine was
+    // without us.
+    let environment = Fingerprint::collect(None);
     let started_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -151,7 +154,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         profile: opts.profile.name.into(),
         started_unix_s,
         elapsed_s: started.elapsed().as_secs_f64(),
-        environment: Fingerprint::collect(None),
+        environment,
         server_cpus: opts.server_cpus.clone(),
         client_cpus: opts.client_cpus.clone(),
         server_command,

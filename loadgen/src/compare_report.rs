@@ -201,7 +201,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     if let Some([one, five, fifteen]) = e.load_average {
         let _ = writeln!(
             s,
-            "| load average at the end | {one:.2} {five:.2} {fifteen:.2} |"
+            "| load average before the run | {one:.2} {five:.2} {fifteen:.2} |"
         );
     }
     let _ = writeln!(s, "| servers run by | `{}` |", results.server_command);

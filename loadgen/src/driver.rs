@@ -97,6 +97,8 @@ pub fn run(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    // Before any load: the load average then describes the machine, not us.
+    let environment = Fingerprint::collect(opts.server_pid);
     let sampler = match opts.server_pid {
         Some(pid) => {
             Some(Sampler::start(pid, Duration::from_millis(100)).map_err(RunError::Setup)?)
@@ -137,7 +139,7 @@ pub fn run(
     let mut result = combine(spec, outputs, &control);
     result.started_unix_s = started_unix_s;
     result.label = opts.label.take();
-    result.environment = Fingerprint::collect(opts.server_pid);
+    result.environment = environment;
     if let Some(server) = &server
         && !server.alive_at_end
     {

@@ -17,8 +17,8 @@ pub struct Fingerprint {
     pub loadgen_cpus: Vec<usize>,
     pub server_cpus: Option<Vec<usize>>,
     pub hostname: String,
-    /// 1, 5 and 15-minute load averages when the result was recorded: a
-    /// busy machine makes noisy numbers.
+    /// 1, 5 and 15-minute load averages before the run started: a busy
+    /// machine makes noisy numbers.
     #[serde(default)]
     pub load_average: Option<[f64; 3]>,
 }

@@ -1,6 +1,6 @@
 //! Round trips per second and memory per idle connection, every style, one
-//! run: the servers issue's speed figures, until `loadgen compare` replaces
-//! this with the full report.
+//! run, with a plain blocking client: a quick check of the servers alone
+//! (the full comparison is `loadgen compare`).
 //!
 //! Each style runs as its own `servers` process pinned to CPU 0; the client
 //! (blocking, one thread per connection, the client the peer figures in
