@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::compare::CompareResults;
@@ -234,63 +236,86 @@ fn line_chart(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70);
+    let x_range = (0.8f64..x_max).log_scale();
     if log_y {
         let (lo, hi) = log_range(y_min, y_max);
         let mut chart = builder
-            .build_cartesian_2d((0.8f64..x_max).log_scale(), (lo..hi).log_scale())
+            .build_cartesian_2d(x_range, (lo..hi).log_scale())
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x)
-            .y_desc(y)
-            .draw()
-            .map_err(plot_err)?;
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)).point_size(3))
-                .map_err(plot_err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(plot_err)?;
+        draw_lines(&mut chart, x, y, series, SeriesLabelPosition::UpperLeft)?;
     } else {
         let mut chart = builder
-            .build_cartesian_2d((0.8f64..x_max).log_scale(), 0f64..y_max)
+            .build_cartesian_2d(x_range, 0f64..y_max)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x)
-            .y_desc(y)
-            .draw()
-            .map_err(plot_err)?;
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)).point_size(3))
-                .map_err(plot_err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(plot_err)?;
+        draw_lines(&mut chart, x, y, series, SeriesLabelPosition::UpperRight)?;
     }
     root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Axes, one line per series and a legend, on either kind of y axis.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    x: &str,
+    y: &str,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .draw()
+        .map_err(plot_err)?;
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)).point_size(3))
+            .map_err(plot_err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(legend)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// Axes and one bar per item from `base`, on either kind of y axis.
+fn draw_bars<Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, Y>>,
+    y: &str,
+    items: &[(String, f64)],
+    base: f64,
+    label: &dyn Fn(&f64) -> String,
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(items.len())
+        .x_label_formatter(label)
+        .y_desc(y)
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+            let c = Palette99::pick(i).filled();
+            Rectangle::new([(i as f64 - 0.35, base), (i as f64 + 0.35, v.max(base))], c)
+        }))
+        .map_err(plot_err)?;
     Ok(())
 }
 
@@ -325,6 +350,7 @@ fn bar_chart(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70);
+    let x_range = -0.6f64..(n as f64 - 0.4);
     if log_y {
         let min = items
             .iter()
@@ -333,40 +359,14 @@ fn bar_chart(
             .fold(f64::MAX, f64::min);
         let (lo, hi) = log_range(min, y_max);
         let mut chart = builder
-            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), (lo..hi).log_scale())
+            .build_cartesian_2d(x_range, (lo..hi).log_scale())
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label)
-            .y_desc(y)
-            .draw()
-            .map_err(plot_err)?;
-        chart
-            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-                let c = Palette99::pick(i).filled();
-                Rectangle::new([(i as f64 - 0.35, lo), (i as f64 + 0.35, v.max(lo))], c)
-            }))
-            .map_err(plot_err)?;
+        draw_bars(&mut chart, y, items, lo, &label)?;
     } else {
         let mut chart = builder
-            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), 0f64..y_max)
+            .build_cartesian_2d(x_range, 0f64..y_max)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label)
-            .y_desc(y)
-            .draw()
-            .map_err(plot_err)?;
-        chart
-            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-                let c = Palette99::pick(i).filled();
-                Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, *v)], c)
-            }))
-            .map_err(plot_err)?;
+        draw_bars(&mut chart, y, items, 0.0, &label)?;
     }
     root.present().map_err(plot_err)?;
     Ok(())

@@ -196,6 +196,27 @@ struct WorkerOutput {
     interrupted: bool,
 }
 
+impl WorkerOutput {
+    fn empty() -> WorkerOutput {
+        WorkerOutput {
+            latency: new_histogram(),
+            latency_raw: new_histogram(),
+            connect: new_histogram(),
+            errors: Errors::default(),
+            per_conn: Vec::new(),
+            longest_stall: Duration::ZERO,
+            messages: 0,
+            attempted: 0,
+            established: 0,
+            connect_phase: Duration::ZERO,
+            busy: 0.0,
+            measured: Duration::ZERO,
+            ended_early: None,
+            interrupted: false,
+        }
+    }
+}
+
 fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> RunResult {
     let open = matches!(spec.mode, Mode::Open { .. });
     let mut latency = new_histogram();
@@ -416,22 +437,7 @@ impl<'a> Worker<'a> {
             fd_exhausted: false,
             schedule: BinaryHeap::new(),
             scratch: vec![0u8; (64 * 1024).max(spec.size)],
-            out: WorkerOutput {
-                latency: new_histogram(),
-                latency_raw: new_histogram(),
-                connect: new_histogram(),
-                errors: Errors::default(),
-                per_conn: Vec::new(),
-                longest_stall: Duration::ZERO,
-                messages: 0,
-                attempted: 0,
-                established: 0,
-                connect_phase: Duration::ZERO,
-                busy: 0.0,
-                measured: Duration::ZERO,
-                ended_early: None,
-                interrupted: false,
-            },
+            out: WorkerOutput::empty(),
             closed_active: Vec::new(),
             began: Instant::now(),
             interval,
@@ -524,25 +530,7 @@ impl<'a> Worker<'a> {
             }
             self.finish_fairness(from, stop);
         }
-        std::mem::replace(
-            &mut self.out,
-            WorkerOutput {
-                latency: new_histogram(),
-                latency_raw: new_histogram(),
-                connect: new_histogram(),
-                errors: Errors::default(),
-                per_conn: Vec::new(),
-                longest_stall: Duration::ZERO,
-                messages: 0,
-                attempted: 0,
-                established: 0,
-                connect_phase: Duration::ZERO,
-                busy: 0.0,
-                measured: Duration::ZERO,
-                ended_early: None,
-                interrupted: false,
-            },
-        )
+        std::mem::replace(&mut self.out, WorkerOutput::empty())
     }
 
     /// After the run: waits (briefly, bounded) for replies still in flight,

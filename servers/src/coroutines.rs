@@ -15,15 +15,18 @@ use std::net::TcpListener as StdListener;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::sync::{Arc, Once};
 
-use may::coroutine;
-use may::net::TcpListener;
+use std::io;
+use std::time::Duration;
 
-use crate::accept::{AcceptAction, AcceptErrors};
+use may::coroutine;
+use may::net::{TcpListener, TcpStream};
+
+use crate::blocking::{Acceptor, accept_loop, serve};
 use crate::config::available_cpus;
-use crate::echo::echo_blocking;
 use crate::listener::wake_acceptors;
 use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, report_stragglers};
+use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, Tracked, report_stragglers};
+use crate::stats::ConnGuard;
 
 static CONFIGURE: Once = Once::new();
 
@@ -52,7 +55,7 @@ pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerErr
             unsafe {
                 coroutine::Builder::new()
                     .name("coroutines-accept".into())
-                    .spawn(move || accept_loop(&ctx, &listener, &registry))
+                    .spawn(move || accept_connections(&ctx, &listener, &registry))
             }
             .map_err(ServerError::io("spawning the accept coroutine"))?
         };
@@ -83,57 +86,47 @@ fn adopt_listener(listener: StdListener) -> Result<Arc<TcpListener>, ServerError
     })
 }
 
-fn accept_loop(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
-    let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "coroutines");
-    let stack_words = ctx
-        .config
-        .stack_size
-        .map(|bytes| bytes / std::mem::size_of::<usize>());
-    let mut spawn_failures = 0u64;
-    while !ctx.shutdown.is_stopping() {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                if ctx.shutdown.is_stopping() {
-                    break;
-                }
-                if let AcceptAction::BackOff(wait) = errors.on_error(&e) {
-                    coroutine::sleep(wait);
-                }
-                continue;
-            }
-        };
-        errors.on_success();
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
-            continue;
-        };
-        if ctx.config.nodelay && stream.set_nodelay(true).is_err() {
-            ctx.stats.conn_failed();
-            continue;
-        }
-        let mut conn = registry.track(stream);
+struct Coroutines<'a> {
+    listener: &'a TcpListener,
+    stack_words: Option<usize>,
+}
+
+impl Acceptor for Coroutines<'_> {
+    type Stream = TcpStream;
+    const UNIT: &'static str = "coroutine";
+
+    fn accept(&self) -> io::Result<TcpStream> {
+        self.listener.accept().map(|(stream, _)| stream)
+    }
+
+    fn pause(&self, wait: Duration) {
+        // Parks this coroutine only; its worker goes on serving connections.
+        coroutine::sleep(wait);
+    }
+
+    fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)
+    }
+
+    fn start(&self, conn: Tracked<TcpStream>, guard: ConnGuard, ctx: &Ctx) -> io::Result<()> {
         let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
         let mut builder = coroutine::Builder::new();
-        if let Some(words) = stack_words {
+        if let Some(words) = self.stack_words {
             builder = builder.stack_size(words);
         }
         // SAFETY: as for the acceptor: the connection coroutine only does I/O
         // through `may`'s socket and touches no thread-locals.
-        let spawned = unsafe {
-            builder.spawn(move || {
-                if echo_blocking(&mut *conn, buffer_size, work, guard.stats()).is_err() {
-                    guard.stats().conn_error();
-                }
-            })
-        };
-        if let Err(e) = spawned {
-            ctx.stats.conn_failed();
-            spawn_failures += 1;
-            if spawn_failures == 1 {
-                eprintln!(
-                    "servers[coroutines]: cannot start a connection coroutine: {e} (counted as conn_errors)"
-                );
-            }
-        }
+        unsafe { builder.spawn(move || serve(conn, guard, buffer_size, work)) }.map(drop)
     }
+}
+
+fn accept_connections(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
+    let acceptor = Coroutines {
+        listener,
+        stack_words: ctx
+            .config
+            .stack_size
+            .map(|bytes| bytes / std::mem::size_of::<usize>()),
+    };
+    accept_loop(ctx, &acceptor, registry);
 }

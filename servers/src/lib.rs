@@ -9,6 +9,7 @@
 //! differs, one file per style, so the styles can be read side by side.
 
 pub mod accept;
+mod blocking;
 pub mod cli;
 pub mod config;
 pub mod echo;

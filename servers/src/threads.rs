@@ -6,16 +6,18 @@
 //! thread compute cannot starve the others. The price is one kernel task and
 //! one stack per connection, and a context switch per wake-up.
 
-use std::net::TcpListener;
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use crate::accept::{AcceptAction, AcceptErrors};
+use crate::blocking::{Acceptor, accept_loop, serve};
 use crate::config::DEFAULT_THREAD_STACK;
-use crate::echo::echo_blocking;
-use crate::listener::{configure_accepted, wake_acceptors};
+use crate::listener::wake_acceptors;
 use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, report_stragglers};
+use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, Tracked, report_stragglers};
+use crate::stats::ConnGuard;
 
 pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerError> {
     listener
@@ -25,65 +27,49 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     let waker = Arc::clone(&listener);
     ctx.shutdown.on_trigger(move || wake_acceptors(&*waker));
     spawn_runner(&ctx.clone(), move || {
-        accept_loop(&ctx, &listener);
+        run(&ctx, &listener);
         Ok(())
     })
 }
 
-fn accept_loop(ctx: &Ctx, listener: &TcpListener) {
-    let registry = ConnRegistry::new();
-    let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "threads");
-    let stack = ctx.config.stack_size.unwrap_or(DEFAULT_THREAD_STACK);
-    let mut spawn_failures = 0u64;
-    while !ctx.shutdown.is_stopping() {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                if ctx.shutdown.is_stopping() {
-                    break;
-                }
-                if let AcceptAction::BackOff(wait) = errors.on_error(&e) {
-                    thread::sleep(wait);
-                }
-                continue;
-            }
-        };
-        errors.on_success();
-        // Past --max-conns the stream is dropped here: closed at once.
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
-            continue;
-        };
-        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
-            ctx.stats.conn_failed();
-            continue;
-        }
-        let mut conn = registry.track(stream);
-        let (buffer_size, work, stats) = (
-            ctx.config.buffer_size,
-            ctx.config.work(),
-            Arc::clone(&ctx.stats),
-        );
-        let spawned = thread::Builder::new()
-            .name("threads-conn".into())
-            .stack_size(stack)
-            .spawn(move || {
-                let _guard = guard;
-                if echo_blocking(&mut *conn, buffer_size, work, &stats).is_err() {
-                    stats.conn_error();
-                }
-            });
-        if let Err(e) = spawned {
-            // Out of threads (EAGAIN) or memory: this connection is closed
-            // (the closure and its stream were dropped), the server goes on.
-            ctx.stats.conn_failed();
-            spawn_failures += 1;
-            if spawn_failures == 1 {
-                eprintln!(
-                    "servers[threads]: cannot start a connection thread: {e} (counted as conn_errors)"
-                );
-            }
-        }
+struct Threads<'a> {
+    listener: &'a TcpListener,
+    stack: usize,
+}
+
+impl Acceptor for Threads<'_> {
+    type Stream = TcpStream;
+    const UNIT: &'static str = "thread";
+
+    fn accept(&self) -> io::Result<TcpStream> {
+        self.listener.accept().map(|(stream, _)| stream)
     }
+
+    fn pause(&self, wait: Duration) {
+        thread::sleep(wait);
+    }
+
+    fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)
+    }
+
+    fn start(&self, conn: Tracked<TcpStream>, guard: ConnGuard, ctx: &Ctx) -> io::Result<()> {
+        let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+        thread::Builder::new()
+            .name("threads-conn".into())
+            .stack_size(self.stack)
+            .spawn(move || serve(conn, guard, buffer_size, work))
+            .map(drop)
+    }
+}
+
+fn run(ctx: &Ctx, listener: &TcpListener) {
+    let registry = ConnRegistry::new();
+    let acceptor = Threads {
+        listener,
+        stack: ctx.config.stack_size.unwrap_or(DEFAULT_THREAD_STACK),
+    };
+    accept_loop(ctx, &acceptor, &registry);
     registry.close_all();
     report_stragglers("threads", registry.wait_empty(CLOSE_BUDGET));
 }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use servers::{Config, ServerHandle, Style};
@@ -73,11 +73,37 @@ pub fn raise_fd_limit() -> u64 {
         .soft
 }
 
-/// A `servers` process; killed on drop if still running.
+/// A `servers` process; killed on drop if still running. Its stderr is
+/// collected line by line as it comes, so tests can wait for a line.
 pub struct Spawned {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub pid: u32,
+    stderr: Arc<(Mutex<Vec<String>>, Condvar)>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spawned {
+    /// Waits (bounded) until a stderr line contains `needle`.
+    pub fn wait_stderr(&self, needle: &str, limit: Duration) -> bool {
+        let (lines, grew) = &*self.stderr;
+        let deadline = Instant::now() + limit;
+        let mut lines = lines.lock().unwrap();
+        loop {
+            if lines.iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            lines = grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr.0.lock().unwrap().join("\n")
+    }
 }
 
 impl Drop for Spawned {
@@ -110,6 +136,15 @@ pub fn spawn_cmd(style: Style, mut cmd: Command) -> Spawned {
         .spawn()
         .expect("spawn servers");
     let stdout = child.stdout.take().unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let stderr: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+    let sink = Arc::clone(&stderr);
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            sink.0.lock().unwrap().push(line);
+            sink.1.notify_all();
+        }
+    });
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -132,6 +167,8 @@ pub fn spawn_cmd(style: Style, mut cmd: Command) -> Spawned {
         child: Some(child),
         addr,
         pid,
+        stderr,
+        stderr_reader: Some(stderr_reader),
     }
 }
 
@@ -152,18 +189,21 @@ pub fn rss_bytes(pid: u32) -> u64 {
 pub fn terminate(mut spawned: Spawned) -> (std::process::ExitStatus, String, Duration) {
     let pid = nix::unistd::Pid::from_raw(spawned.pid as i32);
     let mut child = spawned.child.take().expect("child present");
-    let mut stderr_pipe = child.stderr.take().expect("stderr piped");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let status = child.wait();
-        let mut stderr = String::new();
-        let _ = stderr_pipe.read_to_string(&mut stderr);
-        let _ = tx.send((status, stderr, started.elapsed()));
+        let _ = tx.send((status, started.elapsed()));
     });
     match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok((status, stderr, took)) => (status.expect("wait"), stderr, took),
+        Ok((status, took)) => {
+            // The process is gone, so its stderr is at EOF: the reader ends.
+            if let Some(reader) = spawned.stderr_reader.take() {
+                let _ = reader.join();
+            }
+            (status.expect("wait"), spawned.stderr_text(), took)
+        }
         Err(_) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             panic!("server did not exit within 10 s of SIGTERM");
