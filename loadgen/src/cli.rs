@@ -80,6 +80,19 @@ pub struct CompareArgs {
     /// CPUs for loadgen (default: every CPU not given to the servers).
     #[arg(long, value_parser = parse_cpu_list)]
     pub client_cpus: Option<CpuList>,
+    /// Drive a server that is already running instead of spawning one:
+    /// STYLE=HOST:PORT[,fairness=HOST:PORT] (the fairness server runs with
+    /// --work-us). Repeat per style; --styles and --server-cpus then do not apply.
+    #[arg(long = "target", value_parser = crate::compare::parse_target)]
+    pub targets: Vec<crate::compare::TargetSpec>,
+    /// With --target, in containers: the Docker API socket. Each target's
+    /// HOST is its container, started before its scenarios and stopped
+    /// after (one style at a time), and sampled through the API.
+    #[arg(long)]
+    pub docker_socket: Option<PathBuf>,
+    /// How loadgen reaches the servers, for the report (e.g. bridge, host).
+    #[arg(long)]
+    pub network: Option<String>,
 }
 
 /// Style names, validated.
@@ -190,14 +203,15 @@ pub struct RunArgs {
     pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Write the result (in --format) to this file instead of stdout.
+    /// Write the result (in --format) to this file instead of stdout;
+    /// `{host}` in it becomes the host name (one file per replica).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
-    /// Result files written with --format json.
+    /// Result files written with --format json, or directories of them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -345,6 +359,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
         .context("installing the SIGTERM handler")?;
     let mut opts = RunOptions {
         server_pid: args.server_pid,
+        server_container: None,
         label: args.label.clone(),
         on_tick: None,
     };
@@ -397,6 +412,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         style: args.label.clone().unwrap_or_else(|| "server".into()),
         addr: args.addr,
         server_pid: args.server_pid,
+        container: None,
     };
     if name == "fairness" {
         eprintln!(
@@ -436,7 +452,13 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
     let online = crate::fingerprint::affinity(0).unwrap_or_default();
-    let server_cpus = args.server_cpus.0.clone();
+    let targeted = !args.targets.is_empty();
+    // Running servers have the CPUs their containers were given.
+    let server_cpus = if targeted {
+        Vec::new()
+    } else {
+        args.server_cpus.0.clone()
+    };
     for cpu in &server_cpus {
         if !online.contains(cpu) {
             anyhow::bail!(
@@ -467,8 +489,22 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         Some(p) => p.clone(),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
     };
+    let styles = if targeted {
+        args.targets.iter().map(|t| t.style.clone()).collect()
+    } else {
+        args.styles.0.clone()
+    };
+    if args.docker_socket.is_some() && !targeted {
+        anyhow::bail!("--docker-socket: only with --target (the containers to drive)");
+    }
     let opts = crate::compare::CompareOptions {
-        styles: args.styles.0.clone(),
+        styles,
+        targets: args.targets.clone(),
+        docker: args
+            .docker_socket
+            .as_deref()
+            .map(crate::docker::Docker::new),
+        network: args.network.clone(),
         profile: profile(&args.profile),
         out: out.clone(),
         server_bin: args.server_bin.clone(),
@@ -522,7 +558,26 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
 
 fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
     let mut results = Vec::new();
+    let mut files = Vec::new();
     for path in &args.files {
+        // A directory stands for every .json file in it (the parts written
+        // by several loadgen instances), in name order.
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                anyhow::bail!("{} holds no .json result", path.display());
+            }
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    for path in &files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let r: RunResult = serde_json::from_str(&text)
@@ -534,6 +589,19 @@ fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
     Ok(if merged.outcome.ok { 0 } else { EXIT_FAILED })
 }
 
+/// `{host}` in an --out path becomes this machine's (or container's) host
+/// name, so replicas of one loadgen service write separate files.
+fn expand_host(path: &std::path::Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    if !text.contains("{host}") {
+        return path.to_path_buf();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| std::process::id().to_string());
+    PathBuf::from(text.replace("{host}", &host))
+}
+
 fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Result<()> {
     let body = match format {
         Format::Text => report::text(result),
@@ -542,7 +610,12 @@ fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Re
     };
     match out {
         Some(path) => {
-            std::fs::write(path, body)
+            let path = expand_host(path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {} (--out)", dir.display()))?;
+            }
+            std::fs::write(&path, body)
                 .with_context(|| format!("writing {} (--out)", path.display()))?;
             if format != Format::Text {
                 print!("{}", report::text(result));

@@ -28,6 +28,10 @@ pub struct ServerRecord {
     pub pid: Option<u32>,
     /// Exited 0 on SIGTERM and printed its summary line.
     pub stopped_cleanly: bool,
+    /// Who started and stopped it: "loadgen" (a process), "docker" (a
+    /// container, through the Docker API) or "none" (already running).
+    #[serde(default)]
+    pub managed_by: String,
     pub exit_code: Option<i32>,
     pub summary: Option<String>,
     /// What went wrong, in words.
@@ -44,8 +48,13 @@ pub struct CompareResults {
     pub environment: Fingerprint,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
-    /// What ran the servers (a `servers` binary, or `loadgen serve`).
+    /// What ran the servers (a `servers` binary, `loadgen serve`, or
+    /// "already running" for targets).
     pub server_command: String,
+    /// How loadgen reached the servers: "loopback", or the container
+    /// network mode given to it (bridge, host).
+    #[serde(default)]
+    pub network: String,
     pub styles: Vec<String>,
     pub servers: Vec<ServerRecord>,
     pub runs: Vec<RunResult>,
@@ -61,6 +70,65 @@ pub struct CompareOptions {
     pub server_bin: Option<PathBuf>,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
+    /// Servers already running (containers): drive these instead of
+    /// spawning processes. Empty: spawn.
+    pub targets: Vec<TargetSpec>,
+    /// With targets: the Docker API, to start each target's container just
+    /// before its scenarios, stop it after, and sample it.
+    pub docker: Option<crate::docker::Docker>,
+    /// How the client reaches the servers, for the report (e.g. "bridge").
+    pub network: Option<String>,
+}
+
+/// `--target STYLE=HOST:PORT[,fairness=HOST:PORT][,container=NAME][,fairness-container=NAME]`:
+/// a running server of a style, and optionally the one started with
+/// `--work-us` for fairness. With `--docker-socket` the containers default
+/// to the HOST parts (container names are host names on a compose network).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetSpec {
+    pub style: String,
+    pub addr: String,
+    pub fairness_addr: Option<String>,
+    pub container: Option<String>,
+    pub fairness_container: Option<String>,
+}
+
+/// Parses one `--target` value.
+pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
+    let (style, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: want STYLE=HOST:PORT[,fairness=HOST:PORT]"))?;
+    let style = servers::Style::from_name(style.trim())
+        .ok_or_else(|| format!("{s:?}: unknown style {style:?}"))?
+        .name()
+        .to_string();
+    let mut parts = rest.split(',');
+    let addr = parts.next().unwrap_or_default().trim().to_string();
+    if !addr.contains(':') {
+        return Err(format!("{s:?}: {addr:?} is not HOST:PORT"));
+    }
+    let (mut fairness_addr, mut container, mut fairness_container) = (None, None, None);
+    for part in parts {
+        match part.trim().split_once('=') {
+            Some(("fairness", a)) if a.contains(':') => fairness_addr = Some(a.to_string()),
+            Some(("container", n)) if !n.is_empty() => container = Some(n.to_string()),
+            Some(("fairness-container", n)) if !n.is_empty() => {
+                fairness_container = Some(n.to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "{s:?}: {part:?} is not fairness=HOST:PORT, container=NAME or fairness-container=NAME"
+                ));
+            }
+        }
+    }
+    Ok(TargetSpec {
+        style,
+        addr,
+        fairness_addr,
+        container,
+        fairness_container,
+    })
 }
 
 /// Parses a CPU list such as `0`, `1-3` or `0,2`.
@@ -117,16 +185,24 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     // Loadgen's own threads (created from here on) inherit this CPU set.
     sched_setaffinity(Pid::from_raw(0), &cpuset(&opts.client_cpus)?)
         .context("pinning loadgen (--client-cpus)")?;
-    let server_command = match &opts.server_bin {
-        Some(p) => p.display().to_string(),
-        None => format!("{} serve", std::env::current_exe()?.display()),
+    let server_command = match (&opts.server_bin, opts.targets.is_empty()) {
+        (_, false) => match opts.docker {
+            Some(_) => "containers, started and stopped through the Docker API".to_string(),
+            None => "already running at the given addresses".to_string(),
+        },
+        (Some(p), true) => p.display().to_string(),
+        (None, true) => format!("{} serve", std::env::current_exe()?.display()),
     };
     let estimate = opts.profile.seconds_per_style() * opts.styles.len() as f64 * 1.1;
+    let servers_on = if opts.targets.is_empty() {
+        format!("servers on CPUs {:?}", opts.server_cpus)
+    } else {
+        "servers at the given targets".to_string()
+    };
     eprintln!(
-        "loadgen compare: profile {}, styles {}, servers on CPUs {:?}, loadgen on CPUs {:?}; expected about {:.0} s",
+        "loadgen compare: profile {}, styles {}, {servers_on}, loadgen on CPUs {:?}; expected about {:.0} s",
         opts.profile.name,
         opts.styles.join(","),
-        opts.server_cpus,
         opts.client_cpus,
         estimate
     );
@@ -158,6 +234,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         server_cpus: opts.server_cpus.clone(),
         client_cpus: opts.client_cpus.clone(),
         server_command,
+        network: opts.network.clone().unwrap_or_else(|| "loopback".into()),
         styles: opts.styles.clone(),
         servers,
         runs,
@@ -204,7 +281,19 @@ fn compare_style(
     let p = &opts.profile;
     // Every scenario but fairness on one server, idle first: its baseline
     // RSS is then that of a fresh server.
-    let (record, main_runs) = with_server(opts, style, "main", &[], |target| {
+    let target = opts.targets.iter().find(|t| t.style == style);
+    let main = |body: &mut dyn FnMut(&Target) -> Vec<RunResult>| match target {
+        Some(t) => with_target(
+            opts,
+            style,
+            "main",
+            Some(&t.addr),
+            t.container.as_deref(),
+            body,
+        ),
+        None => with_server(opts, style, "main", &[], body),
+    };
+    let (record, main_runs) = main(&mut |target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
         let mut env = Env {
             profile: p,
@@ -229,17 +318,33 @@ fn compare_style(
         return;
     }
     let work = p.fairness_work_us.to_string();
-    let (record, fair_runs) =
-        with_server(opts, style, "fairness", &["--work-us", &work], |target| {
-            let mut on_run = |r: &RunResult| progress.run_done(r);
-            let mut env = Env {
-                profile: p,
-                target,
-                stop: Arc::clone(stop),
-                on_run: &mut on_run,
-            };
-            scenario::fairness(&mut env)
-        });
+    let mut fairness = |target: &Target| {
+        let mut on_run = |r: &RunResult| progress.run_done(r);
+        let mut env = Env {
+            profile: p,
+            target,
+            stop: Arc::clone(stop),
+            on_run: &mut on_run,
+        };
+        scenario::fairness(&mut env)
+    };
+    let (record, fair_runs) = match target {
+        Some(t) => with_target(
+            opts,
+            style,
+            "fairness",
+            t.fairness_addr.as_deref(),
+            t.fairness_container.as_deref(),
+            &mut fairness,
+        ),
+        None => with_server(
+            opts,
+            style,
+            "fairness",
+            &["--work-us", &work],
+            &mut fairness,
+        ),
+    };
     servers.push(record);
     runs.extend(fair_runs);
 }
@@ -252,11 +357,12 @@ fn with_server(
     style: &str,
     phase: &str,
     extra: &[&str],
-    body: impl FnOnce(&Target) -> Vec<RunResult>,
+    body: &mut dyn FnMut(&Target) -> Vec<RunResult>,
 ) -> (ServerRecord, Vec<RunResult>) {
     let mut record = ServerRecord {
         style: style.into(),
         phase: phase.into(),
+        managed_by: "loadgen".into(),
         ..ServerRecord::default()
     };
     let server = match ServerProcess::spawn(opts, style, extra) {
@@ -273,6 +379,7 @@ fn with_server(
         style: style.into(),
         addr: server.addr,
         server_pid: Some(server.pid),
+        container: None,
     };
     let runs = body(&target);
     let stopped = server.stop();
@@ -287,6 +394,113 @@ fn with_server(
         });
     }
     (record, runs)
+}
+
+/// Drives a server that is already there (or a container that the Docker
+/// API starts now and stops after).
+fn with_target(
+    opts: &CompareOptions,
+    style: &str,
+    phase: &str,
+    addr: Option<&str>,
+    container: Option<&str>,
+    body: &mut dyn FnMut(&Target) -> Vec<RunResult>,
+) -> (ServerRecord, Vec<RunResult>) {
+    let mut record = ServerRecord {
+        style: style.into(),
+        phase: phase.into(),
+        managed_by: if opts.docker.is_some() {
+            "docker"
+        } else {
+            "none"
+        }
+        .into(),
+        ..ServerRecord::default()
+    };
+    let Some(addr) = addr else {
+        record.problem = Some(format!("no {phase} address given in --target"));
+        return (record, Vec::new());
+    };
+    let name = container.map(String::from).unwrap_or_else(|| {
+        addr.rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(addr)
+            .to_string()
+    });
+    let container = opts.docker.clone().map(|d| (d, name));
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let Some((docker, name)) = &container
+        && let Err(e) = docker.start(name)
+    {
+        record.problem = Some(format!("did not start: {e:#}"));
+        return (record, Vec::new());
+    }
+    let resolved = match wait_for_listener(addr, Duration::from_secs(20)) {
+        Ok(a) => a,
+        Err(e) => {
+            record.problem = Some(format!("not reachable at {addr}: {e:#}"));
+            if let Some((docker, name)) = &container {
+                let _ = docker.stop(name, Duration::from_secs(5));
+            }
+            return (record, Vec::new());
+        }
+    };
+    record.started = true;
+    let target = Target {
+        style: style.into(),
+        addr: resolved,
+        server_pid: None,
+        container: container.clone(),
+    };
+    let runs = body(&target);
+    if let Some((docker, name)) = &container {
+        match docker.stop(name, Duration::from_secs(5)) {
+            Ok(code) => {
+                record.exit_code = code.map(|c| c as i32);
+                record.summary = docker.stderr_since(name, since).ok().and_then(|log| {
+                    log.lines()
+                        .rev()
+                        .find(|l| l.starts_with("summary "))
+                        .map(String::from)
+                });
+                record.stopped_cleanly = code == Some(0) && record.summary.is_some();
+                if !record.stopped_cleanly {
+                    record.problem = Some(format!(
+                        "exit code {code:?} on stop, summary line: {}",
+                        record.summary.is_some()
+                    ));
+                }
+            }
+            Err(e) => record.problem = Some(format!("stopping: {e:#}")),
+        }
+    }
+    (record, runs)
+}
+
+/// Resolves `addr` and waits until it accepts a TCP connection (a container
+/// just started needs a moment).
+fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let deadline = Instant::now() + limit;
+    loop {
+        let attempt = addr
+            .to_socket_addrs()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut a| a.next().context("resolves to no address"))
+            .and_then(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1))
+                    .map(|_| a)
+                    .map_err(anyhow::Error::from)
+            });
+        match attempt {
+            Ok(a) => return Ok(a),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 struct ServerProcess {
@@ -489,5 +703,42 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_with_fairness_and_containers() {
+        let t = parse_target("threads=c10k-threads:7000,fairness=c10k-threads-fair:7000").unwrap();
+        assert_eq!(t.style, "threads");
+        assert_eq!(t.addr, "c10k-threads:7000");
+        assert_eq!(t.fairness_addr.as_deref(), Some("c10k-threads-fair:7000"));
+        let t = parse_target(
+            "tasks=127.0.0.1:7106,container=c10k-tasks,fairness-container=c10k-tasks-fair",
+        )
+        .unwrap();
+        assert_eq!(t.container.as_deref(), Some("c10k-tasks"));
+        assert_eq!(t.fairness_container.as_deref(), Some("c10k-tasks-fair"));
+        for bad in [
+            "threads",
+            "fibers=h:1",
+            "threads=nohost",
+            "threads=h:1,color=blue",
+            "threads=h:1,fairness=x",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpus("0").unwrap(), vec![0]);
+        assert_eq!(parse_cpus("1-3,5").unwrap(), vec![1, 2, 3, 5]);
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("").is_err());
+        assert!(parse_cpus("x").is_err());
     }
 }

@@ -176,12 +176,22 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     let mut s = String::new();
     let e = &results.environment;
     let _ = writeln!(s, "# c10k-echo comparison ({} profile)\n", results.profile);
-    let _ = writeln!(
-        s,
-        "Every style ran as its own server process pinned to CPU(s) {:?}; loadgen ran pinned to CPU(s) {:?}. \
-         Compare styles within this report as ratios: run-to-run noise on a shared machine is large.\n",
-        results.server_cpus, results.client_cpus
-    );
+    if results.server_cpus.is_empty() {
+        let _ = writeln!(
+            s,
+            "Servers: {}, one style at a time where loadgen started them; loadgen ran on CPU(s) {:?} and reached \
+             them over the {} network. Compare styles within this report as ratios: run-to-run noise on a shared \
+             machine is large.\n",
+            results.server_command, results.client_cpus, results.network
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "Every style ran as its own server process pinned to CPU(s) {:?}; loadgen ran pinned to CPU(s) {:?}. \
+             Compare styles within this report as ratios: run-to-run noise on a shared machine is large.\n",
+            results.server_cpus, results.client_cpus
+        );
+    }
     let _ = writeln!(s, "| machine | |\n|---|---|");
     let _ = writeln!(s, "| kernel | {} |", e.kernel);
     let _ = writeln!(s, "| CPU | {} x {} |", e.cores, e.cpu_model);
@@ -205,6 +215,9 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
         );
     }
     let _ = writeln!(s, "| servers run by | `{}` |", results.server_command);
+    if !results.network.is_empty() {
+        let _ = writeln!(s, "| network | {} |", results.network);
+    }
     let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
     let _ = writeln!(
         s,
@@ -244,7 +257,13 @@ fn servers_section(s: &mut String, results: &CompareResults) {
             r.style,
             r.phase,
             if r.started { "yes" } else { "**no**" },
-            if r.stopped_cleanly { "yes" } else { "**no**" },
+            if r.stopped_cleanly {
+                "yes"
+            } else if r.managed_by == "none" {
+                "n/a (not started by loadgen)"
+            } else {
+                "**no**"
+            },
             detail
         );
     }

@@ -73,7 +73,10 @@ pub type TickFn = Box<dyn FnMut(&Control, &RunSpec)>;
 /// Options around the run that are not part of the load itself.
 #[derive(Default)]
 pub struct RunOptions {
+    /// Sample this process from /proc.
     pub server_pid: Option<u32>,
+    /// Or this container through the Docker API (when no pid is given).
+    pub server_container: Option<(crate::docker::Docker, String)>,
     pub label: Option<String>,
     /// Called about every 100 ms on the calling thread.
     pub on_tick: Option<TickFn>,
@@ -99,10 +102,13 @@ pub fn run(
         .unwrap_or(0);
     // Before any load: the load average then describes the machine, not us.
     let environment = Fingerprint::collect(opts.server_pid);
-    let sampler = match opts.server_pid {
-        Some(pid) => {
-            Some(Sampler::start(pid, Duration::from_millis(100)).map_err(RunError::Setup)?)
-        }
+    let source = match (opts.server_pid, opts.server_container.take()) {
+        (Some(pid), _) => Some(crate::sampler::Source::Process(pid)),
+        (None, Some((docker, name))) => Some(crate::sampler::Source::Container(docker, name)),
+        (None, None) => None,
+    };
+    let sampler = match source {
+        Some(source) => Some(Sampler::start(source).map_err(RunError::Setup)?),
         None => None,
     };
     let connected = Arc::new(AtomicUsize::new(0));
@@ -144,10 +150,15 @@ pub fn run(
         && !server.alive_at_end
     {
         result.outcome.ok = false;
-        result.outcome.reasons.push(format!(
-            "the server process {} exited during the run",
-            server.pid
-        ));
+        let who = match (&server.container, server.pid) {
+            (Some(name), _) => format!("container {name}"),
+            (None, Some(pid)) => format!("process {pid}"),
+            (None, None) => "server".into(),
+        };
+        result
+            .outcome
+            .reasons
+            .push(format!("the server {who} exited during the run"));
     }
     result.server = server;
     Ok(result)

@@ -16,6 +16,7 @@ pub mod charts;
 pub mod cli;
 pub mod compare;
 pub mod compare_report;
+pub mod docker;
 pub mod driver;
 pub mod fingerprint;
 pub mod pattern;

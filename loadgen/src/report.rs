@@ -107,8 +107,12 @@ pub fn text(r: &RunResult) -> String {
         };
         let _ = writeln!(
             s,
-            "  server pid {} RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}",
-            sv.pid,
+            "  server {} ({}) RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}",
+            sv.container
+                .clone()
+                .or(sv.pid.map(|p| format!("pid {p}")))
+                .unwrap_or_default(),
+            sv.source,
             sv.peak_rss_bytes as f64 / 1048576.0,
             sv.baseline_rss_bytes as f64 / 1048576.0,
             sv.rss_per_conn_bytes / 1024.0,

@@ -101,7 +101,10 @@ impl Profile {
 pub struct Target {
     pub style: String,
     pub addr: SocketAddr,
+    /// Sampled from /proc when given...
     pub server_pid: Option<u32>,
+    /// ...or, in a container, through the Docker API.
+    pub container: Option<(crate::docker::Docker, String)>,
 }
 
 /// What every scenario gets.
@@ -138,6 +141,11 @@ impl Env<'_> {
         });
         let opts = RunOptions {
             server_pid: if sample { self.target.server_pid } else { None },
+            server_container: if sample {
+                self.target.container.clone()
+            } else {
+                None
+            },
             label: Some(format!("{}/{scenario}/{point}", self.target.style)),
             on_tick: None,
         };

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# CI's container test: builds the image, brings up two styles plus loadgen
+# with the smoke profile on the bridge network, checks results.json, and
+# always tears down. Skips (exit 0, saying why) where no Docker engine is
+# reachable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! docker info >/dev/null 2>&1; then
+  echo "compose-test: skipped: no Docker engine reachable (docker info failed)"
+  exit 0
+fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "compose-test: FAILED: docker-compose is not installed" >&2
+  exit 1
+fi
+deploy/build-image.sh
+project=c10k-ci
+run=compose-ci
+compose() { docker-compose -f docker-compose.yml -p "$project" "$@"; }
+cleanup() { compose --profile parts down -v --remove-orphans >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+cleanup
+rm -rf "results/$run"
+mkdir -p results
+compose up --no-start reactor reactor-fair tasks tasks-fair
+if ! compose run --rm loadgen compare --profile smoke --out "/results/$run" --network bridge \
+    --docker-socket /var/run/docker.sock \
+    --target reactor=c10k-reactor:7000,fairness=c10k-reactor-fair:7000 \
+    --target tasks=c10k-tasks:7000,fairness=c10k-tasks-fair:7000; then
+  echo "compose-test: FAILED: loadgen compare in containers failed; logs follow" >&2
+  compose logs --no-color >&2 || true
+  exit 1
+fi
+python3 - "results/$run/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+styles = {run["tags"]["style"] for run in r["runs"]}
+assert styles == {"reactor", "tasks"}, f"styles in results: {styles}"
+errors = [(run["label"], run["errors"]) for run in r["runs"] if sum(run["errors"].values())]
+assert not errors, f"runs with errors: {errors}"
+for s in r["servers"]:
+    assert s["started"] and s["stopped_cleanly"], f"server {s}"
+sampled = [run for run in r["runs"] if run.get("server")]
+assert sampled and all(run["server"]["source"] == "docker-api" for run in sampled), "server figures from the Docker API"
+assert r["network"] == "bridge"
+print(f"compose-test: ok: {len(r['runs'])} runs over {sorted(styles)}, no errors, servers stopped cleanly")
+PY
+test -s "results/$run/report.md"
+
+# Several loadgen instances at once against one server, merged after.
+parts=compose-ci-parts
+rm -rf "results/$parts"
+export C10K_RUN=$parts C10K_PART_DURATION=1s C10K_PART_CONNS=10 C10K_PART_TARGET=c10k-reactor:7000
+compose up -d reactor
+if ! compose --profile parts up --scale loadgen-part=2 --exit-code-from loadgen-part loadgen-part; then
+  echo "compose-test: FAILED: the loadgen instances failed; logs follow" >&2
+  compose logs --no-color >&2 || true
+  exit 1
+fi
+compose run --rm --entrypoint /loadgen loadgen merge "/results/$parts" --format json --out "/results/$parts/merged.out.json" >/dev/null
+python3 - "results/$parts" <<'PY'
+import glob, json, os, sys
+d = sys.argv[1]
+parts = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "part-*.json")))]
+merged = json.load(open(os.path.join(d, "merged.out.json")))
+assert len(parts) == 2, f"{len(parts)} part files"
+assert merged["merged_runs"] == 2
+assert merged["messages"] == sum(p["messages"] for p in parts) > 0
+assert merged["latency_us"]["count"] == merged["messages"]
+print(f"compose-test: ok: 2 loadgen instances merged, {merged['messages']} messages")
+PY
+
