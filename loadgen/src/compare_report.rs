@@ -218,6 +218,29 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     if !results.network.is_empty() {
         let _ = writeln!(s, "| network | {} |", results.network);
     }
+    let sources: BTreeSet<&str> = results
+        .runs
+        .iter()
+        .filter_map(|r| r.server.as_ref().map(|sv| sv.source.as_str()))
+        .collect();
+    let sources: Vec<&str> = sources.into_iter().collect();
+    let _ = writeln!(
+        s,
+        "| server figures from | {} |",
+        if sources.is_empty() {
+            "not measured (no /proc access to the servers and no Docker API)".to_string()
+        } else {
+            sources
+                .iter()
+                .map(|src| match *src {
+                    "procfs" => "procfs (the server process: RSS, CPU, threads, fds, context switches)",
+                    "docker-api" => "the Docker API (the container's cgroup: memory without page cache incl. kernel memory, CPU, pids)",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    );
     let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
     let _ = writeln!(
         s,

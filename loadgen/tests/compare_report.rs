@@ -70,6 +70,10 @@ fn report_has_every_section_environment_and_servers() {
         assert!(report.contains(heading), "missing {heading}");
     }
     let f = fixture();
+    assert!(
+        report.contains("| server figures from | procfs (the server process"),
+        "names its source"
+    );
     assert!(report.contains(&f.environment.kernel));
     assert!(report.contains(&f.environment.cpu_model));
     for s in &f.servers {
