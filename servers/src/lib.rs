@@ -21,6 +21,7 @@ pub mod stats;
 pub mod style;
 
 mod coroutines;
+mod poll;
 mod polling;
 mod reactor;
 mod tasks;

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::stats::{Stats, Summary};
 use crate::style::Style;
-use crate::{coroutines, polling, reactor, tasks, threads};
+use crate::{coroutines, poll, polling, reactor, tasks, threads};
 
 /// Why a server could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,7 @@ pub fn start(
     let runner = match style {
         Style::Threads => threads::start(ctx.clone(), listener)?,
         Style::Polling => polling::start(ctx.clone(), listener)?,
+        Style::Poll => poll::start(ctx.clone(), listener)?,
         Style::Reactor => reactor::start(ctx.clone(), listener)?,
         Style::Tasks => tasks::start(ctx.clone(), listener)?,
         Style::Coroutines => coroutines::start(ctx.clone(), listener)?,

@@ -11,6 +11,8 @@ pub enum Style {
     Polling,
     /// An epoll (mio) event loop dispatching readiness to per-connection callbacks.
     Reactor,
+    /// poll(2) over a vector of every socket, scanned in full on each wake-up.
+    Poll,
     /// async/await on tokio, one task per connection.
     Tasks,
     /// Stackful coroutines on `may`, one per connection.
@@ -23,6 +25,7 @@ impl Style {
     pub const ALL: &'static [Style] = &[
         Style::Threads,
         Style::Polling,
+        Style::Poll,
         Style::Reactor,
         Style::Tasks,
         Style::Coroutines,
@@ -38,6 +41,7 @@ impl Style {
         match self {
             Style::Threads => "threads",
             Style::Polling => "polling",
+            Style::Poll => "poll",
             Style::Reactor => "reactor",
             Style::Tasks => "tasks",
             Style::Coroutines => "coroutines",
@@ -52,6 +56,9 @@ impl Style {
             }
             Style::Polling => {
                 "synchronous non-blocking: one thread keeps asking every socket \"ready yet?\" and burns CPU doing it, even when idle"
+            }
+            Style::Poll => {
+                "I/O multiplexing the older way: poll(2) over every socket, scanned in full on each wake-up (O(n) per call, the cost epoll removed)"
             }
             Style::Reactor => {
                 "I/O multiplexing: one epoll event loop (mio) dispatches readiness to per-connection callbacks, like Nginx, libevent, node.js"
