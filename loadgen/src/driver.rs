@@ -399,6 +399,9 @@ struct Worker<'a> {
     out: WorkerOutput,
     /// Stats of connections already closed.
     closed_active: Vec<(u64, Duration, Option<Instant>)>,
+    /// Active (not idle) connections in `conns`, kept as they come and go:
+    /// the loop asks on every pass, too often to count 10,000 entries.
+    active_conns: usize,
     began: Instant,
     interval: Duration,
     /// Set once the run is over: replies still in flight are read, nothing
@@ -450,6 +453,7 @@ impl<'a> Worker<'a> {
             scratch: vec![0u8; (64 * 1024).max(spec.size)],
             out: WorkerOutput::empty(),
             closed_active: Vec::new(),
+            active_conns: 0,
             began: Instant::now(),
             interval,
             draining: false,
@@ -578,10 +582,7 @@ impl<'a> Worker<'a> {
     }
 
     fn active_open(&self) -> usize {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.active.is_some())
-            .count()
+        self.active_conns
     }
 
     fn poll_timeout(
@@ -696,6 +697,7 @@ impl<'a> Worker<'a> {
             return None;
         }
         let active = (id as usize).checked_sub(spec.idle);
+        self.active_conns += usize::from(active.is_some());
         entry.insert(Conn {
             id,
             active,
@@ -896,8 +898,7 @@ impl<'a> Worker<'a> {
     /// Churn: closes a connection whose one message came back and opens its
     /// successor at once; the slot keeps its fairness figures.
     fn recycle(&mut self, key: usize, now: Instant) {
-        let mut old = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(&mut old.stream);
+        let old = self.take(key);
         let (id, completed, last, stall) = (
             old.id,
             old.completed,
@@ -984,9 +985,16 @@ impl<'a> Worker<'a> {
         self.remove(key);
     }
 
-    fn remove(&mut self, key: usize) {
+    /// Takes a connection out of the loop (it closes when dropped).
+    fn take(&mut self, key: usize) -> Conn {
         let mut conn = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.active_conns -= usize::from(conn.active.is_some());
+        conn
+    }
+
+    fn remove(&mut self, key: usize) {
+        let conn = self.take(key);
         if conn.active.is_some() && conn.state == State::Open {
             self.closed_active
                 .push((conn.completed, conn.longest_stall, conn.last_completion));
