@@ -9,6 +9,7 @@ use plotters::prelude::*;
 
 use crate::compare::CompareResults;
 use crate::compare_report::View;
+use crate::results::RunResult;
 
 /// A chart written to disk: its path relative to the report, and a title.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,24 +48,33 @@ fn bar<'a>(
     }
 }
 
+/// One line per style over the `scale` runs of `size`: connections against
+/// `value` (points where it is None are left out).
+fn scale_series(
+    view: &View,
+    size: usize,
+    value: impl Fn(&RunResult) -> Option<f64>,
+) -> Vec<Series> {
+    view.styles()
+        .into_iter()
+        .map(|style| {
+            let pts = view
+                .scale_points(&style, size)
+                .into_iter()
+                .filter_map(|r| value(r).map(|v| (r.spec.conns as f64, v)))
+                .collect();
+            (style, pts)
+        })
+        .collect()
+}
+
 /// Draws every chart the results allow into `dir`.
 pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Chart>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let view = View::new(results);
     let mut charts = Vec::new();
     for size in view.scale_sizes() {
-        let series: Vec<Series> = view
-            .styles()
-            .iter()
-            .map(|s| {
-                let pts = view
-                    .scale_points(s, size)
-                    .iter()
-                    .map(|r| (r.spec.conns as f64, r.throughput_msgs_per_s))
-                    .collect();
-                (s.clone(), pts)
-            })
-            .collect();
+        let series = scale_series(&view, size, |r| Some(r.throughput_msgs_per_s));
         let file = format!("throughput_{size}B.svg");
         let title = format!("Closed-loop throughput, {size} B messages");
         line_chart(
@@ -79,19 +89,9 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
             file: format!("charts/{file}"),
             title,
         });
-        let series: Vec<Series> = view
-            .styles()
-            .iter()
-            .map(|s| {
-                let pts = view
-                    .scale_points(s, size)
-                    .iter()
-                    .filter(|r| r.messages > 0)
-                    .map(|r| (r.spec.conns as f64, r.latency_us.p99 as f64 / 1000.0))
-                    .collect();
-                (s.clone(), pts)
-            })
-            .collect();
+        let series = scale_series(&view, size, |r| {
+            (r.messages > 0).then(|| r.latency_us.p99 as f64 / 1000.0)
+        });
         let file = format!("p99_{size}B.svg");
         let title = format!("Closed-loop p99 latency, {size} B messages (log scale)");
         line_chart(

@@ -4,40 +4,59 @@
 //! Byte `i` of message `k` on connection `c` is a function of `(c, k, i)`:
 //! a dropped, duplicated, reordered or flipped byte shows as a mismatch.
 
-/// Fills `out` with the stream bytes starting at `offset`.
-pub fn fill(conn: u32, size: usize, mut offset: u64, out: &mut [u8]) {
+/// Walks `len` stream bytes from `offset` one message at a time, calling
+/// `f(base, first_index_in_message, range_in_buffer)` for each piece.
+/// `f` returns false to stop early.
+fn segments(
+    conn: u32,
+    size: usize,
+    mut offset: u64,
+    len: usize,
+    mut f: impl FnMut(u8, usize, std::ops::Range<usize>) -> bool,
+) {
     let mut pos = 0;
-    while pos < out.len() {
+    while pos < len {
         let msg = offset / size as u64;
         let within = (offset % size as u64) as usize;
-        let take = (size - within).min(out.len() - pos);
-        let base = message_base(conn, msg);
-        for (j, b) in out[pos..pos + take].iter_mut().enumerate() {
-            *b = byte(base, within + j);
+        let take = (size - within).min(len - pos);
+        if !f(message_base(conn, msg), within, pos..pos + take) {
+            return;
         }
         pos += take;
         offset += take as u64;
     }
 }
 
+/// Fills `out` with the stream bytes starting at `offset`.
+pub fn fill(conn: u32, size: usize, offset: u64, out: &mut [u8]) {
+    let len = out.len();
+    segments(conn, size, offset, len, |base, within, range| {
+        for (j, b) in out[range].iter_mut().enumerate() {
+            *b = byte(base, within + j);
+        }
+        true
+    });
+}
+
 /// Checks `got` against the stream bytes starting at `offset`; returns the
 /// index of the first wrong byte.
-pub fn verify(conn: u32, size: usize, mut offset: u64, got: &[u8]) -> Result<(), usize> {
-    let mut pos = 0;
-    while pos < got.len() {
-        let msg = offset / size as u64;
-        let within = (offset % size as u64) as usize;
-        let take = (size - within).min(got.len() - pos);
-        let base = message_base(conn, msg);
-        for (j, &b) in got[pos..pos + take].iter().enumerate() {
-            if b != byte(base, within + j) {
-                return Err(pos + j);
+pub fn verify(conn: u32, size: usize, offset: u64, got: &[u8]) -> Result<(), usize> {
+    let mut wrong = None;
+    segments(conn, size, offset, got.len(), |base, within, range| {
+        let start = range.start;
+        match got[range]
+            .iter()
+            .enumerate()
+            .find(|&(j, &b)| b != byte(base, within + j))
+        {
+            Some((j, _)) => {
+                wrong = Some(start + j);
+                false
             }
+            None => true,
         }
-        pos += take;
-        offset += take as u64;
-    }
-    Ok(())
+    });
+    wrong.map_or(Ok(()), Err)
 }
 
 fn message_base(conn: u32, msg: u64) -> u8 {

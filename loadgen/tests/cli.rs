@@ -3,14 +3,12 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use servers::{Config, ServerHandle, Style};
 
-fn loadgen() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-}
+mod common;
+use common::{loadgen, output_within, wait_within};
 
 fn server() -> ServerHandle {
     let listener =
@@ -19,27 +17,8 @@ fn server() -> ServerHandle {
 }
 
 /// Runs a command with a bound on its run time.
-fn output(mut cmd: Command) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("loadgen did not finish within 60 s");
-        }
-    }
+fn output(cmd: Command) -> Output {
+    output_within(cmd, Duration::from_secs(60), "loadgen")
 }
 
 fn quick(addr: std::net::SocketAddr, conns: u32) -> Command {
@@ -238,21 +217,7 @@ fn ctrl_c_prints_partial_results_and_exits_130() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = rx
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("loadgen ignored Ctrl-C");
-        });
-    let out = out.unwrap();
+    let out = wait_within(child, Duration::from_secs(10), "loadgen after Ctrl-C");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("interrupted"), "{stdout}");

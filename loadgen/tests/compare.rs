@@ -1,43 +1,26 @@
 //! `loadgen compare --profile smoke` end to end: every style is started as
 //! a process, driven through every scenario, stopped, and reported.
 
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use loadgen::compare::CompareResults;
+
+mod common;
+use common::{loadgen, output_within};
 
 #[test]
 fn smoke_comparison_over_every_style() {
     let dir = std::env::temp_dir().join(format!("loadgen-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "compare",
-            "--profile",
-            "smoke",
-            "--out",
-            dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("compare --profile smoke took over 5 minutes");
-        }
-    };
+    let mut cmd = loadgen();
+    cmd.args([
+        "compare",
+        "--profile",
+        "smoke",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let out = output_within(cmd, Duration::from_secs(300), "compare --profile smoke");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -172,16 +172,21 @@ fn connect_rate_paces_the_connect_phase() {
     );
 }
 
-#[test]
-fn server_sampler_reports_this_process() {
-    // In-process server: its pid is ours, which is what the sampler reads.
-    let server = server(Style::Threads);
+/// A run against an in-process server, sampling this process (the
+/// server's pid is ours).
+fn run_sampling_this_process(style: Style) -> RunResult {
+    let server = server(style);
     let opts = RunOptions {
         server_pid: Some(std::process::id()),
         ..RunOptions::default()
     };
-    let r = run_with(&spec(server.local_addr()), opts);
-    let sv = r.server.expect("server figures");
+    run_with(&spec(server.local_addr()), opts)
+}
+
+#[test]
+fn server_sampler_reports_this_process() {
+    let r = run_sampling_this_process(Style::Threads);
+    let sv = r.server.as_ref().expect("server figures");
     assert!(
         sv.samples >= 3,
         "sampled at 10 Hz over 0.5 s: {}",
@@ -207,13 +212,8 @@ fn server_sampler_reports_this_process() {
 
 #[test]
 fn context_switches_are_summed_over_threads_or_not_reported() {
-    let server = server(Style::Threads);
-    let opts = RunOptions {
-        server_pid: Some(std::process::id()),
-        ..RunOptions::default()
-    };
-    let r = run_with(&spec(server.local_addr()), opts);
-    let sv = r.server.expect("server figures");
+    let r = run_sampling_this_process(Style::Threads);
+    let sv = r.server.as_ref().expect("server figures");
     // A thread per connection wakes on every message: the voluntary
     // switches of all threads together run into the thousands per second.
     // (The main thread alone, which /proc/PID/status reports, would not.)

@@ -1,0 +1,39 @@
+//! Helpers shared by the tests that run the `loadgen` binary.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn loadgen() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+}
+
+/// Waits for `child` (stdout and stderr piped) at most `limit`; kills it
+/// and fails the test past that, saying `what` did not finish.
+pub fn wait_within(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("collecting loadgen's output"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("{what} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Runs `cmd` with piped output, bounded by `limit`.
+pub fn output_within(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning loadgen");
+    wait_within(child, limit, what)
+}
