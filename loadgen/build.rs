@@ -20,7 +20,8 @@ fn main() {
     let rev = if dirty { format!("{rev}-dirty") } else { rev };
     println!("cargo:rustc-env=LOADGEN_GIT_REVISION={rev}");
     // Re-run on commits and on source edits, so "-dirty" stays true.
-    for path in ["../.git/HEAD", "../.git/index", "src", "../servers/src"] {
+    // logs/HEAD grows on every commit and checkout, so the revision follows.
+    for path in ["../.git/HEAD", "../.git/logs/HEAD", "../.git/index", "src", "../servers/src"] {
         println!("cargo:rerun-if-changed={path}");
     }
 }
