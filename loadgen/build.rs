@@ -21,7 +21,13 @@ fn main() {
     println!("cargo:rustc-env=LOADGEN_GIT_REVISION={rev}");
     // Re-run on commits and on source edits, so "-dirty" stays true.
     // logs/HEAD grows on every commit and checkout, so the revision follows.
-    for path in ["../.git/HEAD", "../.git/logs/HEAD", "../.git/index", "src", "../servers/src"] {
+    for path in [
+        "../.git/HEAD",
+        "../.git/logs/HEAD",
+        "../.git/index",
+        "src",
+        "../servers/src",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
 }
