@@ -23,9 +23,13 @@ pub mod style;
 mod coroutines;
 mod poll;
 mod polling;
+mod pool;
+mod prefork;
+mod process;
 mod reactor;
 mod tasks;
 mod threads;
+mod uring;
 
 pub use config::Config;
 pub use server::{ServerError, ServerHandle, start};

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::stats::{Stats, Summary};
 use crate::style::Style;
-use crate::{coroutines, poll, polling, reactor, tasks, threads};
+use crate::{coroutines, poll, polling, pool, prefork, process, reactor, tasks, threads, uring};
 
 /// Why a server could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,10 @@ pub fn start(
         Style::Reactor => reactor::start(ctx.clone(), listener)?,
         Style::Tasks => tasks::start(ctx.clone(), listener)?,
         Style::Coroutines => coroutines::start(ctx.clone(), listener)?,
+        Style::Uring => uring::start(ctx.clone(), listener)?,
+        Style::Prefork => prefork::start(ctx.clone(), listener)?,
+        Style::Process => process::start(ctx.clone(), listener)?,
+        Style::Pool => pool::start(ctx.clone(), listener)?,
     };
     Ok(ServerHandle {
         style,

@@ -17,6 +17,14 @@ pub enum Style {
     Tasks,
     /// Stackful coroutines on `may`, one per connection.
     Coroutines,
+    /// Completion-based I/O on io_uring: the kernel does the reads and writes.
+    Uring,
+    /// A master process and N forked worker processes, each running a reactor.
+    Prefork,
+    /// One forked process per connection.
+    Process,
+    /// A fixed pool of threads taking connections from a queue.
+    Pool,
 }
 
 impl Style {
@@ -29,6 +37,10 @@ impl Style {
         Style::Reactor,
         Style::Tasks,
         Style::Coroutines,
+        Style::Uring,
+        Style::Prefork,
+        Style::Process,
+        Style::Pool,
     ];
 
     /// The style with this command-line name.
@@ -45,6 +57,10 @@ impl Style {
             Style::Reactor => "reactor",
             Style::Tasks => "tasks",
             Style::Coroutines => "coroutines",
+            Style::Uring => "uring",
+            Style::Prefork => "prefork",
+            Style::Process => "process",
+            Style::Pool => "pool",
         }
     }
 
@@ -68,6 +84,18 @@ impl Style {
             }
             Style::Coroutines => {
                 "stackful coroutines on may: blocking-looking code, user-space switching; cooperative, so a CPU-heavy coroutine starves its neighbours"
+            }
+            Style::Uring => {
+                "completion-based I/O (proactor) on io_uring: the loop submits reads and writes in batches and the kernel reports them done, data already copied"
+            }
+            Style::Prefork => {
+                "a master forks N worker processes (--workers), each an epoll reactor on the shared listener, like Nginx; the master restarts a worker that dies"
+            }
+            Style::Process => {
+                "one forked process per connection, like inetd or classic Apache: full isolation, a fork and a whole process per client"
+            }
+            Style::Pool => {
+                "a fixed pool of --workers threads (default 16) taking connections from a queue; each serves one connection until it closes, so connection N+1 waits"
             }
         }
     }

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use servers::{Config, ServerHandle, Style};
+use servers::{Config, ServerHandle};
 
 use crate::support::{connect, start};
 
@@ -14,9 +14,9 @@ use crate::support::{connect, start};
 fn servers() -> &'static Vec<ServerHandle> {
     static SERVERS: OnceLock<Vec<ServerHandle>> = OnceLock::new();
     SERVERS.get_or_init(|| {
-        Style::ALL
-            .iter()
-            .map(|&style| {
+        crate::styles()
+            .into_iter()
+            .map(|style| {
                 let config = Config {
                     buffer_size: 100,
                     ..Config::default()

@@ -1,0 +1,12 @@
+//! `uring`: not built yet.
+
+use std::net::TcpListener;
+
+use crate::server::{Ctx, Runner, ServerError};
+
+pub(crate) fn start(_ctx: Ctx, _listener: TcpListener) -> Result<Runner, ServerError> {
+    Err(ServerError::Io {
+        what: "starting uring",
+        source: std::io::Error::other("not built yet"),
+    })
+}
