@@ -47,9 +47,10 @@ impl AcceptErrors {
     /// Call after every successful accept: ends a burst.
     pub fn on_success(&mut self) {
         if self.burst > 0 {
-            eprintln!(
+            crate::log::log!(
                 "servers[{}]: accepting again after {} accept error(s)",
-                self.style, self.burst
+                self.style,
+                self.burst
             );
             self.burst = 0;
             self.backoff = FIRST_BACKOFF;
@@ -65,7 +66,7 @@ impl AcceptErrors {
         self.stats.accept_error();
         self.burst += 1;
         if self.burst == 1 {
-            eprintln!(
+            crate::log::log!(
                 "servers[{}]: accept failed: {err} (counted; further errors in this burst are counted, not logged)",
                 self.style
             );

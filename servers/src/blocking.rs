@@ -62,7 +62,7 @@ pub(crate) fn accept_loop<A: Acceptor>(ctx: &Ctx, acceptor: &A, registry: &Arc<C
             ctx.stats.conn_failed();
             start_failures += 1;
             if start_failures == 1 {
-                eprintln!(
+                crate::log::log!(
                     "servers[{style}]: cannot start a connection {}: {e} (counted as conn_errors)",
                     A::UNIT
                 );

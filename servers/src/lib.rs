@@ -15,12 +15,14 @@ pub mod config;
 pub mod echo;
 pub mod limits;
 pub mod listener;
+mod log;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod style;
 
 mod coroutines;
+mod fork;
 mod poll;
 mod polling;
 mod pool;

@@ -60,7 +60,7 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
             match spawned {
                 Ok(handle) => others.push(handle),
                 Err(e) => {
-                    eprintln!(
+                    crate::log::log!(
                         "servers[reactor]: cannot start reactor {}: {e}; running with fewer",
                         i + 1
                     );

@@ -179,7 +179,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Connections a style could not close within the shutdown budget.
 pub(crate) fn report_stragglers(style: &str, left: usize) {
     if left > 0 {
-        eprintln!("servers[{style}]: {left} connection(s) still closing at shutdown deadline");
+        crate::log::log!(
+            "servers[{style}]: {left} connection(s) still closing at shutdown deadline"
+        );
     }
 }
 

@@ -58,12 +58,23 @@ fn random_bytes_in_random_chunks() {
     });
 }
 
+/// A configuration that can serve `conns` connections at once. Every style
+/// can, except `pool`: serving at most `--workers` connections at once is
+/// what the style is (see `pool_serves_n_at_once_and_queues_the_rest`), so
+/// here it gets a pool as large as the test's concurrency.
+fn serving_at_once(style: Style, conns: usize) -> Config {
+    Config {
+        workers: (style == Style::Pool).then_some(conns),
+        ..Config::default()
+    }
+}
+
 /// 200 clients, each with its own message, interleaved over several rounds.
 #[test]
 fn two_hundred_concurrent_clients_interleaved() {
     raise_fd_limit();
     for_each_style(|style| {
-        let server = start(style, Config::default());
+        let server = start(style, serving_at_once(style, 200));
         let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(server.local_addr())).collect();
         for round in 0..5u32 {
             for (i, c) in clients.iter_mut().enumerate() {
@@ -185,7 +196,7 @@ fn two_thousand_simultaneous_connections() {
         "this test needs 4,200 fds (client and in-process server), have {limit}"
     );
     for_each_style(|style| {
-        let server = start(style, Config::default());
+        let server = start(style, serving_at_once(style, 2000));
         let mut clients: Vec<TcpStream> = (0..2000).map(|_| connect(server.local_addr())).collect();
         for (i, c) in clients.iter_mut().enumerate() {
             c.write_all(&(i as u32).to_le_bytes()).unwrap();
@@ -249,6 +260,49 @@ fn work_us_keeps_echo_exact() {
             assert_eq!(round_trip(&mut client, &[i; 100]), vec![i; 100], "{style}");
         }
     });
+}
+
+/// `pool` with 3 workers and 4 clients (the background documents' pool of 3
+/// given 4 tasks): three are echoed, the fourth is accepted but waits
+/// unserved until one of the three closes, and is echoed then.
+#[test]
+fn pool_serves_n_at_once_and_queues_the_rest() {
+    let config = Config {
+        workers: Some(3),
+        ..Config::default()
+    };
+    let server = start(Style::Pool, config);
+    let mut served: Vec<TcpStream> = (0..3).map(|_| connect(server.local_addr())).collect();
+    for (i, c) in served.iter_mut().enumerate() {
+        let msg = format!("served {i}");
+        assert_eq!(round_trip(c, msg.as_bytes()), msg.as_bytes());
+    }
+    let mut fourth = connect(server.local_addr());
+    fourth.write_all(b"queued").unwrap();
+    assert!(
+        wait_until(IO_TIMEOUT, || server.summary().active == 4),
+        "the fourth connection is accepted and counted open"
+    );
+    // Every worker is busy: no reply may come while the three stay open.
+    fourth
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 6];
+    let early = fourth.read(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the fourth connection was served while all 3 workers were busy: {early:?}"
+    );
+    drop(served.remove(0));
+    fourth.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    fourth
+        .read_exact(&mut buf)
+        .expect("served once a worker is free");
+    assert_eq!(&buf, b"queued");
+    for (i, c) in served.iter_mut().enumerate() {
+        let msg = format!("still {i}");
+        assert_eq!(round_trip(c, msg.as_bytes()), msg.as_bytes());
+    }
 }
 
 #[test]

@@ -172,7 +172,11 @@ pub fn spawn_cmd(style: Style, mut cmd: Command) -> Spawned {
     }
 }
 
-/// Resident set size of a process, in bytes.
+/// Resident set size of a process and all its descendants, in bytes: the
+/// forking styles (`prefork`, `process`) hold their connections in child
+/// processes, and a bound on the parent alone would test nothing. Summing
+/// RSS counts pages the children share with the parent once per process,
+/// which only makes the bound stricter.
 pub fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
     let kb: u64 = status
@@ -181,7 +185,25 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("VmRSS in /proc status");
-    kb * 1024
+    kb * 1024 + children(pid).into_iter().map(rss_bytes).sum::<u64>()
+}
+
+/// The live children of a process (from every thread's children list).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        // A child that exited between the listing and the read is skipped.
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}/status")).exists())
+        .collect()
 }
 
 /// Sends SIGTERM and waits (bounded) for exit; returns exit status, stderr
