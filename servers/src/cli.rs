@@ -39,8 +39,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::config::DEFAULT_BUFFER_SIZE as u64,
           value_parser = clap::value_parser!(u64).range(64..=64 * 1024 * 1024))]
     pub buffer_size: u64,
-    /// Worker threads: reactors (reactor, default 1), runtime workers (tasks,
-    /// 0 = current-thread, default one per CPU), scheduler workers (coroutines).
+    /// Workers: reactor threads (reactor, default 1), runtime workers (tasks,
+    /// 0 = current-thread, default one per CPU), scheduler workers
+    /// (coroutines, default one per CPU), rings (uring, default 1), worker
+    /// processes (prefork, default one per CPU), pool threads (pool, default 16).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub workers: Option<u64>,
     /// Stack size in bytes of a connection thread (threads, default 128 KiB)

@@ -20,8 +20,10 @@ pub struct Config {
     /// Per-connection buffer; bounds memory per connection: a peer that does
     /// not read stops being read from instead of being buffered.
     pub buffer_size: usize,
-    /// Worker threads: reactors for `reactor`, runtime workers for `tasks`
-    /// (0 = current-thread runtime), scheduler workers for `coroutines`.
+    /// Workers: reactor threads for `reactor`, runtime workers for `tasks`
+    /// (0 = current-thread runtime), scheduler workers for `coroutines`,
+    /// rings for `uring`, worker processes for `prefork`, pool threads for
+    /// `pool`.
     /// `None` = the style's default.
     pub workers: Option<usize>,
     /// Stack size for a connection thread or coroutine; `None` = style default.

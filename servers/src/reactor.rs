@@ -78,6 +78,13 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
     })
 }
 
+/// Runs one event loop on the calling thread until shutdown (or until the
+/// process is killed): the whole life of a `prefork` worker process.
+pub(crate) fn run_on_this_thread(ctx: Ctx, listener: std::net::TcpListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    Reactor::new(ctx, TcpListener::from_std(listener))?.run()
+}
+
 /// A connection's handler: the callbacks the loop dispatches readiness to.
 struct Connection {
     echo: EchoConn<TcpStream>,

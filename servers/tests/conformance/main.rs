@@ -9,6 +9,7 @@ mod support;
 
 mod behaviour;
 mod chunking;
+mod forking;
 mod process;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

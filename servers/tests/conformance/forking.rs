@@ -1,0 +1,98 @@
+//! What only the forking styles have: worker and connection processes that
+//! the parent supervises, reaps and stops.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use servers::Style;
+
+use crate::support::{
+    IO_TIMEOUT, children, connect, round_trip, spawn, summary_field, terminate, wait_until,
+};
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry: alive means not yet reaped and not
+    // a zombie.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// `prefork --workers 2`: two worker processes; one killed is replaced and
+/// the server goes on serving; SIGTERM ends the master and every worker.
+#[test]
+fn prefork_restarts_a_dead_worker_and_stops_all() {
+    let server = spawn(Style::Prefork, &["--workers", "2"]);
+    assert!(
+        wait_until(IO_TIMEOUT, || children(server.pid).len() == 2),
+        "two workers forked: {:?}",
+        children(server.pid)
+    );
+    let workers = children(server.pid);
+    let mut client = connect(server.addr);
+    assert_eq!(round_trip(&mut client, b"before"), b"before");
+
+    kill(Pid::from_raw(workers[0] as i32), Signal::SIGKILL).expect("kill a worker");
+    assert!(
+        server.wait_stderr("starting another", IO_TIMEOUT),
+        "the master says it replaces the dead worker"
+    );
+    let replaced = wait_until(IO_TIMEOUT, || {
+        let now = children(server.pid);
+        now.len() == 2 && !now.contains(&workers[0]) && now.contains(&workers[1])
+    });
+    assert!(replaced, "a new worker: {:?}", children(server.pid));
+    let now = children(server.pid);
+    for _ in 0..8 {
+        let mut c = connect(server.addr);
+        assert_eq!(round_trip(&mut c, b"after"), b"after");
+    }
+
+    let (status, stderr, _) = terminate(server);
+    assert!(status.success(), "exit {status}; stderr: {stderr}");
+    for pid in now {
+        assert!(!alive(pid), "worker {pid} stopped with the master");
+    }
+    assert!(
+        summary_field(&stderr, "accepted").is_some_and(|n| n >= 9),
+        "{stderr}"
+    );
+}
+
+/// `process`: a child per open connection, reaped when its connection ends;
+/// `--max-conns` counts the children.
+#[test]
+fn process_forks_per_connection_and_reaps() {
+    let server = spawn(Style::Process, &["--max-conns", "3"]);
+    let mut clients: Vec<_> = (0..3).map(|_| connect(server.addr)).collect();
+    for c in clients.iter_mut() {
+        assert_eq!(round_trip(c, b"hi"), b"hi");
+    }
+    assert_eq!(children(server.pid).len(), 3, "one child per connection");
+    // The fourth is over --max-conns: closed at once, no child for it.
+    let mut fourth = connect(server.addr);
+    let mut buf = [0u8; 1];
+    let refused = matches!(std::io::Read::read(&mut fourth, &mut buf), Ok(0) | Err(_));
+    assert!(refused, "the fourth connection is closed");
+    let pids = children(server.pid);
+    drop(clients);
+    assert!(
+        wait_until(IO_TIMEOUT, || children(server.pid).is_empty()),
+        "children exit and are reaped when their connections end: {:?}",
+        children(server.pid)
+    );
+    for pid in pids {
+        assert!(!alive(pid), "child {pid} reaped");
+    }
+    let mut again = connect(server.addr);
+    assert_eq!(round_trip(&mut again, b"again"), b"again");
+    let (status, stderr, _) = terminate(server);
+    assert!(status.success(), "exit {status}; stderr: {stderr}");
+    assert_eq!(summary_field(&stderr, "accepted"), Some(4), "{stderr}");
+    assert_eq!(summary_field(&stderr, "rejected"), Some(1), "{stderr}");
+    assert_eq!(summary_field(&stderr, "bytes_echoed"), Some(11), "{stderr}");
+}
