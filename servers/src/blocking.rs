@@ -1,7 +1,8 @@
 //! The accept loop of the styles whose connection code blocks (`threads`,
-//! `coroutines`): accept, admit against `--max-conns`, register the socket
-//! for shutdown, and hand it to a thread or coroutine of its own. The styles
-//! differ only in how they accept, pause and start a connection.
+//! `coroutines`, `pool`): accept, admit against `--max-conns`, register the
+//! socket for shutdown, and hand it to a thread or coroutine of its own (or
+//! to the pool's queue). The styles differ only in how they accept, pause
+//! and start a connection.
 
 use std::io;
 use std::os::fd::AsRawFd;
