@@ -8,7 +8,10 @@
 //! all open and warmed up before the clock starts. 64-byte messages, closed
 //! loop. Compare styles as ratios within one run: the machine is noisy.
 //!
-//! `cargo bench -p servers --bench round_trips [-- --secs 3 --conns 1,50,1000 --idle 2000]`
+//! Memory is PSS summed over the server's process tree (the forking styles,
+//! `prefork` and `process`, keep their connections in child processes).
+//!
+//! `cargo bench -p servers --bench round_trips [-- --secs 3 --conns 1,50,1000 --idle 2000 --styles reactor,uring]`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -93,8 +96,9 @@ fn spawn(style: Style, ncpu: usize) -> Server {
         .args(["--addr", "127.0.0.1:0", "--nodelay"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    if ncpu >= 2 {
-        // One CPU for the server: what one core of each style can do.
+    if ncpu >= 2 && style != Style::Pool {
+        // One CPU for the server: what one core of each style can do. (A
+        // pool's size is not about CPUs: it keeps its default of 16.)
         cmd.args(["--workers", "1"]);
     }
     let mut child = cmd.spawn().expect("spawn servers");
@@ -109,31 +113,73 @@ fn spawn(style: Style, ncpu: usize) -> Server {
     Server { child, addr, pid }
 }
 
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
+        + children(pid).into_iter().map(open_fds).sum::<usize>()
 }
 
-/// Closed-loop round trips/s over `conns` connections, one client thread each.
-fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64) {
+/// The live children of a process (the forking styles keep their
+/// connections in them).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                .flat_map(|l| {
+                    l.split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Memory of a server in KiB: the PSS summed over its process tree, for
+/// every style alike (pages the forking styles' children share
+/// copy-on-write with the parent count once, not once per child; for a
+/// single process PSS differs from RSS only in shared library pages).
+fn memory_kb(pid: u32) -> u64 {
+    let pss = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    fn tree(pid: u32, out: &mut Vec<u32>) {
+        out.push(pid);
+        for c in children(pid) {
+            tree(c, out);
+        }
+    }
+    let mut all = Vec::new();
+    tree(pid, &mut all);
+    all.into_iter().map(pss).sum()
+}
+
+/// Closed-loop round trips/s over `conns` connections, one client thread
+/// each; errors; and connections whose first reply never came (a `pool`
+/// serves `--workers` at a time and queues the rest).
+fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..conns).map(|_| AtomicU64::new(0)).collect());
     let errors = Arc::new(AtomicU64::new(0));
+    let unserved = Arc::new(AtomicU64::new(0));
     let ready = Arc::new(Barrier::new(conns + 1));
     let threads: Vec<_> = (0..conns)
         .map(|i| {
-            let (stop, counts, errors, ready) =
-                (stop.clone(), counts.clone(), errors.clone(), ready.clone());
+            let (stop, counts, errors, unserved, ready) = (
+                stop.clone(),
+                counts.clone(),
+                errors.clone(),
+                unserved.clone(),
+                ready.clone(),
+            );
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn(move || {
@@ -141,7 +187,7 @@ fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64) {
                     let mut back = [0u8; 64];
                     let conn = TcpStream::connect(addr).and_then(|s| {
                         s.set_nodelay(true)?;
-                        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                        s.set_read_timeout(Some(Duration::from_secs(3)))?;
                         Ok(s)
                     });
                     let mut s = match conn {
@@ -155,9 +201,16 @@ fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64) {
                     // One warm-up round trip before the clock starts.
                     let warm = s.write_all(&msg).and_then(|()| s.read_exact(&mut back));
                     ready.wait();
-                    if warm.is_err() {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        return;
+                    match warm {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            unserved.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Ok(()) => {}
                     }
                     while !stop.load(Ordering::Relaxed) {
                         if s.write_all(&msg)
@@ -191,6 +244,7 @@ fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64) {
     (
         (c1 - c0) as f64 / (t1 - t0).as_secs_f64(),
         errors.load(Ordering::Relaxed),
+        unserved.load(Ordering::Relaxed),
     )
 }
 
@@ -199,7 +253,7 @@ fn round_trips(addr: SocketAddr, conns: usize, secs: f64) -> (f64, u64) {
 fn idle_rss(style: Style, n: usize, ncpu: usize) -> (u64, u64, u64) {
     let server = spawn(style, ncpu);
     std::thread::sleep(Duration::from_millis(200));
-    let base = status_kb(server.pid, "VmRSS:");
+    let base = memory_kb(server.pid);
     let mut conns: Vec<TcpStream> = (0..n)
         .filter_map(|_| TcpStream::connect(server.addr).ok())
         .collect();
@@ -207,12 +261,20 @@ fn idle_rss(style: Style, n: usize, ncpu: usize) -> (u64, u64, u64) {
     while open_fds(server.pid) < n && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let idle = status_kb(server.pid, "VmRSS:");
+    let idle = memory_kb(server.pid);
     for c in conns.iter_mut() {
-        let mut b = [0u8; 8];
-        let _ = c.write_all(b"12345678").and_then(|()| c.read_exact(&mut b));
+        let _ = c.write_all(b"12345678");
     }
-    let spoke = status_kb(server.pid, "VmRSS:");
+    // Replies that have not come within the deadline (queued in a pool)
+    // are not waited for one by one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for c in conns.iter_mut() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = c.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        let mut b = [0u8; 8];
+        let _ = c.read_exact(&mut b);
+    }
+    let spoke = memory_kb(server.pid);
     (base, idle, spoke)
 }
 
@@ -233,7 +295,7 @@ fn main() {
         print!(" {c} conns |");
     }
     println!(
-        " RSS base | +{} idle | after one echo each | KiB/conn (idle / spoke) |",
+        " memory base | +{} idle | after one echo each | KiB/conn (idle / spoke) |",
         args.idle
     );
     print!("|---|");
@@ -245,11 +307,18 @@ fn main() {
         print!("| {style} |");
         for &c in &args.conns {
             let server = spawn(style, ncpu);
-            let (rate, errors) = round_trips(server.addr, c, args.secs);
+            let (rate, errors, unserved) = round_trips(server.addr, c, args.secs);
+            let mut notes = Vec::new();
+            if unserved > 0 {
+                notes.push(format!("{} of {c} served", c as u64 - unserved));
+            }
             if errors > 0 {
-                print!(" {rate:.0} ({errors} errors) |");
-            } else {
+                notes.push(format!("{errors} errors"));
+            }
+            if notes.is_empty() {
                 print!(" {rate:.0} |");
+            } else {
+                print!(" {rate:.0} ({}) |", notes.join(", "));
             }
             std::io::stdout().flush().ok();
         }
