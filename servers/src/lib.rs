@@ -22,6 +22,7 @@ pub mod stats;
 pub mod style;
 
 mod coroutines;
+mod epoll;
 mod fork;
 mod poll;
 mod polling;

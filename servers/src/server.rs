@@ -9,7 +9,9 @@ use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::stats::{Stats, Summary};
 use crate::style::Style;
-use crate::{coroutines, poll, polling, pool, prefork, process, reactor, tasks, threads, uring};
+use crate::{
+    coroutines, epoll, poll, polling, pool, prefork, process, reactor, tasks, threads, uring,
+};
 
 /// Why a server could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,7 @@ pub fn start(
         Style::Polling => polling::start(ctx.clone(), listener)?,
         Style::Poll => poll::start(ctx.clone(), listener)?,
         Style::Reactor => reactor::start(ctx.clone(), listener)?,
+        Style::Epoll => epoll::start(ctx.clone(), listener)?,
         Style::Tasks => tasks::start(ctx.clone(), listener)?,
         Style::Coroutines => coroutines::start(ctx.clone(), listener)?,
         Style::Uring => uring::start(ctx.clone(), listener)?,

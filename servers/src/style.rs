@@ -11,6 +11,8 @@ pub enum Style {
     Polling,
     /// An epoll (mio) event loop dispatching readiness to per-connection callbacks.
     Reactor,
+    /// The reference: edge-triggered epoll straight on the system calls.
+    Epoll,
     /// poll(2) over a vector of every socket, scanned in full on each wake-up.
     Poll,
     /// async/await on tokio, one task per connection.
@@ -35,6 +37,7 @@ impl Style {
         Style::Polling,
         Style::Poll,
         Style::Reactor,
+        Style::Epoll,
         Style::Tasks,
         Style::Coroutines,
         Style::Uring,
@@ -55,6 +58,7 @@ impl Style {
             Style::Polling => "polling",
             Style::Poll => "poll",
             Style::Reactor => "reactor",
+            Style::Epoll => "epoll",
             Style::Tasks => "tasks",
             Style::Coroutines => "coroutines",
             Style::Uring => "uring",
@@ -78,6 +82,9 @@ impl Style {
             }
             Style::Reactor => {
                 "I/O multiplexing: one epoll event loop (mio) dispatches readiness to per-connection callbacks, like Nginx, libevent, node.js"
+            }
+            Style::Epoll => {
+                "the reference: the reactor written straight on epoll_wait/accept4/read/write, no framework, as lean as a C server; every style is compared to it"
             }
             Style::Tasks => {
                 "async/await on tokio: the callbacks hidden behind futures on a work-stealing runtime; cooperative, so a CPU-heavy task holds its worker"

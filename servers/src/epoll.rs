@@ -1,0 +1,288 @@
+//! `epoll`: the reference, the same echo service straight on the system
+//! calls: `epoll_create1`, `epoll_ctl`, `epoll_wait`, `accept4`, `read`,
+//! `write`, no framework in between, as a hand-written C server would be.
+//!
+//! It is the in-project stand-in for what the machine can do, so every
+//! other style can be read as a ratio to it. It is `reactor` without mio:
+//! one edge-triggered loop per `--workers` thread on the shared listener,
+//! connections in a table indexed by their fd (the kernel hands out the
+//! lowest free fd, so the table stays dense), an eventfd to wake the loop
+//! for shutdown. The echo itself is the shared state machine of
+//! [`crate::echo`], over the sockets' plain `read`/`write`, so the styles
+//! differ only in how they wait.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crate::accept::{AcceptAction, AcceptErrors};
+use crate::echo::{Drive, EchoConn};
+use crate::listener::configure_accepted;
+use crate::log::log;
+use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+
+/// Reads per connection per turn before it goes to the back of the queue.
+const BUDGET: usize = 16;
+const MAX_EVENTS: usize = 1024;
+/// `epoll_event.u64` of the listener and of the shutdown eventfd; every
+/// other value is a connection's fd.
+const LISTENER: u64 = u64::MAX;
+const WAKE: u64 = u64::MAX - 1;
+
+pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::io("making the listener non-blocking"))?;
+    let workers = ctx.config.workers.unwrap_or(1).max(1);
+    let mut loops = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let listener = listener
+            .try_clone()
+            .map_err(ServerError::io("sharing the listener with a loop"))?;
+        loops.push(Loop::new(ctx.clone(), listener).map_err(ServerError::io("setting up epoll"))?);
+    }
+    drop(listener);
+    spawn_runner(&ctx.clone(), move || {
+        let mut first = loops.remove(0);
+        let others: Vec<_> = loops
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, mut lp)| {
+                thread::Builder::new()
+                    .name(format!("epoll-{}", i + 1))
+                    .spawn(move || lp.run())
+                    .map_err(|e| {
+                        log!(
+                            "servers[epoll]: cannot start loop {}: {e}; running with fewer",
+                            i + 1
+                        )
+                    })
+                    .ok()
+            })
+            .collect();
+        let mut result = first.run();
+        for handle in others {
+            let joined = handle
+                .join()
+                .map_err(|_| ServerError::Panicked(ctx.style))?;
+            result = result.and(joined);
+        }
+        result.map_err(ServerError::io("waiting in epoll_wait"))
+    })
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+struct Conn {
+    echo: EchoConn<TcpStream>,
+    /// In the run-again queue already.
+    queued: bool,
+}
+
+struct Loop {
+    ctx: Ctx,
+    epfd: OwnedFd,
+    wake: Arc<OwnedFd>,
+    listener: TcpListener,
+    /// Indexed by fd.
+    conns: Vec<Option<Conn>>,
+    again: Vec<RawFd>,
+    scratch: Vec<u8>,
+    accept_errors: AcceptErrors,
+    accept_paused_until: Option<Instant>,
+}
+
+impl Loop {
+    fn new(ctx: Ctx, listener: TcpListener) -> io::Result<Loop> {
+        // SAFETY: plain system calls; each returned fd is checked and then
+        // owned by exactly one OwnedFd.
+        let epfd = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        // SAFETY: as above.
+        let wake = unsafe {
+            OwnedFd::from_raw_fd(cvt(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?)
+        };
+        let lp = Loop {
+            scratch: vec![0u8; ctx.config.buffer_size],
+            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "epoll"),
+            accept_paused_until: None,
+            ctx,
+            epfd,
+            wake: Arc::new(wake),
+            listener,
+            conns: Vec::new(),
+            again: Vec::new(),
+        };
+        lp.add(
+            lp.listener.as_raw_fd(),
+            libc::EPOLLIN | libc::EPOLLET,
+            LISTENER,
+        )?;
+        lp.add(lp.wake.as_raw_fd(), libc::EPOLLIN, WAKE)?;
+        let wake = Arc::clone(&lp.wake);
+        lp.ctx.shutdown.on_trigger(move || {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a live buffer to the eventfd, which
+            // the Arc keeps open. A failed wake leaves the loop to notice at
+            // its next event.
+            let _ = unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        });
+        Ok(lp)
+    }
+
+    fn add(&self, fd: RawFd, events: libc::c_int, data: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: events as u32,
+            u64: data,
+        };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+            .map(drop)
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        while !self.ctx.shutdown.is_stopping() {
+            let timeout_ms = if !self.again.is_empty() {
+                0
+            } else {
+                match self.accept_paused_until {
+                    Some(until) => {
+                        let left = until.saturating_duration_since(Instant::now());
+                        left.as_millis().min(1000) as libc::c_int + 1
+                    }
+                    None => -1,
+                }
+            };
+            // SAFETY: the buffer holds MAX_EVENTS events and outlives the call.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    MAX_EVENTS as libc::c_int,
+                    timeout_ms,
+                )
+            };
+            let n = match cvt(n) {
+                Ok(n) => n as usize,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for event in &events[..n] {
+                match event.u64 {
+                    WAKE => {}
+                    LISTENER => self.accept_all(),
+                    fd => self.serve(fd as RawFd),
+                }
+            }
+            if self
+                .accept_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+            {
+                self.accept_all();
+            }
+            for fd in std::mem::take(&mut self.again) {
+                if let Some(Some(conn)) = self.conns.get_mut(fd as usize) {
+                    conn.queued = false;
+                    self.serve(fd);
+                }
+            }
+        }
+        // Dropping the table closes every connection.
+        self.conns.clear();
+        Ok(())
+    }
+
+    fn serve(&mut self, fd: RawFd) {
+        let Some(Some(conn)) = self.conns.get_mut(fd as usize) else {
+            return;
+        };
+        let work = self.ctx.config.work();
+        match conn
+            .echo
+            .drive(&mut self.scratch, work, &self.ctx.stats, BUDGET)
+        {
+            Ok(Drive::Idle | Drive::Progressed) => {}
+            Ok(Drive::Budget) => {
+                if !conn.queued {
+                    conn.queued = true;
+                    self.again.push(fd);
+                }
+            }
+            Ok(Drive::Done) => self.conns[fd as usize] = None,
+            Err(_) => {
+                self.ctx.stats.conn_error();
+                // Closing the fd removes it from the epoll set.
+                self.conns[fd as usize] = None;
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        self.accept_paused_until = None;
+        loop {
+            // SAFETY: null address arguments are allowed; the returned fd is
+            // checked and then owned by one TcpStream.
+            let fd = unsafe {
+                libc::accept4(
+                    self.listener.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            match cvt(fd) {
+                Ok(fd) => {
+                    self.accept_errors.on_success();
+                    // SAFETY: a fresh fd from accept4, owned by nothing else.
+                    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+                    self.on_accepted(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => match self.accept_errors.on_error(&e) {
+                    AcceptAction::Retry => {}
+                    AcceptAction::BackOff(wait) => {
+                        self.accept_paused_until = Some(Instant::now() + wait);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, stream: TcpStream) {
+        let ctx = &self.ctx;
+        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+            return;
+        };
+        let fd = stream.as_raw_fd();
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        if configure_accepted(&stream, ctx.config.nodelay).is_err()
+            || self.add(fd, events, fd as u64).is_err()
+        {
+            ctx.stats.conn_failed();
+            return;
+        }
+        let slot = fd as usize;
+        if self.conns.len() <= slot {
+            self.conns.resize_with(slot + 1, || None);
+        }
+        // Data that arrived before registration is reported as a first
+        // edge, so nothing is lost by waiting for it.
+        self.conns[slot] = Some(Conn {
+            echo: EchoConn::new(stream, guard),
+            queued: false,
+        });
+    }
+}
