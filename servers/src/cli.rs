@@ -39,7 +39,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::config::DEFAULT_BUFFER_SIZE as u64,
           value_parser = clap::value_parser!(u64).range(64..=64 * 1024 * 1024))]
     pub buffer_size: u64,
-    /// Workers: reactor threads (reactor, default 1), runtime workers (tasks,
+    /// Workers: event loops (reactor, epoll; default 1), runtime workers (tasks,
     /// 0 = current-thread, default one per CPU), scheduler workers
     /// (coroutines, default one per CPU), rings (uring, default 1), worker
     /// processes (prefork, default one per CPU), pool threads (pool, default 16).

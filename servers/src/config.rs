@@ -20,7 +20,7 @@ pub struct Config {
     /// Per-connection buffer; bounds memory per connection: a peer that does
     /// not read stops being read from instead of being buffered.
     pub buffer_size: usize,
-    /// Workers: reactor threads for `reactor`, runtime workers for `tasks`
+    /// Workers: event loops for `reactor` and `epoll`, runtime workers for `tasks`
     /// (0 = current-thread runtime), scheduler workers for `coroutines`,
     /// rings for `uring`, worker processes for `prefork`, pool threads for
     /// `pool`.
