@@ -188,7 +188,8 @@ pub struct RunArgs {
     /// Per-message and per-connect timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Sample this server process from /proc (RSS, CPU, context switches).
+    /// Sample this server process (and its child processes, if it forks)
+    /// from /proc: memory, CPU, context switches.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// A name for this run in reports.

@@ -160,6 +160,28 @@ pub fn fmt_rate(v: f64) -> String {
     }
 }
 
+/// Marks a figure the results do not have (written before it existed).
+const NO_DATA: &str = "—";
+
+/// First-reply p99 of a run: "no reply" when more than 1% of the
+/// connections that asked never got one (the p99 is then among them).
+fn first_reply_p99(r: &RunResult) -> String {
+    match r.served() {
+        None => NO_DATA.into(),
+        Some((served, total)) if (total - served) * 100 > total => "no reply".into(),
+        Some(_) => fmt_us(r.first_reply_us.p99),
+    }
+}
+
+/// Connections with a reply of those that asked: "all", or "16/1000".
+fn served_cell(r: &RunResult) -> String {
+    match r.served() {
+        None => NO_DATA.into(),
+        Some((served, total)) if served == total => "all".into(),
+        Some((served, total)) => format!("{served}/{total}"),
+    }
+}
+
 fn mark(r: &RunResult) -> &'static str {
     if !r.outcome.ok {
         " ✗"
@@ -224,6 +246,11 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
         .filter_map(|r| r.server.as_ref().map(|sv| sv.source.as_str()))
         .collect();
     let sources: Vec<&str> = sources.into_iter().collect();
+    let any_tree = results.runs.iter().any(|r| {
+        r.server
+            .as_ref()
+            .is_some_and(|sv| sv.memory_measure == "pss_tree")
+    });
     let _ = writeln!(
         s,
         "| server figures from | {} |",
@@ -233,6 +260,9 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             sources
                 .iter()
                 .map(|src| match *src {
+                    "procfs" if any_tree => "procfs (the server process: RSS, CPU, threads, fds, context switches; for \
+                        a server that forks, its whole process tree: memory is PSS summed over the server and its \
+                        descendants, so pages shared copy-on-write count once, CPU includes reaped children)",
                     "procfs" => "procfs (the server process: RSS, CPU, threads, fds, context switches)",
                     "docker-api" => "the Docker API (the container's cgroup: memory without page cache incl. kernel memory, CPU, pids)",
                     other => other,
@@ -302,18 +332,24 @@ fn scale_section(s: &mut String, v: &View) {
     let _ = writeln!(
         s,
         "Each cell: messages/s (p99 round trip). Closed loop: every connection sends its next message when the \
-         reply is back.\n"
+         reply is back. First reply: from a connection's first message to its first echo (\"no reply\" when \
+         more than 1% of the connections never got one); served: connections that got a reply, of those that \
+         sent (— where the results do not record it).\n"
     );
+    let most = conns.last().copied().unwrap_or_default();
     for size in v.scale_sizes() {
         let _ = write!(s, "### {size} B messages\n\n| style |");
         for c in &conns {
             let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
         }
-        let _ = write!(s, " knee |\n|---|");
+        let _ = write!(
+            s,
+            " first reply p99 at {most} conns | served | knee |\n|---|"
+        );
         for _ in &conns {
             s.push_str("---:|");
         }
-        s.push_str("---|\n");
+        s.push_str("---:|---|---|\n");
         for style in v.styles() {
             let _ = write!(s, "| {style} |");
             for &c in &conns {
@@ -330,6 +366,11 @@ fn scale_section(s: &mut String, v: &View) {
                     None => s.push_str(" – |"),
                 }
             }
+            let first = v
+                .scale_point(&style, most, size)
+                .map(first_reply_p99)
+                .unwrap_or_else(|| "–".into());
+            let _ = write!(s, " {first} | {} |", scale_served(v, &style, size));
             match v.knee(&style, size) {
                 Some(k) => {
                     let p99 = match k.p99_over_10ms_at {
@@ -349,6 +390,56 @@ fn scale_section(s: &mut String, v: &View) {
         s.push('\n');
         scale_reading(s, v, size, &conns);
     }
+}
+
+/// The scale table's "served" cell: "all" when every point of the style
+/// served every connection, else the points that did not ("16/1000 at 1000").
+fn scale_served(v: &View, style: &str, size: usize) -> String {
+    let pts = v.scale_points(style, size);
+    if pts.iter().all(|r| r.served().is_none()) {
+        return NO_DATA.into();
+    }
+    let short: Vec<String> = pts
+        .iter()
+        .filter_map(|r| {
+            let (served, total) = r.served()?;
+            (served < total).then(|| format!("{served}/{total} at {}", r.spec.conns))
+        })
+        .collect();
+    if short.is_empty() {
+        "all".into()
+    } else {
+        short.join(", ")
+    }
+}
+
+/// The scale reading's sentence on a style that left connections without
+/// a reply, if it did.
+fn unserved_reading(v: &View, style: &str, size: usize) -> Option<String> {
+    let pts: Vec<(usize, u64, u64, bool)> = v
+        .scale_points(style, size)
+        .into_iter()
+        .filter_map(|r| {
+            let (served, total) = r.served()?;
+            (served < total).then_some((r.spec.conns, served, total, r.errors.total() > 0))
+        })
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = pts
+        .iter()
+        .map(|(conns, served, total, _)| format!("at {conns} conns only {served} of {total}"))
+        .collect();
+    let why = if pts.iter().any(|p| p.3) {
+        "the rest got none (the run also had errors, see the end)"
+    } else {
+        "the rest waited in its queue for the whole run"
+    };
+    Some(format!(
+        "{style}: {} connections got a reply: {why}. ",
+        parts.join(" and ")
+    ))
 }
 
 fn ranked<'a>(
@@ -429,6 +520,17 @@ fn scale_reading(s: &mut String, v: &View, size: usize, conns: &[usize]) {
             );
         }
     }
+    for style in v.styles() {
+        if let Some(text) = unserved_reading(v, &style, size) {
+            if !s.ends_with(' ') {
+                s.push(' ');
+            }
+            s.push_str(&text);
+        }
+    }
+    while s.ends_with(' ') {
+        s.pop();
+    }
     s.push_str("\n\n");
 }
 
@@ -448,21 +550,34 @@ fn idle_section(s: &mut String, v: &View) {
     );
     let _ = writeln!(
         s,
-        "| style | server RSS per connection | peak RSS | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
+        "| style | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
     );
     for (st, r) in &rows {
         let (per, peak, cpu) = match &r.server {
             Some(sv) => (
                 format!("{:.1} KiB", sv.rss_per_conn_bytes / 1024.0),
-                format!("{:.1} MiB", sv.peak_rss_bytes as f64 / 1048576.0),
+                format!(
+                    "{:.1} MiB{}",
+                    sv.peak_rss_bytes as f64 / 1048576.0,
+                    match sv.memory_measure.as_str() {
+                        "pss_tree" =>
+                            format!(" (PSS, {} processes)", sv.peak_processes.unwrap_or(0)),
+                        "cgroup" => " (cgroup)".into(),
+                        _ => " (RSS)".into(),
+                    }
+                ),
                 format!("{:.0}%", sv.cpu_percent),
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };
+        let p99 = if r.messages == 0 {
+            "no reply".to_string()
+        } else {
+            fmt_us(r.latency_us.p99)
+        };
         let _ = writeln!(
             s,
-            "| {st} | {per} | {peak} | {cpu} | {}{} | {} |",
-            fmt_us(r.latency_us.p99),
+            "| {st} | {per} | {peak} | {cpu} | {p99}{} | {} |",
             mark(r),
             r.errors.describe()
         );
@@ -489,6 +604,19 @@ fn idle_section(s: &mut String, v: &View) {
             "Holding a connection cost {} the most memory ({:.1} KiB each) and {} the least ({:.1} KiB). ",
             hi.0, hi.1, lo.0, lo.1
         );
+    }
+    for (st, r) in &rows {
+        if let Some((served, total)) = r.served()
+            && served < total
+        {
+            let _ = write!(
+                s,
+                "{st}: {} of its {total} active connections never got a reply while the {} idle ones were held \
+                 (where each connection holds a worker until it closes, idle ones can take every worker). ",
+                total - served,
+                r.spec.idle
+            );
+        }
     }
     if let (Some(p), Some(r)) = (cpu("polling"), cpu("reactor")) {
         let verdict = if p > r * 2.0 + 5.0 {
@@ -571,16 +699,18 @@ fn churn_section(s: &mut String, v: &View) {
     }
     let _ = writeln!(
         s,
-        "## churn: connect, echo one message, close\n\n| style | connections/s | connect p99 | echo p99 | errors |\n|---|---:|---:|---:|---|"
+        "## churn: connect, echo one message, close\n\n| style | connections/s | connect p99 | echo p99 | first reply p99 | served | errors |\n|---|---:|---:|---:|---:|---:|---|"
     );
     for (st, r) in &rows {
         let _ = writeln!(
             s,
-            "| {st} | {}{} | {} | {} | {} |",
+            "| {st} | {}{} | {} | {} | {} | {} | {} |",
             fmt_rate(r.connect.rate_per_s),
             mark(r),
             fmt_us(r.connect.p99_us),
             fmt_us(r.latency_us.p99),
+            first_reply_p99(r),
+            served_cell(r),
             r.errors.describe()
         );
     }
@@ -606,7 +736,52 @@ fn churn_section(s: &mut String, v: &View) {
         }
         s.push('.');
     }
+    churn_first_reply_reading(s, &rows);
     s.push_str("\n\n");
+}
+
+/// Churn: styles that kept new connections waiting for their first reply
+/// far longer than the quickest style, or left some without one.
+fn churn_first_reply_reading(s: &mut String, rows: &[(String, &RunResult)]) {
+    let p99s: Vec<(&str, u64)> = rows
+        .iter()
+        .filter(|(_, r)| r.served().is_some_and(|(served, _)| served > 0))
+        .map(|(st, r)| (st.as_str(), r.first_reply_us.p99))
+        .collect();
+    let quickest = p99s.iter().min_by_key(|(_, p)| *p).copied();
+    let mut sentences = Vec::new();
+    for (st, r) in rows {
+        let Some((served, total)) = r.served() else {
+            continue;
+        };
+        if served < total {
+            sentences.push(format!(
+                "{st}: {} of {total} connections got no reply.",
+                total - served
+            ));
+        } else if let Some((best, best_p99)) = quickest
+            && best != st
+            && r.first_reply_us.p99 >= 1000
+            && r.first_reply_us.p99 >= 5 * best_p99.max(1)
+        {
+            sentences.push(format!(
+                "{st} kept new connections waiting {} for their first reply (p99), {:.0}x {best}'s {}: the \
+                 time from connecting until the server took them on.",
+                fmt_us(r.first_reply_us.p99),
+                r.first_reply_us.p99 as f64 / best_p99.max(1) as f64,
+                fmt_us(best_p99)
+            ));
+        }
+    }
+    if sentences.is_empty() {
+        return;
+    }
+    if s.ends_with('.') {
+        s.push(' ');
+    } else {
+        s.push_str("\n**Reading.** ");
+    }
+    s.push_str(&sentences.join(" "));
 }
 
 fn fairness_section(s: &mut String, v: &View) {
@@ -706,6 +881,11 @@ fn trust_section(s: &mut String, results: &CompareResults) {
         .filter(|r| r.client.client_bound)
         .collect();
     let failed: Vec<&RunResult> = results.runs.iter().filter(|r| !r.outcome.ok).collect();
+    let stretched: Vec<(&RunResult, String)> = results
+        .runs
+        .iter()
+        .filter_map(|r| Some((r, crate::report::sampling_note(r.server.as_ref()?)?)))
+        .collect();
     let _ = writeln!(s, "## Runs to read with care\n");
     if bound.is_empty() {
         let _ = writeln!(s, "No run was client-bound.\n");
@@ -721,6 +901,17 @@ fn trust_section(s: &mut String, results: &CompareResults) {
                 r.label.as_deref().unwrap_or("run"),
                 r.client.busy_max * 100.0
             );
+        }
+        s.push('\n');
+    }
+    if !stretched.is_empty() {
+        let _ = writeln!(
+            s,
+            "Server figures sampled less often than every 100 ms (reading a large process tree from /proc \
+             costs CPU on loadgen's side, so it is spaced out to stay within budget; peaks may be missed):\n"
+        );
+        for (r, note) in stretched {
+            let _ = writeln!(s, "- {}: {note}", r.label.as_deref().unwrap_or("run"));
         }
         s.push('\n');
     }

@@ -16,6 +16,17 @@
 //! and, beside it, from the actual send: a server stall then shows as what
 //! every scheduled message suffered, where the raw figure hides it. No loop waits without a bound: connects and messages
 //! time out, and a run whose connections are all gone ends early.
+//!
+//! Every active connection also records its wait for its *first* reply,
+//! from when it was established and had a message out (the later of the
+//! two) to the first complete echo, whenever that comes, warm-up and drain
+//! included; a connection that sent and never got a reply by the end of the
+//! run is counted as unserved. A server that serves N connections and
+//! queues the rest (a fixed pool) shows there: its throughput and latency
+//! only describe the connections it served.
+//!
+//! The connections stay open until the server has been sampled after the
+//! window, so a server with a process per connection is read as it was.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -108,7 +119,17 @@ pub fn run(
         (None, None) => None,
     };
     let sampler = match source {
-        Some(source) => Some(Sampler::start(source).map_err(RunError::Setup)?),
+        Some(source) => {
+            // The measured window, once every worker is connected.
+            let (control, warmup, duration) = (Arc::clone(&control), spec.warmup, spec.duration);
+            let window = Box::new(move || {
+                control
+                    .start
+                    .get()
+                    .map(|&s| (s + warmup, s + warmup + duration))
+            });
+            Some(Sampler::start_with_window(source, window).map_err(RunError::Setup)?)
+        }
         None => None,
     };
     let connected = Arc::new(AtomicUsize::new(0));
@@ -118,7 +139,13 @@ pub fn run(
             (spec.clone(), Arc::clone(&control), Arc::clone(&connected));
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
-            .spawn(move || Worker::new(&spec, index, &control, &connected).map(|mut w| w.run()))
+            .spawn(move || {
+                Worker::new(&spec, index, &control, &connected).map(|mut w| {
+                    let out = w.run();
+                    // Closed once the server has been sampled after the run.
+                    (out, std::mem::take(&mut w.conns))
+                })
+            })
             .map_err(|e| RunError::Setup(format!("cannot start worker thread: {e}")))?;
         handles.push(handle);
     }
@@ -129,9 +156,13 @@ pub fn run(
         }
     }
     let mut outputs = Vec::new();
+    let mut held = Vec::new();
     for h in handles {
         match h.join() {
-            Ok(Ok(out)) => outputs.push(out),
+            Ok(Ok((out, conns))) => {
+                outputs.push(out);
+                held.push(conns);
+            }
             Ok(Err(e)) => return Err(RunError::Setup(format!("worker set-up failed: {e}"))),
             Err(_) => return Err(RunError::Setup("a worker thread panicked".into())),
         }
@@ -141,7 +172,10 @@ pub fn run(
         .get()
         .map(|&s| (s + spec.warmup, s + spec.warmup + spec.duration))
         .unwrap_or_else(|| (Instant::now(), Instant::now()));
+    // Sampled with the connections still open: a server with a process per
+    // connection is then read as it was, not while its processes exit.
     let server = sampler.map(|s| s.finish(window, spec.total_conns()));
+    drop(held);
     let mut result = combine(spec, outputs, &control);
     result.started_unix_s = started_unix_s;
     result.label = opts.label.take();
@@ -194,6 +228,9 @@ struct WorkerOutput {
     latency: Histogram<u64>,
     latency_raw: Histogram<u64>,
     connect: Histogram<u64>,
+    first_reply: Histogram<u64>,
+    /// Active connections that asked and never got a reply.
+    unserved: u64,
     errors: Errors,
     per_conn: Vec<u64>,
     longest_stall: Duration,
@@ -213,6 +250,8 @@ impl WorkerOutput {
             latency: new_histogram(),
             latency_raw: new_histogram(),
             connect: new_histogram(),
+            first_reply: new_histogram(),
+            unserved: 0,
             errors: Errors::default(),
             per_conn: Vec::new(),
             longest_stall: Duration::ZERO,
@@ -233,6 +272,8 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
     let mut latency = new_histogram();
     let mut latency_raw = new_histogram();
     let mut connect = new_histogram();
+    let mut first_reply = new_histogram();
+    let mut unserved = 0;
     let mut errors = Errors::default();
     let mut per_conn = Vec::new();
     let (mut stall, mut messages, mut attempted, mut established) = (Duration::ZERO, 0, 0, 0);
@@ -245,6 +286,8 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         let _ = latency.add(&o.latency);
         let _ = latency_raw.add(&o.latency_raw);
         let _ = connect.add(&o.connect);
+        let _ = first_reply.add(&o.first_reply);
+        unserved += o.unserved;
         errors.add(&o.errors);
         per_conn.extend(o.per_conn);
         stall = stall.max(o.longest_stall);
@@ -274,6 +317,11 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         reasons.push(format!(
             "no connection could be established ({})",
             errors.describe()
+        ));
+    } else if messages == 0 && unserved > 0 {
+        reasons.push(format!(
+            "no message completed in the measured window: {unserved} connection(s) never got a reply \
+             (queued behind busy workers?)"
         ));
     } else if messages == 0 {
         reasons.push("no message completed in the measured window".into());
@@ -311,6 +359,8 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         throughput_mb_per_s: rate(bytes as f64) / 1e6,
         latency_us: Default::default(),
         latency_raw_us: None,
+        first_reply_us: Default::default(),
+        conns_unserved: unserved,
         connect: ConnectStats {
             attempted,
             established,
@@ -344,6 +394,7 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
             latency: Hist(latency),
             latency_raw: open.then_some(Hist(latency_raw)),
             connect: Hist(connect),
+            first_reply: Hist(first_reply),
         },
     };
     result.refresh_derived();
@@ -363,6 +414,14 @@ struct Conn {
     stream: TcpStream,
     state: State,
     connect_started: Instant,
+    /// When the connect completed (meaningful once `state` is Open).
+    established: Instant,
+    /// When the connection first had something to ask: the later of being
+    /// established and its first message's (intended) send. None until its
+    /// first bytes are written.
+    asked: Option<Instant>,
+    /// Whether its first complete reply came back.
+    replied: bool,
     /// Stream bytes written and read (verified).
     sent: u64,
     recv: u64,
@@ -545,6 +604,8 @@ impl<'a> Worker<'a> {
             }
             self.finish_fairness(from, stop);
         }
+        // Connections still open at the end that never got a reply.
+        self.out.unserved += self.conns.iter().filter(|(_, c)| unserved(c)).count() as u64;
         std::mem::replace(&mut self.out, WorkerOutput::empty())
     }
 
@@ -704,6 +765,9 @@ impl<'a> Worker<'a> {
             stream,
             state: State::Connecting,
             connect_started: now,
+            established: now,
+            asked: None,
+            replied: false,
             sent: 0,
             recv: 0,
             due: 0,
@@ -756,6 +820,7 @@ impl<'a> Worker<'a> {
         match outcome {
             Ok(()) => {
                 conn.state = State::Open;
+                conn.established = now;
                 record(&mut self.out.connect, now - conn.connect_started);
                 self.out.established += 1;
                 self.control.established.fetch_add(1, Relaxed);
@@ -859,6 +924,12 @@ impl<'a> Worker<'a> {
                     return self.fail(key, Failure::Io(io::ErrorKind::WriteZero.into()), window);
                 }
                 Ok(w) => {
+                    if conn.asked.is_none() {
+                        let conn = &self.conns[key];
+                        let first = self.intended(conn, 0, now).max(conn.established);
+                        self.conns[key].asked = Some(first);
+                    }
+                    let conn = &mut self.conns[key];
                     let before = conn.sent / size;
                     conn.sent += w as u64;
                     let after = conn.sent / size;
@@ -929,6 +1000,15 @@ impl<'a> Worker<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.fail(key, Failure::Io(e), window),
             };
+            // `now` is the time the events were polled; a reply can come
+            // back after that and within the same batch (the server woken
+            // on this CPU preempted the loop right after the send), so a
+            // send later than `now` needs a fresh clock, or the round trip
+            // would read as zero.
+            let now = match conn.inflight.front() {
+                Some(&(_, sent_at)) if sent_at > now => Instant::now(),
+                _ => now,
+            };
             let got = &self.scratch[..n];
             if conn.recv + n as u64 > conn.sent
                 || pattern::verify(conn.id, self.spec.size, conn.recv, got).is_err()
@@ -938,6 +1018,17 @@ impl<'a> Worker<'a> {
             let before = conn.recv / size;
             conn.recv += n as u64;
             let after = conn.recv / size;
+            if after > before && !conn.replied {
+                // Whenever it comes, warm-up and drain included: a queued
+                // connection's wait starts long before the measured window.
+                conn.replied = true;
+                if let Some(asked) = conn.asked {
+                    record(
+                        &mut self.out.first_reply,
+                        now.saturating_duration_since(asked),
+                    );
+                }
+            }
             for _ in before..after {
                 let Some((intended, sent_at)) = conn.inflight.pop_front() else {
                     break;
@@ -990,6 +1081,7 @@ impl<'a> Worker<'a> {
         let mut conn = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.active_conns -= usize::from(conn.active.is_some());
+        self.out.unserved += u64::from(unserved(&conn));
         conn
     }
 
@@ -1059,6 +1151,11 @@ impl<'a> Worker<'a> {
         self.out.per_conn = per_conn;
         self.out.longest_stall = stall;
     }
+}
+
+/// An active connection that asked (sent its first bytes) and got no reply.
+fn unserved(conn: &Conn) -> bool {
+    conn.active.is_some() && conn.asked.is_some() && !conn.replied
 }
 
 /// CPU time of the calling thread.

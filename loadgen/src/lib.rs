@@ -6,9 +6,13 @@
 //! - the clock starts only once every connection is open and warmed up, and
 //!   open-loop latency is measured from the *intended* send time, so a stalled
 //!   server shows as many slow messages, not one ([`driver`]);
+//! - every connection's wait for its first reply is recorded, and the
+//!   connections that never got one are counted, so a server that queues
+//!   connections cannot hide them behind the ones it serves ([`driver`]);
 //! - the client measures its own CPU and says when it, not the server, was
-//!   the bottleneck; the server's RSS, CPU and context switches are sampled
-//!   from /proc ([`sampler`]);
+//!   the bottleneck; the server's memory, CPU and context switches are
+//!   sampled from /proc, over its whole process tree when it forks, within a
+//!   CPU budget ([`sampler`]);
 //! - results carry their environment ([`fingerprint`]) and full histograms,
 //!   so runs from several loadgen processes merge exactly ([`results`]).
 

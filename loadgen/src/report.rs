@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::results::RunResult;
+use crate::sampler::ServerStats;
 use crate::spec::Mode;
 
 /// A latency in microseconds, in the unit that reads best.
@@ -79,6 +80,9 @@ pub fn text(r: &RunResult) -> String {
         fmt_us(c.max_us),
         c.rate_per_s
     );
+    if let Some(line) = first_reply_line(r) {
+        let _ = writeln!(s, "  first reply  {line}");
+    }
     let f = &r.fairness;
     let _ = writeln!(
         s,
@@ -99,6 +103,10 @@ pub fn text(r: &RunResult) -> String {
     if let Some(sv) = &r.server {
         let ctxt = match (sv.voluntary_ctxt_per_s, sv.involuntary_ctxt_per_s) {
             (Some(v), Some(i)) => format!("ctx switches {v:.0}/s voluntary {i:.0}/s involuntary"),
+            _ if sv.memory_measure == "pss_tree" => {
+                "ctx switches not measured (a process of the tree exited, and /proc keeps none of its switches; or over 256 threads)"
+                    .to_string()
+            }
             _ => format!("ctx switches not measured ({} threads)", sv.peak_threads),
         };
         let fds = match sv.peak_fds {
@@ -107,12 +115,13 @@ pub fn text(r: &RunResult) -> String {
         };
         let _ = writeln!(
             s,
-            "  server {} ({}) RSS peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}",
+            "  server {} ({}) {} peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}{}",
             sv.container
                 .clone()
                 .or(sv.pid.map(|p| format!("pid {p}")))
                 .unwrap_or_default(),
             sv.source,
+            memory_label(sv),
             sv.peak_rss_bytes as f64 / 1048576.0,
             sv.baseline_rss_bytes as f64 / 1048576.0,
             sv.rss_per_conn_bytes / 1024.0,
@@ -122,7 +131,10 @@ pub fn text(r: &RunResult) -> String {
                 ""
             } else {
                 " -- EXITED during the run"
-            }
+            },
+            sampling_note(sv)
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
         );
     }
     let e = &r.environment;
@@ -145,6 +157,58 @@ pub fn text(r: &RunResult) -> String {
         let _ = writeln!(s, "  outcome      FAILED: {}", r.outcome.reasons.join("; "));
     }
     s
+}
+
+/// What the server memory figures are, in a few words.
+pub fn memory_label(sv: &ServerStats) -> String {
+    match sv.memory_measure.as_str() {
+        "pss_tree" => format!(
+            "PSS summed over its process tree ({} processes at most)",
+            sv.peak_processes.unwrap_or(0)
+        ),
+        "cgroup" => "memory (cgroup)".into(),
+        _ => "RSS".into(),
+    }
+}
+
+/// When sampling the server's process tree had to be spaced out to keep
+/// within its CPU budget, says so.
+pub fn sampling_note(sv: &ServerStats) -> Option<String> {
+    if !sv.sample_interval_stretched {
+        return None;
+    }
+    Some(format!(
+        "process tree sampled every {:.0} ms at most, not every 100 ms, to keep sampling under {:.0}% of a CPU \
+         (sampler used {:.1}%)",
+        sv.sample_interval_ms.unwrap_or(0.0),
+        crate::sampler::TREE_BUDGET * 100.0,
+        sv.sampler_cpu_percent.unwrap_or(0.0)
+    ))
+}
+
+/// Time to first reply and the connections left without one, in words;
+/// None for results that do not have these figures.
+pub fn first_reply_line(r: &RunResult) -> Option<String> {
+    let (served, total) = r.served()?;
+    let p = &r.first_reply_us;
+    let mut line = if served > 0 {
+        format!(
+            "p50 {}  p99 {}  max {}",
+            fmt_us(p.p50),
+            fmt_us(p.p99),
+            fmt_us(p.max)
+        )
+    } else {
+        "none".to_string()
+    };
+    if r.conns_unserved > 0 {
+        let _ = write!(
+            line,
+            "; {} of {total} connections got no reply (queued behind busy workers?)",
+            r.conns_unserved
+        );
+    }
+    Some(line)
 }
 
 pub fn json(r: &RunResult) -> String {
@@ -176,6 +240,10 @@ const CSV_COLUMNS: &[&str] = &[
     "connect_p99_us",
     "connect_max_us",
     "connect_rate",
+    "first_reply_p50_us",
+    "first_reply_p99_us",
+    "first_reply_max_us",
+    "conns_unserved",
     "errors",
     "jain",
     "longest_stall_ms",
@@ -184,6 +252,8 @@ const CSV_COLUMNS: &[&str] = &[
     "server_peak_rss",
     "server_rss_per_conn",
     "server_cpu_percent",
+    "server_memory_measure",
+    "server_processes",
     "ok",
 ];
 
@@ -198,6 +268,11 @@ pub fn csv_row(r: &RunResult) -> String {
         Mode::Churn => ("churn", String::new()),
     };
     let sv = r.server.as_ref();
+    // Empty where the results have no first-reply figures.
+    let first = r
+        .served()
+        .filter(|(served, _)| *served > 0)
+        .map(|_| &r.first_reply_us);
     let fields = [
         r.label.clone().unwrap_or_default().replace(',', ";"),
         r.spec.addr.to_string(),
@@ -226,6 +301,12 @@ pub fn csv_row(r: &RunResult) -> String {
         r.connect.p99_us.to_string(),
         r.connect.max_us.to_string(),
         format!("{:.1}", r.connect.rate_per_s),
+        first.map(|p| p.p50.to_string()).unwrap_or_default(),
+        first.map(|p| p.p99.to_string()).unwrap_or_default(),
+        first.map(|p| p.max.to_string()).unwrap_or_default(),
+        r.served()
+            .map(|_| r.conns_unserved.to_string())
+            .unwrap_or_default(),
         r.errors.total().to_string(),
         format!("{:.4}", r.fairness.jain_index),
         format!("{:.1}", r.fairness.longest_stall_ms),
@@ -235,6 +316,10 @@ pub fn csv_row(r: &RunResult) -> String {
         sv.map(|s| format!("{:.0}", s.rss_per_conn_bytes))
             .unwrap_or_default(),
         sv.map(|s| format!("{:.1}", s.cpu_percent))
+            .unwrap_or_default(),
+        sv.map(|s| s.memory_measure.clone()).unwrap_or_default(),
+        sv.and_then(|s| s.peak_processes)
+            .map(|n| n.to_string())
             .unwrap_or_default(),
         r.outcome.ok.to_string(),
     ];

@@ -255,6 +255,13 @@ pub struct Histograms {
     /// Open mode: from the actual send.
     pub latency_raw: Option<Hist>,
     pub connect: Hist,
+    /// Per connection: from the moment it was established and had a message
+    /// to send (the later of the two) to its first complete echoed reply.
+    /// Recorded for every active connection that got a reply, warm-up and
+    /// drain included (a queued connection's wait is mostly before the
+    /// measured window). Absent in results written before it existed.
+    #[serde(default)]
+    pub first_reply: Hist,
 }
 
 /// Where a run belongs in a comparison.
@@ -292,6 +299,16 @@ pub struct RunResult {
     pub latency_us: Percentiles,
     /// Open mode only: latency from the actual send, beside the corrected one.
     pub latency_raw_us: Option<Percentiles>,
+    /// Time to each connection's first reply (see `histograms.first_reply`);
+    /// `count` is the number of connections that got one.
+    #[serde(default)]
+    pub first_reply_us: Percentiles,
+    /// Active connections that were established and sent a message but got
+    /// no reply by the end of the run (drain included), however they ended:
+    /// e.g. queued behind the busy workers of a fixed pool. Not an error by
+    /// itself (a message that timed out is, as ever, in `errors.timeout`).
+    #[serde(default)]
+    pub conns_unserved: u64,
     pub connect: ConnectStats,
     pub errors: Errors,
     pub fairness: Fairness,
@@ -310,12 +327,22 @@ impl RunResult {
             .latency_raw
             .as_ref()
             .map(|h| Percentiles::of(&h.0));
+        self.first_reply_us = Percentiles::of(&self.histograms.first_reply.0);
         let c = &self.histograms.connect.0;
         if !c.is_empty() {
             self.connect.p50_us = c.value_at_quantile(0.5);
             self.connect.p99_us = c.value_at_quantile(0.99);
             self.connect.max_us = c.max();
         }
+    }
+
+    /// Active connections that got a reply, of those that asked for one;
+    /// None when the run has no such figures (results from before they were
+    /// recorded, or nothing established).
+    pub fn served(&self) -> Option<(u64, u64)> {
+        let served = self.histograms.first_reply.0.len();
+        let total = served + self.conns_unserved;
+        (total > 0).then_some((served, total))
     }
 
     /// Combines runs that happened at the same time from several loadgen
@@ -349,6 +376,8 @@ impl RunResult {
             out.errors.add(&r.errors);
             add_hist(&mut out.histograms.latency, &r.histograms.latency)?;
             add_hist(&mut out.histograms.connect, &r.histograms.connect)?;
+            add_hist(&mut out.histograms.first_reply, &r.histograms.first_reply)?;
+            out.conns_unserved += r.conns_unserved;
             match (&mut out.histograms.latency_raw, &r.histograms.latency_raw) {
                 (Some(a), Some(b)) => add_hist(a, b)?,
                 (None, None) => {}

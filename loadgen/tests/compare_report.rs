@@ -1,7 +1,10 @@
 //! The comparison report built from a fixed results file (a real smoke run
 //! kept in tests/fixtures): table values, readings and chart files.
 
+use std::time::Duration;
+
 use loadgen::compare::{CompareResults, write_outputs};
+use loadgen::results::record;
 
 fn fixture() -> CompareResults {
     let text = include_str!("fixtures/compare-smoke.json");
@@ -9,15 +12,46 @@ fn fixture() -> CompareResults {
 }
 
 fn build() -> (std::path::PathBuf, String) {
+    build_from(&fixture())
+}
+
+fn build_from(results: &CompareResults) -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
         "loadgen-report-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    write_outputs(&fixture(), &dir).expect("report written");
+    write_outputs(results, &dir).expect("report written");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     (dir, report)
+}
+
+/// Gives a run first-reply figures: `served` connections answered after
+/// `first`, the rest of its active connections never.
+fn set_first_replies(r: &mut loadgen::RunResult, served: usize, first: Duration) {
+    r.histograms.first_reply = Default::default();
+    for _ in 0..served {
+        record(&mut r.histograms.first_reply.0, first);
+    }
+    r.conns_unserved = (r.spec.conns - served) as u64;
+    r.refresh_derived();
+}
+
+fn run_mut<'a>(
+    f: &'a mut CompareResults,
+    style: &str,
+    scenario: &str,
+    point: &str,
+) -> &'a mut loadgen::RunResult {
+    f.runs
+        .iter_mut()
+        .find(|r| {
+            r.tags.as_ref().is_some_and(|t| {
+                t.style == style && t.scenario == scenario && t.point.starts_with(point)
+            })
+        })
+        .unwrap_or_else(|| panic!("{style}/{scenario}/{point} in the fixture"))
 }
 
 #[test]
@@ -29,6 +63,19 @@ fn scale_table_holds_the_fixture_values() {
     assert!(
         report.contains("| threads | 12.6k (140 us) | 80.5k (676 us) |"),
         "{report}"
+    );
+    // The fixture predates first-reply figures: those columns say so.
+    assert!(
+        report.contains("| first reply p99 at 20 conns | served | knee |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| threads | 12.6k (140 us) | 80.5k (676 us) | — | — | peaks at 20 conns"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("connections got a reply:"),
+        "no unserved reading: {report}"
     );
     assert!(
         report.contains("| polling | 21.0k (182 us) | 100.6k (364 us) † |"),
@@ -152,5 +199,123 @@ fn empty_runs_still_give_a_report() {
         .expect("report of empty runs finished within 60 s");
     assert!(written.is_ok(), "{written:?}");
     assert!(dir.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Results files from before first replies and process trees load with
+/// empty figures, which the report shows as not recorded.
+#[test]
+fn the_old_fixture_loads_without_the_new_figures() {
+    let f = fixture();
+    for r in &f.runs {
+        assert_eq!(r.first_reply_us.count, 0);
+        assert_eq!(r.conns_unserved, 0);
+        assert_eq!(r.served(), None);
+        if let Some(sv) = &r.server {
+            assert_eq!(sv.memory_measure, "rss");
+            assert_eq!(sv.peak_processes, None);
+            assert!(!sv.sample_interval_stretched);
+        }
+    }
+    let (dir, report) = build();
+    // threads' churn: 11.8k conn/s, connect p99 266 us, echo p99 719 us.
+    assert!(
+        report.contains("| threads | 11.8k | 266 us | 719 us | — | — | none |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| threads | 11.8 KiB | 6.5 MiB (RSS) |"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A style that serves 16 connections and leaves the rest queued, as a
+/// fixed pool of 16 workers does, beside styles that serve everyone: the
+/// scale and churn tables say who was served, and the reading names it.
+#[test]
+fn unserved_connections_show_in_scale_and_churn() {
+    let mut f = fixture();
+    for r in &mut f.runs {
+        let conns = r.spec.conns;
+        set_first_replies(r, conns, Duration::from_micros(300));
+    }
+    // tasks at 20 connections: 16 served after 500 us, 4 never.
+    set_first_replies(
+        run_mut(&mut f, "tasks", "scale", "conns=20"),
+        16,
+        Duration::from_micros(500),
+    );
+    // threads' churn: every connection served, but after 40 ms in a queue.
+    set_first_replies(
+        run_mut(&mut f, "threads", "churn", "slots"),
+        4,
+        Duration::from_millis(40),
+    );
+    // reactor's churn: one of its 4 connections got no reply.
+    set_first_replies(
+        run_mut(&mut f, "reactor", "churn", "slots"),
+        3,
+        Duration::from_micros(300),
+    );
+    let (dir, report) = build_from(&f);
+    assert!(
+        report.contains(
+            "| threads | 12.6k (140 us) | 80.5k (676 us) | 300 us | all | peaks at 20 conns"
+        ),
+        "{report}"
+    );
+    // 4 of 20 unserved: the p99 is among them.
+    assert!(
+        report.contains("| 109.3k (379 us) † | no reply | 16/20 at 20 | peaks at"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "tasks: at 20 conns only 16 of 20 connections got a reply: the rest waited in its queue for the whole run."
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("| threads | 11.8k | 266 us | 719 us | 40.0 ms | all | none |"),
+        "{report}"
+    );
+    assert!(report.contains("| 3/4 | none |"), "{report}");
+    assert!(
+        report.contains("reactor: 1 of 4 connections got no reply."),
+        "{report}"
+    );
+    assert!(
+        report.contains("threads kept new connections waiting 40.0 ms for their first reply (p99)"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A forking style's figures come from its process tree: the report names
+/// the measure, and says when sampling the tree had to be spaced out.
+#[test]
+fn process_tree_figures_are_named() {
+    let mut f = fixture();
+    let r = run_mut(&mut f, "reactor", "idle", "idle=");
+    let sv = r.server.as_mut().expect("fixture has server figures");
+    sv.memory_measure = "pss_tree".into();
+    sv.peak_processes = Some(211);
+    sv.sample_interval_ms = Some(1500.0);
+    sv.sample_interval_stretched = true;
+    sv.sampler_cpu_percent = Some(1.8);
+    let label = r.label.clone().unwrap();
+    let (dir, report) = build_from(&f);
+    assert!(
+        report.contains("| reactor | 0.1 KiB | 4.2 MiB (PSS, 211 processes) |"),
+        "{report}"
+    );
+    assert!(report.contains("memory is PSS summed over the server and its descendants"));
+    assert!(
+        report.contains(&format!(
+            "- {label}: process tree sampled every 1500 ms at most, not every 100 ms, to keep sampling under 2% of a CPU (sampler used 1.8%)"
+        )),
+        "{report}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -20,6 +20,11 @@ pub enum Fault {
     /// Echo, except during one pause of every connection: from `at` after
     /// the first connection for `len`.
     PauseOnce { at: Duration, len: Duration },
+    /// Echo, but hold each connection's first reply back this long.
+    DelayFirst(Duration),
+    /// Serve only the first this-many connections accepted; hold the others
+    /// open and never answer them (a fixed pool whose workers are all busy).
+    ServeFirst(usize),
 }
 
 /// A running broken server; stops accepting when dropped.
@@ -43,17 +48,45 @@ pub fn start(fault: Fault) -> Broken {
     let flag = Arc::clone(&stop);
     thread::spawn(move || {
         let mut first: Option<Instant> = None;
-        for stream in listener.incoming() {
+        for (index, stream) in listener.incoming().enumerate() {
             if flag.load(Ordering::Relaxed) {
                 return;
             }
             let Ok(stream) = stream else { continue };
             let epoch = *first.get_or_insert_with(Instant::now);
             let flag = Arc::clone(&flag);
-            thread::spawn(move || serve(stream, fault, epoch, &flag));
+            match fault {
+                Fault::ServeFirst(n) if index >= n => {
+                    thread::spawn(move || hold(stream, &flag));
+                }
+                _ => {
+                    thread::spawn(move || serve(stream, fault, epoch, &flag));
+                }
+            }
         }
     });
     Broken { addr, stop }
+}
+
+/// Keeps a connection open without ever answering, until the peer closes
+/// or the server stops.
+fn hold(mut s: TcpStream, stop: &AtomicBool) {
+    // Bounded reads, so the thread notices the stop flag.
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn serve(mut s: TcpStream, fault: Fault, epoch: Instant, stop: &AtomicBool) {
@@ -97,6 +130,7 @@ fn serve(mut s: TcpStream, fault: Fault, epoch: Instant, stop: &AtomicBool) {
                 let _ = s.write_all(&out);
                 return;
             }
+            Fault::DelayFirst(delay) if from == 0 => thread::sleep(delay),
             Fault::PauseOnce { at, len } => {
                 let (start, end) = (epoch + at, epoch + at + len);
                 let now = Instant::now();

@@ -169,3 +169,79 @@ fn a_server_that_dies_mid_run_ends_it() {
         started.elapsed()
     );
 }
+
+/// Each connection's first reply comes 300 ms late, the rest at once: the
+/// wait shows in first-reply latency, and nobody is left unserved.
+#[test]
+fn a_delayed_first_reply_shows_in_first_reply_latency() {
+    let server = broken::start(Fault::DelayFirst(Duration::from_millis(300)));
+    let r = run(&RunSpec {
+        conns: 5,
+        ..spec(server.addr)
+    });
+    assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
+    assert_eq!(r.first_reply_us.count, 5, "every connection got a reply");
+    assert_eq!(r.conns_unserved, 0);
+    assert!(
+        r.first_reply_us.p50 >= 300_000 && r.first_reply_us.max < 2_000_000,
+        "first reply p50 {} us, max {} us",
+        r.first_reply_us.p50,
+        r.first_reply_us.max
+    );
+    assert!(
+        r.latency_us.p50 < 50_000,
+        "later round trips are quick: p50 {} us",
+        r.latency_us.p50
+    );
+    let text = loadgen::report::text(&r);
+    assert!(text.contains("first reply  p50 "), "{text}");
+    assert!(!text.contains("got no reply"), "{text}");
+}
+
+/// Like a fixed pool of 4 busy workers: 4 connections are served, 6 wait
+/// for the whole run. They are counted as unserved, and as long as their
+/// messages have not timed out that is not an error.
+#[test]
+fn connections_never_answered_are_unserved_not_errors() {
+    let server = broken::start(Fault::ServeFirst(4));
+    let started = Instant::now();
+    let r = run(&RunSpec {
+        conns: 10,
+        ..spec(server.addr)
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.conns_unserved, 6, "{:?}", r.first_reply_us);
+    assert_eq!(r.first_reply_us.count, 4);
+    assert_eq!(r.served(), Some((4, 10)));
+    assert_eq!(r.errors.total(), 0, "{}", r.errors.describe());
+    assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
+    let text = loadgen::report::text(&r);
+    assert!(
+        text.contains("6 of 10 connections got no reply (queued behind busy workers?)"),
+        "{text}"
+    );
+    let csv = loadgen::report::csv_row(&r);
+    let header = loadgen::report::csv_header();
+    let column = header
+        .split(',')
+        .position(|c| c == "conns_unserved")
+        .unwrap();
+    assert_eq!(csv.split(',').nth(column), Some("6"), "{header}\n{csv}");
+}
+
+/// When the unanswered connections' messages do time out, those are
+/// timeouts as ever, and the connections are still counted as unserved.
+#[test]
+fn unserved_connections_that_time_out_are_errors_too() {
+    let server = broken::start(Fault::ServeFirst(2));
+    let r = run(&RunSpec {
+        conns: 5,
+        duration: Duration::from_millis(800),
+        timeout: Duration::from_millis(300),
+        ..spec(server.addr)
+    });
+    assert_eq!(r.errors.timeout, 3, "{}", r.errors.describe());
+    assert_eq!(r.conns_unserved, 3);
+    assert_eq!(r.first_reply_us.count, 2);
+    assert!(!r.outcome.ok);
+}

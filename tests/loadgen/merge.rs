@@ -46,4 +46,16 @@ fn merge_adds_histograms_and_sums_counts() {
     assert_eq!(m.fairness.per_conn.len(), 40);
     assert_eq!(m.merged_runs, 2);
     assert_eq!(m.histograms.connect.0.len(), 40);
+    let mut first = a.histograms.first_reply.0.clone();
+    first.add(&b.histograms.first_reply.0).unwrap();
+    assert_eq!(
+        m.histograms.first_reply.0, first,
+        "first replies added exactly"
+    );
+    assert_eq!(m.first_reply_us.count, 40, "every connection got a reply");
+    assert_eq!(
+        m.first_reply_us.max,
+        a.first_reply_us.max.max(b.first_reply_us.max)
+    );
+    assert_eq!(m.conns_unserved, a.conns_unserved + b.conns_unserved);
 }
