@@ -5,7 +5,9 @@
 //! A forked child of a multi-threaded process has only the forking thread,
 //! and copies of every fd. So before it runs its body the child:
 //! - puts SIGINT/SIGTERM back to their default action (the parent's handlers
-//!   write to a pipe the child does not serve), so SIGTERM ends it;
+//!   write to a pipe the child does not serve); a style then says how
+//!   SIGTERM stops its children cleanly ([`stop_on_sigterm`],
+//!   [`shut_down_on_sigterm`]);
 //! - asks for SIGKILL when the forking thread dies (`PR_SET_PDEATHSIG`), so a
 //!   killed server leaves no orphans serving its port;
 //! - closes every fd but stdio and the ones it needs, so it holds no copy of
@@ -25,11 +27,18 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 
 /// A child process, and a pidfd that becomes readable when it exits.
+/// Where the system has no pidfd_open (kernels before 5.3, or valgrind,
+/// which the instruction-count bench runs the servers under) there is no
+/// pidfd, and the parent checks its children on a timer instead
+/// ([`SCAN_INTERVAL`]).
 #[derive(Debug)]
 pub(crate) struct Child {
     pub pid: Pid,
-    pub pidfd: OwnedFd,
+    pub pidfd: Option<OwnedFd>,
 }
+
+/// How often a parent without pidfds looks for exited children.
+pub(crate) const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Forks a child that keeps only stdio and `keep`, runs `body` and exits
 /// with the code it returns (101 if it panics). In the parent, `body` is
@@ -54,7 +63,14 @@ pub(crate) fn spawn(keep: &[RawFd], body: impl FnOnce() -> i32) -> io::Result<Ch
         ForkResult::Parent { child } => {
             drop(body);
             match pidfd_open(child) {
-                Ok(pidfd) => Ok(Child { pid: child, pidfd }),
+                Ok(pidfd) => Ok(Child {
+                    pid: child,
+                    pidfd: Some(pidfd),
+                }),
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(Child {
+                    pid: child,
+                    pidfd: None,
+                }),
                 Err(e) => {
                     let _ = signal::kill(child, Signal::SIGKILL);
                     let _ = waitpid(child, None);
@@ -77,6 +93,57 @@ fn prepare_child(parent: Pid, keep: &[RawFd]) -> nix::Result<()> {
         return Err(nix::errno::Errno::ESRCH);
     }
     close_all_but(keep);
+    Ok(())
+}
+
+/// In a child that runs an event loop: turns SIGTERM into `shutdown`, so
+/// the loop ends between two callbacks (a connection's bytes echoed are
+/// then always counted) and closes its connections itself. SIGTERM is
+/// blocked in this thread, and so in every thread started after, and one
+/// thread waits for it.
+pub(crate) fn stop_on_sigterm(
+    shutdown: &std::sync::Arc<crate::shutdown::Shutdown>,
+) -> io::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    let shutdown = std::sync::Arc::clone(shutdown);
+    std::thread::Builder::new()
+        .name("sigterm".into())
+        .spawn(move || {
+            if set.wait().is_ok() {
+                shutdown.trigger();
+            }
+        })
+        .map(drop)
+}
+
+/// The connection a `process` child serves, for its SIGTERM handler.
+static SERVED_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn shut_served_connection(_: libc::c_int) {
+    let fd = SERVED_FD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: shutdown(2) is async-signal-safe; the fd is the child's
+        // connection, open for the child's whole life.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
+}
+
+/// In a child that serves one connection with blocking calls: SIGTERM
+/// shuts the connection down instead of killing the process, so the echo
+/// loop ends by itself after the chunk in hand (its bytes counted) and the
+/// child exits as after a normal close.
+pub(crate) fn shut_down_on_sigterm(fd: RawFd) -> io::Result<()> {
+    SERVED_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+    let action = signal::SigAction::new(
+        SigHandler::Handler(shut_served_connection),
+        signal::SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only loads an atomic and calls shutdown(2), both
+    // async-signal-safe.
+    unsafe { signal::sigaction(Signal::SIGTERM, &action) }?;
     Ok(())
 }
 
@@ -122,9 +189,41 @@ impl Child {
         }
     }
 
-    pub fn raw_pidfd(&self) -> RawFd {
-        self.pidfd.as_raw_fd()
+    pub fn raw_pidfd(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(|fd| fd.as_raw_fd())
     }
+}
+
+impl Child {
+    /// Has the parent's epoll loop report this child's exit under `token`;
+    /// false when there is no pidfd (the parent must scan for it).
+    pub fn watch(&self, registry: &mio::Registry, token: mio::Token) -> io::Result<bool> {
+        match self.raw_pidfd() {
+            Some(fd) => registry
+                .register(
+                    &mut mio::unix::SourceFd(&fd),
+                    token,
+                    mio::Interest::READABLE,
+                )
+                .map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    pub fn unwatch(&self, registry: &mio::Registry) {
+        if let Some(fd) = self.raw_pidfd() {
+            let _ = registry.deregister(&mut mio::unix::SourceFd(&fd));
+        }
+    }
+}
+
+/// The epoll wait of a parent: `timeout`, shortened to [`SCAN_INTERVAL`]
+/// while it has children it cannot watch.
+pub(crate) fn wait_timeout(timeout: Option<Duration>, scanning: bool) -> Option<Duration> {
+    if !scanning {
+        return timeout;
+    }
+    Some(timeout.map_or(SCAN_INTERVAL, |t| t.min(SCAN_INTERVAL)))
 }
 
 /// True for an exit status that means the child did its job.

@@ -23,8 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 
 use crate::config::{Config, available_cpus};
 use crate::fork::{self, Child};
@@ -100,6 +99,11 @@ impl Master {
         while !self.ctx.shutdown.is_stopping() {
             let next_restart = self.slots.iter().filter_map(|s| s.restart_at).min();
             let timeout = next_restart.map(|t| t.saturating_duration_since(Instant::now()));
+            let scanning = self
+                .slots
+                .iter()
+                .any(|s| s.worker.as_ref().is_some_and(|w| w.child.pidfd.is_none()));
+            let timeout = fork::wait_timeout(timeout, scanning);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -108,6 +112,11 @@ impl Master {
             for event in events.iter() {
                 if event.token() != WAKER {
                     self.on_worker_exit(event.token().0);
+                }
+            }
+            if scanning {
+                for i in 0..self.slots.len() {
+                    self.on_worker_exit(i);
                 }
             }
             let now = Instant::now();
@@ -145,6 +154,10 @@ impl Master {
             // child's copy of the master's `TcpListener` is never dropped
             // (the child ends in `_exit`), so this is its only owner.
             let listener = unsafe { TcpListener::from_raw_fd(fd) };
+            if let Err(e) = fork::stop_on_sigterm(&worker_ctx.shutdown) {
+                log!("servers[prefork]: worker {i}: cannot catch SIGTERM: {e}");
+                return 1;
+            }
             match reactor::run_on_this_thread(worker_ctx, listener) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -153,11 +166,8 @@ impl Master {
                 }
             }
         })?;
-        self.poll.registry().register(
-            &mut SourceFd(&child.raw_pidfd()),
-            Token(i),
-            Interest::READABLE,
-        )?;
+        // Without a pidfd the master scans for the worker's exit instead.
+        child.watch(self.poll.registry(), Token(i))?;
         self.slots[i].worker = Some(Worker {
             child,
             stats,
@@ -176,10 +186,7 @@ impl Master {
         let Some(worker) = self.slots[i].worker.take() else {
             return;
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&worker.child.raw_pidfd()));
+        worker.child.unwatch(self.poll.registry());
         // Its connections died with it.
         let open = worker.stats.snapshot().active;
         self.ctx.stats.forget_open(open);

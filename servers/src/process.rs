@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
@@ -71,6 +70,7 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
             children: Slab::new(),
             paused_until: None,
             fork_failures: 0,
+            unwatched: 0,
         };
         let result = parent.run();
         parent.stop_children();
@@ -92,6 +92,8 @@ struct Parent {
     accept_errors: AcceptErrors,
     paused_until: Option<Instant>,
     fork_failures: u64,
+    /// Children without a pidfd, found by scanning (see [`fork::Child`]).
+    unwatched: usize,
 }
 
 impl Parent {
@@ -101,6 +103,7 @@ impl Parent {
             let timeout = self
                 .paused_until
                 .map(|until| until.saturating_duration_since(Instant::now()));
+            let timeout = fork::wait_timeout(timeout, self.unwatched > 0);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -117,6 +120,17 @@ impl Parent {
             // connections still in the backlog.
             if self.paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all();
+            }
+            if self.unwatched > 0 {
+                let unwatched: Vec<usize> = self
+                    .children
+                    .iter()
+                    .filter(|(_, s)| s.child.pidfd.is_none())
+                    .map(|(key, _)| key)
+                    .collect();
+                for key in unwatched {
+                    self.on_child_exit(key);
+                }
             }
         }
         Ok(())
@@ -164,8 +178,8 @@ impl Parent {
         let spawned = fork::spawn(&[fd], move || {
             let mut stream = stream;
             // The accepted socket shares the listener's non-blocking mode.
-            let served = stream
-                .set_nonblocking(false)
+            let served = fork::shut_down_on_sigterm(stream.as_raw_fd())
+                .and_then(|()| stream.set_nonblocking(false))
                 .and_then(|()| echo_blocking(&mut stream, buffer_size, work, &stats));
             match served {
                 Ok(()) => 0,
@@ -192,18 +206,17 @@ impl Parent {
         };
         let entry = self.children.vacant_entry();
         let token = Token(entry.key());
-        let watched = self.poll.registry().register(
-            &mut SourceFd(&child.raw_pidfd()),
-            token,
-            Interest::READABLE,
-        );
-        if let Err(e) = watched {
-            // Without its pidfd watched the child could not be reaped in
-            // time; end it now rather than leak it.
-            log!("servers[process]: cannot watch a child ({e}); ending it");
-            fork::stop_all(std::iter::once(&child), Duration::ZERO);
-            ctx.stats.conn_failed();
-            return;
+        match child.watch(self.poll.registry(), token) {
+            Ok(true) => {}
+            Ok(false) => self.unwatched += 1,
+            Err(e) => {
+                // Without its pidfd watched the child could not be reaped in
+                // time; end it now rather than leak it.
+                log!("servers[process]: cannot watch a child ({e}); ending it");
+                fork::stop_all(std::iter::once(&child), Duration::ZERO);
+                ctx.stats.conn_failed();
+                return;
+            }
         }
         entry.insert(Served {
             child,
@@ -219,10 +232,10 @@ impl Parent {
             return;
         };
         let served = self.children.remove(key);
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&served.child.raw_pidfd()));
+        served.child.unwatch(self.poll.registry());
+        if served.child.pidfd.is_none() {
+            self.unwatched -= 1;
+        }
         // Exit code 1 was counted by the child itself; a signal or a panic
         // was not.
         if !exited_cleanly(&status) && !matches!(status, nix::sys::wait::WaitStatus::Exited(_, 1)) {
