@@ -1,12 +1,885 @@
-//! `uring`: not built yet.
+//! `uring`: completion-based I/O (a proactor) on Linux io_uring.
+//!
+//! The reactor styles ask the kernel "which sockets are ready?" and then do
+//! the reads and writes themselves, one system call each. Here the loop
+//! *submits* the operations themselves (accept, receive, send, shut down) to
+//! a ring shared with the kernel, and the kernel *completes* them: a receive
+//! completion arrives with the bytes already copied into user memory, a send
+//! completion says how much was taken. One `io_uring_enter` per loop turn
+//! hands the kernel every operation queued while processing the previous
+//! batch of completions and waits for the next batch, so system calls are
+//! amortised over many connections.
+//!
+//! How the echo maps onto it:
+//! - One multishot accept on the listener yields a completion per new
+//!   connection; it is re-armed when it ends. Accept errors (EMFILE...) go
+//!   through [`AcceptErrors`]; a back-off is an io_uring timeout after which
+//!   the accept is armed again.
+//! - Receives pick their buffer from a *provided-buffer ring* shared by all
+//!   connections of the loop, at the moment data arrives: an idle connection
+//!   with a receive pending holds no buffer at all. The buffer then belongs
+//!   to the connection until its bytes are all written back, and returns to
+//!   the ring after that. Buffers are handed to the kernel lazily (the pool
+//!   grows when the ring runs dry, ENOBUFS) so that light load touches few
+//!   pages. When every buffer of the pool is taken (many peers that do not
+//!   read), a connection falls back to a buffer of its own for one receive,
+//!   as the reactor would, instead of waiting for the pool.
+//! - The send is submitted with `MSG_WAITALL`, so the kernel itself finishes
+//!   a partial write, and the next receive is *linked* after it: the kernel
+//!   starts it only once the send has fully succeeded. One submission per
+//!   round trip, and back-pressure for free: nothing more is read from a peer
+//!   while its previous data waits to be written back.
+//! - EOF: after the pending data is written, an io_uring shutdown(SHUT_WR)
+//!   and a close.
+//!
+//! Shutdown: the loop keeps a poll on an eventfd that the shutdown waker
+//! writes to. The loop then cancels every operation still in flight, waits
+//! for their completions (so the kernel no longer references any buffer),
+//! closes every connection, and only then frees the buffers.
+//!
+//! `--workers N` runs N rings, each on its own thread with its own buffer
+//! ring and multishot accept on the shared listener; whichever ring accepts
+//! a connection serves it for its whole life.
 
+use std::collections::VecDeque;
+use std::io;
 use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::server::{Ctx, Runner, ServerError};
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode, squeue};
+use slab::Slab;
 
-pub(crate) fn start(_ctx: Ctx, _listener: TcpListener) -> Result<Runner, ServerError> {
-    Err(ServerError::Io {
-        what: "starting uring",
-        source: std::io::Error::other("not built yet"),
+use crate::accept::{AcceptAction, AcceptErrors};
+use crate::echo::burn;
+use crate::listener::configure_accepted;
+use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::shutdown::CLOSE_BUDGET;
+use crate::stats::ConnGuard;
+
+/// Submission queue size; the completion queue is larger, since every
+/// connection may have a completion pending at once.
+const SQ_ENTRIES: u32 = 4096;
+const CQ_ENTRIES: u32 = 4 * SQ_ENTRIES;
+/// The buffer group id of the loop's provided-buffer ring.
+const BGID: u16 = 0;
+/// Address space for one loop's buffers; pages are only used once touched.
+const POOL_BYTES: usize = 16 << 20;
+const MIN_BUFFERS: usize = 64;
+const MAX_BUFFERS: usize = 1024;
+const MAX_BUFFER_SIZE: usize = 1 << 20;
+/// Buffers handed to the kernel at start, and more each time it runs dry.
+const FIRST_BUFFERS: usize = 32;
+const GROW_BY: usize = 32;
+/// During shutdown, cancel again this often in case an operation slipped by.
+const CANCEL_AGAIN: Duration = Duration::from_millis(100);
+
+// What a completion is for: the low bits of its user_data; the connection's
+// slab key is in the rest.
+const RECV: u64 = 0;
+const SEND: u64 = 1;
+const SHUTDOWN: u64 = 2;
+const ACCEPT: u64 = 3;
+const BACKOFF: u64 = 4;
+const WAKE: u64 = 5;
+const CANCEL: u64 = 6;
+const TAG_BITS: u32 = 3;
+
+fn token(tag: u64, key: usize) -> u64 {
+    ((key as u64) << TAG_BITS) | tag
+}
+
+pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerError> {
+    let workers = ctx.config.workers.unwrap_or(1).max(1);
+    // One eventfd wakes every loop: nobody reads it, so once written it stays
+    // readable and each loop's poll on it completes.
+    // SAFETY: eventfd(2) takes no pointers.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if raw < 0 {
+        return Err(ServerError::Io {
+            what: "creating the shutdown eventfd",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+    // Every loop is set up here, so that set-up errors reach the caller.
+    let mut loops = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let listener = listener.try_clone().map_err(ServerError::io(
+            "sharing the listener with an io_uring loop",
+        ))?;
+        loops.push(Uring::new(ctx.clone(), listener, Arc::clone(&wake))?);
+    }
+    drop(listener);
+    {
+        let wake = Arc::clone(&wake);
+        // The waker keeps its own reference: the eventfd must stay open until
+        // every loop has seen it.
+        ctx.shutdown.on_trigger(move || {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a live u64 to an open eventfd.
+            // A failed write (counter full) still leaves it readable.
+            let _ = unsafe { libc::write(wake.as_raw_fd(), ptr::from_ref(&one).cast(), 8) };
+        });
+    }
+    spawn_runner(&ctx.clone(), move || {
+        let first = loops.remove(0);
+        let mut others = Vec::new();
+        for (i, lp) in loops.into_iter().enumerate() {
+            let spawned = thread::Builder::new()
+                .name(format!("uring-{}", i + 1))
+                .spawn(move || lp.run());
+            match spawned {
+                Ok(handle) => others.push(handle),
+                Err(e) => {
+                    eprintln!(
+                        "servers[uring]: cannot start io_uring loop {}: {e}; running with fewer",
+                        i + 1
+                    );
+                }
+            }
+        }
+        let mut result = first.run();
+        for handle in others {
+            let joined = handle
+                .join()
+                .map_err(|_| ServerError::Panicked(ctx.style))?;
+            result = result.and(joined);
+        }
+        result.map_err(ServerError::io("running the io_uring loop"))
     })
+}
+
+/// Creates a ring with the cheapest settings the kernel accepts.
+/// Returns the ring and whether it still has to be enabled (on its thread).
+fn new_ring() -> io::Result<(IoUring, bool)> {
+    let builder = || {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(CQ_ENTRIES);
+        b
+    };
+    // Only the loop's thread ever touches its ring, so the kernel may skip
+    // locking (SINGLE_ISSUER) and run completion work only when the loop
+    // waits, in its context, instead of interrupting it (DEFER_TASKRUN,
+    // 6.1+). The ring is created disabled: the thread that enables it
+    // becomes its single issuer.
+    match builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_r_disabled()
+        .build(SQ_ENTRIES)
+    {
+        Ok(ring) => return Ok((ring, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(e),
+    }
+    // Older kernels: at least do not interrupt the loop for completions.
+    match builder().setup_coop_taskrun().build(SQ_ENTRIES) {
+        Ok(ring) => return Ok((ring, false)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(e),
+    }
+    builder().build(SQ_ENTRIES).map(|ring| (ring, false))
+}
+
+/// The ring and the operations submitted to it.
+struct Ring {
+    ring: IoUring,
+    /// Entries that did not fit in the submission queue, in order; a linked
+    /// pair is kept together.
+    overflow: VecDeque<Vec<squeue::Entry>>,
+    /// Operations submitted (or queued) whose last completion is not reaped.
+    inflight: usize,
+}
+
+impl Ring {
+    /// Queues `entries` (one, or a linked chain) for the next submission.
+    ///
+    /// # Safety
+    ///
+    /// Whatever memory the entries point at must stay valid until their
+    /// final completions are reaped.
+    unsafe fn push(&mut self, entries: &[squeue::Entry]) {
+        self.inflight += entries.len();
+        // SAFETY: forwarded from the caller.
+        if self.overflow.is_empty() && unsafe { self.try_push(entries) } {
+            return;
+        }
+        self.overflow.push_back(entries.to_vec());
+    }
+
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    unsafe fn try_push(&mut self, entries: &[squeue::Entry]) -> bool {
+        let room = |ring: &mut IoUring| {
+            let sq = ring.submission();
+            sq.capacity() - sq.len()
+        };
+        // Submission queue full: hand what is queued to the kernel now.
+        if room(&mut self.ring) < entries.len() && self.ring.submit().is_err() {
+            return false;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ring.submission().push_multiple(entries) }.is_ok()
+    }
+
+    fn flush_overflow(&mut self) {
+        while let Some(entries) = self.overflow.pop_front() {
+            // SAFETY: these entries were pushed under `push`'s contract.
+            if !unsafe { self.try_push(&entries) } {
+                self.overflow.push_front(entries);
+                return;
+            }
+        }
+    }
+
+    /// Moves every available completion into `out` as (user_data, result,
+    /// flags), keeping `inflight` up to date.
+    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+        for cqe in self.ring.completion() {
+            if !cqueue::more(cqe.flags()) {
+                self.inflight = self.inflight.saturating_sub(1);
+            }
+            out.push((cqe.user_data(), cqe.result(), cqe.flags()));
+        }
+    }
+}
+
+/// One event loop: a ring, its buffers and its connections.
+struct Uring {
+    // Field order matters: the ring is closed before the buffers are unmapped.
+    io: Ring,
+    enable_on_thread: bool,
+    pool: BufPool,
+    conns: Slab<Conn>,
+    listener: TcpListener,
+    wake: Arc<OwnedFd>,
+    ctx: Ctx,
+    work: Duration,
+    accept_errors: AcceptErrors,
+    accept_armed: bool,
+    accept_paused: bool,
+    /// The back-off timeout's duration; boxed so its address is stable while
+    /// the timeout is submitted.
+    backoff: Box<Timespec>,
+    stopping: bool,
+}
+
+/// One connection. At most one receive, one send and one shutdown are in
+/// flight, and the connection is only removed once none are.
+struct Conn {
+    fd: OwnedFd,
+    /// The data being written back, while its buffer belongs to this
+    /// connection.
+    out: Option<Out>,
+    /// The pool was exhausted: the next receive goes into a buffer of the
+    /// connection's own, kept here while the receive is in flight.
+    own: Option<Box<[u8]>>,
+    recv_pending: bool,
+    send_pending: bool,
+    shutdown_pending: bool,
+    /// The peer sent EOF.
+    read_closed: bool,
+    /// Done (error or finished half-close): close once nothing is in flight.
+    closing: bool,
+    _guard: ConnGuard,
+}
+
+struct Out {
+    buf: Held,
+    len: u32,
+    sent: u32,
+}
+
+/// A buffer holding received data.
+enum Held {
+    /// From the pool, by buffer id.
+    Pool(u16),
+    /// The connection's own (the pool was exhausted).
+    Own(Box<[u8]>),
+}
+
+impl Conn {
+    fn idle(&self) -> bool {
+        !(self.recv_pending || self.send_pending || self.shutdown_pending)
+    }
+}
+
+impl Uring {
+    fn new(ctx: Ctx, listener: TcpListener, wake: Arc<OwnedFd>) -> Result<Uring, ServerError> {
+        let (ring, enable_on_thread) = new_ring().map_err(ServerError::io(
+            "creating the io_uring (is io_uring allowed here? Docker's default seccomp profile refuses it)",
+        ))?;
+        let (count, size) = pool_shape(ctx.config.buffer_size);
+        let mut pool = BufPool::new(count, size)
+            .map_err(ServerError::io("mapping the io_uring receive buffers"))?;
+        pool.register(&ring).map_err(ServerError::io(
+            "registering the io_uring provided-buffer ring (needs Linux 5.19)",
+        ))?;
+        pool.grow(FIRST_BUFFERS);
+        pool.publish();
+        Ok(Uring {
+            io: Ring {
+                ring,
+                overflow: VecDeque::new(),
+                inflight: 0,
+            },
+            enable_on_thread,
+            pool,
+            conns: Slab::new(),
+            listener,
+            wake,
+            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "uring"),
+            accept_armed: false,
+            accept_paused: false,
+            backoff: Box::new(Timespec::new()),
+            stopping: false,
+            work: ctx.config.work(),
+            ctx,
+        })
+    }
+
+    fn run(mut self) -> io::Result<()> {
+        if self.enable_on_thread {
+            self.io.ring.submitter().register_enable_rings()?;
+        }
+        let wake = opcode::PollAdd::new(Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(token(WAKE, 0));
+        // SAFETY: a poll references no memory of ours.
+        unsafe { self.io.push(&[wake]) };
+        self.arm_accept();
+        let result = self.serve();
+        self.stop();
+        result
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
+        let mut cqes = Vec::with_capacity(CQ_ENTRIES as usize);
+        while !self.stopping && !self.ctx.shutdown.is_stopping() {
+            self.pool.publish();
+            self.io.flush_overflow();
+            // Everything queued since the last turn goes in one system call.
+            match self.io.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                // Interrupted, or the kernel is short of memory or completion
+                // space: reap what there is and try again.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            cqes.clear();
+            self.io.reap(&mut cqes);
+            for &(user_data, res, flags) in &cqes {
+                let key = (user_data >> TAG_BITS) as usize;
+                match user_data & ((1 << TAG_BITS) - 1) {
+                    RECV => self.on_recv(key, res, flags),
+                    SEND => self.on_send(key, res),
+                    SHUTDOWN => self.on_shutdown(key, res),
+                    ACCEPT => self.on_accept(res, flags),
+                    BACKOFF => {
+                        self.accept_paused = false;
+                        self.arm_accept();
+                    }
+                    WAKE => self.stopping = true,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn arm_accept(&mut self) {
+        if self.accept_armed || self.accept_paused || self.stopping {
+            return;
+        }
+        self.accept_armed = true;
+        let accept = opcode::AcceptMulti::new(Fd(self.listener.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(token(ACCEPT, 0));
+        // SAFETY: a multishot accept takes no address buffer; it references
+        // no memory of ours.
+        unsafe { self.io.push(&[accept]) };
+    }
+
+    fn on_accept(&mut self, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            // The multishot ended (always so after an error): arm it again below.
+            self.accept_armed = false;
+        }
+        if res >= 0 {
+            // SAFETY: the kernel just installed this descriptor for us and
+            // nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(res) };
+            self.accept_errors.on_success();
+            self.on_accepted(fd);
+        } else if !self.stopping {
+            let err = io::Error::from_raw_os_error(-res);
+            match self.accept_errors.on_error(&err) {
+                AcceptAction::Retry => {}
+                AcceptAction::BackOff(wait) => {
+                    self.accept_paused = true;
+                    *self.backoff = Timespec::from(wait);
+                    let timeout = opcode::Timeout::new(&*self.backoff)
+                        .build()
+                        .user_data(token(BACKOFF, 0));
+                    // SAFETY: the timespec is boxed in `self` and never freed
+                    // or changed while this timeout is in flight (a new one is
+                    // only armed after this one completes).
+                    unsafe { self.io.push(&[timeout]) };
+                }
+            }
+        }
+        self.arm_accept();
+    }
+
+    fn on_accepted(&mut self, fd: OwnedFd) {
+        let ctx = &self.ctx;
+        // Over --max-conns: dropping `fd` closes it at once.
+        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+            return;
+        };
+        if configure_accepted(&fd, ctx.config.nodelay).is_err() {
+            ctx.stats.conn_failed();
+            return;
+        }
+        let key = self.conns.insert(Conn {
+            fd,
+            out: None,
+            own: None,
+            recv_pending: false,
+            send_pending: false,
+            shutdown_pending: false,
+            read_closed: false,
+            closing: false,
+            _guard: guard,
+        });
+        self.advance(key);
+    }
+
+    fn on_recv(&mut self, key: usize, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        let Some(conn) = self.conns.get_mut(key) else {
+            self.pool.release(bid.map(Held::Pool));
+            return;
+        };
+        conn.recv_pending = false;
+        let held = match bid {
+            Some(bid) => Some(Held::Pool(bid)),
+            None => conn.own.take().map(Held::Own),
+        };
+        match (res, held) {
+            (n, Some(buf)) if n > 0 => {
+                // The receive is only ever armed with nothing left to write
+                // back, so the connection holds no other buffer.
+                debug_assert!(conn.out.is_none());
+                burn(self.work);
+                conn.out = Some(Out {
+                    buf,
+                    len: n as u32,
+                    sent: 0,
+                });
+            }
+            (0, held) => {
+                self.pool.release(held);
+                conn.read_closed = true;
+            }
+            (e, held) if e == -libc::ENOBUFS => {
+                // Every buffer handed to the kernel is taken. Hand it more
+                // if the pool has some left, else receive into a buffer of
+                // the connection's own this time.
+                self.pool.release(held);
+                if self.pool.grow(GROW_BY) == 0 {
+                    conn.own = Some(vec![0u8; self.pool.buf_size].into_boxed_slice());
+                }
+            }
+            // Interrupted, or the linked send before it fell short (the
+            // send's completion handles that): arm it again later.
+            (e, held) if e == -libc::EINTR || e == -libc::EAGAIN || e == -libc::ECANCELED => {
+                self.pool.release(held);
+            }
+            (_, held) => {
+                // Reset, or a receive without a buffer (cannot happen).
+                self.pool.release(held);
+                self.ctx.stats.conn_error();
+                conn.closing = true;
+            }
+        }
+        self.advance(key);
+    }
+
+    fn on_send(&mut self, key: usize, res: i32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.send_pending = false;
+        let Some(out) = conn.out.as_mut() else {
+            return self.advance(key);
+        };
+        if res > 0 {
+            let n = (res as u32).min(out.len - out.sent);
+            self.ctx.stats.echoed(n as usize);
+            out.sent += n;
+            if out.sent == out.len {
+                self.pool.release(conn.out.take().map(|out| out.buf));
+            }
+            // Short (a signal or an error stopped the kernel's retries):
+            // `advance` sends the rest, and a lasting error shows up then.
+        } else if res != -libc::EINTR && res != -libc::EAGAIN {
+            // Reset, broken pipe (or a 0-byte send, which would not progress).
+            self.pool.release(conn.out.take().map(|out| out.buf));
+            conn.closing = true;
+            self.ctx.stats.conn_error();
+        }
+        self.advance(key);
+    }
+
+    fn on_shutdown(&mut self, key: usize, res: i32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.shutdown_pending = false;
+        // ENOTCONN: the peer is gone already, nothing left to tell it.
+        if res < 0 && res != -libc::ENOTCONN {
+            self.ctx.stats.conn_error();
+        }
+        conn.closing = true;
+        self.advance(key);
+    }
+
+    /// Submits whatever the connection needs next, or closes it.
+    fn advance(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let fd = Fd(conn.fd.as_raw_fd());
+        if conn.closing {
+            if conn.idle() {
+                // Nothing in flight references the connection any more.
+                let conn = self.conns.remove(key);
+                self.pool.release(conn.out.map(|out| out.buf));
+            }
+            return;
+        }
+        let recv = match conn.own.as_mut() {
+            Some(own) => opcode::Recv::new(fd, own.as_mut_ptr(), own.len() as u32).build(),
+            None => opcode::Recv::new(fd, ptr::null_mut(), self.pool.buf_size as u32)
+                .buf_group(BGID)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT),
+        }
+        .user_data(token(RECV, key));
+        if let Some(out) = conn.out.as_ref() {
+            if conn.send_pending {
+                return;
+            }
+            let start = match &out.buf {
+                Held::Pool(bid) => self.pool.buf(*bid),
+                Held::Own(own) => own.as_ptr().cast_mut(),
+            };
+            // SAFETY: `sent < len <= the buffer's length`.
+            let data = unsafe { start.add(out.sent as usize) };
+            // MSG_WAITALL: the kernel finishes a partial send itself, so one
+            // completion means all written (or an error).
+            let send = opcode::Send::new(fd, data, out.len - out.sent)
+                .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(token(SEND, key));
+            conn.send_pending = true;
+            if !conn.recv_pending && !conn.read_closed {
+                // The next receive runs only after the send fully succeeded
+                // (back-pressure), without another trip through this loop.
+                conn.recv_pending = true;
+                // SAFETY: the send reads the buffer in `out`, which belongs
+                // to this connection until the send's completion; the
+                // receive writes into a ring buffer or `own`, kept in the
+                // connection until its completion. The connection is not
+                // removed while either is in flight, and the pool outlives
+                // every operation (see `stop`).
+                unsafe { self.io.push(&[send.flags(squeue::Flags::IO_LINK), recv]) };
+            } else {
+                // SAFETY: as above.
+                unsafe { self.io.push(&[send]) };
+            }
+        } else if conn.read_closed {
+            if !conn.shutdown_pending && !conn.recv_pending {
+                conn.shutdown_pending = true;
+                let shutdown = opcode::Shutdown::new(fd, libc::SHUT_WR)
+                    .build()
+                    .user_data(token(SHUTDOWN, key));
+                // SAFETY: a shutdown references no memory.
+                unsafe { self.io.push(&[shutdown]) };
+            }
+        } else if !conn.recv_pending {
+            conn.recv_pending = true;
+            // SAFETY: the receive writes into a ring buffer, which outlives
+            // every operation (see `stop`), or into `own`, which stays in the
+            // connection until the receive completes.
+            unsafe { self.io.push(&[recv]) };
+        }
+    }
+
+    /// Cancels everything, waits until the kernel has finished with every
+    /// operation (and so with every buffer), then closes the connections.
+    fn stop(&mut self) {
+        self.stopping = true;
+        let deadline = Instant::now() + CLOSE_BUDGET;
+        let mut cancel_at = Instant::now();
+        let mut cqes = Vec::new();
+        while self.io.inflight > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if now >= cancel_at {
+                let cancel = opcode::AsyncCancel2::new(CancelBuilder::any())
+                    .build()
+                    .user_data(token(CANCEL, 0));
+                // SAFETY: a cancel references no memory. It is queued after
+                // every other entry, so everything it should find is in flight.
+                unsafe { self.io.push(&[cancel]) };
+                cancel_at = now + CANCEL_AGAIN;
+            }
+            self.io.flush_overflow();
+            let wait = Timespec::from(deadline.min(cancel_at) - now);
+            let args = SubmitArgs::new().timespec(&wait);
+            match self.io.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(e) => {
+                    eprintln!("servers[uring]: waiting for cancelled operations: {e}");
+                    break;
+                }
+            }
+            cqes.clear();
+            // Only the accounting matters now: the buffers are freed whole.
+            self.io.reap(&mut cqes);
+        }
+        if self.io.inflight > 0 {
+            eprintln!(
+                "servers[uring]: {} operation(s) still in flight at shutdown; leaking their buffers",
+                self.io.inflight
+            );
+            self.leak_buffers();
+        }
+        // Closing the sockets: peers see EOF (RST if they sent unread data).
+        self.conns.clear();
+    }
+
+    /// The kernel may still write into buffers of unfinished operations,
+    /// even after the ring is closed: never free memory it may use.
+    fn leak_buffers(&mut self) {
+        self.pool.leak();
+        for (_, conn) in self.conns.iter_mut() {
+            std::mem::forget(conn.own.take());
+            if let Some(Out {
+                buf: Held::Own(own),
+                ..
+            }) = conn.out.take()
+            {
+                std::mem::forget(own);
+            }
+        }
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        if self.io.inflight > 0 {
+            self.leak_buffers();
+        }
+    }
+}
+
+/// How many buffers of what size: `buffer_size` bounds what a connection
+/// holds, a fixed address budget bounds the pool.
+fn pool_shape(buffer_size: usize) -> (usize, usize) {
+    let size = buffer_size.clamp(1, MAX_BUFFER_SIZE);
+    let count = (POOL_BYTES / size).clamp(MIN_BUFFERS, MAX_BUFFERS);
+    // The ring's size must be a power of two.
+    (1 << count.ilog2(), size)
+}
+
+/// An anonymous memory mapping (page-aligned, as the buffer ring requires).
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    leaked: bool,
+}
+
+// SAFETY: a Mapping is plain memory owned by one value; which thread owns
+// it does not matter.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh private anonymous mapping aliases nothing.
+        let ptr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping {
+            ptr,
+            len,
+            leaked: false,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if !self.leaked {
+            // SAFETY: the mapping is ours, and whoever used it (the kernel
+            // included) is done with it, or it would have been leaked.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+/// One slot of the provided-buffer ring, `struct io_uring_buf`. Slot 0's
+/// `resv` field is the ring's tail.
+#[repr(C)]
+struct RingSlot {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+/// The loop's receive buffers, and the ring through which the kernel takes
+/// them: we add buffers at the tail, the kernel consumes them at its head
+/// when a receive has data, and tells us which one in the completion.
+struct BufPool {
+    ring: Mapping,
+    mem: Mapping,
+    buf_size: usize,
+    count: u16,
+    /// Our tail, published to the kernel by [`publish`](Self::publish).
+    tail: u16,
+    dirty: bool,
+    /// Buffers never handed to the kernel yet: their pages are untouched.
+    cold: Vec<u16>,
+}
+
+impl BufPool {
+    fn new(count: usize, buf_size: usize) -> io::Result<BufPool> {
+        debug_assert!(count.is_power_of_two() && count <= 32768);
+        Ok(BufPool {
+            ring: Mapping::new(count * std::mem::size_of::<RingSlot>())?,
+            mem: Mapping::new(count * buf_size)?,
+            buf_size,
+            count: count as u16,
+            tail: 0,
+            dirty: false,
+            cold: (0..count as u16).rev().collect(),
+        })
+    }
+
+    fn register(&self, ring: &IoUring) -> io::Result<()> {
+        // SAFETY: the slots live in `self.ring`, which is unmapped only after
+        // the io_uring is closed (field order of `Uring`) and never when
+        // operations are still in flight (`Uring`'s Drop).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                self.ring.ptr.as_ptr() as u64,
+                self.count,
+                BGID,
+                0,
+            )
+        }
+    }
+
+    /// Start of buffer `bid`.
+    fn buf(&self, bid: u16) -> *mut u8 {
+        debug_assert!(bid < self.count);
+        // SAFETY: `bid < count`, so the offset is inside the mapping.
+        unsafe { self.mem.ptr.as_ptr().add(bid as usize * self.buf_size) }
+    }
+
+    /// Hands buffer `bid` (now unused by us) to the kernel.
+    fn give(&mut self, bid: u16) {
+        let slot = (self.tail & (self.count - 1)) as usize;
+        let addr = self.buf(bid) as u64;
+        // SAFETY: `slot < count` slots are mapped. The kernel reads only the
+        // slots between its head and the published tail, and this one is
+        // past the tail (every buffer is in the ring at most once, and the
+        // ring has a slot for each). Fields are written one by one, never
+        // `resv`, which in slot 0 is the tail the kernel reads.
+        unsafe {
+            let s = self.ring.ptr.as_ptr().cast::<RingSlot>().add(slot);
+            ptr::addr_of_mut!((*s).addr).write(addr);
+            ptr::addr_of_mut!((*s).len).write(self.buf_size as u32);
+            ptr::addr_of_mut!((*s).bid).write(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        self.dirty = true;
+    }
+
+    /// Takes back a buffer the connection is done with: a pool buffer goes
+    /// back to the kernel, an own buffer is freed.
+    fn release(&mut self, held: Option<Held>) {
+        if let Some(Held::Pool(bid)) = held {
+            self.give(bid);
+        }
+    }
+
+    /// Hands up to `n` never-used buffers to the kernel; returns how many.
+    fn grow(&mut self, n: usize) -> usize {
+        let mut added = 0;
+        while added < n {
+            let Some(bid) = self.cold.pop() else {
+                break;
+            };
+            self.give(bid);
+            added += 1;
+        }
+        added
+    }
+
+    /// Makes the buffers given since the last call visible to the kernel.
+    fn publish(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        // SAFETY: slot 0's `resv` is the ring's tail, a u16 the kernel only
+        // reads; AtomicU16 has u16's layout. Release orders the slot writes
+        // before it.
+        let tail = unsafe {
+            let s = self.ring.ptr.as_ptr().cast::<RingSlot>();
+            &*ptr::addr_of_mut!((*s).resv).cast::<AtomicU16>()
+        };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Never unmaps the memory (the kernel may still use it).
+    fn leak(&mut self) {
+        self.ring.leaked = true;
+        self.mem.leaked = true;
+    }
 }
