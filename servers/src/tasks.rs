@@ -107,6 +107,9 @@ async fn serve(mut stream: TcpStream, guard: ConnGuard, buffer_size: usize, work
     }
 }
 
+/// Size of a connection's first read (see [`echo`]).
+const FIRST_READ: usize = 512;
+
 async fn echo(
     stream: &mut TcpStream,
     buffer_size: usize,
@@ -114,17 +117,32 @@ async fn echo(
     stats: &Stats,
 ) -> std::io::Result<()> {
     // Wait for the peer to speak before giving it a buffer, so an idle
-    // connection costs only its task.
-    stream.readable().await?;
-    let mut buf = vec![0u8; buffer_size];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    // connection costs only its task. Readiness can be spurious (tokio
+    // reports a fresh socket ready once), so the first read goes into a
+    // small buffer inside the task and only real data earns the full one.
+    let first = loop {
+        stream.readable().await?;
+        let mut small = [0u8; FIRST_READ];
+        match stream.try_read(&mut small) {
+            Ok(n) => break (small, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
         }
+    };
+    if first.1 > 0 {
         burn(work);
-        stream.write_all(&buf[..n]).await?;
-        stats.echoed(n);
+        stream.write_all(&first.0[..first.1]).await?;
+        stats.echoed(first.1);
+        let mut buf = vec![0u8; buffer_size];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            burn(work);
+            stream.write_all(&buf[..n]).await?;
+            stats.echoed(n);
+        }
     }
     // Half-close: everything was sent back; now our side says EOF too.
     match stream.shutdown().await {
