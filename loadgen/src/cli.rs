@@ -61,11 +61,16 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// Styles to compare: `all` or a comma list (see `servers list`).
-    #[arg(long, default_value = "all", value_parser = parse_styles)]
-    pub styles: StyleList,
-    /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full (bigger hardware).
-    #[arg(long, default_value = "quick", value_parser = ["smoke", "quick", "full"])]
+    /// Styles to compare: `all` or a comma list (see `servers list`); a
+    /// style may name a variant, STYLE:VARIANT, e.g. tasks:current_thread
+    /// (`--workers 0`) or polling:sleep100 (`--poll-sleep-us 100`).
+    /// Default: all, or for the perf profile the styles it has targets for.
+    #[arg(long, value_parser = parse_styles)]
+    pub styles: Option<StyleList>,
+    /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
+    /// (bigger hardware), perf (every style against epoll and the targets in
+    /// loadgen/src/perf.rs, 5-8 minutes on 2 cores; writes perf.md).
+    #[arg(long, default_value = "quick", value_parser = crate::scenario::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: results/<UTC timestamp>).
     #[arg(long)]
@@ -114,12 +119,9 @@ fn parse_styles(s: &str) -> Result<StyleList, String> {
     }
     let mut out = Vec::new();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let style = servers::Style::from_name(name).ok_or_else(|| {
-            let known: Vec<&str> = servers::Style::ALL.iter().map(|st| st.name()).collect();
-            format!("unknown style {name:?} (known: all, {})", known.join(", "))
-        })?;
-        if !out.contains(&style.name().to_string()) {
-            out.push(style.name().to_string());
+        let variant = crate::variant::Variant::parse(name)?;
+        if !out.contains(&variant.name) {
+            out.push(variant.name);
         }
     }
     if out.is_empty() {
@@ -199,8 +201,8 @@ pub struct RunArgs {
     /// load (the load flags are then the scenario's own).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::scenario::NAMES))]
     pub scenario: Option<String>,
-    /// Scenario size for --scenario: smoke, quick or full.
-    #[arg(long, default_value = "quick", value_parser = ["smoke", "quick", "full"])]
+    /// Scenario size for --scenario: smoke, quick, full or perf.
+    #[arg(long, default_value = "quick", value_parser = crate::scenario::Profile::NAMES.to_vec())]
     pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -490,10 +492,14 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         Some(p) => p.clone(),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
     };
+    let profile = profile(&args.profile);
     let styles = if targeted {
         args.targets.iter().map(|t| t.style.clone()).collect()
     } else {
-        args.styles.0.clone()
+        match &args.styles {
+            Some(list) => list.0.clone(),
+            None => profile.default_styles(),
+        }
     };
     if args.docker_socket.is_some() && !targeted {
         anyhow::bail!("--docker-socket: only with --target (the containers to drive)");
@@ -506,7 +512,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             .as_deref()
             .map(crate::docker::Docker::new),
         network: args.network.clone(),
-        profile: profile(&args.profile),
+        profile,
         out: out.clone(),
         server_bin: args.server_bin.clone(),
         server_cpus,
@@ -519,6 +525,11 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         .iter()
         .filter(|s| !s.stopped_cleanly)
         .count();
+    if results.profile == "perf" {
+        // Reported, never asserted: the exit code does not depend on it.
+        println!("{}", crate::perf::markdown(&results));
+        println!("perf: {}", out.join("perf.md").display());
+    }
     println!(
         "report: {}  ({} runs, {failed} failed, {unclean} server(s) not stopped cleanly, {:.0} s)",
         out.join("report.md").display(),
@@ -680,4 +691,41 @@ fn progress_bar(spec: &RunSpec) -> driver::TickFn {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_takes_variants_and_the_perf_profile() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "compare",
+            "--profile",
+            "perf",
+            "--styles",
+            "epoll,tasks:current_thread,polling:sleep100,epoll",
+        ])
+        .unwrap();
+        let Command::Compare(args) = cli.command else {
+            panic!("compare parses as compare")
+        };
+        assert_eq!(args.profile, "perf");
+        assert_eq!(
+            args.styles.unwrap().0,
+            ["epoll", "tasks:current_thread", "polling:sleep100"]
+        );
+        let Command::Compare(args) = Cli::try_parse_from(["loadgen", "compare"]).unwrap().command
+        else {
+            panic!("compare parses as compare")
+        };
+        assert_eq!(args.styles, None, "the profile picks the default styles");
+        for bad in ["tasks:turbo", "fibers", "reactor:sleep10"] {
+            assert!(
+                Cli::try_parse_from(["loadgen", "compare", "--styles", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

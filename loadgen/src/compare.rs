@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::fingerprint::Fingerprint;
 use crate::results::{RunResult, SCHEMA_VERSION};
 use crate::scenario::{self, Env, Profile, Target};
+use crate::variant::Variant;
 
 /// How a style's server process fared.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,10 @@ pub struct ServerRecord {
     #[serde(default)]
     pub managed_by: String,
     pub exit_code: Option<i32>,
+    /// The server's flags beyond the style and address (a style variant's,
+    /// fairness's --work-us).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     pub summary: Option<String>,
     /// What went wrong, in words.
     pub problem: Option<String>,
@@ -193,7 +198,12 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         (Some(p), true) => p.display().to_string(),
         (None, true) => format!("{} serve", std::env::current_exe()?.display()),
     };
-    let estimate = opts.profile.seconds_per_style() * opts.styles.len() as f64 * 1.1;
+    let estimate = opts
+        .styles
+        .iter()
+        .map(|st| opts.profile.for_style(st).seconds_per_style())
+        .sum::<f64>()
+        * 1.1;
     let servers_on = if opts.targets.is_empty() {
         format!("servers on CPUs {:?}", opts.server_cpus)
     } else {
@@ -214,7 +224,11 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
              other processes will make the numbers noisy"
         );
     }
-    let total_runs = opts.profile.runs_per_style() * opts.styles.len() + opts.styles.len();
+    let total_runs = opts
+        .styles
+        .iter()
+        .map(|st| opts.profile.for_style(st).runs_per_style())
+        .sum();
     let progress = Progress::new(total_runs);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
@@ -243,7 +257,8 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     Ok(results)
 }
 
-/// Writes results.json, results.csv, report.md and charts/ for `results`.
+/// Writes results.json, results.csv, report.md and charts/ for `results`
+/// (and perf.md for the perf profile).
 pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results).context("serialising results")?;
@@ -267,6 +282,10 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
     let charts = crate::charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
     let report = crate::compare_report::markdown(results, &charts);
     std::fs::write(dir.join("report.md"), report).context("writing report.md")?;
+    if results.profile == "perf" {
+        std::fs::write(dir.join("perf.md"), crate::perf::markdown(results))
+            .context("writing perf.md")?;
+    }
     Ok(())
 }
 
@@ -278,7 +297,7 @@ fn compare_style(
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
-    let p = &opts.profile;
+    let p = &opts.profile.for_style(style);
     // Every scenario but fairness on one server, idle first: its baseline
     // RSS is then that of a fresh server.
     let target = opts.targets.iter().find(|t| t.style == style);
@@ -301,20 +320,29 @@ fn compare_style(
             stop: Arc::clone(stop),
             on_run: &mut on_run,
         };
-        let mut out = scenario::idle(&mut env);
-        out.extend(scenario::scale(&mut env));
-        let max = scenario::max_throughput(&out, 64).or_else(|| {
-            p.scale_sizes
-                .first()
-                .and_then(|&s| scenario::max_throughput(&out, s))
-        });
-        out.extend(scenario::open(&mut env, max));
-        out.extend(scenario::churn(&mut env));
+        let mut out = Vec::new();
+        if p.runs("idle") {
+            out.extend(scenario::idle(&mut env));
+        }
+        if p.runs("scale") {
+            out.extend(scenario::scale(&mut env));
+        }
+        if p.runs("open") {
+            let max = scenario::max_throughput(&out, 64).or_else(|| {
+                p.scale_sizes
+                    .first()
+                    .and_then(|&s| scenario::max_throughput(&out, s))
+            });
+            out.extend(scenario::open(&mut env, max));
+        }
+        if p.runs("churn") {
+            out.extend(scenario::churn(&mut env));
+        }
         out
     });
     servers.push(record);
     runs.extend(main_runs);
-    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+    if stop.load(std::sync::atomic::Ordering::Relaxed) || !p.runs("fairness") {
         return;
     }
     let work = p.fairness_work_us.to_string();
@@ -365,7 +393,17 @@ fn with_server(
         managed_by: "loadgen".into(),
         ..ServerRecord::default()
     };
-    let server = match ServerProcess::spawn(opts, style, extra) {
+    let variant = match Variant::parse(style) {
+        Ok(v) => v,
+        Err(e) => {
+            record.problem = Some(format!("did not start: {e}"));
+            return (record, Vec::new());
+        }
+    };
+    let mut args = variant.server_args();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    record.args = args[1..].to_vec();
+    let server = match ServerProcess::spawn(opts, &args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("loadgen compare: {style}: {e:#}");
@@ -517,7 +555,8 @@ struct Stopped {
 }
 
 impl ServerProcess {
-    fn spawn(opts: &CompareOptions, style: &str, extra: &[&str]) -> anyhow::Result<ServerProcess> {
+    /// Starts `servers` with `args` (the style first, then its flags).
+    fn spawn(opts: &CompareOptions, args: &[String]) -> anyhow::Result<ServerProcess> {
         let mut cmd = match &opts.server_bin {
             Some(bin) => Command::new(bin),
             None => {
@@ -526,7 +565,7 @@ impl ServerProcess {
                 c
             }
         };
-        cmd.arg(style).args(["--addr", "127.0.0.1:0"]).args(extra);
+        cmd.args(args).args(["--addr", "127.0.0.1:0"]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

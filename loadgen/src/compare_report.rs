@@ -13,6 +13,10 @@ use crate::results::RunResult;
 /// p99 above which a style is taken to have stopped serving well.
 pub const KNEE_P99_US: u64 = 10_000;
 
+/// The style every other one's throughput is a ratio to: the raw-epoll
+/// server, the in-project stand-in for the machine's limit.
+pub const REFERENCE: &str = "epoll";
+
 /// Looks runs up by style, scenario and point.
 pub struct View<'a> {
     results: &'a CompareResults,
@@ -130,6 +134,23 @@ impl<'a> View<'a> {
             .find(|r| r.messages > 0)?;
         let sv = r.server.as_ref()?;
         Some(sv.cpu_percent / 100.0 * r.measured_s * 1000.0 / r.messages as f64 * 10_000.0)
+    }
+
+    /// Whether epoll ran and has scale runs of `size`.
+    pub fn has_reference(&self, size: usize) -> bool {
+        self.results.styles.iter().any(|s| s == REFERENCE)
+            && self
+                .scale_points(REFERENCE, size)
+                .iter()
+                .any(|r| r.messages > 0)
+    }
+
+    /// `style`'s throughput at a scale point as a ratio to epoll's at the
+    /// same point in this run.
+    pub fn vs_reference(&self, style: &str, conns: usize, size: usize) -> Option<f64> {
+        let r = self.scale_point(style, conns, size)?;
+        let e = self.scale_point(REFERENCE, conns, size)?;
+        (e.throughput_msgs_per_s > 0.0).then(|| r.throughput_msgs_per_s / e.throughput_msgs_per_s)
     }
 
     pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
@@ -278,6 +299,16 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
          that figure is loadgen's limit, not the server's.\n"
     );
     servers_section(&mut s, results);
+    if results.profile == "perf" {
+        let _ = writeln!(
+            s,
+            "## perf: every style against epoll and its targets
+
+The targets are the `TARGETS` table in \
+             loadgen/src/perf.rs; pass and miss are reported, never asserted (the same tables are in perf.md).\n"
+        );
+        s.push_str(&crate::perf::tables(results));
+    }
     scale_section(&mut s, &v);
     idle_section(&mut s, &v);
     open_section(&mut s, &v);
@@ -299,11 +330,14 @@ fn servers_section(s: &mut String, results: &CompareResults) {
         "## Servers\n\n| style | phase | started | stopped cleanly | summary / problem |\n|---|---|---|---|---|"
     );
     for r in &results.servers {
-        let detail = match (&r.problem, &r.summary) {
+        let mut detail = match (&r.problem, &r.summary) {
             (Some(p), _) => format!("**{p}**"),
             (None, Some(sum)) => format!("`{sum}`"),
             (None, None) => String::new(),
         };
+        if !r.args.is_empty() {
+            detail = format!("flags `{}`; {detail}", r.args.join(" "));
+        }
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
@@ -336,8 +370,34 @@ fn scale_section(s: &mut String, v: &View) {
          more than 1% of the connections never got one); served: connections that got a reply, of those that \
          sent (— where the results do not record it).\n"
     );
+    let sizes = v.scale_sizes();
+    if !sizes.iter().any(|&size| v.has_reference(size)) {
+        let _ = writeln!(
+            s,
+            "{REFERENCE}, the raw-epoll reference, {} in this run, so no throughput ratios to it are shown.\n",
+            if v.styles().iter().any(|st| st == REFERENCE) {
+                "has no scale runs"
+            } else {
+                "was not among the styles"
+            }
+        );
+    }
     let most = conns.last().copied().unwrap_or_default();
-    for size in v.scale_sizes() {
+    // Styles that ran other scenarios but not this one (a perf variant that
+    // only holds idle connections) get no empty row; one that ran nothing
+    // keeps its row of dashes.
+    let styles: Vec<String> = v
+        .styles()
+        .into_iter()
+        .filter(|st| {
+            !v.runs(st, "scale").is_empty()
+                || v.results
+                    .runs
+                    .iter()
+                    .all(|r| r.tags.as_ref().is_none_or(|t| &t.style != st))
+        })
+        .collect();
+    for size in sizes {
         let _ = write!(s, "### {size} B messages\n\n| style |");
         for c in &conns {
             let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
@@ -350,7 +410,8 @@ fn scale_section(s: &mut String, v: &View) {
             s.push_str("---:|");
         }
         s.push_str("---:|---|---|\n");
-        for style in v.styles() {
+        for style in &styles {
+            let style = style.clone();
             let _ = write!(s, "| {style} |");
             for &c in &conns {
                 match v.scale_point(&style, c, size) {
@@ -388,8 +449,62 @@ fn scale_section(s: &mut String, v: &View) {
             }
         }
         s.push('\n');
+        vs_reference_table(s, v, &styles, size, &conns);
         scale_reading(s, v, size, &conns);
     }
+}
+
+/// The scale table again as ratios to epoll's msg/s at the same point.
+fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, conns: &[usize]) {
+    if !v.has_reference(size) {
+        return;
+    }
+    let _ = write!(
+        s,
+        "**vs {REFERENCE}, {size} B**: each style's messages/s divided by {REFERENCE}'s at the same connection \
+         count in this run († client-bound: that style's figure is loadgen's limit).\n\n| style |"
+    );
+    for c in conns {
+        let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
+    }
+    s.push_str("\n|---|");
+    for _ in conns {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for style in styles {
+        let _ = write!(s, "| {style} |");
+        for &c in conns {
+            match (
+                v.vs_reference(style, c, size),
+                v.scale_point(style, c, size),
+            ) {
+                (Some(ratio), Some(r)) => {
+                    let _ = write!(s, " {ratio:.2}{} |", mark(r));
+                }
+                _ => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+}
+
+/// The best and worst ratio to epoll among the other styles, over every
+/// connection count of `size`: (style, conns, ratio) each.
+type RatioAt = (String, usize, f64);
+pub fn reference_extremes(v: &View, size: usize) -> Option<(RatioAt, RatioAt)> {
+    let mut all: Vec<RatioAt> = Vec::new();
+    for st in v.styles().into_iter().filter(|st| st != REFERENCE) {
+        for c in v.scale_conns() {
+            if let Some(ratio) = v.vs_reference(&st, c, size) {
+                all.push((st.clone(), c, ratio));
+            }
+        }
+    }
+    let best = all.iter().max_by(|a, b| a.2.total_cmp(&b.2))?.clone();
+    let worst = all.iter().min_by(|a, b| a.2.total_cmp(&b.2))?.clone();
+    Some((best, worst))
 }
 
 /// The scale table's "served" cell: "all" when every point of the style
@@ -466,6 +581,16 @@ fn scale_reading(s: &mut String, v: &View, size: usize, conns: &[usize]) {
             .map(|r| (r.throughput_msgs_per_s, r))
     });
     let _ = write!(s, "**Reading.** ");
+    if v.has_reference(size)
+        && let Some((best, worst)) = reference_extremes(v, size)
+    {
+        let _ = write!(
+            s,
+            "Against {REFERENCE} in this run the best ratio was {}'s {:.2} at {} conns and the worst {}'s {:.2} at \
+             {} conns. ",
+            best.0, best.2, best.1, worst.0, worst.2, worst.1
+        );
+    }
     if let (Some(best), Some(worst)) = (at_most.first(), at_most.last())
         && at_most.len() > 1
     {
@@ -543,15 +668,26 @@ fn idle_section(s: &mut String, v: &View) {
     let Some((_, first)) = rows.first() else {
         return;
     };
-    let _ = writeln!(
-        s,
-        "## idle: {} idle connections + {} active at a light rate\n",
-        first.spec.idle, first.spec.conns
-    );
-    let _ = writeln!(
-        s,
-        "| style | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
-    );
+    let same = rows
+        .iter()
+        .all(|(_, r)| r.spec.idle == first.spec.idle && r.spec.conns == first.spec.conns);
+    if same {
+        let _ = writeln!(
+            s,
+            "## idle: {} idle connections + {} active at a light rate\n",
+            first.spec.idle, first.spec.conns
+        );
+        let _ = writeln!(
+            s,
+            "| style | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "## idle: idle connections + a few active at a light rate\n\n\
+             | style | idle + active | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---:|---|"
+        );
+    }
     for (st, r) in &rows {
         let (per, peak, cpu) = match &r.server {
             Some(sv) => (
@@ -575,9 +711,14 @@ fn idle_section(s: &mut String, v: &View) {
         } else {
             fmt_us(r.latency_us.p99)
         };
+        let counts = if same {
+            String::new()
+        } else {
+            format!(" {} + {} |", r.spec.idle, r.spec.conns)
+        };
         let _ = writeln!(
             s,
-            "| {st} | {per} | {peak} | {cpu} | {p99}{} | {} |",
+            "| {st} |{counts} {per} | {peak} | {cpu} | {p99}{} | {} |",
             mark(r),
             r.errors.describe()
         );

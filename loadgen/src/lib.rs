@@ -24,11 +24,13 @@ pub mod docker;
 pub mod driver;
 pub mod fingerprint;
 pub mod pattern;
+pub mod perf;
 pub mod report;
 pub mod results;
 pub mod sampler;
 pub mod scenario;
 pub mod spec;
+pub mod variant;
 
 pub use results::RunResult;
 pub use spec::{Mode, RunSpec};

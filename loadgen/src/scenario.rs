@@ -34,6 +34,8 @@ pub struct Profile {
     pub fairness_light_rate: f64,
     pub fairness_heavy_size: usize,
     pub fairness_work_us: u64,
+    /// The scenarios `compare` runs for a style, in [`NAMES`] order.
+    pub scenarios: Vec<&'static str>,
 }
 
 impl Profile {
@@ -53,6 +55,7 @@ impl Profile {
             fairness_light_rate: 10.0,
             fairness_heavy_size: 16 * 1024,
             fairness_work_us: 500,
+            scenarios: NAMES.to_vec(),
         };
         match name {
             "quick" => Some(quick),
@@ -78,20 +81,83 @@ impl Profile {
                 churn_slots: 50,
                 ..quick
             }),
+            "perf" => Some(Profile {
+                name: "perf",
+                duration: crate::perf::DURATION,
+                warmup: crate::perf::WARMUP,
+                scale_conns: crate::perf::CONNS.to_vec(),
+                scale_sizes: vec![crate::perf::SIZE],
+                idle: crate::perf::IDLE,
+                idle_active: crate::perf::IDLE_ACTIVE,
+                idle_rate_per_conn: crate::perf::IDLE_RATE_PER_CONN,
+                scenarios: vec!["idle", "scale"],
+                ..quick
+            }),
             _ => None,
         }
     }
 
-    /// Number of load runs one style gets (for the time estimate).
+    /// The profile names `--profile` accepts.
+    pub const NAMES: &'static [&'static str] = &["smoke", "quick", "full", "perf"];
+
+    /// What this profile runs for one style (or style variant): the perf
+    /// profile gives `polling` variants a smaller idle-only plan.
+    pub fn for_style(&self, style: &str) -> Profile {
+        if self.name == "perf" {
+            crate::perf::adjust_profile(self, style)
+        } else {
+            self.clone()
+        }
+    }
+
+    /// The styles `compare` runs when `--styles` is not given.
+    pub fn default_styles(&self) -> Vec<String> {
+        if self.name == "perf" {
+            crate::perf::STYLES.iter().map(|s| s.to_string()).collect()
+        } else {
+            servers::Style::ALL
+                .iter()
+                .map(|st| st.name().to_string())
+                .collect()
+        }
+    }
+
+    pub fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+
+    /// Number of load runs one style gets (for the time estimate), the
+    /// fairness scenario's heavy connection included.
     pub fn runs_per_style(&self) -> usize {
-        self.scale_conns.len() * self.scale_sizes.len() + 1 + self.open_fractions.len() + 1 + 1
+        let mut n = 0;
+        if self.runs("scale") {
+            n += self.scale_conns.len() * self.scale_sizes.len();
+        }
+        if self.runs("idle") {
+            n += 1;
+        }
+        if self.runs("open") {
+            n += self.open_fractions.len();
+        }
+        if self.runs("churn") {
+            n += 1;
+        }
+        if self.runs("fairness") {
+            n += 2;
+        }
+        n
     }
 
     /// A rough wall-clock estimate for one style, in seconds.
     pub fn seconds_per_style(&self) -> f64 {
         let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
-        let connects =
-            (self.idle as f64 + self.scale_conns.iter().sum::<usize>() as f64) / 20_000.0;
+        let idle = if self.runs("idle") { self.idle } else { 0 };
+        let scale: usize = if self.runs("scale") {
+            self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
+        } else {
+            0
+        };
+        let connects = (idle + scale) as f64 / 20_000.0;
         self.runs_per_style() as f64 * per_run + connects + 1.0
     }
 }
@@ -186,6 +252,7 @@ pub fn scale(env: &mut Env) -> Vec<RunResult> {
             let spec = RunSpec {
                 conns,
                 size,
+                source_ips: source_ips(env.target.addr, conns),
                 ..env.base_spec()
             };
             out.extend(env.run("scale", format!("conns={conns} size={size}"), &spec, true));
@@ -344,10 +411,11 @@ pub fn fairness(env: &mut Env) -> Vec<RunResult> {
 
 /// Source addresses for `needed` connections to a loopback IPv4 target:
 /// 127.0.0.1-127.0.0.8 when one address's ~28K ephemeral ports could run
-/// short (churn, big idle counts); none otherwise.
-fn source_ips(target: SocketAddr, needed: usize) -> Vec<IpAddr> {
+/// short (churn, 10,000 connections or more: a few such runs in a row leave
+/// tens of thousands of ports in TIME_WAIT); none otherwise.
+pub fn source_ips(target: SocketAddr, needed: usize) -> Vec<IpAddr> {
     match target.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() && needed > 20_000 => (1..=8)
+        IpAddr::V4(ip) if ip.is_loopback() && needed >= 10_000 => (1..=8)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect(),
         _ => Vec::new(),
