@@ -32,6 +32,7 @@ use crate::reactor;
 use crate::server::{Ctx, Runner, ServerError, spawn_runner};
 use crate::shutdown::{CLOSE_BUDGET, Shutdown};
 use crate::stats::Stats;
+use crate::style::Style;
 
 const WAKER: Token = Token(usize::MAX - 1);
 /// A worker that dies sooner than this after its start counts as a crash
@@ -54,7 +55,8 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     ctx.shutdown.on_trigger(move || {
         let _ = waker.wake();
     });
-    spawn_runner(&ctx.clone(), move || {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let runner = spawn_runner(&ctx.clone(), move || {
         // Workers are forked here, on the thread that lives as long as they
         // do (their PR_SET_PDEATHSIG is tied to it).
         let mut master = Master {
@@ -63,10 +65,29 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
             poll,
             listener,
         };
-        let result = master.run();
+        let started = master.start_workers();
+        let ok = started.is_ok();
+        let _ = started_tx.send(started);
+        let result = if ok { master.run() } else { Ok(()) };
         master.stop_workers();
         result.map_err(ServerError::io("supervising the workers"))
-    })
+    })?;
+    // `start` returns once every worker is forked (or with the reason one
+    // could not be), so the listening line means workers are there to serve.
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok(runner),
+        Ok(Err(source)) => {
+            let _ = runner.join();
+            Err(ServerError::Io {
+                what: "forking the worker processes",
+                source,
+            })
+        }
+        Err(_) => Err(match runner.join() {
+            Ok(Err(e)) => e,
+            _ => ServerError::Panicked(Style::Prefork),
+        }),
+    }
 }
 
 #[derive(Default)]
@@ -91,10 +112,14 @@ struct Master {
 }
 
 impl Master {
-    fn run(&mut self) -> io::Result<()> {
+    fn start_workers(&mut self) -> io::Result<()> {
         for i in 0..self.slots.len() {
             self.start_worker(i)?;
         }
+        Ok(())
+    }
+
+    fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
         while !self.ctx.shutdown.is_stopping() {
             let next_restart = self.slots.iter().filter_map(|s| s.restart_at).min();

@@ -40,6 +40,8 @@ use crate::stats::ConnGuard;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+/// Connections accepted (each a fork) per turn of the loop.
+const ACCEPT_BUDGET: usize = 32;
 
 pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner, ServerError> {
     if !ctx.stats.is_shared() {
@@ -136,9 +138,13 @@ impl Parent {
         Ok(())
     }
 
+    /// Accepts until the backlog is empty, or [`ACCEPT_BUDGET`] forks were
+    /// made: then it comes back after the loop's next turn (a zero-length
+    /// pause), so a steady stream of new connections cannot keep the parent
+    /// from reaping the children that exited meanwhile.
     fn accept_all(&mut self) {
         self.paused_until = None;
-        loop {
+        for _ in 0..ACCEPT_BUDGET {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     self.accept_errors.on_success();
@@ -156,6 +162,7 @@ impl Parent {
                 },
             }
         }
+        self.paused_until = Some(Instant::now());
     }
 
     /// Forks the child that serves `stream`; the parent's copy of the

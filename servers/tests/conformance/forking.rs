@@ -96,3 +96,39 @@ fn process_forks_per_connection_and_reaps() {
     assert_eq!(summary_field(&stderr, "rejected"), Some(1), "{stderr}");
     assert_eq!(summary_field(&stderr, "bytes_echoed"), Some(11), "{stderr}");
 }
+
+/// `process` under churn: while new connections keep arriving, the parent
+/// still reaps the children of the ones that closed (a parent that only
+/// accepted would pile up zombies and count every one as open).
+#[test]
+fn process_reaps_while_connections_keep_coming() {
+    const CHURNERS: usize = 8;
+    const EACH: usize = 150;
+    let server = crate::support::start(Style::Process, servers::Config::default());
+    let addr = server.local_addr();
+    let churners: Vec<_> = (0..CHURNERS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for j in 0..EACH {
+                    let mut c = connect(addr);
+                    let msg = format!("{i}/{j}");
+                    assert_eq!(round_trip(&mut c, msg.as_bytes()), msg.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for c in churners {
+        c.join().expect("churner");
+    }
+    let summary = server.summary();
+    assert_eq!(summary.accepted, (CHURNERS * EACH) as u64);
+    assert!(
+        summary.peak_conns < CHURNERS * EACH / 4,
+        "children were reaped as their connections closed: {summary:?}"
+    );
+    assert!(
+        wait_until(IO_TIMEOUT, || server.summary().active == 0),
+        "all reaped at the end: {:?}",
+        server.summary()
+    );
+}
