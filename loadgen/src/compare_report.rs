@@ -549,7 +549,7 @@ fn unserved_reading(v: &View, style: &str, size: usize) -> Option<String> {
     let why = if pts.iter().any(|p| p.3) {
         "the rest got none (the run also had errors, see the end)"
     } else {
-        "the rest waited in its queue for the whole run"
+        "the rest waited the whole run without one (queued behind busy workers, or not yet taken on)"
     };
     Some(format!(
         "{style}: {} connections got a reply: {why}. ",
@@ -753,7 +753,8 @@ fn idle_section(s: &mut String, v: &View) {
             let _ = write!(
                 s,
                 "{st}: {} of its {total} active connections never got a reply while the {} idle ones were held \
-                 (where each connection holds a worker until it closes, idle ones can take every worker). ",
+                 (a style that gives each connection a worker until it closes runs out of workers when idle \
+                 connections hold them; one that forks per connection may not have reached them yet). ",
                 total - served,
                 r.spec.idle
             );

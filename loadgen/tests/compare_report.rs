@@ -272,7 +272,7 @@ fn unserved_connections_show_in_scale_and_churn() {
     );
     assert!(
         report.contains(
-            "tasks: at 20 conns only 16 of 20 connections got a reply: the rest waited in its queue for the whole run."
+            "tasks: at 20 conns only 16 of 20 connections got a reply: the rest waited the whole run without one (queued behind busy workers, or not yet taken on)."
         ),
         "{report}"
     );

@@ -10,7 +10,10 @@
 //! difference of its instruction totals divided by the difference in
 //! messages is the figure: start-up, connection set-up and shutdown cancel
 //! out. `polling` spins between messages, so its figure depends on time as
-//! well as work, and is marked.
+//! well as work, and is marked. Callgrind counts user-space instructions
+//! only: the work the kernel does in `read`, `write` or `epoll_wait` is not
+//! in the figure, which is why the blocking styles look cheapest. `uring`
+//! cannot be run under valgrind (see `main`).
 //!
 //! `cargo bench -p servers --bench instructions [-- --rounds 400 --conns 50 --styles epoll,reactor]`
 //! Needs valgrind; without it the bench says so and exits 0.
@@ -195,6 +198,15 @@ fn main() {
     println!("| style | instructions / message | note |");
     println!("|---|---:|---|");
     for &style in &args.styles {
+        if style == Style::Uring {
+            // Seen with valgrind 3.19: the server never gets past setting up
+            // its ring (registered buffer rings, disabled-then-enabled rings
+            // and DEFER_TASKRUN are beyond its io_uring support).
+            println!(
+                "| {style} | — | valgrind cannot run it (its io_uring support stops short of this ring's set-up) |"
+            );
+            continue;
+        }
         let one = run(style, args.conns, args.rounds);
         let two = run(style, args.conns, 2 * args.rounds);
         let messages = (args.conns * args.rounds) as f64;
