@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI's container test: builds the image, brings up two styles plus loadgen
-# with the smoke profile on the bridge network (reactor, and uring, whose
-# container needs the seccomp setting of the compose file to run at all), checks results.json, and
+# with the smoke profile on the bridge network (reactor, and uring, which
+# shows io_uring works under the engine's default seccomp profile), checks results.json, and
 # always tears down. Skips (exit 0, saying why) where no Docker engine is
 # reachable.
 set -euo pipefail

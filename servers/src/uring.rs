@@ -315,7 +315,7 @@ impl Conn {
 impl Uring {
     fn new(ctx: Ctx, listener: TcpListener, wake: Arc<OwnedFd>) -> Result<Uring, ServerError> {
         let (ring, enable_on_thread) = new_ring().map_err(ServerError::io(
-            "creating the io_uring (is io_uring allowed here? Docker's default seccomp profile refuses it)",
+            "creating the io_uring (is io_uring allowed here? a container's seccomp profile may refuse it)",
         ))?;
         let (count, size) = pool_shape(ctx.config.buffer_size);
         let mut pool = BufPool::new(count, size)
