@@ -15,14 +15,12 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use crate::accept::{AcceptAction, AcceptErrors};
 use crate::echo::{Drive, EchoConn};
 use crate::listener::configure_accepted;
-use crate::log::log;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
 
 /// Reads per connection per turn before it goes to the back of the queue.
 const BUDGET: usize = 16;
@@ -46,31 +44,7 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     }
     drop(listener);
     spawn_runner(&ctx.clone(), move || {
-        let mut first = loops.remove(0);
-        let others: Vec<_> = loops
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, mut lp)| {
-                thread::Builder::new()
-                    .name(format!("epoll-{}", i + 1))
-                    .spawn(move || lp.run())
-                    .map_err(|e| {
-                        log!(
-                            "servers[epoll]: cannot start loop {}: {e}; running with fewer",
-                            i + 1
-                        )
-                    })
-                    .ok()
-            })
-            .collect();
-        let mut result = first.run();
-        for handle in others {
-            let joined = handle
-                .join()
-                .map_err(|_| ServerError::Panicked(ctx.style))?;
-            result = result.and(joined);
-        }
-        result.map_err(ServerError::io("waiting in epoll_wait"))
+        run_loops(&ctx, loops, |mut lp| lp.run(), "waiting in epoll_wait")
     })
 }
 

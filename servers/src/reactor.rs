@@ -17,7 +17,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -27,7 +26,7 @@ use slab::Slab;
 use crate::accept::{AcceptAction, AcceptErrors};
 use crate::echo::{Drive, EchoConn};
 use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -51,30 +50,7 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
     }
     drop(listener);
     spawn_runner(&ctx.clone(), move || {
-        let mut first = reactors.remove(0);
-        let mut others = Vec::new();
-        for (i, mut reactor) in reactors.into_iter().enumerate() {
-            let spawned = thread::Builder::new()
-                .name(format!("reactor-{}", i + 1))
-                .spawn(move || reactor.run());
-            match spawned {
-                Ok(handle) => others.push(handle),
-                Err(e) => {
-                    crate::log::log!(
-                        "servers[reactor]: cannot start reactor {}: {e}; running with fewer",
-                        i + 1
-                    );
-                }
-            }
-        }
-        let mut result = first.run();
-        for handle in others {
-            let joined = handle
-                .join()
-                .map_err(|_| ServerError::Panicked(ctx.style))?;
-            result = result.and(joined);
-        }
-        result.map_err(ServerError::io("waiting for events"))
+        run_loops(&ctx, reactors, |mut r| r.run(), "waiting for events")
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::Config;
+use crate::log::log;
 use crate::shutdown::Shutdown;
 use crate::stats::{Stats, Summary};
 use crate::style::Style;
@@ -54,6 +55,46 @@ pub(crate) fn spawn_runner(
         .name(format!("{}-main", ctx.style))
         .spawn(f)
         .map_err(ServerError::io("spawning the server thread"))
+}
+
+/// Runs one event loop per worker until all have returned: the first on
+/// the calling (runner) thread, the others on threads of their own. A loop
+/// whose thread cannot be started is left out, with a log line. Shared by
+/// the styles with `--workers N` loops on one listener (`reactor`, `epoll`,
+/// `uring`).
+pub(crate) fn run_loops<L: Send + 'static>(
+    ctx: &Ctx,
+    mut loops: Vec<L>,
+    run: fn(L) -> io::Result<()>,
+    what: &'static str,
+) -> Result<(), ServerError> {
+    if loops.is_empty() {
+        return Ok(());
+    }
+    let first = loops.remove(0);
+    let style = ctx.style;
+    let others: Vec<_> = loops
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, lp)| {
+            std::thread::Builder::new()
+                .name(format!("{style}-{}", i + 1))
+                .spawn(move || run(lp))
+                .map_err(|e| {
+                    log!(
+                        "servers[{style}]: cannot start loop {}: {e}; running with fewer",
+                        i + 1
+                    )
+                })
+                .ok()
+        })
+        .collect();
+    let mut result = run(first);
+    for handle in others {
+        let joined = handle.join().map_err(|_| ServerError::Panicked(style))?;
+        result = result.and(joined);
+    }
+    result.map_err(ServerError::io(what))
 }
 
 /// Starts `style` serving connections from `listener` (which the caller

@@ -48,7 +48,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
@@ -58,7 +57,7 @@ use slab::Slab;
 use crate::accept::{AcceptAction, AcceptErrors};
 use crate::echo::burn;
 use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
 use crate::shutdown::CLOSE_BUDGET;
 use crate::stats::ConnGuard;
 
@@ -129,30 +128,7 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
         });
     }
     spawn_runner(&ctx.clone(), move || {
-        let first = loops.remove(0);
-        let mut others = Vec::new();
-        for (i, lp) in loops.into_iter().enumerate() {
-            let spawned = thread::Builder::new()
-                .name(format!("uring-{}", i + 1))
-                .spawn(move || lp.run());
-            match spawned {
-                Ok(handle) => others.push(handle),
-                Err(e) => {
-                    eprintln!(
-                        "servers[uring]: cannot start io_uring loop {}: {e}; running with fewer",
-                        i + 1
-                    );
-                }
-            }
-        }
-        let mut result = first.run();
-        for handle in others {
-            let joined = handle
-                .join()
-                .map_err(|_| ServerError::Panicked(ctx.style))?;
-            result = result.and(joined);
-        }
-        result.map_err(ServerError::io("running the io_uring loop"))
+        run_loops(&ctx, loops, Uring::run, "running the io_uring loop")
     })
 }
 
