@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::stats::Stats;
 
@@ -77,6 +77,38 @@ impl AcceptErrors {
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         AcceptAction::BackOff(wait)
+    }
+}
+
+/// The accept loop of the styles that wait for a non-blocking listener to
+/// become ready (`reactor`, `epoll`, `process`): how each accepts one
+/// connection and what it does with it; the loop itself is written once.
+pub(crate) trait AcceptReady {
+    type Stream;
+    fn try_accept(&mut self) -> io::Result<Self::Stream>;
+    fn accept_errors(&mut self) -> &mut AcceptErrors;
+    fn accepted(&mut self, stream: Self::Stream);
+
+    /// Accepts until the listener would block, `budget` connections were
+    /// taken, or an error calls for a back-off. Returns when to accept again
+    /// without waiting for readiness (edge-triggered: connections left in
+    /// the backlog are not announced again), or `None` once the backlog is
+    /// empty.
+    fn accept_ready(&mut self, budget: usize) -> Option<Instant> {
+        for _ in 0..budget {
+            match self.try_accept() {
+                Ok(stream) => {
+                    self.accept_errors().on_success();
+                    self.accepted(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => match self.accept_errors().on_error(&e) {
+                    AcceptAction::Retry => {}
+                    AcceptAction::BackOff(wait) => return Some(Instant::now() + wait),
+                },
+            }
+        }
+        Some(Instant::now())
     }
 }
 

@@ -17,10 +17,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::accept::{AcceptAction, AcceptErrors};
+use crate::accept::{AcceptErrors, AcceptReady};
 use crate::echo::{Drive, EchoConn};
 use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
 /// Reads per connection per turn before it goes to the back of the queue.
 const BUDGET: usize = 16;
@@ -34,15 +34,9 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     listener
         .set_nonblocking(true)
         .map_err(ServerError::io("making the listener non-blocking"))?;
-    let workers = ctx.config.workers.unwrap_or(1).max(1);
-    let mut loops = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let listener = listener
-            .try_clone()
-            .map_err(ServerError::io("sharing the listener with a loop"))?;
-        loops.push(Loop::new(ctx.clone(), listener).map_err(ServerError::io("setting up epoll"))?);
-    }
-    drop(listener);
+    let loops = make_loops(&ctx, listener, |copy| {
+        Loop::new(ctx.clone(), copy).map_err(ServerError::io("setting up epoll"))
+    })?;
     spawn_runner(&ctx.clone(), move || {
         run_loops(&ctx, loops, |mut lp| lp.run(), "waiting in epoll_wait")
     })
@@ -204,35 +198,7 @@ impl Loop {
     }
 
     fn accept_all(&mut self) {
-        self.accept_paused_until = None;
-        loop {
-            // SAFETY: null address arguments are allowed; the returned fd is
-            // checked and then owned by one TcpStream.
-            let fd = unsafe {
-                libc::accept4(
-                    self.listener.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            match cvt(fd) {
-                Ok(fd) => {
-                    self.accept_errors.on_success();
-                    // SAFETY: a fresh fd from accept4, owned by nothing else.
-                    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-                    self.on_accepted(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match self.accept_errors.on_error(&e) {
-                    AcceptAction::Retry => {}
-                    AcceptAction::BackOff(wait) => {
-                        self.accept_paused_until = Some(Instant::now() + wait);
-                        return;
-                    }
-                },
-            }
-        }
+        self.accept_paused_until = self.accept_ready(usize::MAX);
     }
 
     fn on_accepted(&mut self, stream: TcpStream) {
@@ -258,5 +224,32 @@ impl Loop {
             echo: EchoConn::new(stream, guard),
             queued: false,
         });
+    }
+}
+
+impl AcceptReady for Loop {
+    type Stream = TcpStream;
+
+    fn try_accept(&mut self) -> io::Result<TcpStream> {
+        // SAFETY: null address arguments are allowed; the returned fd is
+        // checked and then owned by one TcpStream.
+        let fd = cvt(unsafe {
+            libc::accept4(
+                self.listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        })?;
+        // SAFETY: a fresh fd from accept4, owned by nothing else.
+        Ok(unsafe { TcpStream::from_raw_fd(fd) })
+    }
+
+    fn accept_errors(&mut self) -> &mut AcceptErrors {
+        &mut self.accept_errors
+    }
+
+    fn accepted(&mut self, stream: TcpStream) {
+        self.on_accepted(stream);
     }
 }

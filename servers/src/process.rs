@@ -29,7 +29,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::accept::{AcceptAction, AcceptErrors};
+use crate::accept::{AcceptErrors, AcceptReady};
 use crate::echo::echo_blocking;
 use crate::fork::{self, Child, exited_cleanly};
 use crate::listener::configure_accepted;
@@ -143,26 +143,7 @@ impl Parent {
     /// pause), so a steady stream of new connections cannot keep the parent
     /// from reaping the children that exited meanwhile.
     fn accept_all(&mut self) {
-        self.paused_until = None;
-        for _ in 0..ACCEPT_BUDGET {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    self.accept_errors.on_success();
-                    // SAFETY: the fd comes from a stream we own and give up.
-                    let stream = unsafe { StdStream::from_raw_fd(stream.into_raw_fd()) };
-                    self.serve(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match self.accept_errors.on_error(&e) {
-                    AcceptAction::Retry => {}
-                    AcceptAction::BackOff(wait) => {
-                        self.paused_until = Some(Instant::now() + wait);
-                        return;
-                    }
-                },
-            }
-        }
-        self.paused_until = Some(Instant::now());
+        self.paused_until = self.accept_ready(ACCEPT_BUDGET);
     }
 
     /// Forks the child that serves `stream`; the parent's copy of the
@@ -258,5 +239,23 @@ impl Parent {
             log!("servers[process]: {killed} child(ren) killed after the shutdown budget");
         }
         self.children.clear();
+    }
+}
+
+impl AcceptReady for Parent {
+    type Stream = StdStream;
+
+    fn try_accept(&mut self) -> io::Result<StdStream> {
+        let (stream, _) = self.listener.accept()?;
+        // SAFETY: the fd comes from a stream we own and give up.
+        Ok(unsafe { StdStream::from_raw_fd(stream.into_raw_fd()) })
+    }
+
+    fn accept_errors(&mut self) -> &mut AcceptErrors {
+        &mut self.accept_errors
+    }
+
+    fn accepted(&mut self, stream: StdStream) {
+        self.serve(stream);
     }
 }

@@ -23,10 +23,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::accept::{AcceptAction, AcceptErrors};
+use crate::accept::{AcceptErrors, AcceptReady};
 use crate::echo::{Drive, EchoConn};
 use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -37,18 +37,10 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
     listener
         .set_nonblocking(true)
         .map_err(ServerError::io("making the listener non-blocking"))?;
-    let workers = ctx.config.workers.unwrap_or(1).max(1);
-    // Every loop is set up here, so that set-up errors reach the caller.
-    let mut reactors = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let std_listener = listener
-            .try_clone()
-            .map_err(ServerError::io("sharing the listener with a reactor"))?;
-        let reactor = Reactor::new(ctx.clone(), TcpListener::from_std(std_listener))
-            .map_err(ServerError::io("setting up an epoll event loop"))?;
-        reactors.push(reactor);
-    }
-    drop(listener);
+    let reactors = make_loops(&ctx, listener, |copy| {
+        Reactor::new(ctx.clone(), TcpListener::from_std(copy))
+            .map_err(ServerError::io("setting up an epoll event loop"))
+    })?;
     spawn_runner(&ctx.clone(), move || {
         run_loops(&ctx, reactors, |mut r| r.run(), "waiting for events")
     })
@@ -216,23 +208,7 @@ impl Reactor {
 
     /// The listener's callback: accept until it would block.
     fn on_acceptable(&mut self) {
-        self.accept_paused_until = None;
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    self.accept_errors.on_success();
-                    self.on_accepted(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match self.accept_errors.on_error(&e) {
-                    AcceptAction::Retry => {}
-                    AcceptAction::BackOff(wait) => {
-                        self.accept_paused_until = Some(Instant::now() + wait);
-                        return;
-                    }
-                },
-            }
-        }
+        self.accept_paused_until = self.accept_ready(usize::MAX);
     }
 
     fn on_accepted(&mut self, mut stream: TcpStream) {
@@ -262,5 +238,21 @@ impl Reactor {
             }
             Err(_) => ctx.stats.conn_failed(),
         }
+    }
+}
+
+impl AcceptReady for Reactor {
+    type Stream = TcpStream;
+
+    fn try_accept(&mut self) -> io::Result<TcpStream> {
+        self.listener.accept().map(|(stream, _)| stream)
+    }
+
+    fn accept_errors(&mut self) -> &mut AcceptErrors {
+        &mut self.accept_errors
+    }
+
+    fn accepted(&mut self, stream: TcpStream) {
+        self.on_accepted(stream);
     }
 }

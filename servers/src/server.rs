@@ -57,6 +57,25 @@ pub(crate) fn spawn_runner(
         .map_err(ServerError::io("spawning the server thread"))
 }
 
+/// Sets up one event loop per `--workers` (default 1), each with its own
+/// copy of the listener, all here in `start`, so that set-up errors reach
+/// its caller. The counterpart of [`run_loops`].
+pub(crate) fn make_loops<L>(
+    ctx: &Ctx,
+    listener: TcpListener,
+    mut make: impl FnMut(TcpListener) -> Result<L, ServerError>,
+) -> Result<Vec<L>, ServerError> {
+    let workers = ctx.config.workers.unwrap_or(1).max(1);
+    let mut loops = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let copy = listener
+            .try_clone()
+            .map_err(ServerError::io("sharing the listener with a loop"))?;
+        loops.push(make(copy)?);
+    }
+    Ok(loops)
+}
+
 /// Runs one event loop per worker until all have returned: the first on
 /// the calling (runner) thread, the others on threads of their own. A loop
 /// whose thread cannot be started is left out, with a log line. Shared by

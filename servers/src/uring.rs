@@ -57,7 +57,7 @@ use slab::Slab;
 use crate::accept::{AcceptAction, AcceptErrors};
 use crate::echo::burn;
 use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, run_loops, spawn_runner};
+use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 use crate::shutdown::CLOSE_BUDGET;
 use crate::stats::ConnGuard;
 
@@ -94,7 +94,6 @@ fn token(tag: u64, key: usize) -> u64 {
 }
 
 pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerError> {
-    let workers = ctx.config.workers.unwrap_or(1).max(1);
     // One eventfd wakes every loop: nobody reads it, so once written it stays
     // readable and each loop's poll on it completes.
     // SAFETY: eventfd(2) takes no pointers.
@@ -107,15 +106,9 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
-    // Every loop is set up here, so that set-up errors reach the caller.
-    let mut loops = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let listener = listener.try_clone().map_err(ServerError::io(
-            "sharing the listener with an io_uring loop",
-        ))?;
-        loops.push(Uring::new(ctx.clone(), listener, Arc::clone(&wake))?);
-    }
-    drop(listener);
+    let loops = make_loops(&ctx, listener, |copy| {
+        Uring::new(ctx.clone(), copy, Arc::clone(&wake))
+    })?;
     {
         let wake = Arc::clone(&wake);
         // The waker keeps its own reference: the eventfd must stay open until
