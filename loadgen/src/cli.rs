@@ -98,6 +98,34 @@ pub struct CompareArgs {
     /// How loadgen reaches the servers, for the report (e.g. bridge, host).
     #[arg(long)]
     pub network: Option<String>,
+    /// CPUs each server gets, through CFS bandwidth in a cgroup of its own
+    /// (10 ms period), e.g. 0.5; `none` for no quota. Makes the runs
+    /// server-bound when loadgen has more CPU than that. Default: the
+    /// profile's (perf: see loadgen/src/perf.rs; others: none).
+    #[arg(long, value_parser = parse_quota)]
+    pub server_cpu_quota: Option<Quota>,
+    /// Measure every cell this many times, round by round over the styles,
+    /// and report the median with its min-max (default: the profile's;
+    /// perf: 3, others: 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: Option<u32>,
+}
+
+/// `--server-cpu-quota`: CPUs, or none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quota(pub Option<f64>);
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    if s == "none" {
+        return Ok(Quota(None));
+    }
+    match s.parse::<f64>() {
+        // The kernel's floor is 1 ms per 10 ms period.
+        Ok(q) if q.is_finite() && (0.1..=1024.0).contains(&q) => Ok(Quota(Some(q))),
+        _ => Err(format!(
+            "{s:?} is not a CPU quota: want a number of CPUs from 0.1 up (e.g. 0.5), or none"
+        )),
+    }
 }
 
 /// Style names, validated.
@@ -363,6 +391,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
     let mut opts = RunOptions {
         server_pid: args.server_pid,
         server_container: None,
+        server_cgroup: None,
         label: args.label.clone(),
         on_tick: None,
     };
@@ -416,6 +445,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         addr: args.addr,
         server_pid: args.server_pid,
         container: None,
+        cgroup: None,
     };
     if name == "fairness" {
         eprintln!(
@@ -504,6 +534,17 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     if args.docker_socket.is_some() && !targeted {
         anyhow::bail!("--docker-socket: only with --target (the containers to drive)");
     }
+    if targeted && args.server_cpu_quota.is_some_and(|q| q.0.is_some()) {
+        anyhow::bail!(
+            "--server-cpu-quota: not with --target (a running server's CPU is its container's: set `cpus:` there)"
+        );
+    }
+    let server_cpu_quota = match args.server_cpu_quota {
+        Some(q) => q.0,
+        None if targeted => None,
+        None => profile.server_cpu_quota,
+    };
+    let repeat = args.repeat.unwrap_or(profile.repeat);
     let opts = crate::compare::CompareOptions {
         styles,
         targets: args.targets.clone(),
@@ -517,6 +558,9 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         server_bin: args.server_bin.clone(),
         server_cpus,
         client_cpus,
+        server_cpu_quota,
+        quota_required: args.server_cpu_quota.is_some_and(|q| q.0.is_some()),
+        repeat,
     };
     let results = crate::compare::run(&opts, Arc::clone(&stop))?;
     let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();

@@ -41,6 +41,39 @@ pub struct ServerRecord {
     pub summary: Option<String>,
     /// What went wrong, in words.
     pub problem: Option<String>,
+    /// The cgroup it ran in (removed after it stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Processes still in that cgroup after the server stopped, killed
+    /// before the cgroup was removed (a wrapper's children, say).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub leftover_processes_killed: usize,
+    /// Which of the `--repeat` rounds (0-based).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub repeat: u32,
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// How the servers' cgroups were set up for a comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupSetup {
+    /// Each server ran in a cgroup of its own.
+    pub used: bool,
+    /// "v1" or "v2" when used.
+    pub version: Option<String>,
+    /// CPUs of CFS bandwidth each server had (None: no quota).
+    pub cpu_quota: Option<f64>,
+    /// The CFS period of that quota, µs.
+    pub period_us: u64,
+    /// Why cgroups were not used, or leftovers removed, in words.
+    pub note: Option<String>,
 }
 
 /// Everything one comparison measured: `results.json`.
@@ -61,8 +94,23 @@ pub struct CompareResults {
     #[serde(default)]
     pub network: String,
     pub styles: Vec<String>,
+    /// Rounds of every style (`--repeat`), interleaved: all styles, then
+    /// all again.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeat: u32,
+    /// The servers' cgroups (absent in results from before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupSetup>,
     pub servers: Vec<ServerRecord>,
     pub runs: Vec<RunResult>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 /// `loadgen compare`'s options.
@@ -83,6 +131,13 @@ pub struct CompareOptions {
     pub docker: Option<crate::docker::Docker>,
     /// How the client reaches the servers, for the report (e.g. "bridge").
     pub network: Option<String>,
+    /// CPUs of CFS bandwidth per server (through its cgroup); None: none.
+    pub server_cpu_quota: Option<f64>,
+    /// True when the quota was asked for explicitly (then a machine
+    /// without writable cgroups is an error, not a note).
+    pub quota_required: bool,
+    /// Rounds of every style, interleaved.
+    pub repeat: u32,
 }
 
 /// `--target STYLE=HOST:PORT[,fairness=HOST:PORT][,container=NAME][,fairness-container=NAME]`:
@@ -203,7 +258,8 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         .iter()
         .map(|st| opts.profile.for_style(st).seconds_per_style())
         .sum::<f64>()
-        * 1.1;
+        * 1.1
+        * f64::from(opts.repeat.max(1));
     let servers_on = if opts.targets.is_empty() {
         format!("servers on CPUs {:?}", opts.server_cpus)
     } else {
@@ -224,19 +280,42 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
              other processes will make the numbers noisy"
         );
     }
-    let total_runs = opts
+    let total_runs: usize = opts
         .styles
         .iter()
         .map(|st| opts.profile.for_style(st).runs_per_style())
         .sum();
-    let progress = Progress::new(total_runs);
+    let repeat = opts.repeat.max(1);
+    let (layout, cgroup) = cgroup_setup(opts)?;
+    let progress = Progress::new(total_runs * repeat as usize);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
-    for style in &opts.styles {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
+    // Round by round, every style in each: drift over the run (thermal,
+    // other tenants) then hits every style alike.
+    'rounds: for round in 0..repeat {
+        for style in &opts.styles {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'rounds;
+            }
+            let (first_run, first_server) = (runs.len(), servers.len());
+            compare_style(
+                opts,
+                layout.as_ref(),
+                style,
+                &stop,
+                &progress,
+                &mut runs,
+                &mut servers,
+            );
+            for r in &mut runs[first_run..] {
+                if let Some(t) = r.tags.as_mut() {
+                    t.repeat = round;
+                }
+            }
+            for s in &mut servers[first_server..] {
+                s.repeat = round;
+            }
         }
-        compare_style(opts, style, &stop, &progress, &mut runs, &mut servers);
     }
     progress.finish();
     let results = CompareResults {
@@ -250,11 +329,72 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         server_command,
         network: opts.network.clone().unwrap_or_else(|| "loopback".into()),
         styles: opts.styles.clone(),
+        repeat,
+        cgroup,
         servers,
         runs,
     };
     write_outputs(&results, &opts.out)?;
     Ok(results)
+}
+
+/// Finds the cgroup layout and checks that a server's group can be made
+/// (creating and removing one), after removing the groups a killed run left.
+/// Where cgroups cannot be written the comparison goes on without them and
+/// says so (on stderr now, in the report later), unless a quota was asked
+/// for explicitly: then it stops, since the runs would not be what was asked.
+fn cgroup_setup(
+    opts: &CompareOptions,
+) -> anyhow::Result<(Option<crate::cgroup::Layout>, Option<CgroupSetup>)> {
+    use crate::cgroup::{Layout, PERIOD_US, ServerCgroup, remove_leftovers};
+    if !opts.targets.is_empty() {
+        // Someone else's servers (containers: their own cgroups).
+        return Ok((None, None));
+    }
+    let mut setup = CgroupSetup {
+        cpu_quota: opts.server_cpu_quota,
+        period_us: PERIOD_US,
+        ..CgroupSetup::default()
+    };
+    let checked = Layout::detect().and_then(|layout| {
+        let left = remove_leftovers(&layout);
+        ServerCgroup::create(&layout, "probe", opts.server_cpu_quota)?;
+        Ok((layout, left))
+    });
+    match checked {
+        Ok((layout, left)) => {
+            setup.used = true;
+            setup.version = Some(layout.version().into());
+            if !left.is_empty() {
+                let note = format!(
+                    "removed {} cgroup(s) left by an earlier run that was killed: {}",
+                    left.len(),
+                    left.join(", ")
+                );
+                eprintln!("loadgen compare: {note}");
+                setup.note = Some(note);
+            }
+            Ok((Some(layout), Some(setup)))
+        }
+        Err(e) if opts.quota_required => Err(anyhow::anyhow!(
+            "--server-cpu-quota needs a cgroup for each server, and none can be made here: {e} \
+             (run as root on a machine with writable cgroups, or leave the quota out)"
+        )),
+        Err(e) => {
+            let note = format!(
+                "servers ran without cgroups of their own ({e}): no CPU quota{}, CPU from /proc \
+                 samples, memory without the kernel's share",
+                match opts.server_cpu_quota {
+                    Some(q) => format!(" (the profile's {q} CPU was not applied)"),
+                    None => String::new(),
+                }
+            );
+            eprintln!("loadgen compare: warning: {note}");
+            setup.cpu_quota = None;
+            setup.note = Some(note);
+            Ok((None, Some(setup)))
+        }
+    }
 }
 
 /// Writes results.json, results.csv, report.md and charts/ for `results`
@@ -269,6 +409,7 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
             style: String::new(),
             scenario: String::new(),
             point: String::new(),
+            repeat: 0,
         });
         csv.push_str(&format!(
             "{},{},{},{}\n",
@@ -291,6 +432,7 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
 
 fn compare_style(
     opts: &CompareOptions,
+    layout: Option<&crate::cgroup::Layout>,
     style: &str,
     stop: &Arc<AtomicBool>,
     progress: &Progress,
@@ -310,7 +452,7 @@ fn compare_style(
             t.container.as_deref(),
             body,
         ),
-        None => with_server(opts, style, "main", &[], body),
+        None => with_server(opts, layout, style, "main", &[], body),
     };
     let (record, main_runs) = main(&mut |target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
@@ -367,6 +509,7 @@ fn compare_style(
         ),
         None => with_server(
             opts,
+            layout,
             style,
             "fairness",
             &["--work-us", &work],
@@ -382,6 +525,7 @@ fn compare_style(
 /// that says why.
 fn with_server(
     opts: &CompareOptions,
+    layout: Option<&crate::cgroup::Layout>,
     style: &str,
     phase: &str,
     extra: &[&str],
@@ -403,7 +547,25 @@ fn with_server(
     let mut args = variant.server_args();
     args.extend(extra.iter().map(|a| a.to_string()));
     record.args = args[1..].to_vec();
-    let server = match ServerProcess::spawn(opts, &args) {
+    let group = match layout
+        .map(|l| {
+            crate::cgroup::ServerCgroup::create(
+                l,
+                &format!("{style}-{phase}"),
+                opts.server_cpu_quota,
+            )
+        })
+        .transpose()
+    {
+        Ok(g) => g.map(Arc::new),
+        Err(e) => {
+            eprintln!("loadgen compare: {style}: {e:#}");
+            record.problem = Some(format!("did not start: no cgroup: {e:#}"));
+            return (record, Vec::new());
+        }
+    };
+    record.cgroup = group.as_ref().map(|g| g.name().to_string());
+    let server = match ServerProcess::spawn(opts, &args, group.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("loadgen compare: {style}: {e:#}");
@@ -418,9 +580,16 @@ fn with_server(
         addr: server.addr,
         server_pid: Some(server.pid),
         container: None,
+        cgroup: group.clone(),
     };
     let runs = body(&target);
+    drop(target);
     let stopped = server.stop();
+    // Whatever the server left running (a wrapper script's children, a
+    // worker that ignored SIGTERM) dies with its cgroup.
+    if let Some(g) = group {
+        record.leftover_processes_killed = g.kill_all(Duration::from_secs(2));
+    }
     record.exit_code = stopped.exit_code;
     record.summary = stopped.summary.clone();
     record.stopped_cleanly = stopped.exit_code == Some(0) && stopped.summary.is_some();
@@ -492,6 +661,7 @@ fn with_target(
         addr: resolved,
         server_pid: None,
         container: container.clone(),
+        cgroup: None,
     };
     let runs = body(&target);
     if let Some((docker, name)) = &container {
@@ -555,8 +725,13 @@ struct Stopped {
 }
 
 impl ServerProcess {
-    /// Starts `servers` with `args` (the style first, then its flags).
-    fn spawn(opts: &CompareOptions, args: &[String]) -> anyhow::Result<ServerProcess> {
+    /// Starts `servers` with `args` (the style first, then its flags),
+    /// inside `group` from before its first instruction.
+    fn spawn(
+        opts: &CompareOptions,
+        args: &[String],
+        group: Option<&crate::cgroup::ServerCgroup>,
+    ) -> anyhow::Result<ServerProcess> {
         let mut cmd = match &opts.server_bin {
             Some(bin) => Command::new(bin),
             None => {
@@ -570,15 +745,21 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let set = cpuset(&opts.server_cpus)?;
-        // SAFETY: between fork and exec only sched_setaffinity runs, which
-        // is async-signal-safe and allocates nothing.
+        // Open until the child has exec'd (spawn returns after that).
+        let placement = group.map(|g| g.placement()).transpose()?;
+        let fds = placement.as_ref().map(|p| p.raw()).unwrap_or_default();
+        // SAFETY: between fork and exec only sched_setaffinity and write(2)
+        // on descriptors open in the parent run, both async-signal-safe;
+        // `fds` was allocated before the fork and is only read.
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
+                crate::cgroup::Placement::enter(&fds)?;
                 sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
             });
         }
         let mut child = cmd.spawn().context("starting the server (--server-bin)")?;
+        drop(placement);
         let pid = child.id();
         let stdout = child.stdout.take().context("server stdout")?;
         let stderr_pipe = child.stderr.take().context("server stderr")?;

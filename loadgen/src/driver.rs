@@ -88,6 +88,9 @@ pub struct RunOptions {
     pub server_pid: Option<u32>,
     /// Or this container through the Docker API (when no pid is given).
     pub server_container: Option<(crate::docker::Docker, String)>,
+    /// The server's own cgroup (with `server_pid`): exact CPU per message
+    /// and memory with the kernel's share.
+    pub server_cgroup: Option<Arc<crate::cgroup::ServerCgroup>>,
     pub label: Option<String>,
     /// Called about every 100 ms on the calling thread.
     pub on_tick: Option<TickFn>,
@@ -122,13 +125,17 @@ pub fn run(
         Some(source) => {
             // The measured window, once every worker is connected.
             let (control, warmup, duration) = (Arc::clone(&control), spec.warmup, spec.duration);
-            let window = Box::new(move || {
+            let window = Arc::new(move || {
                 control
                     .start
                     .get()
                     .map(|&s| (s + warmup, s + warmup + duration))
             });
-            Some(Sampler::start_with_window(source, window).map_err(RunError::Setup)?)
+            let cgroup = opts
+                .server_cgroup
+                .take()
+                .filter(|_| opts.server_pid.is_some());
+            Some(Sampler::start_with_window(source, window, cgroup).map_err(RunError::Setup)?)
         }
         None => None,
     };
@@ -195,6 +202,9 @@ pub fn run(
             .push(format!("the server {who} exited during the run"));
     }
     result.server = server;
+    if let Some(cg) = result.server.as_mut().and_then(|s| s.cgroup.as_mut()) {
+        cg.per_message(result.messages);
+    }
     Ok(result)
 }
 

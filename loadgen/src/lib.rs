@@ -12,10 +12,13 @@
 //! - the client measures its own CPU and says when it, not the server, was
 //!   the bottleneck; the server's memory, CPU and context switches are
 //!   sampled from /proc, over its whole process tree when it forks, within a
-//!   CPU budget ([`sampler`]);
+//!   CPU budget ([`sampler`]); a server that `compare` starts runs in a
+//!   cgroup of its own, which gives its exact CPU time per message and its
+//!   memory with the kernel's share, and can cap its CPU ([`cgroup`]);
 //! - results carry their environment ([`fingerprint`]) and full histograms,
 //!   so runs from several loadgen processes merge exactly ([`results`]).
 
+pub mod cgroup;
 pub mod charts;
 pub mod cli;
 pub mod compare;

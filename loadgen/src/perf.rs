@@ -34,6 +34,12 @@ pub const WARMUP: Duration = Duration::from_secs(1);
 pub const IDLE: usize = 10_000;
 pub const IDLE_ACTIVE: usize = 10;
 pub const IDLE_RATE_PER_CONN: f64 = 50.0;
+/// CPUs each server gets (CFS bandwidth in its own cgroup): low enough
+/// that one loadgen CPU drives the leanest styles server-bound at 50 and
+/// 1,000 connections on a 2-core machine (measured: see the README).
+pub const SERVER_CPU_QUOTA: f64 = 0.5;
+/// Rounds of every style: each ratio is a median with its min-max.
+pub const REPEAT: u32 = 3;
 /// Idle connections the `polling` variants hold (they burn CPU in
 /// proportion to them).
 pub const POLLING_IDLE: usize = 1000;
@@ -767,6 +773,7 @@ mod tests {
             style: style.into(),
             scenario: "scale".into(),
             point: format!("conns={conns} size={SIZE}"),
+            repeat: 0,
         });
         r.label = Some(format!("{style}/scale/conns={conns}"));
         r.spec.conns = conns;
@@ -792,6 +799,7 @@ mod tests {
             style: style.into(),
             scenario: "idle".into(),
             point: format!("idle={idle} active={IDLE_ACTIVE}"),
+            repeat: 0,
         });
         r.spec.idle = idle;
         r.spec.conns = IDLE_ACTIVE;

@@ -271,6 +271,13 @@ pub struct Tags {
     pub scenario: String,
     /// The point within the scenario, e.g. "conns=1000 size=64".
     pub point: String,
+    /// Which of `compare --repeat N` rounds (0-based) measured it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Everything one run (or a merge of runs) measured.

@@ -39,11 +39,14 @@
 //! sampler's own CPU during the window.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{Reading, ServerCgroup};
 
 /// Open fds are counted exactly up to this fd table size (per process).
 const MAX_FD_TABLE_TO_COUNT: u64 = 1024;
@@ -403,6 +406,86 @@ pub struct ServerStats {
     pub involuntary_ctxt_per_s: Option<f64>,
     /// False if the process was gone before the run ended.
     pub alive_at_end: bool,
+    /// From the server's own cgroup, when `compare` ran it in one: exact
+    /// CPU time over the window and memory with the kernel's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupStats>,
+}
+
+/// What a server's cgroup counted during a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupStats {
+    /// "v1" or "v2".
+    pub version: String,
+    pub name: String,
+    /// CPUs of CFS bandwidth the server had (None: no quota).
+    pub cpu_quota: Option<f64>,
+    /// CPU time of every process in the group over the measured window
+    /// (user + system, children included), seconds: counted by the kernel,
+    /// not sampled.
+    pub cpu_s: Option<f64>,
+    /// `cpu_s` per message completed in the window, µs.
+    pub cpu_us_per_msg: Option<f64>,
+    /// Quota periods in which the server was throttled, and how long, over
+    /// the window.
+    pub throttled_periods: Option<u64>,
+    pub throttled_s: Option<f64>,
+    /// Memory charged to the group before any connection and at the end of
+    /// the window (connections still open), kernel included where the
+    /// kernel accounts it.
+    pub baseline_memory_bytes: Option<u64>,
+    pub end_memory_bytes: Option<u64>,
+    /// (end - baseline) / connections.
+    pub memory_per_conn_bytes: Option<f64>,
+    /// The kernel's part (sockets, slab, stacks); None: not accounted here.
+    pub baseline_kernel_bytes: Option<u64>,
+    pub end_kernel_bytes: Option<u64>,
+    pub kernel_per_conn_bytes: Option<f64>,
+}
+
+impl CgroupStats {
+    /// The figures between `base` (before any connection), `from` and
+    /// `to` (the window's edges) for `conns` connections.
+    pub fn between(
+        group: &ServerCgroup,
+        base: &Reading,
+        from: Option<&Reading>,
+        to: Option<&Reading>,
+        conns: usize,
+    ) -> CgroupStats {
+        let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+            let (a, b) = (a?, b?);
+            (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
+        };
+        let window = from.zip(to);
+        let end = to.unwrap_or(base);
+        CgroupStats {
+            version: group.version().into(),
+            name: group.name().into(),
+            cpu_quota: group.quota(),
+            cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
+            cpu_us_per_msg: None,
+            throttled_periods: window
+                .and_then(|(a, b)| Some(b.throttled_periods?.saturating_sub(a.throttled_periods?))),
+            throttled_s: window.and_then(|(a, b)| {
+                Some(b.throttled_ns?.saturating_sub(a.throttled_ns?) as f64 / 1e9)
+            }),
+            baseline_memory_bytes: base.memory_bytes,
+            end_memory_bytes: end.memory_bytes,
+            memory_per_conn_bytes: per_conn(base.memory_bytes, end.memory_bytes),
+            baseline_kernel_bytes: base.kernel_bytes,
+            end_kernel_bytes: end.kernel_bytes,
+            kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
+        }
+    }
+
+    /// Fills `cpu_us_per_msg` for `messages` completed in the window.
+    pub fn per_message(&mut self, messages: u64) {
+        self.cpu_us_per_msg = self
+            .cpu_s
+            .filter(|_| messages > 0)
+            .map(|s| s * 1e6 / messages as f64);
+    }
 }
 
 fn rss() -> String {
@@ -463,6 +546,88 @@ pub struct Sampler {
     thread: JoinHandle<Sampled>,
     source: Source,
     baseline: Sample,
+    cgroup: Option<GroupWatch>,
+}
+
+/// The server's cgroup, read before any connection and at the window's
+/// edges by a thread of its own (so that the edges are read on time
+/// whatever the /proc sampling is doing).
+struct GroupWatch {
+    group: Arc<ServerCgroup>,
+    baseline: Reading,
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<(Option<Reading>, Option<Reading>)>,
+}
+
+impl GroupWatch {
+    fn start(group: Arc<ServerCgroup>, window: WindowFn) -> Result<GroupWatch, String> {
+        let baseline = group
+            .read()
+            .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let reader = Arc::clone(&group);
+        let thread = std::thread::Builder::new()
+            .name("loadgen-cgroup".into())
+            .spawn(move || read_edges(&reader, &window, &stopped))
+            .map_err(|e| format!("cannot start the cgroup thread: {e}"))?;
+        Ok(GroupWatch {
+            group,
+            baseline,
+            stop,
+            thread,
+        })
+    }
+
+    fn finish(self, conns: usize) -> CgroupStats {
+        let _ = self.stop.send(());
+        let (from, to) = self.thread.join().unwrap_or((None, None));
+        // A run that ended before the window closed: read it now.
+        let to = to.or_else(|| from.as_ref().and(self.group.read()));
+        CgroupStats::between(
+            &self.group,
+            &self.baseline,
+            from.as_ref(),
+            to.as_ref(),
+            conns,
+        )
+    }
+}
+
+/// Waits for the window, then reads the group at its start and its end.
+fn read_edges(
+    group: &ServerCgroup,
+    window: &WindowFn,
+    stopped: &mpsc::Receiver<()>,
+) -> (Option<Reading>, Option<Reading>) {
+    let wait_until = |t: Instant| -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= t {
+                return true;
+            }
+            match stopped.recv_timeout(t - now) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return false,
+            }
+        }
+    };
+    let (from, to) = loop {
+        if let Some(w) = window() {
+            break w;
+        }
+        match stopped.recv_timeout(Duration::from_millis(5)) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            _ => return (None, None),
+        }
+    };
+    if !wait_until(from) {
+        return (None, None);
+    }
+    let a = group.read();
+    if !wait_until(to) {
+        return (a, None);
+    }
+    (a, group.read())
 }
 
 impl Sampler {
@@ -471,7 +636,7 @@ impl Sampler {
     /// costs more than [`TREE_BUDGET`] of a CPU at that rate. Fails if
     /// there is nothing to sample.
     pub fn start(source: Source) -> Result<Sampler, String> {
-        Sampler::start_with_window(source, Box::new(|| None))
+        Sampler::start_with_window(source, Arc::new(|| None), None)
     }
 
     /// As [`Sampler::start`]; `window` tells, once known, the measured
@@ -481,7 +646,13 @@ impl Sampler {
     /// spaces samples out further than the window is long. For that, call
     /// `finish` before closing the run's connections: a server that forks
     /// per connection would otherwise be read while its processes exit.
-    pub fn start_with_window(source: Source, window: WindowFn) -> Result<Sampler, String> {
+    /// With `cgroup` (the server's own group), that group is read before
+    /// any connection and at the window's edges too.
+    pub fn start_with_window(
+        source: Source,
+        window: WindowFn,
+        cgroup: Option<Arc<ServerCgroup>>,
+    ) -> Result<Sampler, String> {
         // The baseline reads the server's PSS too (one file, before any
         // load), in case it forks later and memory is then PSS.
         let baseline = source.read(true, false).ok_or_else(|| match &source {
@@ -492,6 +663,9 @@ impl Sampler {
         let reader = source.clone();
         let base = source.interval();
         let first = baseline.clone();
+        let cgroup = cgroup
+            .map(|g| GroupWatch::start(g, Arc::clone(&window)))
+            .transpose()?;
         let thread = std::thread::Builder::new()
             .name("loadgen-sampler".into())
             .spawn(move || sample_loop(&reader, first, base, &window, &stopped))
@@ -501,6 +675,7 @@ impl Sampler {
             thread,
             source,
             baseline,
+            cgroup,
         })
     }
 
@@ -520,6 +695,7 @@ impl Sampler {
             samples.push((Instant::now(), s));
         }
         let mut stats = summarise(&self.baseline, &samples, window, conns, alive_at_end);
+        stats.cgroup = self.cgroup.map(|g| g.finish(conns));
         match &self.source {
             Source::Process(pid) => {
                 stats.pid = Some(*pid);
@@ -541,7 +717,7 @@ impl Sampler {
 }
 
 /// The measured window of a run, once it is known.
-pub type WindowFn = Box<dyn Fn() -> Option<(Instant, Instant)> + Send>;
+pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
 
 /// The sampling thread: a sample every `base`, or, while the server has a
 /// process tree, every `base` or long enough after the last one for its CPU
@@ -764,6 +940,7 @@ fn summarise(
         voluntary_ctxt_per_s: vol,
         involuntary_ctxt_per_s: invol,
         alive_at_end,
+        cgroup: None,
     }
 }
 

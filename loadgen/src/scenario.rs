@@ -36,6 +36,10 @@ pub struct Profile {
     pub fairness_work_us: u64,
     /// The scenarios `compare` runs for a style, in [`NAMES`] order.
     pub scenarios: Vec<&'static str>,
+    /// CPUs of CFS bandwidth each server gets (`--server-cpu-quota`).
+    pub server_cpu_quota: Option<f64>,
+    /// Rounds of every style (`--repeat`).
+    pub repeat: u32,
 }
 
 impl Profile {
@@ -56,6 +60,8 @@ impl Profile {
             fairness_heavy_size: 16 * 1024,
             fairness_work_us: 500,
             scenarios: NAMES.to_vec(),
+            server_cpu_quota: None,
+            repeat: 1,
         };
         match name {
             "quick" => Some(quick),
@@ -91,6 +97,8 @@ impl Profile {
                 idle_active: crate::perf::IDLE_ACTIVE,
                 idle_rate_per_conn: crate::perf::IDLE_RATE_PER_CONN,
                 scenarios: vec!["idle", "scale"],
+                server_cpu_quota: Some(crate::perf::SERVER_CPU_QUOTA),
+                repeat: crate::perf::REPEAT,
                 ..quick
             }),
             _ => None,
@@ -171,6 +179,8 @@ pub struct Target {
     pub server_pid: Option<u32>,
     /// ...or, in a container, through the Docker API.
     pub container: Option<(crate::docker::Docker, String)>,
+    /// The server's own cgroup, when `compare` made one.
+    pub cgroup: Option<Arc<crate::cgroup::ServerCgroup>>,
 }
 
 /// What every scenario gets.
@@ -212,6 +222,11 @@ impl Env<'_> {
             } else {
                 None
             },
+            server_cgroup: if sample {
+                self.target.cgroup.clone()
+            } else {
+                None
+            },
             label: Some(format!("{}/{scenario}/{point}", self.target.style)),
             on_tick: None,
         };
@@ -221,6 +236,7 @@ impl Env<'_> {
                     style: self.target.style.clone(),
                     scenario: scenario.into(),
                     point,
+                    repeat: 0,
                 });
                 (self.on_run)(&r);
                 Some(r)
@@ -402,6 +418,7 @@ pub fn fairness(env: &mut Env) -> Vec<RunResult> {
             style: env.target.style.clone(),
             scenario: "fairness".into(),
             point: "heavy".into(),
+            repeat: 0,
         });
         (env.on_run)(&r);
         out.push(r);

@@ -84,6 +84,7 @@ fn scale_run(t: &RunResult, style: &str, conns: usize, rate: f64, bound: bool) -
         style: style.into(),
         scenario: "scale".into(),
         point: format!("conns={conns} size=64"),
+        repeat: 0,
     });
     r.label = Some(format!("{style}/scale/conns={conns} size=64"));
     r.spec.conns = conns;
@@ -107,6 +108,7 @@ fn idle_run(t: &RunResult, style: &str, idle: usize, per_conn: f64, cpu: f64) ->
         style: style.into(),
         scenario: "idle".into(),
         point: format!("idle={idle} active=10"),
+        repeat: 0,
     });
     r.spec.idle = idle;
     let sv = r
