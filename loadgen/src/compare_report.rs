@@ -17,9 +17,70 @@ pub const KNEE_P99_US: u64 = 10_000;
 /// server, the in-project stand-in for the machine's limit.
 pub const REFERENCE: &str = "epoll";
 
-/// Looks runs up by style, scenario and point.
+/// Looks runs up by style, scenario and point. With `--repeat N` each
+/// point was measured N times: lookups give the median run (by
+/// throughput), and [`View::repeats`] all of them.
 pub struct View<'a> {
     results: &'a CompareResults,
+    /// One run per (style, scenario, point): the median of its repeats.
+    medians: Vec<&'a RunResult>,
+}
+
+/// A figure's median over the repeats, with its range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Repeats it was measured in.
+    pub n: usize,
+}
+
+impl Spread {
+    /// Of the values given (None when there are none).
+    pub fn of(mut values: Vec<f64>) -> Option<Spread> {
+        values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            n,
+        })
+    }
+
+    /// "0.97 (0.93–1.02)" with `digits` decimals; the median alone when
+    /// measured once.
+    pub fn text(&self, digits: usize) -> String {
+        let same =
+            format!("{:.d$}", self.min, d = digits) == format!("{:.d$}", self.max, d = digits);
+        if self.n > 1 && !same {
+            format!(
+                "{:.d$} ({:.d$}–{:.d$})",
+                self.median,
+                self.min,
+                self.max,
+                d = digits
+            )
+        } else {
+            format!("{:.d$}", self.median, d = digits)
+        }
+    }
+}
+
+fn key(r: &RunResult) -> Option<(&str, &str, &str)> {
+    r.tags
+        .as_ref()
+        .map(|t| (t.style.as_str(), t.scenario.as_str(), t.point.as_str()))
 }
 
 /// Where a style stops scaling.
@@ -34,7 +95,76 @@ pub struct Knee {
 
 impl<'a> View<'a> {
     pub fn new(results: &'a CompareResults) -> Self {
-        View { results }
+        let mut medians = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in &results.runs {
+            let Some(k) = key(r) else { continue };
+            if !seen.insert(k) {
+                continue;
+            }
+            let mut reps: Vec<&RunResult> =
+                results.runs.iter().filter(|o| key(o) == Some(k)).collect();
+            // The lower median: with an even count, the slower of the two.
+            reps.sort_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s));
+            medians.push(reps[(reps.len() - 1) / 2]);
+        }
+        View { results, medians }
+    }
+
+    /// Every repeat of `r`'s point (r included), in round order.
+    pub fn repeats(&self, r: &RunResult) -> Vec<&'a RunResult> {
+        let mut v: Vec<&RunResult> = self
+            .results
+            .runs
+            .iter()
+            .filter(|o| key(o) == key(r))
+            .collect();
+        v.sort_by_key(|o| o.tags.as_ref().map(|t| t.repeat));
+        v
+    }
+
+    /// Rounds in this comparison.
+    pub fn rounds(&self) -> u32 {
+        self.results.repeat.max(1)
+    }
+
+    /// A figure of `style` at a scale point, over the repeats; with
+    /// `per_reference`, each repeat's figure divided by epoll's in the same
+    /// round (a paired ratio: drift between rounds cancels).
+    pub fn scale_spread(
+        &self,
+        style: &str,
+        conns: usize,
+        size: usize,
+        per_reference: bool,
+        figure: impl Fn(&RunResult) -> Option<f64>,
+    ) -> Option<Spread> {
+        let r = self.scale_point(style, conns, size)?;
+        let reps = self.repeats(r);
+        let reference = if per_reference {
+            self.scale_point(REFERENCE, conns, size)
+                .map(|e| self.repeats(e))
+        } else {
+            None
+        };
+        let values = reps
+            .iter()
+            .filter(|r| r.messages > 0)
+            .filter_map(|r| {
+                let x = figure(r)?;
+                if !per_reference {
+                    return Some(x);
+                }
+                let round = r.tags.as_ref().map(|t| t.repeat);
+                let e = reference
+                    .as_ref()?
+                    .iter()
+                    .find(|e| e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0)?;
+                let y = figure(e)?;
+                (y > 0.0).then(|| x / y)
+            })
+            .collect();
+        Spread::of(values)
     }
 
     pub fn styles(&self) -> Vec<String> {
@@ -42,9 +172,9 @@ impl<'a> View<'a> {
     }
 
     pub fn runs(&self, style: &str, scenario: &str) -> Vec<&'a RunResult> {
-        self.results
-            .runs
+        self.medians
             .iter()
+            .copied()
             .filter(|r| {
                 r.tags
                     .as_ref()
@@ -54,9 +184,9 @@ impl<'a> View<'a> {
     }
 
     fn all_scale(&self) -> impl Iterator<Item = &'a RunResult> {
-        self.results
-            .runs
+        self.medians
             .iter()
+            .copied()
             .filter(|r| r.tags.as_ref().is_some_and(|t| t.scenario == "scale"))
     }
 
@@ -147,10 +277,15 @@ impl<'a> View<'a> {
 
     /// `style`'s throughput at a scale point as a ratio to epoll's at the
     /// same point in this run.
+    /// (The median of the paired ratios over the repeats.)
     pub fn vs_reference(&self, style: &str, conns: usize, size: usize) -> Option<f64> {
-        let r = self.scale_point(style, conns, size)?;
-        let e = self.scale_point(REFERENCE, conns, size)?;
-        (e.throughput_msgs_per_s > 0.0).then(|| r.throughput_msgs_per_s / e.throughput_msgs_per_s)
+        self.vs_reference_spread(style, conns, size)
+            .map(|s| s.median)
+    }
+
+    /// As [`View::vs_reference`], with its range over the repeats.
+    pub fn vs_reference_spread(&self, style: &str, conns: usize, size: usize) -> Option<Spread> {
+        self.scale_spread(style, conns, size, true, |r| Some(r.throughput_msgs_per_s))
     }
 
     pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
@@ -208,6 +343,8 @@ fn mark(r: &RunResult) -> &'static str {
         " ✗"
     } else if r.client.client_bound {
         " †"
+    } else if crate::compare_cost::server_bound(r) {
+        " ‡"
     } else {
         ""
     }
@@ -292,11 +429,14 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
                 .join("; ")
         }
     );
+    s.push_str(&crate::compare_cost::setup_rows(results));
     let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
     let _ = writeln!(
         s,
         "Marks: ✗ the run failed (errors, see the end); † loadgen itself was the bottleneck (client-bound): \
-         that figure is loadgen's limit, not the server's.\n"
+         that figure is loadgen's limit, not the server's; ‡ server-bound: the server used its whole CPU quota \
+         while loadgen had room, so the figure is the server's. Unmarked: neither was saturated (a latency- or \
+         wake-up-bound run, e.g. one connection).\n"
     );
     servers_section(&mut s, results);
     if results.profile == "perf" {
@@ -310,6 +450,7 @@ The targets are the `TARGETS` table in \
         s.push_str(&crate::perf::tables(results));
     }
     scale_section(&mut s, &v);
+    crate::compare_cost::cost_section(&mut s, &v);
     idle_section(&mut s, &v);
     open_section(&mut s, &v);
     churn_section(&mut s, &v);
@@ -476,11 +617,11 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
         let _ = write!(s, "| {style} |");
         for &c in conns {
             match (
-                v.vs_reference(style, c, size),
+                v.vs_reference_spread(style, c, size),
                 v.scale_point(style, c, size),
             ) {
                 (Some(ratio), Some(r)) => {
-                    let _ = write!(s, " {ratio:.2}{} |", mark(r));
+                    let _ = write!(s, " {}{} |", ratio.text(2), mark(r));
                 }
                 _ => s.push_str(" – |"),
             }
@@ -679,13 +820,13 @@ fn idle_section(s: &mut String, v: &View) {
         );
         let _ = writeln!(
             s,
-            "| style | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---|"
+            "| style | server memory per connection | with the kernel's (cgroup) | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---:|---|"
         );
     } else {
         let _ = writeln!(
             s,
             "## idle: idle connections + a few active at a light rate\n\n\
-             | style | idle + active | server memory per connection | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---:|---|"
+             | style | idle + active | server memory per connection | with the kernel's (cgroup) | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---:|---:|---|"
         );
     }
     for (st, r) in &rows {
@@ -718,22 +859,39 @@ fn idle_section(s: &mut String, v: &View) {
         };
         let _ = writeln!(
             s,
-            "| {st} |{counts} {per} | {peak} | {cpu} | {p99}{} | {} |",
+            "| {st} |{counts} {per} | {} | {peak} | {cpu} | {p99}{} | {} |",
+            crate::compare_cost::idle_memory_cell(r),
             mark(r),
             r.errors.describe()
         );
     }
     s.push('\n');
+    let _ = writeln!(
+        s,
+        "Server memory per connection: user space (RSS, or PSS over the process tree for a server that forks) \
+         above the server's listening baseline. With the kernel's: everything charged to the server's cgroup \
+         (its pages and the kernel's sockets, buffers, epoll items, stacks) at the end of the window, less the \
+         cgroup's charge before the first connection; the part in brackets is the kernel's alone. That is the \
+         C10K cost of a connection; user-space RSS alone misses most of it.\n"
+    );
     let cpu = |st: &str| {
         v.idle_run(st)
             .and_then(|r| r.server.as_ref())
             .map(|sv| sv.cpu_percent)
     };
+    // With the kernel's share where every style has it, else user space.
+    let with_kernel = rows.iter().all(|(_, r)| {
+        crate::compare_cost::cgroup(r).is_some_and(|c| c.memory_per_conn_bytes.is_some())
+    });
     let mem = ranked(v, |st| {
         v.idle_run(st).and_then(|r| {
-            r.server
-                .as_ref()
-                .map(|sv| (sv.rss_per_conn_bytes / 1024.0, r))
+            let cg = crate::compare_cost::cgroup(r).and_then(|c| c.memory_per_conn_bytes);
+            let bytes = if with_kernel {
+                cg
+            } else {
+                r.server.as_ref().map(|sv| sv.rss_per_conn_bytes)
+            };
+            bytes.map(|b| (b / 1024.0, r))
         })
     });
     let _ = write!(s, "**Reading.** ");
@@ -742,8 +900,16 @@ fn idle_section(s: &mut String, v: &View) {
     {
         let _ = write!(
             s,
-            "Holding a connection cost {} the most memory ({:.1} KiB each) and {} the least ({:.1} KiB). ",
-            hi.0, hi.1, lo.0, lo.1
+            "Holding a connection cost {} the most memory ({:.1} KiB each{}) and {} the least ({:.1} KiB). ",
+            hi.0,
+            hi.1,
+            if with_kernel {
+                ", the kernel's share included"
+            } else {
+                ", user space only"
+            },
+            lo.0,
+            lo.1
         );
     }
     for (st, r) in &rows {

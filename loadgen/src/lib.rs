@@ -22,6 +22,7 @@ pub mod cgroup;
 pub mod charts;
 pub mod cli;
 pub mod compare;
+pub mod compare_cost;
 pub mod compare_report;
 pub mod docker;
 pub mod driver;

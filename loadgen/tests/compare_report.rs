@@ -94,10 +94,10 @@ fn idle_table_holds_memory_per_connection() {
     // threads: 12112.5 bytes per connection = 11.8 KiB; reactor 97.5 bytes.
     let threads_row = report
         .lines()
-        .find(|l| l.starts_with("| threads | 11.8 KiB |"));
+        .find(|l| l.starts_with("| threads | 11.8 KiB | – (no cgroup) |"));
     assert!(threads_row.is_some(), "{report}");
     assert!(report.contains("| reactor | 0.1 KiB |"));
-    assert!(report.contains("Holding a connection cost threads the most memory (11.8 KiB each)"));
+    assert!(report.contains("Holding a connection cost threads the most memory (11.8 KiB each, user space only)"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -224,7 +224,7 @@ fn the_old_fixture_loads_without_the_new_figures() {
         "{report}"
     );
     assert!(
-        report.contains("| threads | 11.8 KiB | 6.5 MiB (RSS) |"),
+        report.contains("| threads | 11.8 KiB | – (no cgroup) | 6.5 MiB (RSS) |"),
         "{report}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -307,7 +307,7 @@ fn process_tree_figures_are_named() {
     let label = r.label.clone().unwrap();
     let (dir, report) = build_from(&f);
     assert!(
-        report.contains("| reactor | 0.1 KiB | 4.2 MiB (PSS, 211 processes) |"),
+        report.contains("| reactor | 0.1 KiB | – (no cgroup) | 4.2 MiB (PSS, 211 processes) |"),
         "{report}"
     );
     assert!(report.contains("memory is PSS summed over the server and its descendants"));

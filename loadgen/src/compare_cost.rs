@@ -1,0 +1,245 @@
+//! What each server cost, from its own cgroup: CPU time per echoed message
+//! (exact, counted by the kernel over the measured window) and memory per
+//! connection with the kernel's share; and how the comparison was set up
+//! to make those figures the server's (its CPU quota, the repeats).
+//!
+//! The report's scale section shows throughput; this section shows cost.
+//! The two rank the styles in different cases: throughput where the run
+//! was server-bound (the server used its whole quota, loadgen had room),
+//! CPU per message always, since it does not depend on who was the limit.
+
+use std::fmt::Write as _;
+
+use crate::compare::CompareResults;
+use crate::compare_report::{REFERENCE, Spread, View};
+use crate::results::RunResult;
+use crate::sampler::CgroupStats;
+
+/// The server's cgroup figures of a run, when it ran in one.
+pub fn cgroup(r: &RunResult) -> Option<&CgroupStats> {
+    r.server.as_ref()?.cgroup.as_ref()
+}
+
+/// Server CPU µs per message of a run (from its cgroup).
+pub fn cpu_us_per_msg(r: &RunResult) -> Option<f64> {
+    cgroup(r)?.cpu_us_per_msg
+}
+
+/// Whether a run was server-bound: the server was throttled in most of the
+/// window's quota periods and loadgen was not saturated.
+pub fn server_bound(r: &RunResult) -> bool {
+    let Some(cg) = cgroup(r) else {
+        return false;
+    };
+    let (Some(quota), Some(cpu_s)) = (cg.cpu_quota, cg.cpu_s) else {
+        return false;
+    };
+    // The server used at least 90% of what its quota allowed.
+    !r.client.client_bound && r.measured_s > 0.0 && cpu_s >= 0.9 * quota * r.measured_s
+}
+
+/// The report's lines on how servers ran: for the machine table.
+pub fn setup_rows(results: &CompareResults) -> String {
+    let mut s = String::new();
+    match &results.cgroup {
+        Some(cg) if cg.used => {
+            let quota = match cg.cpu_quota {
+                Some(q) => format!(
+                    "{q} CPU each (CFS bandwidth, {} ms period), so that loadgen has more CPU than the server",
+                    cg.period_us / 1000
+                ),
+                None => "no quota (`--server-cpu-quota`)".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| server cgroups | one per server (cgroup {}), removed after it stopped; CPU quota: {quota} |",
+                cg.version.as_deref().unwrap_or("?")
+            );
+        }
+        Some(cg) => {
+            let _ = writeln!(
+                s,
+                "| server cgroups | **not used**: {} |",
+                cg.note.as_deref().unwrap_or("unavailable")
+            );
+        }
+        None => {}
+    }
+    if let Some(note) = results
+        .cgroup
+        .as_ref()
+        .filter(|c| c.used)
+        .and_then(|c| c.note.as_ref())
+    {
+        let _ = writeln!(s, "| cgroup note | {note} |");
+    }
+    if results.repeat > 1 {
+        let _ = writeln!(
+            s,
+            "| repeats | {} rounds, every style in each round before the next; each cell is the median, ranges are min–max, and ratios pair each round with epoll's of the same round |",
+            results.repeat
+        );
+    }
+    s
+}
+
+/// "1.52 KiB" from bytes.
+fn kib(bytes: f64) -> String {
+    format!("{:.2} KiB", bytes / 1024.0)
+}
+
+/// The idle table's cell: memory per connection charged to the server's
+/// cgroup, and the kernel's part of it.
+pub fn idle_memory_cell(r: &RunResult) -> String {
+    match cgroup(r) {
+        None => "– (no cgroup)".into(),
+        Some(cg) => {
+            let total = cg
+                .memory_per_conn_bytes
+                .map(kib)
+                .unwrap_or_else(|| "–".into());
+            let kernel = match cg.kernel_per_conn_bytes {
+                Some(k) => kib(k),
+                None => "not measured".into(),
+            };
+            format!("{total} (kernel {kernel})")
+        }
+    }
+}
+
+/// The scale runs' cost table: server CPU µs per message, and its ratio
+/// to epoll's (lower is leaner), with ranges over the repeats.
+pub fn cost_section(s: &mut String, v: &View) {
+    let conns = v.scale_conns();
+    let Some(&size) = v.scale_sizes().first() else {
+        return;
+    };
+    let styles: Vec<String> = v
+        .styles()
+        .into_iter()
+        .filter(|st| {
+            v.scale_points(st, size)
+                .iter()
+                .any(|r| cpu_us_per_msg(r).is_some())
+        })
+        .collect();
+    if styles.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Server CPU per message ({size} B, closed loop)\n\n\
+         CPU time of the server's cgroup (every thread and process, user + system) over the measured window, \
+         divided by the messages echoed in it, in µs: counted by the kernel, not sampled. Unlike msg/s it does \
+         not depend on whether loadgen or the server was the limit. ‡ server-bound: the server used its whole \
+         CPU quota and loadgen had room (there msg/s ranks the styles too); † client-bound.\n"
+    );
+    let header = |s: &mut String| {
+        let _ = write!(s, "| style |");
+        for c in &conns {
+            let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
+        }
+        s.push_str("\n|---|");
+        for _ in &conns {
+            s.push_str("---:|");
+        }
+        s.push('\n');
+    };
+    header(s);
+    for st in &styles {
+        let _ = write!(s, "| {st} |");
+        for &c in &conns {
+            let cell = v.scale_point(st, c, size).and_then(|r| {
+                let sp = v.scale_spread(st, c, size, false, cpu_us_per_msg)?;
+                Some(format!("{} µs{}", sp.text(2), bound_mark(r)))
+            });
+            let _ = write!(s, " {} |", cell.unwrap_or_else(|| "–".into()));
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    if !v.has_reference(size) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "**Cost vs {REFERENCE}**: each style's CPU per message divided by {REFERENCE}'s in the same round \
+         (below 1: leaner than the raw-epoll server).\n"
+    );
+    let ratios = cost_vs_reference(s, v, &styles, &conns, size);
+    let lean = ratios
+        .iter()
+        .min_by(|a, b| a.2.median.total_cmp(&b.2.median));
+    let heavy = ratios
+        .iter()
+        .max_by(|a, b| a.2.median.total_cmp(&b.2.median));
+    if let (Some(lo), Some(hi)) = (lean, heavy) {
+        let _ = writeln!(
+            s,
+            "**Reading.** Per message against {REFERENCE}, the styles ranged from {:.2}× ({} at {} \
+             connections) to {:.2}× ({} at {} connections). {}\n",
+            lo.2.median,
+            lo.0,
+            lo.1,
+            hi.2.median,
+            hi.0,
+            hi.1,
+            if v.rounds() > 1 {
+                "Where a range includes 1.00 the two cannot be told apart in this run."
+            } else {
+                "Measured once: run with --repeat 3 to see how far these move."
+            }
+        );
+    }
+}
+
+/// The table of CPU per message as a ratio to epoll's (median and range
+/// over the rounds), one row per style and a column per connection count;
+/// returns every ratio but epoll's own.
+pub fn cost_vs_reference(
+    s: &mut String,
+    v: &View,
+    styles: &[String],
+    conns: &[usize],
+    size: usize,
+) -> Vec<(String, usize, Spread)> {
+    let _ = write!(s, "| style |");
+    for c in conns {
+        let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
+    }
+    s.push_str("\n|---|");
+    for _ in conns {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    let mut ratios = Vec::new();
+    for st in styles {
+        let _ = write!(s, "| {st} |");
+        for &c in conns {
+            let ratio = v.scale_spread(st, c, size, true, cpu_us_per_msg);
+            let own = v.scale_spread(st, c, size, false, cpu_us_per_msg);
+            match (ratio, own) {
+                (Some(sp), Some(own)) => {
+                    let _ = write!(s, " {} ({:.2} µs) |", sp.text(2), own.median);
+                    if st != REFERENCE {
+                        ratios.push((st.clone(), c, sp));
+                    }
+                }
+                _ => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    ratios
+}
+
+fn bound_mark(r: &RunResult) -> &'static str {
+    if r.client.client_bound {
+        " †"
+    } else if server_bound(r) {
+        " ‡"
+    } else {
+        ""
+    }
+}
