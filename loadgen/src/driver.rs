@@ -239,6 +239,10 @@ struct WorkerOutput {
     established: u64,
     connect_phase: Duration,
     busy: f64,
+    /// CPU time of the thread over the measured window.
+    cpu_window: Option<Duration>,
+    /// System calls made over the measured window (see `Worker::syscalls`).
+    syscalls_window: Option<u64>,
     measured: Duration,
     ended_early: Option<String>,
     interrupted: bool,
@@ -260,6 +264,8 @@ impl WorkerOutput {
             established: 0,
             connect_phase: Duration::ZERO,
             busy: 0.0,
+            cpu_window: None,
+            syscalls_window: None,
             measured: Duration::ZERO,
             ended_early: None,
             interrupted: false,
@@ -279,6 +285,7 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
     let (mut stall, mut messages, mut attempted, mut established) = (Duration::ZERO, 0, 0, 0);
     let (mut phase, mut measured) = (Duration::ZERO, Duration::ZERO);
     let mut busy = Vec::new();
+    let (mut cpu_window, mut syscalls) = (Some(Duration::ZERO), Some(0));
     let mut reasons = Vec::new();
     let mut interrupted = false;
     for o in outputs {
@@ -297,6 +304,9 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         phase = phase.max(o.connect_phase);
         measured = measured.max(o.measured);
         busy.push(o.busy);
+        // Unknown if any worker did not reach the window.
+        cpu_window = cpu_window.zip(o.cpu_window).map(|(a, b)| a + b);
+        syscalls = syscalls.zip(o.syscalls_window).map(|(a, b)| a + b);
         interrupted |= o.interrupted;
         if let Some(r) = o.ended_early
             && !reasons.contains(&r)
@@ -383,6 +393,9 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
             busy_max,
             busy_mean,
             client_bound: busy_max > CLIENT_BOUND,
+            cpu_s_window: cpu_window.map(|d| d.as_secs_f64()),
+            syscalls,
+            ..Default::default()
         },
         server: None,
         outcome: Outcome {
@@ -397,6 +410,7 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
             first_reply: Hist(first_reply),
         },
     };
+    result.client.set_per_msg(messages);
     result.refresh_derived();
     result
 }
@@ -466,6 +480,10 @@ struct Worker<'a> {
     /// Set once the run is over: replies still in flight are read, nothing
     /// new is sent, so the server is not left writing to closed sockets.
     draining: bool,
+    /// System calls made so far: read, write, epoll_wait, connect and the
+    /// timer's (timerfd read and set). A plain counter, read at the window's
+    /// edges.
+    syscalls: u64,
     /// Wakes the loop at a send time with nanosecond precision (epoll's own
     /// timeout has millisecond granularity, which would delay scheduled
     /// sends and inflate corrected latency by up to 1 ms).
@@ -516,6 +534,7 @@ impl<'a> Worker<'a> {
             began: Instant::now(),
             interval,
             draining: false,
+            syscalls: 0,
             timer,
         })
     }
@@ -526,6 +545,7 @@ impl<'a> Worker<'a> {
         let mut started = false;
         let mut window: Option<(Instant, Instant)> = None;
         let mut cpu_at_window: Option<Duration> = None;
+        let mut syscalls_at_window = 0;
         let mut last_tick = Instant::now();
         loop {
             let now = Instant::now();
@@ -554,6 +574,7 @@ impl<'a> Worker<'a> {
             if let Some((from, to)) = window {
                 if cpu_at_window.is_none() && now >= from {
                     cpu_at_window = Some(thread_cpu());
+                    syscalls_at_window = self.syscalls;
                 }
                 if now >= to {
                     break;
@@ -570,6 +591,7 @@ impl<'a> Worker<'a> {
             }
             self.send_scheduled(now, window);
             let timeout = self.poll_timeout(now, started, window);
+            self.syscalls += 1;
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -583,6 +605,7 @@ impl<'a> Worker<'a> {
                 if event.token() == TIMER {
                     // Drain the expiry count; the schedule is checked every pass.
                     let mut buf = [0u8; 8];
+                    self.syscalls += 1;
                     let _ = nix::unistd::read(&self.timer, &mut buf);
                     continue;
                 }
@@ -590,6 +613,8 @@ impl<'a> Worker<'a> {
             }
         }
         let end = Instant::now();
+        // Before the drain, which is not part of the window.
+        let (cpu_end, syscalls_end) = (thread_cpu(), self.syscalls);
         if !self.out.interrupted {
             self.drain(&mut events, window);
         }
@@ -599,8 +624,10 @@ impl<'a> Worker<'a> {
             if let Some(cpu0) = cpu_at_window
                 && stop > from
             {
-                self.out.busy =
-                    (thread_cpu().saturating_sub(cpu0)).as_secs_f64() / (stop - from).as_secs_f64();
+                let cpu = cpu_end.saturating_sub(cpu0);
+                self.out.busy = cpu.as_secs_f64() / (stop - from).as_secs_f64();
+                self.out.cpu_window = Some(cpu);
+                self.out.syscalls_window = Some(syscalls_end - syscalls_at_window);
             }
             self.finish_fairness(from, stop);
         }
@@ -647,7 +674,7 @@ impl<'a> Worker<'a> {
     }
 
     fn poll_timeout(
-        &self,
+        &mut self,
         now: Instant,
         started: bool,
         window: Option<(Instant, Instant)>,
@@ -669,6 +696,7 @@ impl<'a> Worker<'a> {
                 // The timer wakes the loop on time; epoll's timeout is only
                 // the fallback.
                 let spec = TimeSpec::from_duration(until);
+                self.syscalls += 1;
                 if self
                     .timer
                     .set(Expiration::OneShot(spec), TimerSetTimeFlags::empty())
@@ -738,6 +766,7 @@ impl<'a> Worker<'a> {
                 return None;
             }
         }
+        self.syscalls += 1;
         match socket.connect(&target.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -919,6 +948,7 @@ impl<'a> Worker<'a> {
             }
             let n = ((target - conn.sent) as usize).min(self.scratch.len());
             pattern::fill(conn.id, self.spec.size, conn.sent, &mut self.scratch[..n]);
+            self.syscalls += 1;
             match conn.stream.write(&self.scratch[..n]) {
                 Ok(0) => {
                     return self.fail(key, Failure::Io(io::ErrorKind::WriteZero.into()), window);
@@ -993,6 +1023,7 @@ impl<'a> Worker<'a> {
         let size = self.spec.size as u64;
         loop {
             let conn = &mut self.conns[key];
+            self.syscalls += 1;
             let n = match conn.stream.read(&mut self.scratch) {
                 Ok(0) => return self.fail(key, Failure::Eof, window),
                 Ok(n) => n,
