@@ -450,6 +450,30 @@ struct Conn {
     longest_stall: Duration,
 }
 
+/// What an event says about a connection's read side.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReadSide {
+    /// Nothing to read: an edge for writing (or connecting) only.
+    Nothing,
+    /// New data: read until a read returns less than the buffer.
+    Data,
+    /// The peer closed, or the socket has an error: read to EOF, the error
+    /// or EAGAIN.
+    End,
+}
+
+impl ReadSide {
+    fn of(event: &mio::event::Event) -> ReadSide {
+        if event.is_read_closed() || event.is_error() {
+            ReadSide::End
+        } else if event.is_readable() {
+            ReadSide::Data
+        } else {
+            ReadSide::Nothing
+        }
+    }
+}
+
 enum Failure {
     Io(io::Error),
     Mismatch,
@@ -609,7 +633,7 @@ impl<'a> Worker<'a> {
                     let _ = nix::unistd::read(&self.timer, &mut buf);
                     continue;
                 }
-                self.on_event(event.token().0, now, window);
+                self.on_event(event.token().0, ReadSide::of(event), now, window);
             }
         }
         let end = Instant::now();
@@ -655,15 +679,14 @@ impl<'a> Worker<'a> {
                 return;
             }
             let now = Instant::now();
-            let keys: Vec<usize> = events
+            let keys: Vec<(usize, ReadSide)> = events
                 .iter()
-                .map(|e| e.token())
-                .filter(|t| *t != TIMER)
-                .map(|t| t.0)
+                .filter(|e| e.token() != TIMER)
+                .map(|e| (e.token().0, ReadSide::of(e)))
                 .collect();
-            for key in keys {
+            for (key, side) in keys {
                 if self.conns.get(key).is_some_and(|c| c.state == State::Open) {
-                    self.receive(key, now, window);
+                    self.receive(key, side, now, window);
                 }
             }
         }
@@ -975,7 +998,13 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn on_event(&mut self, key: usize, now: Instant, window: Option<(Instant, Instant)>) {
+    fn on_event(
+        &mut self,
+        key: usize,
+        side: ReadSide,
+        now: Instant,
+        window: Option<(Instant, Instant)>,
+    ) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -985,7 +1014,7 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
-        self.receive(key, now, window);
+        self.receive(key, side, now, window);
         if !self.conns.contains(key) {
             return;
         }
@@ -1019,8 +1048,25 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn receive(&mut self, key: usize, now: Instant, window: Option<(Instant, Instant)>) {
+    /// Reads and checks what the event announced. Sockets are registered
+    /// edge-triggered, and every arrival of data (or of the end of the
+    /// stream) raises a new event: a read that returns less than the buffer
+    /// has drained the socket, and reading on would only get EAGAIN. Only
+    /// when the event says the peer closed or the socket failed is it read
+    /// to the end (the FIN or the error may have come with the data, in the
+    /// same edge).
+    fn receive(
+        &mut self,
+        key: usize,
+        side: ReadSide,
+        now: Instant,
+        window: Option<(Instant, Instant)>,
+    ) {
+        if side == ReadSide::Nothing {
+            return;
+        }
         let size = self.spec.size as u64;
+        let full = self.scratch.len();
         loop {
             let conn = &mut self.conns[key];
             self.syscalls += 1;
@@ -1083,6 +1129,9 @@ impl<'a> Worker<'a> {
             }
             if self.spec.mode == Mode::Closed {
                 conn.due += after - before;
+            }
+            if n < full && side == ReadSide::Data {
+                return;
             }
         }
     }
