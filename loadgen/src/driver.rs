@@ -1067,6 +1067,8 @@ impl<'a> Worker<'a> {
         }
         let size = self.spec.size as u64;
         let full = self.scratch.len();
+        // Only the open loop reports latency from the actual send apart.
+        let open = matches!(self.spec.mode, Mode::Open { .. });
         loop {
             let conn = &mut self.conns[key];
             self.syscalls += 1;
@@ -1106,6 +1108,7 @@ impl<'a> Worker<'a> {
                     );
                 }
             }
+            let mut done = 0;
             for _ in before..after {
                 let Some((intended, sent_at)) = conn.inflight.pop_front() else {
                     break;
@@ -1115,7 +1118,9 @@ impl<'a> Worker<'a> {
                     && now < to
                 {
                     record(&mut self.out.latency, now - intended);
-                    record(&mut self.out.latency_raw, now - sent_at);
+                    if open {
+                        record(&mut self.out.latency_raw, now - sent_at);
+                    }
                     self.out.messages += 1;
                     conn.completed += 1;
                     let since = conn.last_completion.unwrap_or(from).max(from);
@@ -1124,8 +1129,11 @@ impl<'a> Worker<'a> {
                     let gap = (now - since).saturating_sub(self.interval);
                     conn.longest_stall = conn.longest_stall.max(gap);
                     conn.last_completion = Some(now);
-                    self.control.completed.fetch_add(1, Relaxed);
+                    done += 1;
                 }
+            }
+            if done > 0 {
+                self.control.completed.fetch_add(done, Relaxed);
             }
             if self.spec.mode == Mode::Closed {
                 conn.due += after - before;
