@@ -249,6 +249,10 @@ struct WorkerOutput {
     established: u64,
     connect_phase: Duration,
     busy: f64,
+    /// CPU time of the thread over the measured window.
+    cpu_window: Option<Duration>,
+    /// System calls made over the measured window (see `Worker::syscalls`).
+    syscalls_window: Option<u64>,
     measured: Duration,
     ended_early: Option<String>,
     interrupted: bool,
@@ -270,6 +274,8 @@ impl WorkerOutput {
             established: 0,
             connect_phase: Duration::ZERO,
             busy: 0.0,
+            cpu_window: None,
+            syscalls_window: None,
             measured: Duration::ZERO,
             ended_early: None,
             interrupted: false,
@@ -289,6 +295,7 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
     let (mut stall, mut messages, mut attempted, mut established) = (Duration::ZERO, 0, 0, 0);
     let (mut phase, mut measured) = (Duration::ZERO, Duration::ZERO);
     let mut busy = Vec::new();
+    let (mut cpu_window, mut syscalls) = (Some(Duration::ZERO), Some(0));
     let mut reasons = Vec::new();
     let mut interrupted = false;
     for o in outputs {
@@ -307,6 +314,9 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
         phase = phase.max(o.connect_phase);
         measured = measured.max(o.measured);
         busy.push(o.busy);
+        // Unknown if any worker did not reach the window.
+        cpu_window = cpu_window.zip(o.cpu_window).map(|(a, b)| a + b);
+        syscalls = syscalls.zip(o.syscalls_window).map(|(a, b)| a + b);
         interrupted |= o.interrupted;
         if let Some(r) = o.ended_early
             && !reasons.contains(&r)
@@ -393,6 +403,9 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
             busy_max,
             busy_mean,
             client_bound: busy_max > CLIENT_BOUND,
+            cpu_s_window: cpu_window.map(|d| d.as_secs_f64()),
+            syscalls,
+            ..Default::default()
         },
         server: None,
         outcome: Outcome {
@@ -407,6 +420,7 @@ fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> Run
             first_reply: Hist(first_reply),
         },
     };
+    result.client.set_per_msg(messages);
     result.refresh_derived();
     result
 }
@@ -446,6 +460,30 @@ struct Conn {
     longest_stall: Duration,
 }
 
+/// What an event says about a connection's read side.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReadSide {
+    /// Nothing to read: an edge for writing (or connecting) only.
+    Nothing,
+    /// New data: read until a read returns less than the buffer.
+    Data,
+    /// The peer closed, or the socket has an error: read to EOF, the error
+    /// or EAGAIN.
+    End,
+}
+
+impl ReadSide {
+    fn of(event: &mio::event::Event) -> ReadSide {
+        if event.is_read_closed() || event.is_error() {
+            ReadSide::End
+        } else if event.is_readable() {
+            ReadSide::Data
+        } else {
+            ReadSide::Nothing
+        }
+    }
+}
+
 enum Failure {
     Io(io::Error),
     Mismatch,
@@ -476,6 +514,10 @@ struct Worker<'a> {
     /// Set once the run is over: replies still in flight are read, nothing
     /// new is sent, so the server is not left writing to closed sockets.
     draining: bool,
+    /// System calls made so far: read, write, epoll_wait, connect and the
+    /// timer's (timerfd read and set). A plain counter, read at the window's
+    /// edges.
+    syscalls: u64,
     /// Wakes the loop at a send time with nanosecond precision (epoll's own
     /// timeout has millisecond granularity, which would delay scheduled
     /// sends and inflate corrected latency by up to 1 ms).
@@ -526,6 +568,7 @@ impl<'a> Worker<'a> {
             began: Instant::now(),
             interval,
             draining: false,
+            syscalls: 0,
             timer,
         })
     }
@@ -536,6 +579,7 @@ impl<'a> Worker<'a> {
         let mut started = false;
         let mut window: Option<(Instant, Instant)> = None;
         let mut cpu_at_window: Option<Duration> = None;
+        let mut syscalls_at_window = 0;
         let mut last_tick = Instant::now();
         loop {
             let now = Instant::now();
@@ -564,6 +608,7 @@ impl<'a> Worker<'a> {
             if let Some((from, to)) = window {
                 if cpu_at_window.is_none() && now >= from {
                     cpu_at_window = Some(thread_cpu());
+                    syscalls_at_window = self.syscalls;
                 }
                 if now >= to {
                     break;
@@ -580,6 +625,7 @@ impl<'a> Worker<'a> {
             }
             self.send_scheduled(now, window);
             let timeout = self.poll_timeout(now, started, window);
+            self.syscalls += 1;
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -593,13 +639,16 @@ impl<'a> Worker<'a> {
                 if event.token() == TIMER {
                     // Drain the expiry count; the schedule is checked every pass.
                     let mut buf = [0u8; 8];
+                    self.syscalls += 1;
                     let _ = nix::unistd::read(&self.timer, &mut buf);
                     continue;
                 }
-                self.on_event(event.token().0, now, window);
+                self.on_event(event.token().0, ReadSide::of(event), now, window);
             }
         }
         let end = Instant::now();
+        // Before the drain, which is not part of the window.
+        let (cpu_end, syscalls_end) = (thread_cpu(), self.syscalls);
         if !self.out.interrupted {
             self.drain(&mut events, window);
         }
@@ -609,8 +658,10 @@ impl<'a> Worker<'a> {
             if let Some(cpu0) = cpu_at_window
                 && stop > from
             {
-                self.out.busy =
-                    (thread_cpu().saturating_sub(cpu0)).as_secs_f64() / (stop - from).as_secs_f64();
+                let cpu = cpu_end.saturating_sub(cpu0);
+                self.out.busy = cpu.as_secs_f64() / (stop - from).as_secs_f64();
+                self.out.cpu_window = Some(cpu);
+                self.out.syscalls_window = Some(syscalls_end - syscalls_at_window);
             }
             self.finish_fairness(from, stop);
         }
@@ -638,15 +689,14 @@ impl<'a> Worker<'a> {
                 return;
             }
             let now = Instant::now();
-            let keys: Vec<usize> = events
+            let keys: Vec<(usize, ReadSide)> = events
                 .iter()
-                .map(|e| e.token())
-                .filter(|t| *t != TIMER)
-                .map(|t| t.0)
+                .filter(|e| e.token() != TIMER)
+                .map(|e| (e.token().0, ReadSide::of(e)))
                 .collect();
-            for key in keys {
+            for (key, side) in keys {
                 if self.conns.get(key).is_some_and(|c| c.state == State::Open) {
-                    self.receive(key, now, window);
+                    self.receive(key, side, now, window);
                 }
             }
         }
@@ -657,7 +707,7 @@ impl<'a> Worker<'a> {
     }
 
     fn poll_timeout(
-        &self,
+        &mut self,
         now: Instant,
         started: bool,
         window: Option<(Instant, Instant)>,
@@ -679,6 +729,7 @@ impl<'a> Worker<'a> {
                 // The timer wakes the loop on time; epoll's timeout is only
                 // the fallback.
                 let spec = TimeSpec::from_duration(until);
+                self.syscalls += 1;
                 if self
                     .timer
                     .set(Expiration::OneShot(spec), TimerSetTimeFlags::empty())
@@ -748,6 +799,7 @@ impl<'a> Worker<'a> {
                 return None;
             }
         }
+        self.syscalls += 1;
         match socket.connect(&target.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -929,6 +981,7 @@ impl<'a> Worker<'a> {
             }
             let n = ((target - conn.sent) as usize).min(self.scratch.len());
             pattern::fill(conn.id, self.spec.size, conn.sent, &mut self.scratch[..n]);
+            self.syscalls += 1;
             match conn.stream.write(&self.scratch[..n]) {
                 Ok(0) => {
                     return self.fail(key, Failure::Io(io::ErrorKind::WriteZero.into()), window);
@@ -955,7 +1008,13 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn on_event(&mut self, key: usize, now: Instant, window: Option<(Instant, Instant)>) {
+    fn on_event(
+        &mut self,
+        key: usize,
+        side: ReadSide,
+        now: Instant,
+        window: Option<(Instant, Instant)>,
+    ) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -965,7 +1024,7 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
-        self.receive(key, now, window);
+        self.receive(key, side, now, window);
         if !self.conns.contains(key) {
             return;
         }
@@ -999,10 +1058,30 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn receive(&mut self, key: usize, now: Instant, window: Option<(Instant, Instant)>) {
+    /// Reads and checks what the event announced. Sockets are registered
+    /// edge-triggered, and every arrival of data (or of the end of the
+    /// stream) raises a new event: a read that returns less than the buffer
+    /// has drained the socket, and reading on would only get EAGAIN. Only
+    /// when the event says the peer closed or the socket failed is it read
+    /// to the end (the FIN or the error may have come with the data, in the
+    /// same edge).
+    fn receive(
+        &mut self,
+        key: usize,
+        side: ReadSide,
+        now: Instant,
+        window: Option<(Instant, Instant)>,
+    ) {
+        if side == ReadSide::Nothing {
+            return;
+        }
         let size = self.spec.size as u64;
+        let full = self.scratch.len();
+        // Only the open loop reports latency from the actual send apart.
+        let open = matches!(self.spec.mode, Mode::Open { .. });
         loop {
             let conn = &mut self.conns[key];
+            self.syscalls += 1;
             let n = match conn.stream.read(&mut self.scratch) {
                 Ok(0) => return self.fail(key, Failure::Eof, window),
                 Ok(n) => n,
@@ -1039,6 +1118,7 @@ impl<'a> Worker<'a> {
                     );
                 }
             }
+            let mut done = 0;
             for _ in before..after {
                 let Some((intended, sent_at)) = conn.inflight.pop_front() else {
                     break;
@@ -1048,7 +1128,9 @@ impl<'a> Worker<'a> {
                     && now < to
                 {
                     record(&mut self.out.latency, now - intended);
-                    record(&mut self.out.latency_raw, now - sent_at);
+                    if open {
+                        record(&mut self.out.latency_raw, now - sent_at);
+                    }
                     self.out.messages += 1;
                     conn.completed += 1;
                     let since = conn.last_completion.unwrap_or(from).max(from);
@@ -1057,11 +1139,17 @@ impl<'a> Worker<'a> {
                     let gap = (now - since).saturating_sub(self.interval);
                     conn.longest_stall = conn.longest_stall.max(gap);
                     conn.last_completion = Some(now);
-                    self.control.completed.fetch_add(1, Relaxed);
+                    done += 1;
                 }
+            }
+            if done > 0 {
+                self.control.completed.fetch_add(done, Relaxed);
             }
             if self.spec.mode == Mode::Closed {
                 conn.due += after - before;
+            }
+            if n < full && side == ReadSide::Data {
+                return;
             }
         }
     }

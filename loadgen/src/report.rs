@@ -18,6 +18,19 @@ pub fn fmt_us(v: u64) -> String {
     }
 }
 
+/// loadgen's own cost per message, where it was measured.
+fn client_cost(c: &crate::results::ClientStats) -> String {
+    let cpu = c.cpu_us_per_msg.map_or("CPU/msg not measured".into(), |v| {
+        format!("{v:.2} us CPU/msg")
+    });
+    let calls = c
+        .syscalls_per_msg
+        .map_or("syscalls/msg not measured".into(), |v| {
+            format!("{v:.2} syscalls/msg")
+        });
+    format!("{cpu}, {calls}")
+}
+
 /// The human table printed on stdout.
 pub fn text(r: &RunResult) -> String {
     let mut s = String::new();
@@ -92,8 +105,9 @@ pub fn text(r: &RunResult) -> String {
     let _ = writeln!(s, "  errors       {}", r.errors.describe());
     let _ = writeln!(
         s,
-        "  client       busiest thread {:.0}% busy{}",
+        "  client       busiest thread {:.0}% busy, {}{}",
         r.client.busy_max * 100.0,
+        client_cost(&r.client),
         if r.client.client_bound {
             " -- CLIENT-BOUND: these figures are loadgen's limit, not the server's"
         } else {

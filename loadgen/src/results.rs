@@ -237,6 +237,32 @@ pub struct ClientStats {
     /// True when a worker was busy more than 90% of the window: the figures
     /// are then the client's limit, not the server's.
     pub client_bound: bool,
+    /// CPU time of all worker threads over the measured window, seconds.
+    /// None in results written before it was measured.
+    #[serde(default)]
+    pub cpu_s_window: Option<f64>,
+    /// System calls the engine made over the measured window: read, write,
+    /// epoll_wait, connect, and the open loop's timer (timerfd read and
+    /// set). None in results written before they were counted.
+    #[serde(default)]
+    pub syscalls: Option<u64>,
+    /// `cpu_s_window` in microseconds per message completed in the window;
+    /// None when no message completed.
+    #[serde(default)]
+    pub cpu_us_per_msg: Option<f64>,
+    /// `syscalls` per message completed in the window; None when no message
+    /// completed.
+    #[serde(default)]
+    pub syscalls_per_msg: Option<f64>,
+}
+
+impl ClientStats {
+    /// Fills the per-message figures from the totals and `messages`.
+    pub fn set_per_msg(&mut self, messages: u64) {
+        let per = |total: f64| (messages > 0).then(|| total / messages as f64);
+        self.cpu_us_per_msg = self.cpu_s_window.and_then(|s| per(s * 1e6));
+        self.syscalls_per_msg = self.syscalls.and_then(|n| per(n as f64));
+    }
 }
 
 /// Whether the run did what was asked.
@@ -405,6 +431,9 @@ impl RunResult {
             out.client.busy_max = out.client.busy_max.max(r.client.busy_max);
             out.client.busy_mean = (out.client.busy_mean + r.client.busy_mean) / 2.0;
             out.client.client_bound |= r.client.client_bound;
+            // Totals add up; per message is then weighted by messages.
+            out.client.cpu_s_window = sum_opt(out.client.cpu_s_window, r.client.cpu_s_window);
+            out.client.syscalls = sum_opt(out.client.syscalls, r.client.syscalls);
             if out.server.is_none() {
                 out.server = r.server.clone();
             }
@@ -414,9 +443,16 @@ impl RunResult {
                 .reasons
                 .extend(r.outcome.reasons.iter().cloned());
         }
+        out.client.set_per_msg(out.messages);
         out.refresh_derived();
         Ok(out)
     }
+}
+
+/// The sum of two totals, unknown if either is (a run that did not measure
+/// it would make the sum an undercount).
+fn sum_opt<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+    Some(a? + b?)
 }
 
 fn add_hist(into: &mut Hist, from: &Hist) -> Result<(), String> {
