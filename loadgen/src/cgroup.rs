@@ -174,7 +174,7 @@ impl Layout {
     }
 
     /// The directories under which groups are made, each once.
-    fn bases(&self) -> Vec<PathBuf> {
+    pub fn bases(&self) -> Vec<PathBuf> {
         match self {
             Layout::V1 {
                 cpu,
@@ -263,6 +263,11 @@ impl ServerCgroup {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its directories, one per hierarchy.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     pub fn version(&self) -> &'static str {

@@ -286,7 +286,12 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         .map(|st| opts.profile.for_style(st).runs_per_style())
         .sum();
     let repeat = opts.repeat.max(1);
-    let (layout, cgroup) = cgroup_setup(opts)?;
+    let (layout, cgroup) = if opts.targets.is_empty() {
+        // (Targets are someone else's servers: containers have their own.)
+        cgroup_setup(opts, crate::cgroup::Layout::detect())?
+    } else {
+        (None, None)
+    };
     let progress = Progress::new(total_runs * repeat as usize);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
@@ -343,20 +348,17 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
 /// Where cgroups cannot be written the comparison goes on without them and
 /// says so (on stderr now, in the report later), unless a quota was asked
 /// for explicitly: then it stops, since the runs would not be what was asked.
-fn cgroup_setup(
+pub fn cgroup_setup(
     opts: &CompareOptions,
+    detected: Result<crate::cgroup::Layout, crate::cgroup::CgroupError>,
 ) -> anyhow::Result<(Option<crate::cgroup::Layout>, Option<CgroupSetup>)> {
-    use crate::cgroup::{Layout, PERIOD_US, ServerCgroup, remove_leftovers};
-    if !opts.targets.is_empty() {
-        // Someone else's servers (containers: their own cgroups).
-        return Ok((None, None));
-    }
+    use crate::cgroup::{PERIOD_US, ServerCgroup, remove_leftovers};
     let mut setup = CgroupSetup {
         cpu_quota: opts.server_cpu_quota,
         period_us: PERIOD_US,
         ..CgroupSetup::default()
     };
-    let checked = Layout::detect().and_then(|layout| {
+    let checked = detected.and_then(|layout| {
         let left = remove_leftovers(&layout);
         ServerCgroup::create(&layout, "probe", opts.server_cpu_quota)?;
         Ok((layout, left))

@@ -453,6 +453,27 @@ impl CgroupStats {
         to: Option<&Reading>,
         conns: usize,
     ) -> CgroupStats {
+        CgroupStats::between_parts(
+            group.version(),
+            group.name(),
+            group.quota(),
+            base,
+            from,
+            to,
+            conns,
+        )
+    }
+
+    /// As [`CgroupStats::between`], for the group named `name`.
+    pub fn between_parts(
+        version: &str,
+        name: &str,
+        cpu_quota: Option<f64>,
+        base: &Reading,
+        from: Option<&Reading>,
+        to: Option<&Reading>,
+        conns: usize,
+    ) -> CgroupStats {
         let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
             let (a, b) = (a?, b?);
             (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
@@ -460,9 +481,9 @@ impl CgroupStats {
         let window = from.zip(to);
         let end = to.unwrap_or(base);
         CgroupStats {
-            version: group.version().into(),
-            name: group.name().into(),
-            cpu_quota: group.quota(),
+            version: version.into(),
+            name: name.into(),
+            cpu_quota,
             cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
             cpu_us_per_msg: None,
             throttled_periods: window
@@ -1048,6 +1069,50 @@ mod tests {
         assert!(s.voluntary_ctxt_per_s.is_none());
         assert!(s.involuntary_ctxt_per_s.is_none());
         assert!(s.cpu_percent > 0.0);
+    }
+
+    #[test]
+    fn cgroup_figures_are_differences_over_the_window() {
+        use crate::cgroup::Reading;
+        let read = |cpu_ms: u64, mem: u64, kernel: Option<u64>, thr: u64| Reading {
+            cpu_ns: cpu_ms * 1_000_000,
+            throttled_periods: Some(thr),
+            throttled_ns: Some(thr * 1_000_000),
+            memory_bytes: Some(mem),
+            kernel_bytes: kernel,
+        };
+        let base = read(10, 1_000_000, Some(200_000), 0);
+        let from = read(50, 1_500_000, Some(300_000), 5);
+        let to = read(350, 3_000_000, Some(1_700_000), 105);
+        let mut s =
+            CgroupStats::between_parts("v1", "g", Some(0.5), &base, Some(&from), Some(&to), 1000);
+        // 300 ms of CPU over the window, for 100,000 messages: 3 us each.
+        assert!((s.cpu_s.unwrap() - 0.3).abs() < 1e-9);
+        s.per_message(100_000);
+        assert!((s.cpu_us_per_msg.unwrap() - 3.0).abs() < 1e-9);
+        assert_eq!(s.throttled_periods, Some(100));
+        assert!((s.throttled_s.unwrap() - 0.1).abs() < 1e-9);
+        // Memory from before the first connection to the window's end.
+        assert_eq!(s.memory_per_conn_bytes, Some(2000.0));
+        assert_eq!(s.kernel_per_conn_bytes, Some(1500.0));
+        // No messages: no cost per message, not a division by zero.
+        s.per_message(0);
+        assert_eq!(s.cpu_us_per_msg, None);
+        // Kernel memory not accounted: "not measured", never 0.
+        let s = CgroupStats::between_parts(
+            "v1",
+            "g",
+            None,
+            &read(0, 0, None, 0),
+            Some(&read(0, 0, None, 0)),
+            Some(&read(1, 10, None, 0)),
+            5,
+        );
+        assert_eq!(s.kernel_per_conn_bytes, None);
+        assert_eq!(s.memory_per_conn_bytes, Some(2.0));
+        // A run that never reached its window: no CPU figure.
+        let s = CgroupStats::between_parts("v2", "g", None, &base, None, None, 5);
+        assert_eq!(s.cpu_s, None);
     }
 
     #[test]

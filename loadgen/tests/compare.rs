@@ -63,6 +63,30 @@ fn smoke_comparison_over_every_style() {
             r.errors.describe()
         );
     }
+    // As root on a machine with writable cgroups (CI's), every server ran
+    // in a group of its own, gone once it stopped, whose CPU gives the
+    // cost per message of every sampled run that echoed something.
+    match &results.cgroup {
+        Some(cg) if cg.used => {
+            for s in &results.servers {
+                let name = s.cgroup.as_deref().expect("each server names its group");
+                assert!(!group_exists(name), "{name} removed");
+            }
+            for r in results.runs.iter().filter(|r| r.messages > 0) {
+                let Some(sv) = &r.server else { continue };
+                let cg = sv
+                    .cgroup
+                    .as_ref()
+                    .expect("sampled runs carry cgroup figures");
+                assert!(
+                    cg.cpu_us_per_msg.is_some_and(|us| us > 0.0),
+                    "{}: {cg:?}",
+                    r.label.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        other => eprintln!("smoke_comparison: servers ran without cgroups here: {other:?}"),
+    }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     for style in &results.styles {
         assert!(
@@ -83,5 +107,96 @@ fn smoke_comparison_over_every_style() {
     }
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), results.runs.len() + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether a group of this name is in any hierarchy.
+fn group_exists(name: &str) -> bool {
+    loadgen::cgroup::Layout::detect()
+        .map(|l| l.bases().iter().any(|b| b.join(name).exists()))
+        .unwrap_or(false)
+}
+
+/// `--repeat 2` runs every style, then every style again (interleaved, so
+/// drift hits all alike) and keeps every round; with a quarter-CPU quota
+/// each server's cgroup CPU over a run's window stays near its share.
+#[test]
+fn repeats_interleave_the_styles_and_the_quota_holds() {
+    let dir = std::env::temp_dir().join(format!("loadgen-repeat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let writable = loadgen::cgroup::Layout::detect()
+        .and_then(|l| loadgen::cgroup::ServerCgroup::create(&l, "check", None))
+        .is_ok();
+    let mut cmd = loadgen();
+    cmd.args([
+        "compare",
+        "--profile",
+        "smoke",
+        "--styles",
+        "epoll,reactor",
+        "--repeat",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    if writable {
+        cmd.args(["--server-cpu-quota", "0.25"]);
+    } else {
+        eprintln!("repeats_interleave: cgroups not writable here: no quota checked");
+    }
+    let out = output_within(cmd, Duration::from_secs(300), "compare --repeat 2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: CompareResults =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.repeat, 2);
+    let order: Vec<(String, u32)> = results
+        .servers
+        .iter()
+        .filter(|s| s.phase == "main")
+        .map(|s| (s.style.clone(), s.repeat))
+        .collect();
+    let want: Vec<(String, u32)> = [("epoll", 0), ("reactor", 0), ("epoll", 1), ("reactor", 1)]
+        .map(|(s, r)| (s.to_string(), r))
+        .to_vec();
+    assert_eq!(order, want);
+    for style in ["epoll", "reactor"] {
+        for round in 0..2 {
+            let n = results
+                .runs
+                .iter()
+                .filter_map(|r| r.tags.as_ref())
+                .filter(|t| t.style == style && t.scenario == "scale" && t.repeat == round)
+                .count();
+            assert_eq!(n, 2, "{style} round {round}: both scale points kept");
+        }
+    }
+    if writable {
+        assert_eq!(
+            results.cgroup.as_ref().and_then(|c| c.cpu_quota),
+            Some(0.25)
+        );
+        for r in results.runs.iter().filter(|r| {
+            r.tags.as_ref().is_some_and(|t| t.scenario == "scale") && r.measured_s > 0.0
+        }) {
+            let cg = r
+                .server
+                .as_ref()
+                .and_then(|s| s.cgroup.as_ref())
+                .expect("cgroup figures");
+            let share = cg.cpu_s.unwrap() / r.measured_s;
+            // Loose: the quota is applied, not measured precisely.
+            assert!(
+                share <= 0.35,
+                "{}: {share:.3} of a CPU",
+                r.label.as_deref().unwrap_or("?")
+            );
+        }
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(report.contains("CPU quota: 0.25 CPU each"), "{report}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

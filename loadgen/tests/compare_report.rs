@@ -97,7 +97,9 @@ fn idle_table_holds_memory_per_connection() {
         .find(|l| l.starts_with("| threads | 11.8 KiB | – (no cgroup) |"));
     assert!(threads_row.is_some(), "{report}");
     assert!(report.contains("| reactor | 0.1 KiB |"));
-    assert!(report.contains("Holding a connection cost threads the most memory (11.8 KiB each, user space only)"));
+    assert!(report.contains(
+        "Holding a connection cost threads the most memory (11.8 KiB each, user space only)"
+    ));
     let _ = std::fs::remove_dir_all(dir);
 }
 

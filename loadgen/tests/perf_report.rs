@@ -295,5 +295,120 @@ fn perf_without_epoll_gives_no_ratios() {
     );
     assert!(!tables.contains("≥ 0.95"), "{tables}");
     // Memory is judged all the same.
-    assert!(tables.contains("| reactor | 2.44 KiB | 2.44 KiB | not measured | ≤ 2.00 KiB | **miss** |"));
+    assert!(
+        tables.contains("| reactor | 2.44 KiB | 2.44 KiB | not measured | ≤ 2.00 KiB | **miss** |")
+    );
+}
+
+/// `--repeat 3`: each ratio is the median of the rounds' ratios, each
+/// paired with epoll's in the same round, shown with its range; a target
+/// is met only where every round met it, missed only where none did, and
+/// "inconclusive" where the range straddles it.
+#[test]
+fn repeats_give_medians_ranges_and_inconclusive_verdicts() {
+    let mut f = perf_fixture();
+    let template = f
+        .runs
+        .iter()
+        .find(|r| r.tags.as_ref().is_some_and(|t| t.scenario == "scale"))
+        .unwrap()
+        .clone();
+    f.repeat = 3;
+    f.runs.retain(|r| {
+        r.tags.as_ref().is_some_and(|t| {
+            t.scenario != "scale" || !["epoll", "reactor"].contains(&t.style.as_str())
+        })
+    });
+    // Per connection count, the rounds' msg/s: (epoll, reactor).
+    let rounds: [(usize, [f64; 3], [f64; 3]); 3] = [
+        // 0.97, 0.93, 0.99 against >= 0.95: straddles.
+        (50, [100e3; 3], [97e3, 93e3, 99e3]),
+        // 0.90, 0.94, 0.93: every round under 0.95.
+        (1000, [90e3; 3], [81e3, 84.6e3, 83.7e3]),
+        // epoll's second round was slow and so was reactor's: paired, the
+        // ratios are 0.95, 0.95, 0.98; unpaired, 38k/80k would be 0.48.
+        (10_000, [80e3, 40e3, 80e3], [76e3, 38e3, 78.4e3]),
+    ];
+    for (conns, epoll, reactor) in rounds {
+        for round in 0..3 {
+            for (style, rate) in [("epoll", epoll[round]), ("reactor", reactor[round])] {
+                let mut r = scale_run(&template, style, conns, rate, false);
+                r.tags.as_mut().unwrap().repeat = round as u32;
+                f.runs.push(r);
+            }
+        }
+    }
+    let tables = loadgen::perf::tables(&f);
+    assert!(
+        tables.contains(
+            "| reactor | 0.97 (0.93–0.99) ≥ 0.95: inconclusive | 0.93 (0.90–0.94) ≥ 0.95: **miss** | \
+             0.95 (0.95–0.98) ≥ 0.90: pass |"
+        ),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("1 inconclusive (the range over the repeats straddles the target)"),
+        "{tables}"
+    );
+    // The reference row shows each point's median run: 80k at 10,000.
+    assert!(
+        tables.contains("| epoll (the reference, msg/s) | 100.0k/s | 90.0k/s | 80.0k/s |"),
+        "{tables}"
+    );
+    let sentence = loadgen::perf::setup_sentence(&f);
+    assert!(sentence.contains("measured 3 times"), "{sentence}");
+    // The report's vs-epoll table gives the same ranges.
+    let dir = write(&f, "repeats");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("| reactor | 0.97 (0.93–0.99) | 0.93 (0.90–0.94) | 0.95 (0.95–0.98) |"),
+        "{report}"
+    );
+    assert!(report.contains("| repeats | 3 rounds"), "{report}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Server CPU per message from the cgroup: a table of µs per message and
+/// one of ratios to epoll (lower is leaner), in the report and perf.md.
+#[test]
+fn cost_per_message_is_tabled_against_epoll() {
+    let mut f = perf_fixture();
+    for r in &mut f.runs {
+        let Some(t) = r.tags.clone().filter(|t| t.scenario == "scale") else {
+            continue;
+        };
+        let us = match t.style.as_str() {
+            "epoll" => 8.0,
+            "reactor" => 8.4,
+            _ => 12.0,
+        };
+        let sv = r
+            .server
+            .as_mut()
+            .expect("the fixture's scale runs are sampled");
+        sv.cgroup = Some(loadgen::sampler::CgroupStats {
+            version: "v1".into(),
+            cpu_quota: Some(0.5),
+            cpu_s: Some(us * r.messages as f64 / 1e6),
+            cpu_us_per_msg: Some(us),
+            ..Default::default()
+        });
+    }
+    let tables = loadgen::perf::tables(&f);
+    assert!(
+        tables.contains("### Server CPU per message against epoll"),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("| reactor | 1.05 (8.40 µs) | 1.05 (8.40 µs) | 1.05 (8.40 µs) |"),
+        "{tables}"
+    );
+    let dir = write(&f, "cost");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Server CPU per message (64 B, closed loop)"),
+        "{report}"
+    );
+    assert!(report.contains("| epoll | 8.00 µs"), "{report}");
+    let _ = std::fs::remove_dir_all(dir);
 }

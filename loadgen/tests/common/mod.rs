@@ -1,5 +1,8 @@
 //! Helpers shared by the tests that run the `loadgen` binary.
 
+// Each test binary uses its own part of these.
+#![allow(dead_code)]
+
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
