@@ -23,6 +23,9 @@ trap cleanup EXIT
 cleanup
 rm -rf "results/$run"
 mkdir -p results
+# Half a CPU per server container, as --server-cpu-quota 0.5 gives a
+# process: the report must read it back.
+export C10K_SERVER_CPU_QUOTA_US=5000
 compose up --no-start reactor reactor-fair uring uring-fair
 if ! compose run --rm loadgen compare --profile smoke --out "/results/$run" --network bridge \
     --docker-socket /var/run/docker.sock \
@@ -44,6 +47,8 @@ for s in r["servers"]:
 sampled = [run for run in r["runs"] if run.get("server")]
 assert sampled and all(run["server"]["source"] == "docker-api" for run in sampled), "server figures from the Docker API"
 assert r["network"] == "bridge"
+cg = r.get("cgroup") or {}
+assert cg.get("made_by") == "docker" and cg.get("cpu_quota") == 0.5 and cg.get("period_us") == 10000, f"container quota: {cg}"
 print(f"compose-test: ok: {len(r['runs'])} runs over {sorted(styles)}, no errors, servers stopped cleanly")
 PY
 test -s "results/$run/report.md"

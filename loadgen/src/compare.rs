@@ -64,8 +64,12 @@ fn is_zero_u32(v: &u32) -> bool {
 /// How the servers' cgroups were set up for a comparison.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CgroupSetup {
-    /// Each server ran in a cgroup of its own.
+    /// Each server ran in a cgroup of its own that loadgen made.
     pub used: bool,
+    /// Who made the servers' cgroups: "loadgen", or "docker" (containers:
+    /// the quota is read back from the container).
+    #[serde(default)]
+    pub made_by: String,
     /// "v1" or "v2" when used.
     pub version: Option<String>,
     /// CPUs of CFS bandwidth each server had (None: no quota).
@@ -287,10 +291,10 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         .sum();
     let repeat = opts.repeat.max(1);
     let (layout, cgroup) = if opts.targets.is_empty() {
-        // (Targets are someone else's servers: containers have their own.)
         cgroup_setup(opts, crate::cgroup::Layout::detect())?
     } else {
-        (None, None)
+        // Someone else's servers; containers have cgroups of their own.
+        (None, container_setup(opts))
     };
     let progress = Progress::new(total_runs * repeat as usize);
     let mut runs = Vec::new();
@@ -354,6 +358,7 @@ pub fn cgroup_setup(
 ) -> anyhow::Result<(Option<crate::cgroup::Layout>, Option<CgroupSetup>)> {
     use crate::cgroup::{PERIOD_US, ServerCgroup, remove_leftovers};
     let mut setup = CgroupSetup {
+        made_by: "loadgen".into(),
         cpu_quota: opts.server_cpu_quota,
         period_us: PERIOD_US,
         ..CgroupSetup::default()
@@ -397,6 +402,35 @@ pub fn cgroup_setup(
             Ok((None, Some(setup)))
         }
     }
+}
+
+/// Containers' CPU quota, read back from the first target's container (the
+/// compose files give every server the same).
+fn container_setup(opts: &CompareOptions) -> Option<CgroupSetup> {
+    let docker = opts.docker.as_ref()?;
+    let t = opts.targets.first()?;
+    let name = t.container.clone().unwrap_or_else(|| {
+        t.addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_else(|| t.addr.clone())
+    });
+    let mut setup = CgroupSetup {
+        made_by: "docker".into(),
+        ..CgroupSetup::default()
+    };
+    match docker.cpu_quota(&name) {
+        Ok(q) => {
+            setup.cpu_quota = q.map(|(cpus, _)| cpus);
+            setup.period_us = q.map(|(_, p)| p).unwrap_or(0);
+        }
+        Err(e) => {
+            setup.note = Some(format!(
+                "the containers' CPU quota could not be read: {e:#}"
+            ))
+        }
+    }
+    Some(setup)
 }
 
 /// Writes results.json, results.csv, report.md and charts/ for `results`

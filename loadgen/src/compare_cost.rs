@@ -42,6 +42,23 @@ pub fn server_bound(r: &RunResult) -> bool {
 pub fn setup_rows(results: &CompareResults) -> String {
     let mut s = String::new();
     match &results.cgroup {
+        Some(cg) if cg.made_by == "docker" => {
+            let quota = match cg.cpu_quota {
+                Some(q) => format!(
+                    "{q} CPU each (CFS bandwidth, {} ms period)",
+                    cg.period_us / 1000
+                ),
+                None => "none".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| server cgroups | the containers' own (made by Docker); CPU quota read from them: {quota}{} |",
+                cg.note
+                    .as_deref()
+                    .map(|n| format!("; {n}"))
+                    .unwrap_or_default()
+            );
+        }
         Some(cg) if cg.used => {
             let quota = match cg.cpu_quota {
                 Some(q) => format!(

@@ -115,6 +115,13 @@ impl Docker {
         Ok(demux(&body))
     }
 
+    /// The container's CPU quota in CPUs and its CFS period in µs (from
+    /// `--cpus` or `--cpu-quota`/`--cpu-period`); None: no quota.
+    pub fn cpu_quota(&self, container: &str) -> anyhow::Result<Option<(f64, u64)>> {
+        let v = self.json("GET", &format!("/containers/{container}/json"))?;
+        Ok(quota_of(&v["HostConfig"]))
+    }
+
     pub fn sample(&self, container: &str) -> anyhow::Result<ContainerSample> {
         let v = self.json(
             "GET",
@@ -138,6 +145,21 @@ impl Docker {
     }
 }
 
+/// CPUs and period from a container's HostConfig: NanoCpus (`--cpus`,
+/// Docker's 100 ms period) or CpuQuota over CpuPeriod.
+fn quota_of(host: &Value) -> Option<(f64, u64)> {
+    let nano = host["NanoCpus"].as_i64().unwrap_or(0);
+    if nano > 0 {
+        return Some((nano as f64 / 1e9, 100_000));
+    }
+    let quota = host["CpuQuota"].as_i64().unwrap_or(0);
+    let period = host["CpuPeriod"]
+        .as_i64()
+        .filter(|&p| p > 0)
+        .unwrap_or(100_000);
+    (quota > 0).then(|| (quota as f64 / period as f64, period as u64))
+}
+
 /// Docker's log stream without a TTY: frames of an 8-byte header (stream,
 /// 0, 0, 0, big-endian length) and the payload.
 fn demux(mut raw: &[u8]) -> String {
@@ -154,6 +176,27 @@ fn demux(mut raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_read_from_host_config() {
+        let q = |v: Value| quota_of(&v);
+        assert_eq!(
+            q(serde_json::json!({"NanoCpus": 500_000_000i64})),
+            Some((0.5, 100_000))
+        );
+        assert_eq!(
+            q(serde_json::json!({"CpuQuota": 5000, "CpuPeriod": 10000})),
+            Some((0.5, 10_000))
+        );
+        assert_eq!(
+            q(serde_json::json!({"CpuQuota": -1, "CpuPeriod": 10000})),
+            None
+        );
+        assert_eq!(
+            q(serde_json::json!({"CpuQuota": 0, "CpuPeriod": 0, "NanoCpus": 0})),
+            None
+        );
+    }
 
     #[test]
     fn log_frames_are_joined() {

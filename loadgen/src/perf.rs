@@ -834,6 +834,10 @@ impl Tally {
 /// one sentence: what makes a ratio here the servers' and not loadgen's.
 pub fn setup_sentence(results: &CompareResults) -> String {
     let quota = match &results.cgroup {
+        Some(cg) if cg.made_by == "docker" => match cg.cpu_quota {
+            Some(q) => format!("Each server ran in its container with a CPU quota of {q} CPU."),
+            None => "Each server ran in its container without a CPU quota.".into(),
+        },
         Some(cg) if cg.used => match cg.cpu_quota {
             Some(q) => format!(
                 "Each server ran in a cgroup of its own ({}) with a CPU quota of {q} CPU ({} ms CFS period), so \
