@@ -122,15 +122,25 @@ fn a_quota_holds_a_busy_server_to_its_share() {
     );
 }
 
-/// A comparison killed with SIGKILL leaves its server and its group; the
-/// next start removes both. Another loadgen's live group is left alone.
-#[test]
-fn leftovers_of_a_killed_comparison_are_removed() {
-    let Some(layout) = writable("leftovers") else {
-        return;
-    };
-    let live = ServerCgroup::create(&layout, "live-neighbour", None).unwrap();
-    let dir = std::env::temp_dir().join(format!("loadgen-leftovers-{}", std::process::id()));
+/// The groups of the loadgen with `pid`, in every hierarchy.
+fn groups_of(layout: &Layout, pid: u32) -> Vec<std::path::PathBuf> {
+    let owner = format!("{PREFIX}{pid}-");
+    layout
+        .bases()
+        .iter()
+        .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&owner))
+        })
+        .collect()
+}
+
+/// Starts a smoke comparison of epoll and waits (bounded) until its server
+/// runs in its group; returns compare and the server's pid (None: it never
+/// did, and compare has been killed).
+fn compare_with_a_server(layout: &Layout, dir: &Path) -> (std::process::Child, Option<u32>) {
     let mut cmd = common::loadgen();
     cmd.args([
         "compare",
@@ -144,23 +154,9 @@ fn leftovers_of_a_killed_comparison_are_removed() {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     let mut compare = cmd.spawn().unwrap();
-    let owner = format!("{PREFIX}{}-", compare.id());
-    let bases = layout.bases();
-    let groups = || -> Vec<std::path::PathBuf> {
-        bases
-            .iter()
-            .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&owner))
-            })
-            .collect()
-    };
-    // Its server's group, with the server in it.
     let mut server = None;
-    let found = eventually(Duration::from_secs(20), || {
-        server = groups().iter().find_map(|g| {
+    eventually(Duration::from_secs(20), || {
+        server = groups_of(layout, compare.id()).iter().find_map(|g| {
             std::fs::read_to_string(g.join("cgroup.procs"))
                 .ok()?
                 .lines()
@@ -170,10 +166,69 @@ fn leftovers_of_a_killed_comparison_are_removed() {
         });
         server.is_some()
     });
+    if server.is_none() {
+        let _ = compare.kill();
+        let _ = compare.wait();
+    }
+    (compare, server)
+}
+
+/// The tests that start a comparison run one at a time: a comparison's
+/// start removes the groups of dead loadgens, which would race with a test
+/// that looks at such leftovers.
+static COMPARISONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Ctrl-C: compare stops its server and removes its group before exiting.
+#[test]
+fn ctrl_c_removes_the_servers_group() {
+    let _one = COMPARISONS.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(layout) = writable("ctrl_c") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("loadgen-ctrl-c-{}", std::process::id()));
+    let (mut compare, server) = compare_with_a_server(&layout, &dir);
+    let server = server.expect("compare made a group with its server in it");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(compare.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let pid = compare.id();
+    let ended = eventually(Duration::from_secs(30), || {
+        compare.try_wait().ok().flatten().is_some()
+    });
+    if !ended {
+        let _ = compare.kill();
+    }
+    let status = compare.wait().unwrap();
+    assert!(ended, "compare ended within 30 s of SIGINT");
+    assert_eq!(status.code(), Some(130), "interrupted: {status}");
+    assert!(
+        groups_of(&layout, pid).is_empty(),
+        "{:?}",
+        groups_of(&layout, pid)
+    );
+    assert!(!alive(server), "the server {server} stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A comparison killed with SIGKILL leaves its server and its group; the
+/// next start removes both. Another loadgen's live group is left alone.
+#[test]
+fn leftovers_of_a_killed_comparison_are_removed() {
+    let _one = COMPARISONS.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(layout) = writable("leftovers") else {
+        return;
+    };
+    let live = ServerCgroup::create(&layout, "live-neighbour", None).unwrap();
+    let dir = std::env::temp_dir().join(format!("loadgen-leftovers-{}", std::process::id()));
+    let (mut compare, server) = compare_with_a_server(&layout, &dir);
+    let server = server.expect("compare made a group with its server in it");
+    let owner = format!("{PREFIX}{}-", compare.id());
+    let pid = compare.id();
     compare.kill().unwrap();
     compare.wait().unwrap();
-    assert!(found, "compare made a group with its server in it");
-    let server = server.unwrap();
+    let groups = || groups_of(&layout, pid);
     let left = groups();
     assert!(!left.is_empty(), "SIGKILL left the group behind");
     let removed = remove_leftovers(&layout);
