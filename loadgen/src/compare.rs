@@ -439,7 +439,10 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results).context("serialising results")?;
     std::fs::write(dir.join("results.json"), json + "\n").context("writing results.json")?;
-    let mut csv = format!("style,scenario,point,{}\n", crate::report::csv_header());
+    let mut csv = format!(
+        "style,scenario,point,repeat,{}\n",
+        crate::report::csv_header()
+    );
     for r in &results.runs {
         let t = r.tags.clone().unwrap_or_else(|| crate::results::Tags {
             style: String::new(),
@@ -448,10 +451,11 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
             repeat: 0,
         });
         csv.push_str(&format!(
-            "{},{},{},{}\n",
+            "{},{},{},{},{}\n",
             t.style,
             t.scenario,
             t.point.replace(',', ";"),
+            t.repeat,
             crate::report::csv_row(r)
         ));
     }
