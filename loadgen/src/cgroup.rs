@@ -324,19 +324,7 @@ impl ServerCgroup {
 
     /// The processes in the group now.
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .dirs
-            .iter()
-            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<u32>>()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        procs_in(&self.dirs)
     }
 
     /// Reads the group's counters; None when the CPU counter cannot be read
@@ -493,25 +481,33 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     fs::write(path, value).map_err(io_err(format!("writing {value:?} to {}", path.display())))
 }
 
+/// The processes in any of `dirs`, each once.
+fn procs_in(dirs: &[PathBuf]) -> Vec<u32> {
+    let mut pids: Vec<u32> = dirs
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 fn kill_dirs(dirs: &[PathBuf], limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
     let mut killed = std::collections::HashSet::new();
     loop {
-        let pids: Vec<i32> = dirs
-            .iter()
-            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<i32>>()
-            })
-            .collect();
+        let pids = procs_in(dirs);
         if pids.is_empty() || Instant::now() >= deadline {
             return killed.len();
         }
         for pid in pids {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
+                nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
             killed.insert(pid);

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::compare::CompareResults;
-use crate::compare_report::{REFERENCE, Spread, View};
+use crate::compare_report::{REFERENCE, Spread, View, conns_header};
 use crate::results::RunResult;
 use crate::sampler::CgroupStats;
 
@@ -151,18 +151,8 @@ pub fn cost_section(s: &mut String, v: &View) {
          not depend on whether loadgen or the server was the limit. ‡ server-bound: the server used its whole \
          CPU quota and loadgen had room (there msg/s ranks the styles too); † client-bound.\n"
     );
-    let header = |s: &mut String| {
-        let _ = write!(s, "| style |");
-        for c in &conns {
-            let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
-        }
-        s.push_str("\n|---|");
-        for _ in &conns {
-            s.push_str("---:|");
-        }
-        s.push('\n');
-    };
-    header(s);
+    s.push_str("| style |");
+    conns_header(s, &conns);
     for st in &styles {
         let _ = write!(s, "| {st} |");
         for &c in &conns {
@@ -220,15 +210,8 @@ pub fn cost_vs_reference(
     conns: &[usize],
     size: usize,
 ) -> Vec<(String, usize, Spread)> {
-    let _ = write!(s, "| style |");
-    for c in conns {
-        let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
-    }
-    s.push_str("\n|---|");
-    for _ in conns {
-        s.push_str("---:|");
-    }
-    s.push('\n');
+    s.push_str("| style |");
+    conns_header(s, conns);
     let mut ratios = Vec::new();
     for st in styles {
         let _ = write!(s, "| {st} |");

@@ -605,14 +605,7 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
         "**vs {REFERENCE}, {size} B**: each style's messages/s divided by {REFERENCE}'s at the same connection \
          count in this run († client-bound: that style's figure is loadgen's limit).\n\n| style |"
     );
-    for c in conns {
-        let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
-    }
-    s.push_str("\n|---|");
-    for _ in conns {
-        s.push_str("---:|");
-    }
-    s.push('\n');
+    conns_header(s, conns);
     for style in styles {
         let _ = write!(s, "| {style} |");
         for &c in conns {
@@ -627,6 +620,19 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
             }
         }
         s.push('\n');
+    }
+    s.push('\n');
+}
+
+/// The rest of a table's header after "| style |": a right-aligned column
+/// per connection count.
+pub fn conns_header(s: &mut String, conns: &[usize]) {
+    for c in conns {
+        let _ = write!(s, " {c} conn{} |", if *c == 1 { "" } else { "s" });
+    }
+    s.push_str("\n|---|");
+    for _ in conns {
+        s.push_str("---:|");
     }
     s.push('\n');
 }
