@@ -254,7 +254,8 @@ impl<'a> View<'a> {
     }
 
     /// Server CPU milliseconds per 10k messages at the largest connection
-    /// count of the smallest size.
+    /// count of the smallest size (from the cgroup where there is one, else
+    /// from the /proc samples).
     pub fn cpu_ms_per_10k(&self, style: &str) -> Option<f64> {
         let size = *self.scale_sizes().first()?;
         let r = self
@@ -262,6 +263,10 @@ impl<'a> View<'a> {
             .into_iter()
             .rev()
             .find(|r| r.messages > 0)?;
+        // The cgroup's exact figure where the server ran in one.
+        if let Some(us) = crate::compare_cost::cpu_us_per_msg(r) {
+            return Some(us * 10.0);
+        }
         let sv = r.server.as_ref()?;
         Some(sv.cpu_percent / 100.0 * r.measured_s * 1000.0 / r.messages as f64 * 10_000.0)
     }
