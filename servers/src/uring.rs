@@ -31,6 +31,11 @@
 //!   while its previous data waits to be written back.
 //! - EOF: after the pending data is written, an io_uring shutdown(SHUT_WR)
 //!   and a close.
+//! - Each connection's socket is also registered in the ring's file table
+//!   (slot = its key), and its operations name the slot: the kernel then
+//!   skips looking the descriptor up and reference-counting the file on
+//!   every operation, at the price of one `io_uring_register` when the
+//!   connection opens and one when it closes.
 //!
 //! Shutdown: the loop keeps a poll on an eventfd that the shutdown waker
 //! writes to. The loop then cancels every operation still in flight, waits
@@ -45,12 +50,11 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::types::{CancelBuilder, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 use slab::Slab;
 
@@ -61,22 +65,21 @@ use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runne
 use crate::shutdown::CLOSE_BUDGET;
 use crate::stats::ConnGuard;
 
+mod bufpool;
+use bufpool::{BGID, BufPool, pool_shape};
+
 /// Submission queue size; the completion queue is larger, since every
 /// connection may have a completion pending at once.
 const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 4 * SQ_ENTRIES;
-/// The buffer group id of the loop's provided-buffer ring.
-const BGID: u16 = 0;
-/// Address space for one loop's buffers; pages are only used once touched.
-const POOL_BYTES: usize = 16 << 20;
-const MIN_BUFFERS: usize = 64;
-const MAX_BUFFERS: usize = 1024;
-const MAX_BUFFER_SIZE: usize = 1 << 20;
 /// Buffers handed to the kernel at start, and more each time it runs dry.
 const FIRST_BUFFERS: usize = 32;
 const GROW_BY: usize = 32;
 /// During shutdown, cancel again this often in case an operation slipped by.
 const CANCEL_AGAIN: Duration = Duration::from_millis(100);
+/// Most slots of the loop's registered-file table (the kernel also caps it
+/// at RLIMIT_NOFILE); connections past it use their plain descriptor.
+const MAX_FIXED_FILES: u64 = 1 << 16;
 
 // What a completion is for: the low bits of its user_data; the connection's
 // slab key is in the rest.
@@ -239,12 +242,16 @@ struct Uring {
     /// the timeout is submitted.
     backoff: Box<Timespec>,
     stopping: bool,
+    /// Slots in the ring's registered-file table (0: none registered).
+    fixed_files: u32,
 }
 
 /// One connection. At most one receive, one send and one shutdown are in
 /// flight, and the connection is only removed once none are.
 struct Conn {
     fd: OwnedFd,
+    /// The socket is in the ring's file table at the connection's key.
+    fixed: bool,
     /// The data being written back, while its buffer belongs to this
     /// connection.
     out: Option<Out>,
@@ -294,6 +301,7 @@ impl Uring {
         ))?;
         pool.grow(FIRST_BUFFERS);
         pool.publish();
+        let fixed_files = register_file_table(&ring);
         Ok(Uring {
             io: Ring {
                 ring,
@@ -310,6 +318,7 @@ impl Uring {
             accept_paused: false,
             backoff: Box::new(Timespec::new()),
             stopping: false,
+            fixed_files,
             work: ctx.config.work(),
             ctx,
         })
@@ -423,8 +432,10 @@ impl Uring {
             ctx.stats.conn_failed();
             return;
         }
+        let raw = fd.as_raw_fd();
         let key = self.conns.insert(Conn {
             fd,
+            fixed: false,
             out: None,
             own: None,
             recv_pending: false,
@@ -434,6 +445,16 @@ impl Uring {
             closing: false,
             _guard: guard,
         });
+        // Not registered (table full, or an error): the connection simply
+        // uses its descriptor.
+        self.conns[key].fixed = key < self.fixed_files as usize
+            && matches!(
+                self.io
+                    .ring
+                    .submitter()
+                    .register_files_update(key as u32, &[raw]),
+                Ok(1)
+            );
         self.advance(key);
     }
 
@@ -532,18 +553,39 @@ impl Uring {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let fd = Fd(conn.fd.as_raw_fd());
         if conn.closing {
             if conn.idle() {
                 // Nothing in flight references the connection any more.
                 let conn = self.conns.remove(key);
+                if conn.fixed {
+                    // The table holds the socket open: empty the slot, so
+                    // that dropping `conn` closes it (and the key may be
+                    // reused).
+                    let _ = self
+                        .io
+                        .ring
+                        .submitter()
+                        .register_files_update(key as u32, &[-1]);
+                }
                 self.pool.release(conn.out.map(|out| out.buf));
             }
             return;
         }
+        // The connection's socket as operations name it: its slot in the
+        // ring's file table, or its descriptor.
+        let (fixed, raw) = (conn.fixed, conn.fd.as_raw_fd());
+        macro_rules! on_socket {
+            ($op:ident :: new($($arg:expr),*)) => {
+                if fixed {
+                    opcode::$op::new(Fixed(key as u32), $($arg),*)
+                } else {
+                    opcode::$op::new(Fd(raw), $($arg),*)
+                }
+            };
+        }
         let recv = match conn.own.as_mut() {
-            Some(own) => opcode::Recv::new(fd, own.as_mut_ptr(), own.len() as u32).build(),
-            None => opcode::Recv::new(fd, ptr::null_mut(), self.pool.buf_size as u32)
+            Some(own) => on_socket!(Recv::new(own.as_mut_ptr(), own.len() as u32)).build(),
+            None => on_socket!(Recv::new(ptr::null_mut(), self.pool.buf_size as u32))
                 .buf_group(BGID)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT),
@@ -561,7 +603,7 @@ impl Uring {
             let data = unsafe { start.add(out.sent as usize) };
             // MSG_WAITALL: the kernel finishes a partial send itself, so one
             // completion means all written (or an error).
-            let send = opcode::Send::new(fd, data, out.len - out.sent)
+            let send = on_socket!(Send::new(data, out.len - out.sent))
                 .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
                 .build()
                 .user_data(token(SEND, key));
@@ -584,7 +626,7 @@ impl Uring {
         } else if conn.read_closed {
             if !conn.shutdown_pending && !conn.recv_pending {
                 conn.shutdown_pending = true;
-                let shutdown = opcode::Shutdown::new(fd, libc::SHUT_WR)
+                let shutdown = on_socket!(Shutdown::new(libc::SHUT_WR))
                     .build()
                     .user_data(token(SHUTDOWN, key));
                 // SAFETY: a shutdown references no memory.
@@ -647,6 +689,10 @@ impl Uring {
             self.leak_buffers();
         }
         // Closing the sockets: peers see EOF (RST if they sent unread data).
+        // The file table holds them open too, so it goes first.
+        if self.fixed_files > 0 {
+            let _ = self.io.ring.submitter().unregister_files();
+        }
         self.conns.clear();
     }
 
@@ -675,180 +721,20 @@ impl Drop for Uring {
     }
 }
 
-/// How many buffers of what size: `buffer_size` bounds what a connection
-/// holds, a fixed address budget bounds the pool.
-fn pool_shape(buffer_size: usize) -> (usize, usize) {
-    let size = buffer_size.clamp(1, MAX_BUFFER_SIZE);
-    let count = (POOL_BYTES / size).clamp(MIN_BUFFERS, MAX_BUFFERS);
-    // The ring's size must be a power of two.
-    (1 << count.ilog2(), size)
-}
-
-/// An anonymous memory mapping (page-aligned, as the buffer ring requires).
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-    leaked: bool,
-}
-
-// SAFETY: a Mapping is plain memory owned by one value; which thread owns
-// it does not matter.
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    fn new(len: usize) -> io::Result<Mapping> {
-        // SAFETY: a fresh private anonymous mapping aliases nothing.
-        let ptr = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Mapping {
-            ptr,
-            len,
-            leaked: false,
-        })
+/// Registers an empty file table for the connections' sockets, as large as
+/// the descriptor limit allows; returns its size (0 if the kernel refused).
+fn register_file_table(ring: &IoUring) -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`, which outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
     }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if !self.leaked {
-            // SAFETY: the mapping is ours, and whoever used it (the kernel
-            // included) is done with it, or it would have been leaked.
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        }
-    }
-}
-
-/// One slot of the provided-buffer ring, `struct io_uring_buf`. Slot 0's
-/// `resv` field is the ring's tail.
-#[repr(C)]
-struct RingSlot {
-    addr: u64,
-    len: u32,
-    bid: u16,
-    resv: u16,
-}
-
-/// The loop's receive buffers, and the ring through which the kernel takes
-/// them: we add buffers at the tail, the kernel consumes them at its head
-/// when a receive has data, and tells us which one in the completion.
-struct BufPool {
-    ring: Mapping,
-    mem: Mapping,
-    buf_size: usize,
-    count: u16,
-    /// Our tail, published to the kernel by [`publish`](Self::publish).
-    tail: u16,
-    dirty: bool,
-    /// Buffers never handed to the kernel yet: their pages are untouched.
-    cold: Vec<u16>,
-}
-
-impl BufPool {
-    fn new(count: usize, buf_size: usize) -> io::Result<BufPool> {
-        debug_assert!(count.is_power_of_two() && count <= 32768);
-        Ok(BufPool {
-            ring: Mapping::new(count * std::mem::size_of::<RingSlot>())?,
-            mem: Mapping::new(count * buf_size)?,
-            buf_size,
-            count: count as u16,
-            tail: 0,
-            dirty: false,
-            cold: (0..count as u16).rev().collect(),
-        })
-    }
-
-    fn register(&self, ring: &IoUring) -> io::Result<()> {
-        // SAFETY: the slots live in `self.ring`, which is unmapped only after
-        // the io_uring is closed (field order of `Uring`) and never when
-        // operations are still in flight (`Uring`'s Drop).
-        unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                self.ring.ptr.as_ptr() as u64,
-                self.count,
-                BGID,
-                0,
-            )
-        }
-    }
-
-    /// Start of buffer `bid`.
-    fn buf(&self, bid: u16) -> *mut u8 {
-        debug_assert!(bid < self.count);
-        // SAFETY: `bid < count`, so the offset is inside the mapping.
-        unsafe { self.mem.ptr.as_ptr().add(bid as usize * self.buf_size) }
-    }
-
-    /// Hands buffer `bid` (now unused by us) to the kernel.
-    fn give(&mut self, bid: u16) {
-        let slot = (self.tail & (self.count - 1)) as usize;
-        let addr = self.buf(bid) as u64;
-        // SAFETY: `slot < count` slots are mapped. The kernel reads only the
-        // slots between its head and the published tail, and this one is
-        // past the tail (every buffer is in the ring at most once, and the
-        // ring has a slot for each). Fields are written one by one, never
-        // `resv`, which in slot 0 is the tail the kernel reads.
-        unsafe {
-            let s = self.ring.ptr.as_ptr().cast::<RingSlot>().add(slot);
-            ptr::addr_of_mut!((*s).addr).write(addr);
-            ptr::addr_of_mut!((*s).len).write(self.buf_size as u32);
-            ptr::addr_of_mut!((*s).bid).write(bid);
-        }
-        self.tail = self.tail.wrapping_add(1);
-        self.dirty = true;
-    }
-
-    /// Takes back a buffer the connection is done with: a pool buffer goes
-    /// back to the kernel, an own buffer is freed.
-    fn release(&mut self, held: Option<Held>) {
-        if let Some(Held::Pool(bid)) = held {
-            self.give(bid);
-        }
-    }
-
-    /// Hands up to `n` never-used buffers to the kernel; returns how many.
-    fn grow(&mut self, n: usize) -> usize {
-        let mut added = 0;
-        while added < n {
-            let Some(bid) = self.cold.pop() else {
-                break;
-            };
-            self.give(bid);
-            added += 1;
-        }
-        added
-    }
-
-    /// Makes the buffers given since the last call visible to the kernel.
-    fn publish(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        self.dirty = false;
-        // SAFETY: slot 0's `resv` is the ring's tail, a u16 the kernel only
-        // reads; AtomicU16 has u16's layout. Release orders the slot writes
-        // before it.
-        let tail = unsafe {
-            let s = self.ring.ptr.as_ptr().cast::<RingSlot>();
-            &*ptr::addr_of_mut!((*s).resv).cast::<AtomicU16>()
-        };
-        tail.store(self.tail, Ordering::Release);
-    }
-
-    /// Never unmaps the memory (the kernel may still use it).
-    fn leak(&mut self) {
-        self.ring.leaked = true;
-        self.mem.leaked = true;
+    let size = lim.rlim_cur.min(MAX_FIXED_FILES) as u32;
+    match ring.submitter().register_files_sparse(size) {
+        Ok(()) => size,
+        Err(_) => 0,
     }
 }
