@@ -44,6 +44,10 @@ pub const PREFIX: &str = "c10k-echo-";
 /// 5 ms (at 0.5) for a scheduler cost that is still negligible.
 pub const PERIOD_US: u64 = 10_000;
 
+/// A server is settled when it uses at most this share of a CPU more than
+/// it did idle.
+pub const SETTLE_MARGIN: f64 = 0.05;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     /// No usable cgroup hierarchy (not mounted, not root, read-only...).
@@ -362,6 +366,32 @@ impl ServerCgroup {
                     memory_bytes: read_u64(&dir.join("memory.current")),
                     kernel_bytes: v2_kernel_bytes(&mstat),
                 })
+            }
+        }
+    }
+
+    /// The share of a CPU the group used over the next `over`.
+    pub fn busy(&self, over: Duration) -> Option<f64> {
+        let (a, t0) = (self.read()?.cpu_ns, Instant::now());
+        std::thread::sleep(over);
+        let b = self.read()?.cpu_ns;
+        Some(b.saturating_sub(a) as f64 / 1e9 / t0.elapsed().as_secs_f64())
+    }
+
+    /// Waits until the group is back to what it used idle (`idle`, a share
+    /// of a CPU, plus [`SETTLE_MARGIN`]) over 100 ms, at most `limit`:
+    /// what one run leaves the server doing (closing 10,000 connections,
+    /// ending their threads) would otherwise be measured in the next, and
+    /// inside a quota that can take seconds. Returns the time waited and
+    /// whether it settled.
+    pub fn settle(&self, idle: f64, limit: Duration) -> (Duration, bool) {
+        let t0 = Instant::now();
+        loop {
+            match self.busy(Duration::from_millis(100)) {
+                Some(b) if b <= idle + SETTLE_MARGIN => return (t0.elapsed(), true),
+                None => return (t0.elapsed(), false),
+                Some(_) if t0.elapsed() >= limit => return (t0.elapsed(), false),
+                Some(_) => {}
             }
         }
     }

@@ -446,6 +446,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         server_pid: args.server_pid,
         container: None,
         cgroup: None,
+        idle_cpu: 0.0,
     };
     if name == "fairness" {
         eprintln!(

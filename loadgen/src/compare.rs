@@ -615,16 +615,25 @@ fn with_server(
     };
     record.started = true;
     record.pid = Some(server.pid);
+    // What the server uses doing nothing (polling spins even then): the
+    // level it settles back to between runs.
+    let idle_cpu = group
+        .as_ref()
+        .and_then(|g| g.busy(Duration::from_millis(200)))
+        .unwrap_or(0.0);
     let target = Target {
         style: style.into(),
         addr: server.addr,
         server_pid: Some(server.pid),
         container: None,
         cgroup: group.clone(),
+        idle_cpu,
     };
     let runs = body(&target);
     drop(target);
-    let stopped = server.stop();
+    let stopped = server.stop(stop_grace(
+        opts.server_cpu_quota.filter(|_| group.is_some()),
+    ));
     // Whatever the server left running (a wrapper script's children, a
     // worker that ignored SIGTERM) dies with its cgroup.
     if let Some(g) = group {
@@ -702,6 +711,7 @@ fn with_target(
         server_pid: None,
         container: container.clone(),
         cgroup: None,
+        idle_cpu: 0.0,
     };
     let runs = body(&target);
     if let Some((docker, name)) = &container {
@@ -749,6 +759,13 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// How long a server gets to stop after SIGTERM: 5 s of a whole CPU, so
+/// longer in a quota (10 s at 0.5: ending 10,000 threads takes CPU too).
+pub fn stop_grace(quota: Option<f64>) -> Duration {
+    let share = quota.unwrap_or(1.0).clamp(0.1, 1.0);
+    Duration::from_secs_f64(5.0 / share)
 }
 
 struct ServerProcess {
@@ -854,8 +871,8 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
-    /// SIGTERM, then wait at most 5 s (SIGKILL after that).
-    fn stop(mut self) -> Stopped {
+    /// SIGTERM, then wait at most `grace` (SIGKILL after that).
+    fn stop(mut self, grace: Duration) -> Stopped {
         let mut problem = None;
         if let Ok(Some(status)) = self.child.try_wait() {
             problem = Some(format!(
@@ -867,7 +884,7 @@ impl ServerProcess {
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + grace;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Some(status),
@@ -875,8 +892,9 @@ impl ServerProcess {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 _ => {
-                    problem
-                        .get_or_insert_with(|| "did not stop within 5 s of SIGTERM; killed".into());
+                    problem.get_or_insert_with(|| {
+                        format!("did not stop within {grace:?} of SIGTERM; killed")
+                    });
                     let _ = self.child.kill();
                     break self.child.wait().ok();
                 }
@@ -991,6 +1009,14 @@ mod tests {
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_quota_gives_a_longer_grace() {
+        assert_eq!(stop_grace(None), Duration::from_secs(5));
+        assert_eq!(stop_grace(Some(2.0)), Duration::from_secs(5));
+        assert_eq!(stop_grace(Some(0.5)), Duration::from_secs(10));
+        assert_eq!(stop_grace(Some(0.01)), Duration::from_secs(50));
     }
 
     #[test]

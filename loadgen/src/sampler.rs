@@ -441,6 +441,12 @@ pub struct CgroupStats {
     pub baseline_kernel_bytes: Option<u64>,
     pub end_kernel_bytes: Option<u64>,
     pub kernel_per_conn_bytes: Option<f64>,
+    /// Seconds waited before the run for the server to finish what the
+    /// previous run left it doing, and whether it did (None: not waited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
 }
 
 impl CgroupStats {
@@ -497,6 +503,8 @@ impl CgroupStats {
             baseline_kernel_bytes: base.kernel_bytes,
             end_kernel_bytes: end.kernel_bytes,
             kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
+            settle_s: None,
+            settled: None,
         }
     }
 

@@ -179,8 +179,10 @@ pub struct Target {
     pub server_pid: Option<u32>,
     /// ...or, in a container, through the Docker API.
     pub container: Option<(crate::docker::Docker, String)>,
-    /// The server's own cgroup, when `compare` made one.
+    /// The server's own cgroup, when `compare` made one, and the share of a
+    /// CPU the server used idle, just started.
     pub cgroup: Option<Arc<crate::cgroup::ServerCgroup>>,
+    pub idle_cpu: f64,
 }
 
 /// What every scenario gets.
@@ -215,6 +217,22 @@ impl Env<'_> {
             stop: Arc::clone(&self.stop),
             ..Control::default()
         });
+        // Let the server finish what the last run left it doing first.
+        let settled = match (&self.target.cgroup, sample) {
+            (Some(g), true) => {
+                let (waited, ok) = g.settle(self.target.idle_cpu, SETTLE_LIMIT);
+                if !ok {
+                    eprintln!(
+                        "loadgen: {} {scenario} {point}: the server was still busy {:.1} s after the last run; \
+                         measuring anyway",
+                        self.target.style,
+                        waited.as_secs_f64()
+                    );
+                }
+                Some((waited, ok))
+            }
+            _ => None,
+        };
         let opts = RunOptions {
             server_pid: if sample { self.target.server_pid } else { None },
             server_container: if sample {
@@ -232,6 +250,12 @@ impl Env<'_> {
         };
         match driver::run(spec, control, opts) {
             Ok(mut r) => {
+                if let (Some((waited, ok)), Some(cg)) =
+                    (settled, r.server.as_mut().and_then(|s| s.cgroup.as_mut()))
+                {
+                    cg.settle_s = Some(waited.as_secs_f64());
+                    cg.settled = Some(ok);
+                }
                 r.tags = Some(Tags {
                     style: self.target.style.clone(),
                     scenario: scenario.into(),
@@ -252,6 +276,9 @@ impl Env<'_> {
         self.stop.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
+
+/// The longest a run waits for the server to settle after the last one.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The names `--scenario` accepts, in the order compare runs them.
 pub const NAMES: &[&str] = &["idle", "scale", "open", "churn", "fairness"];
