@@ -23,7 +23,9 @@ use crate::variant::Variant;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerRecord {
     pub style: String,
-    /// "main" (every scenario but fairness) or "fairness" (started with --work-us).
+    /// "main" (every scenario but fairness), "fairness" (started with
+    /// --work-us), or in a point-by-point comparison the step ("idle",
+    /// "scale conns=50 size=64").
     pub phase: String,
     pub started: bool,
     pub pid: Option<u32>,
@@ -41,9 +43,11 @@ pub struct ServerRecord {
     pub summary: Option<String>,
     /// What went wrong, in words.
     pub problem: Option<String>,
-    /// The cgroup it ran in (removed after it stopped).
+    /// The cgroup it ran in (removed after it stopped), and its CPU quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<f64>,
     /// Processes still in that cgroup after the server stopped, killed
     /// before the cgroup was removed (a wrapper's children, say).
     #[serde(default, skip_serializing_if = "is_zero_usize")]
@@ -301,29 +305,58 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     let mut servers = Vec::new();
     // Round by round, every style in each: drift over the run (thermal,
     // other tenants) then hits every style alike.
+    // Point by point where the profile allows it (perf): at each point
+    // every style in turn, a fresh server each.
+    let steps = point_steps(opts);
     'rounds: for round in 0..repeat {
-        for style in &opts.styles {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                break 'rounds;
-            }
-            let (first_run, first_server) = (runs.len(), servers.len());
-            compare_style(
-                opts,
-                layout.as_ref(),
-                style,
-                &stop,
-                &progress,
-                &mut runs,
-                &mut servers,
-            );
-            for r in &mut runs[first_run..] {
-                if let Some(t) = r.tags.as_mut() {
-                    t.repeat = round;
+        let (first_run, first_server) = (runs.len(), servers.len());
+        match &steps {
+            Some(steps) => {
+                for step in steps {
+                    for style in &opts.styles {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break 'rounds;
+                        }
+                        let planned = opts.profile.for_style(style).steps();
+                        if planned.is_some_and(|p| p.contains(step)) {
+                            compare_step(
+                                opts,
+                                layout.as_ref(),
+                                style,
+                                *step,
+                                &stop,
+                                &progress,
+                                &mut runs,
+                                &mut servers,
+                            );
+                        }
+                    }
                 }
             }
-            for s in &mut servers[first_server..] {
-                s.repeat = round;
+            None => {
+                for style in &opts.styles {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break 'rounds;
+                    }
+                    compare_style(
+                        opts,
+                        layout.as_ref(),
+                        style,
+                        &stop,
+                        &progress,
+                        &mut runs,
+                        &mut servers,
+                    );
+                }
             }
+        }
+        for r in &mut runs[first_run..] {
+            if let Some(t) = r.tags.as_mut() {
+                t.repeat = round;
+            }
+        }
+        for s in &mut servers[first_server..] {
+            s.repeat = round;
         }
     }
     progress.finish();
@@ -470,6 +503,63 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The steps every style takes in a point-by-point comparison, in order
+/// (the union of the styles' plans), or None: each style whole.
+fn point_steps(opts: &CompareOptions) -> Option<Vec<crate::scenario::Step>> {
+    let mut all = Vec::new();
+    for style in &opts.styles {
+        for step in opts.profile.for_style(style).steps()? {
+            if !all.contains(&step) {
+                all.push(step);
+            }
+        }
+    }
+    // Idle first, then the scale points in the profile's order.
+    let order = opts.profile.steps().unwrap_or_default();
+    all.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));
+    Some(all)
+}
+
+/// One step of a point-by-point comparison for one style, on a fresh
+/// server (or its target).
+#[allow(clippy::too_many_arguments)]
+fn compare_step(
+    opts: &CompareOptions,
+    layout: Option<&crate::cgroup::Layout>,
+    style: &str,
+    step: crate::scenario::Step,
+    stop: &Arc<AtomicBool>,
+    progress: &Progress,
+    runs: &mut Vec<RunResult>,
+    servers: &mut Vec<ServerRecord>,
+) {
+    let p = &opts.profile.for_style(style);
+    let phase = step.name();
+    let mut body = |target: &Target| {
+        let mut on_run = |r: &RunResult| progress.run_done(r);
+        let mut env = Env {
+            profile: p,
+            target,
+            stop: Arc::clone(stop),
+            on_run: &mut on_run,
+        };
+        step.run(&mut env)
+    };
+    let (record, step_runs) = match opts.targets.iter().find(|t| t.style == style) {
+        Some(t) => with_target(
+            opts,
+            style,
+            &phase,
+            Some(&t.addr),
+            t.container.as_deref(),
+            &mut body,
+        ),
+        None => with_server(opts, layout, style, &phase, &[], &mut body),
+    };
+    servers.push(record);
+    runs.extend(step_runs);
+}
+
 fn compare_style(
     opts: &CompareOptions,
     layout: Option<&crate::cgroup::Layout>,
@@ -587,14 +677,9 @@ fn with_server(
     let mut args = variant.server_args();
     args.extend(extra.iter().map(|a| a.to_string()));
     record.args = args[1..].to_vec();
+    let quota = quota_for(opts, style);
     let group = match layout
-        .map(|l| {
-            crate::cgroup::ServerCgroup::create(
-                l,
-                &format!("{style}-{phase}"),
-                opts.server_cpu_quota,
-            )
-        })
+        .map(|l| crate::cgroup::ServerCgroup::create(l, &format!("{style}-{phase}"), quota))
         .transpose()
     {
         Ok(g) => g.map(Arc::new),
@@ -605,6 +690,7 @@ fn with_server(
         }
     };
     record.cgroup = group.as_ref().map(|g| g.name().to_string());
+    record.cpu_quota = group.as_ref().and_then(|g| g.quota());
     let server = match ServerProcess::spawn(opts, &args, group.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -631,9 +717,7 @@ fn with_server(
     };
     let runs = body(&target);
     drop(target);
-    let stopped = server.stop(stop_grace(
-        opts.server_cpu_quota.filter(|_| group.is_some()),
-    ));
+    let stopped = server.stop(stop_grace(quota.filter(|_| group.is_some())));
     // Whatever the server left running (a wrapper script's children, a
     // worker that ignored SIGTERM) dies with its cgroup.
     if let Some(g) = group {
@@ -758,6 +842,18 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
+    }
+}
+
+/// The quota of `style`'s server: the one given on the command line for
+/// every style; else the profile's plan for the style (perf runs `polling`
+/// without), unless `--server-cpu-quota none` turned it off.
+fn quota_for(opts: &CompareOptions, style: &str) -> Option<f64> {
+    if opts.quota_required {
+        opts.server_cpu_quota
+    } else {
+        opts.server_cpu_quota
+            .and(opts.profile.for_style(style).server_cpu_quota)
     }
 }
 

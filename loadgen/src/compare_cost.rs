@@ -126,11 +126,8 @@ pub fn idle_memory_cell(r: &RunResult) -> String {
 
 /// The scale runs' cost table: server CPU µs per message, and its ratio
 /// to epoll's (lower is leaner), with ranges over the repeats.
-pub fn cost_section(s: &mut String, v: &View) {
+pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     let conns = v.scale_conns();
-    let Some(&size) = v.scale_sizes().first() else {
-        return;
-    };
     let styles: Vec<String> = v
         .styles()
         .into_iter()
@@ -145,8 +142,7 @@ pub fn cost_section(s: &mut String, v: &View) {
     }
     let _ = writeln!(
         s,
-        "## Server CPU per message ({size} B, closed loop)\n\n\
-         CPU time of the server's cgroup (every thread and process, user + system) over the measured window, \
+        "**Server CPU per message, {size} B**: CPU time of the server's cgroup (every thread and process, user + system) over the measured window, \
          divided by the messages echoed in it, in µs: counted by the kernel, not sampled. Unlike msg/s it does \
          not depend on whether loadgen or the server was the limit. ‡ server-bound: the server used its whole \
          CPU quota and loadgen had room (there msg/s ranks the styles too); † client-bound.\n"

@@ -455,7 +455,6 @@ The targets are the `TARGETS` table in \
         s.push_str(&crate::perf::tables(results));
     }
     scale_section(&mut s, &v);
-    crate::compare_cost::cost_section(&mut s, &v);
     idle_section(&mut s, &v);
     open_section(&mut s, &v);
     churn_section(&mut s, &v);
@@ -483,6 +482,9 @@ fn servers_section(s: &mut String, results: &CompareResults) {
         };
         if !r.args.is_empty() {
             detail = format!("flags `{}`; {detail}", r.args.join(" "));
+        }
+        if r.cgroup.is_some() && r.cpu_quota.is_none() {
+            detail = format!("no CPU quota; {detail}");
         }
         let _ = writeln!(
             s,
@@ -597,6 +599,7 @@ fn scale_section(s: &mut String, v: &View) {
         s.push('\n');
         vs_reference_table(s, v, &styles, size, &conns);
         scale_reading(s, v, size, &conns);
+        crate::compare_cost::cost_tables(s, v, size);
     }
 }
 

@@ -60,12 +60,15 @@ pub const STYLES: &[&str] = &[
 ];
 
 /// The perf plan for one style: `polling` holds [`POLLING_IDLE`] idle
-/// connections and runs nothing else; every other style gets the profile.
+/// connections and runs nothing else, without the CPU quota (the CPU it
+/// burns is what it shows; a quota would only cap it); every other style
+/// gets the profile.
 pub fn adjust_profile(p: &Profile, style: &str) -> Profile {
     if style == "polling" || style.starts_with("polling:") {
         Profile {
             idle: POLLING_IDLE,
             scenarios: vec!["idle"],
+            server_cpu_quota: None,
             ..p.clone()
         }
     } else {
@@ -690,14 +693,25 @@ fn polling_table(s: &mut String, view: &View) {
         "### polling: CPU against latency at {} idle connections\n",
         thousands(first.spec.idle)
     );
+    let quota = rows
+        .iter()
+        .find_map(|(_, r)| crate::compare_cost::cgroup(r).and_then(|c| c.cpu_quota));
     let _ = writeln!(
         s,
         "{} active connections at {:.0} messages/s each beside the idle ones; latency from each message's \
-         intended send time.\n",
+         intended send time. {}\n",
         first.spec.conns,
         match first.spec.mode {
             crate::spec::Mode::Open { rate } => rate / first.spec.conns.max(1) as f64,
             _ => 0.0,
+        },
+        match quota {
+            Some(q) => format!(
+                "These servers ran in a CPU quota of {q} CPU, which caps what they burn: read the CPU \
+                 column against it."
+            ),
+            None =>
+                "These servers ran without a CPU quota: the CPU they burn is what they show.".into(),
         }
     );
     let _ = writeln!(
@@ -869,7 +883,28 @@ pub fn setup_sentence(results: &CompareResults) -> String {
     } else {
         " Every cell was measured once (--repeat 1): no spread is known.".into()
     };
-    quota + &rounds
+    let unquoted: Vec<&str> = results
+        .servers
+        .iter()
+        .filter(|s| s.cgroup.is_some() && s.cpu_quota.is_none() && s.repeat == 0)
+        .map(|s| s.style.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let except = if unquoted.is_empty()
+        || results
+            .cgroup
+            .as_ref()
+            .is_none_or(|c| c.cpu_quota.is_none())
+    {
+        String::new()
+    } else {
+        format!(
+            " Without a quota: {} (see their table).",
+            unquoted.join(", ")
+        )
+    };
+    quota + &except + &rounds
 }
 
 /// perf.md: the tables with a heading and what they are.

@@ -40,6 +40,9 @@ pub struct Profile {
     pub server_cpu_quota: Option<f64>,
     /// Rounds of every style (`--repeat`).
     pub repeat: u32,
+    /// Take the styles in turn at each point, a fresh server each
+    /// ([`Profile::steps`]), instead of each style whole.
+    pub by_point: bool,
 }
 
 impl Profile {
@@ -62,6 +65,7 @@ impl Profile {
             scenarios: NAMES.to_vec(),
             server_cpu_quota: None,
             repeat: 1,
+            by_point: false,
         };
         match name {
             "quick" => Some(quick),
@@ -99,6 +103,7 @@ impl Profile {
                 scenarios: vec!["idle", "scale"],
                 server_cpu_quota: Some(crate::perf::SERVER_CPU_QUOTA),
                 repeat: crate::perf::REPEAT,
+                by_point: true,
                 ..quick
             }),
             _ => None,
@@ -292,16 +297,79 @@ pub fn scale(env: &mut Env) -> Vec<RunResult> {
             if env.interrupted() {
                 return out;
             }
-            let spec = RunSpec {
-                conns,
-                size,
-                source_ips: source_ips(env.target.addr, conns),
-                ..env.base_spec()
-            };
-            out.extend(env.run("scale", format!("conns={conns} size={size}"), &spec, true));
+            out.extend(scale_point(env, conns, size));
         }
     }
     out
+}
+
+/// One point of `scale`.
+pub fn scale_point(env: &mut Env, conns: usize, size: usize) -> Option<RunResult> {
+    let spec = RunSpec {
+        conns,
+        size,
+        source_ips: source_ips(env.target.addr, conns),
+        ..env.base_spec()
+    };
+    env.run("scale", format!("conns={conns} size={size}"), &spec, true)
+}
+
+/// One server's worth of a comparison that takes the styles in turn point
+/// by point (the perf profile): the styles' figures at a point are then
+/// measured seconds apart, not minutes, and the machine's drift over a
+/// run (measured here: a style's cost per message moving 20% between
+/// rounds a minute apart) hits them alike. Each step gets a fresh server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Idle,
+    Scale { conns: usize, size: usize },
+}
+
+impl Step {
+    /// The server record's phase.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Idle => "idle".into(),
+            Step::Scale { conns, size } => format!("scale conns={conns} size={size}"),
+        }
+    }
+
+    pub fn run(&self, env: &mut Env) -> Vec<RunResult> {
+        match *self {
+            Step::Idle => idle(env),
+            Step::Scale { conns, size } => scale_point(env, conns, size).into_iter().collect(),
+        }
+    }
+}
+
+impl Profile {
+    /// The steps of a point-by-point comparison, in order, or None where
+    /// the profile takes each style whole (it has scenarios that need a
+    /// style's other results, like `open`, or one server throughout).
+    pub fn steps(&self) -> Option<Vec<Step>> {
+        if !self.by_point
+            || self
+                .scenarios
+                .iter()
+                .any(|s| !["idle", "scale"].contains(s))
+        {
+            return None;
+        }
+        let mut steps = Vec::new();
+        if self.runs("idle") {
+            steps.push(Step::Idle);
+        }
+        if self.runs("scale") {
+            for &size in &self.scale_sizes {
+                steps.extend(
+                    self.scale_conns
+                        .iter()
+                        .map(|&conns| Step::Scale { conns, size }),
+                );
+            }
+        }
+        Some(steps)
+    }
 }
 
 /// `idle`: many idle connections plus a few active ones at a light rate:

@@ -200,3 +200,73 @@ fn repeats_interleave_the_styles_and_the_quota_holds() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The perf profile's order: at each point every style in turn, each on a
+/// fresh server, so the styles at a point are measured seconds apart.
+/// (A smoke-sized profile with the perf profile's order, run in-process
+/// with loadgen's `serve` behind a wrapper as the servers binary.)
+#[test]
+fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
+    let dir = std::env::temp_dir().join(format!("loadgen-by-point-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("servers");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} serve \"$@\"\n",
+            env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut profile = loadgen::scenario::Profile::named("smoke").unwrap();
+    profile.scenarios = vec!["idle", "scale"];
+    profile.by_point = true;
+    let opts = loadgen::compare::CompareOptions {
+        styles: vec!["epoll".into(), "reactor".into()],
+        profile,
+        out: dir.join("out"),
+        server_bin: Some(wrapper),
+        server_cpus: vec![0],
+        client_cpus: vec![0],
+        targets: Vec::new(),
+        docker: None,
+        network: None,
+        server_cpu_quota: None,
+        quota_required: false,
+        repeat: 1,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");
+    let order: Vec<(String, String)> = results
+        .servers
+        .iter()
+        .map(|s| (s.phase.clone(), s.style.clone()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("idle", "epoll"),
+        ("idle", "reactor"),
+        ("scale conns=1 size=64", "epoll"),
+        ("scale conns=1 size=64", "reactor"),
+        ("scale conns=20 size=64", "epoll"),
+        ("scale conns=20 size=64", "reactor"),
+    ]
+    .map(|(p, s)| (p.to_string(), s.to_string()))
+    .to_vec();
+    assert_eq!(order, want);
+    for s in &results.servers {
+        assert!(
+            s.stopped_cleanly,
+            "{} {}: {:?}",
+            s.style, s.phase, s.problem
+        );
+    }
+    // Each server ran exactly its step.
+    assert_eq!(results.runs.len(), 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}

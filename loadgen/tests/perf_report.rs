@@ -406,7 +406,7 @@ fn cost_per_message_is_tabled_against_epoll() {
     let dir = write(&f, "cost");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        report.contains("## Server CPU per message (64 B, closed loop)"),
+        report.contains("**Server CPU per message, 64 B**"),
         "{report}"
     );
     assert!(report.contains("| epoll | 8.00 µs"), "{report}");
