@@ -455,12 +455,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         );
     }
     let mut on_run = |r: &RunResult| print!("{}", report::text(r));
-    let mut env = crate::scenario::Env {
-        profile: &profile,
-        target: &target,
-        stop: Arc::clone(&stop),
-        on_run: &mut on_run,
-    };
+    let mut env = crate::scenario::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
     let runs = match name {
         "scale" => crate::scenario::scale(&mut env),
         "idle" => crate::scenario::idle(&mut env),

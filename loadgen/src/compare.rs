@@ -537,12 +537,7 @@ fn compare_step(
     let phase = step.name();
     let mut body = |target: &Target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env {
-            profile: p,
-            target,
-            stop: Arc::clone(stop),
-            on_run: &mut on_run,
-        };
+        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
         step.run(&mut env)
     };
     let (record, step_runs) = match opts.targets.iter().find(|t| t.style == style) {
@@ -586,12 +581,7 @@ fn compare_style(
     };
     let (record, main_runs) = main(&mut |target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env {
-            profile: p,
-            target,
-            stop: Arc::clone(stop),
-            on_run: &mut on_run,
-        };
+        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
         let mut out = Vec::new();
         if p.runs("idle") {
             out.extend(scenario::idle(&mut env));
@@ -620,12 +610,7 @@ fn compare_style(
     let work = p.fairness_work_us.to_string();
     let mut fairness = |target: &Target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env {
-            profile: p,
-            target,
-            stop: Arc::clone(stop),
-            on_run: &mut on_run,
-        };
+        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
         scenario::fairness(&mut env)
     };
     let (record, fair_runs) = match target {

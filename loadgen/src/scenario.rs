@@ -198,9 +198,47 @@ pub struct Env<'a> {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Told about every run as it ends.
     pub on_run: &'a mut dyn FnMut(&RunResult),
+    /// The server's settling before the next run ([`Env::settle`]), when
+    /// it has happened and that run has not taken it yet.
+    settled: Option<(Duration, bool)>,
 }
 
-impl Env<'_> {
+impl<'a> Env<'a> {
+    pub fn new(
+        profile: &'a Profile,
+        target: &'a Target,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        on_run: &'a mut dyn FnMut(&RunResult),
+    ) -> Env<'a> {
+        Env {
+            profile,
+            target,
+            stop,
+            on_run,
+            settled: None,
+        }
+    }
+
+    /// Lets the server finish what the last run left it doing (for a
+    /// server in a cgroup; bounded). The next run records the wait. A
+    /// scenario that starts a load of its own beside the sampled run
+    /// (fairness's heavy connection) settles before starting it, or the
+    /// sampled run would wait for that load to end.
+    pub fn settle(&mut self) {
+        let Some(g) = &self.target.cgroup else {
+            return;
+        };
+        let (waited, ok) = g.settle(self.target.idle_cpu, SETTLE_LIMIT);
+        if !ok {
+            eprintln!(
+                "loadgen: {}: the server was still busy {:.1} s after the last run; measuring anyway",
+                self.target.style,
+                waited.as_secs_f64()
+            );
+        }
+        self.settled = Some((waited, ok));
+    }
+
     fn base_spec(&self) -> RunSpec {
         RunSpec {
             addr: self.target.addr,
@@ -222,22 +260,12 @@ impl Env<'_> {
             stop: Arc::clone(&self.stop),
             ..Control::default()
         });
-        // Let the server finish what the last run left it doing first.
-        let settled = match (&self.target.cgroup, sample) {
-            (Some(g), true) => {
-                let (waited, ok) = g.settle(self.target.idle_cpu, SETTLE_LIMIT);
-                if !ok {
-                    eprintln!(
-                        "loadgen: {} {scenario} {point}: the server was still busy {:.1} s after the last run; \
-                         measuring anyway",
-                        self.target.style,
-                        waited.as_secs_f64()
-                    );
-                }
-                Some((waited, ok))
-            }
-            _ => None,
-        };
+        // Let the server finish what the last run left it doing first
+        // (unless the scenario did so already).
+        if sample && self.settled.is_none() {
+            self.settle();
+        }
+        let settled = self.settled.take();
         let opts = RunOptions {
             server_pid: if sample { self.target.server_pid } else { None },
             server_container: if sample {
@@ -488,6 +516,9 @@ pub fn fairness(env: &mut Env) -> Vec<RunResult> {
         timeout: Duration::from_secs(30),
         ..env.base_spec()
     };
+    // Before the heavy connection starts: the light run's own settling
+    // would wait for it to end.
+    env.settle();
     let stop = Arc::clone(&env.stop);
     let heavy_run = std::thread::Builder::new()
         .name("fairness-heavy".into())

@@ -83,6 +83,22 @@ fn smoke_comparison_over_every_style() {
                     "{}: {cg:?}",
                     r.label.as_deref().unwrap_or("?")
                 );
+                // The light run of fairness is measured while the heavy
+                // connection keeps the server burning --work-us per chunk
+                // (the server settles before the heavy one starts, not
+                // after: settling before the light run waited for the
+                // heavy one to end and measured the light ones alone).
+                if r.tags
+                    .as_ref()
+                    .is_some_and(|t| t.scenario == "fairness" && t.point != "heavy")
+                {
+                    let busy = cg.cpu_s.unwrap_or(0.0) / r.measured_s;
+                    assert!(
+                        busy > 0.3,
+                        "{}: the server was {busy:.2} busy: the heavy connection was not running",
+                        r.label.as_deref().unwrap_or("?")
+                    );
+                }
             }
         }
         other => eprintln!("smoke_comparison: servers ran without cgroups here: {other:?}"),
