@@ -19,6 +19,7 @@
 //!   so runs from several loadgen processes merge exactly ([`results`]).
 
 pub mod cgroup;
+pub mod cgroup_stats;
 pub mod charts;
 pub mod cli;
 pub mod compare;

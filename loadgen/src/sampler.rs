@@ -46,7 +46,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::{Reading, ServerCgroup};
+use crate::cgroup::ServerCgroup;
+use crate::cgroup_stats::GroupWatch;
+pub use crate::cgroup_stats::{CgroupStats, WindowFn};
 
 /// Open fds are counted exactly up to this fd table size (per process).
 const MAX_FD_TABLE_TO_COUNT: u64 = 1024;
@@ -412,111 +414,6 @@ pub struct ServerStats {
     pub cgroup: Option<CgroupStats>,
 }
 
-/// What a server's cgroup counted during a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CgroupStats {
-    /// "v1" or "v2".
-    pub version: String,
-    pub name: String,
-    /// CPUs of CFS bandwidth the server had (None: no quota).
-    pub cpu_quota: Option<f64>,
-    /// CPU time of every process in the group over the measured window
-    /// (user + system, children included), seconds: counted by the kernel,
-    /// not sampled.
-    pub cpu_s: Option<f64>,
-    /// `cpu_s` per message completed in the window, µs.
-    pub cpu_us_per_msg: Option<f64>,
-    /// Quota periods in which the server was throttled, and how long, over
-    /// the window.
-    pub throttled_periods: Option<u64>,
-    pub throttled_s: Option<f64>,
-    /// Memory charged to the group before any connection and at the end of
-    /// the window (connections still open), kernel included where the
-    /// kernel accounts it.
-    pub baseline_memory_bytes: Option<u64>,
-    pub end_memory_bytes: Option<u64>,
-    /// (end - baseline) / connections.
-    pub memory_per_conn_bytes: Option<f64>,
-    /// The kernel's part (sockets, slab, stacks); None: not accounted here.
-    pub baseline_kernel_bytes: Option<u64>,
-    pub end_kernel_bytes: Option<u64>,
-    pub kernel_per_conn_bytes: Option<f64>,
-    /// Seconds waited before the run for the server to finish what the
-    /// previous run left it doing, and whether it did (None: not waited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settle_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settled: Option<bool>,
-}
-
-impl CgroupStats {
-    /// The figures between `base` (before any connection), `from` and
-    /// `to` (the window's edges) for `conns` connections.
-    pub fn between(
-        group: &ServerCgroup,
-        base: &Reading,
-        from: Option<&Reading>,
-        to: Option<&Reading>,
-        conns: usize,
-    ) -> CgroupStats {
-        CgroupStats::between_parts(
-            group.version(),
-            group.name(),
-            group.quota(),
-            base,
-            from,
-            to,
-            conns,
-        )
-    }
-
-    /// As [`CgroupStats::between`], for the group named `name`.
-    pub fn between_parts(
-        version: &str,
-        name: &str,
-        cpu_quota: Option<f64>,
-        base: &Reading,
-        from: Option<&Reading>,
-        to: Option<&Reading>,
-        conns: usize,
-    ) -> CgroupStats {
-        let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
-            let (a, b) = (a?, b?);
-            (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
-        };
-        let window = from.zip(to);
-        let end = to.unwrap_or(base);
-        CgroupStats {
-            version: version.into(),
-            name: name.into(),
-            cpu_quota,
-            cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
-            cpu_us_per_msg: None,
-            throttled_periods: window
-                .and_then(|(a, b)| Some(b.throttled_periods?.saturating_sub(a.throttled_periods?))),
-            throttled_s: window.and_then(|(a, b)| {
-                Some(b.throttled_ns?.saturating_sub(a.throttled_ns?) as f64 / 1e9)
-            }),
-            baseline_memory_bytes: base.memory_bytes,
-            end_memory_bytes: end.memory_bytes,
-            memory_per_conn_bytes: per_conn(base.memory_bytes, end.memory_bytes),
-            baseline_kernel_bytes: base.kernel_bytes,
-            end_kernel_bytes: end.kernel_bytes,
-            kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
-            settle_s: None,
-            settled: None,
-        }
-    }
-
-    /// Fills `cpu_us_per_msg` for `messages` completed in the window.
-    pub fn per_message(&mut self, messages: u64) {
-        self.cpu_us_per_msg = self
-            .cpu_s
-            .filter(|_| messages > 0)
-            .map(|s| s * 1e6 / messages as f64);
-    }
-}
-
 fn rss() -> String {
     "rss".into()
 }
@@ -576,87 +473,6 @@ pub struct Sampler {
     source: Source,
     baseline: Sample,
     cgroup: Option<GroupWatch>,
-}
-
-/// The server's cgroup, read before any connection and at the window's
-/// edges by a thread of its own (so that the edges are read on time
-/// whatever the /proc sampling is doing).
-struct GroupWatch {
-    group: Arc<ServerCgroup>,
-    baseline: Reading,
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<(Option<Reading>, Option<Reading>)>,
-}
-
-impl GroupWatch {
-    fn start(group: Arc<ServerCgroup>, window: WindowFn) -> Result<GroupWatch, String> {
-        let baseline = group
-            .read()
-            .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let reader = Arc::clone(&group);
-        let thread = std::thread::Builder::new()
-            .name("loadgen-cgroup".into())
-            .spawn(move || read_edges(&reader, &window, &stopped))
-            .map_err(|e| format!("cannot start the cgroup thread: {e}"))?;
-        Ok(GroupWatch {
-            group,
-            baseline,
-            stop,
-            thread,
-        })
-    }
-
-    fn finish(self, conns: usize) -> CgroupStats {
-        let _ = self.stop.send(());
-        let (from, to) = self.thread.join().unwrap_or((None, None));
-        // A run that ended before the window closed: read it now.
-        let to = to.or_else(|| from.as_ref().and(self.group.read()));
-        CgroupStats::between(
-            &self.group,
-            &self.baseline,
-            from.as_ref(),
-            to.as_ref(),
-            conns,
-        )
-    }
-}
-
-/// Waits for the window, then reads the group at its start and its end.
-fn read_edges(
-    group: &ServerCgroup,
-    window: &WindowFn,
-    stopped: &mpsc::Receiver<()>,
-) -> (Option<Reading>, Option<Reading>) {
-    let wait_until = |t: Instant| -> bool {
-        loop {
-            let now = Instant::now();
-            if now >= t {
-                return true;
-            }
-            match stopped.recv_timeout(t - now) {
-                Err(RecvTimeoutError::Timeout) => continue,
-                _ => return false,
-            }
-        }
-    };
-    let (from, to) = loop {
-        if let Some(w) = window() {
-            break w;
-        }
-        match stopped.recv_timeout(Duration::from_millis(5)) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            _ => return (None, None),
-        }
-    };
-    if !wait_until(from) {
-        return (None, None);
-    }
-    let a = group.read();
-    if !wait_until(to) {
-        return (a, None);
-    }
-    (a, group.read())
 }
 
 impl Sampler {
@@ -744,9 +560,6 @@ impl Sampler {
         stats
     }
 }
-
-/// The measured window of a run, once it is known.
-pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
 
 /// The sampling thread: a sample every `base`, or, while the server has a
 /// process tree, every `base` or long enough after the last one for its CPU
@@ -1077,50 +890,6 @@ mod tests {
         assert!(s.voluntary_ctxt_per_s.is_none());
         assert!(s.involuntary_ctxt_per_s.is_none());
         assert!(s.cpu_percent > 0.0);
-    }
-
-    #[test]
-    fn cgroup_figures_are_differences_over_the_window() {
-        use crate::cgroup::Reading;
-        let read = |cpu_ms: u64, mem: u64, kernel: Option<u64>, thr: u64| Reading {
-            cpu_ns: cpu_ms * 1_000_000,
-            throttled_periods: Some(thr),
-            throttled_ns: Some(thr * 1_000_000),
-            memory_bytes: Some(mem),
-            kernel_bytes: kernel,
-        };
-        let base = read(10, 1_000_000, Some(200_000), 0);
-        let from = read(50, 1_500_000, Some(300_000), 5);
-        let to = read(350, 3_000_000, Some(1_700_000), 105);
-        let mut s =
-            CgroupStats::between_parts("v1", "g", Some(0.5), &base, Some(&from), Some(&to), 1000);
-        // 300 ms of CPU over the window, for 100,000 messages: 3 us each.
-        assert!((s.cpu_s.unwrap() - 0.3).abs() < 1e-9);
-        s.per_message(100_000);
-        assert!((s.cpu_us_per_msg.unwrap() - 3.0).abs() < 1e-9);
-        assert_eq!(s.throttled_periods, Some(100));
-        assert!((s.throttled_s.unwrap() - 0.1).abs() < 1e-9);
-        // Memory from before the first connection to the window's end.
-        assert_eq!(s.memory_per_conn_bytes, Some(2000.0));
-        assert_eq!(s.kernel_per_conn_bytes, Some(1500.0));
-        // No messages: no cost per message, not a division by zero.
-        s.per_message(0);
-        assert_eq!(s.cpu_us_per_msg, None);
-        // Kernel memory not accounted: "not measured", never 0.
-        let s = CgroupStats::between_parts(
-            "v1",
-            "g",
-            None,
-            &read(0, 0, None, 0),
-            Some(&read(0, 0, None, 0)),
-            Some(&read(1, 10, None, 0)),
-            5,
-        );
-        assert_eq!(s.kernel_per_conn_bytes, None);
-        assert_eq!(s.memory_per_conn_bytes, Some(2.0));
-        // A run that never reached its window: no CPU figure.
-        let s = CgroupStats::between_parts("v2", "g", None, &base, None, None, 5);
-        assert_eq!(s.cpu_s, None);
     }
 
     #[test]
