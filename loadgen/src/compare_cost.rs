@@ -3,10 +3,11 @@
 //! connection with the kernel's share; and how the comparison was set up
 //! to make those figures the server's (its CPU quota, the repeats).
 //!
-//! The report's scale section shows throughput; this section shows cost.
-//! The two rank the styles in different cases: throughput where the run
-//! was server-bound (the server used its whole quota, loadgen had room),
-//! CPU per message always, since it does not depend on who was the limit.
+//! The report's scale tables show throughput; the tables under each of
+//! them ([`cost_tables`]) show cost. The two rank the styles in different
+//! cases: throughput where the run was server-bound (the server used its
+//! whole quota, loadgen had room), CPU per message always, since it does
+//! not depend on who was the limit.
 
 use std::fmt::Write as _;
 
