@@ -50,19 +50,11 @@ pub struct ServerRecord {
     pub cpu_quota: Option<f64>,
     /// Processes still in that cgroup after the server stopped, killed
     /// before the cgroup was removed (a wrapper's children, say).
-    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    #[serde(default, skip_serializing_if = "crate::results::is_default")]
     pub leftover_processes_killed: usize,
     /// Which of the `--repeat` rounds (0-based).
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "crate::results::is_default")]
     pub repeat: u32,
-}
-
-fn is_zero_usize(v: &usize) -> bool {
-    *v == 0
-}
-
-fn is_zero_u32(v: &u32) -> bool {
-    *v == 0
 }
 
 /// How the servers' cgroups were set up for a comparison.
@@ -307,47 +299,34 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     // other tenants) then hits every style alike.
     // Point by point where the profile allows it (perf): at each point
     // every style in turn, a fresh server each.
-    let steps = point_steps(opts);
+    let units = round_units(opts);
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
-        match &steps {
-            Some(steps) => {
-                for step in steps {
-                    for style in &opts.styles {
-                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                            break 'rounds;
-                        }
-                        let planned = opts.profile.for_style(style).steps();
-                        if planned.is_some_and(|p| p.contains(step)) {
-                            compare_step(
-                                opts,
-                                layout.as_ref(),
-                                style,
-                                *step,
-                                &stop,
-                                &progress,
-                                &mut runs,
-                                &mut servers,
-                            );
-                        }
-                    }
-                }
+        for (style, step) in &units {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'rounds;
             }
-            None => {
-                for style in &opts.styles {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break 'rounds;
-                    }
-                    compare_style(
-                        opts,
-                        layout.as_ref(),
-                        style,
-                        &stop,
-                        &progress,
-                        &mut runs,
-                        &mut servers,
-                    );
-                }
+            let (layout, progress) = (layout.as_ref(), &progress);
+            match step {
+                Some(step) => compare_step(
+                    opts,
+                    layout,
+                    style,
+                    *step,
+                    &stop,
+                    progress,
+                    &mut runs,
+                    &mut servers,
+                ),
+                None => compare_style(
+                    opts,
+                    layout,
+                    style,
+                    &stop,
+                    progress,
+                    &mut runs,
+                    &mut servers,
+                ),
             }
         }
         for r in &mut runs[first_run..] {
@@ -437,17 +416,23 @@ pub fn cgroup_setup(
     }
 }
 
+/// A target's container: the one named, else its address's host (container
+/// names are host names on a compose network).
+fn container_name(container: Option<&str>, addr: &str) -> String {
+    container.map(String::from).unwrap_or_else(|| {
+        addr.rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(addr)
+            .to_string()
+    })
+}
+
 /// Containers' CPU quota, read back from the first target's container (the
 /// compose files give every server the same).
 fn container_setup(opts: &CompareOptions) -> Option<CgroupSetup> {
     let docker = opts.docker.as_ref()?;
     let t = opts.targets.first()?;
-    let name = t.container.clone().unwrap_or_else(|| {
-        t.addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.to_string())
-            .unwrap_or_else(|| t.addr.clone())
-    });
+    let name = container_name(t.container.as_deref(), &t.addr);
     let mut setup = CgroupSetup {
         made_by: "docker".into(),
         ..CgroupSetup::default()
@@ -503,21 +488,37 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The steps every style takes in a point-by-point comparison, in order
-/// (the union of the styles' plans), or None: each style whole.
-fn point_steps(opts: &CompareOptions) -> Option<Vec<crate::scenario::Step>> {
-    let mut all = Vec::new();
-    for style in &opts.styles {
-        for step in opts.profile.for_style(style).steps()? {
-            if !all.contains(&step) {
-                all.push(step);
-            }
+/// What one round runs, in order: each style whole, or, where the profile
+/// goes point by point, at each step every style whose plan has it.
+fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::scenario::Step>)> {
+    let plans: Option<Vec<(&String, Vec<crate::scenario::Step>)>> = opts
+        .styles
+        .iter()
+        .map(|st| opts.profile.for_style(st).steps().map(|p| (st, p)))
+        .collect();
+    let Some(plans) = plans else {
+        return opts.styles.iter().map(|st| (st.clone(), None)).collect();
+    };
+    // Idle first, then the scale points in the profile's order; a step only
+    // some styles take (perf's polling holds fewer idle connections, but
+    // its idle is the same step) keeps that place.
+    let order = opts.profile.steps().unwrap_or_default();
+    let mut steps: Vec<crate::scenario::Step> = Vec::new();
+    for step in plans.iter().flat_map(|(_, p)| p.iter()) {
+        if !steps.contains(step) {
+            steps.push(*step);
         }
     }
-    // Idle first, then the scale points in the profile's order.
-    let order = opts.profile.steps().unwrap_or_default();
-    all.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));
-    Some(all)
+    steps.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));
+    steps
+        .iter()
+        .flat_map(|step| {
+            plans
+                .iter()
+                .filter(|(_, p)| p.contains(step))
+                .map(|(st, _)| ((*st).clone(), Some(*step)))
+        })
+        .collect()
 }
 
 /// One step of a point-by-point comparison for one style, on a fresh
@@ -746,12 +747,7 @@ fn with_target(
         record.problem = Some(format!("no {phase} address given in --target"));
         return (record, Vec::new());
     };
-    let name = container.map(String::from).unwrap_or_else(|| {
-        addr.rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(addr)
-            .to_string()
-    });
+    let name = container_name(container, addr);
     let container = opts.docker.clone().map(|d| (d, name));
     let since = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

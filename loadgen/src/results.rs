@@ -298,12 +298,14 @@ pub struct Tags {
     /// The point within the scenario, e.g. "conns=1000 size=64".
     pub point: String,
     /// Which of `compare --repeat N` rounds (0-based) measured it.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub repeat: u32,
 }
 
-fn is_zero(v: &u32) -> bool {
-    *v == 0
+/// For `skip_serializing_if`: a field at its default is left out, so
+/// results without the newer figures keep the keys they had.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Everything one run (or a merge of runs) measured.
