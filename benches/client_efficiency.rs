@@ -6,7 +6,7 @@
 //! otherwise) runs in this process, its threads pinned to CPU 0; both
 //! clients run pinned to CPU 1. 64-byte messages, closed loop.
 //!
-//! The target (loadgen::perf::CLIENT_EFFICIENCY_MIN_RATIO at
+//! The target (loadgen::report::perf::CLIENT_EFFICIENCY_MIN_RATIO at
 //! CLIENT_EFFICIENCY_CONNS): loadgen drives at least 1.2x the round trips/s
 //! of the thread-per-connection client at 50 and 1,000 connections. Pass or
 //! miss is printed, never asserted (timings on a shared machine are noisy).
@@ -20,7 +20,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use loadgen::RunSpec;
-use loadgen::driver::{self, Control, RunOptions};
+use loadgen::engine::{self, Control, RunOptions};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 use servers::{Config, Style};
@@ -102,7 +102,7 @@ fn loadgen_client(addr: SocketAddr, conns: usize, secs: f64) -> (f64, f64, bool)
         warmup: Duration::from_millis(500),
         ..RunSpec::default()
     };
-    let r = driver::run(&spec, Arc::new(Control::default()), RunOptions::default()).expect("run");
+    let r = engine::run(&spec, Arc::new(Control::default()), RunOptions::default()).expect("run");
     assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
     (
         r.throughput_msgs_per_s,
@@ -138,8 +138,8 @@ fn main() {
     };
     let server = servers::start(style, config, listener).expect("server");
     pin(1);
-    let target = loadgen::perf::CLIENT_EFFICIENCY_MIN_RATIO;
-    let judged = loadgen::perf::CLIENT_EFFICIENCY_CONNS;
+    let target = loadgen::report::perf::CLIENT_EFFICIENCY_MIN_RATIO;
+    let judged = loadgen::report::perf::CLIENT_EFFICIENCY_CONNS;
     println!("# {style} server on CPU 0; client on CPU 1; 64 B closed loop, {secs:.0} s per point");
     println!(
         "# target: loadgen >= {target:.1}x the thread-per-connection client's round trips/s at {judged:?} conns \

@@ -2,40 +2,39 @@
 //!
 //! What "honest" means here, and where each part lives:
 //! - every echoed byte is checked against the pattern that was sent
-//!   ([`pattern`]);
+//!   ([`engine::pattern`]);
 //! - the clock starts only once every connection is open and warmed up, and
 //!   open-loop latency is measured from the *intended* send time, so a stalled
-//!   server shows as many slow messages, not one ([`driver`]);
+//!   server shows as many slow messages, not one ([`engine`]);
 //! - every connection's wait for its first reply is recorded, and the
 //!   connections that never got one are counted, so a server that queues
-//!   connections cannot hide them behind the ones it serves ([`driver`]);
+//!   connections cannot hide them behind the ones it serves ([`engine`]);
 //! - the client measures its own CPU and says when it, not the server, was
 //!   the bottleneck; the server's memory, CPU and context switches are
 //!   sampled from /proc, over its whole process tree when it forks, within a
-//!   CPU budget ([`sampler`]); a server that `compare` starts runs in a
+//!   CPU budget ([`probe::sampler`]); a server that `compare` starts runs in a
 //!   cgroup of its own, which gives its exact CPU time per message and its
-//!   memory with the kernel's share, and can cap its CPU ([`cgroup`]);
-//! - results carry their environment ([`fingerprint`]) and full histograms,
+//!   memory with the kernel's share, and can cap its CPU ([`probe::cgroup`]);
+//! - results carry their environment ([`results::fingerprint`]) and full histograms,
 //!   so runs from several loadgen processes merge exactly ([`results`]).
 
-pub mod cgroup;
-pub mod cgroup_stats;
-pub mod charts;
+//!
+//! The modules, each depending only on those listed before it:
+//! - [`results`]: the data of one run (spec, figures, histograms, the
+//!   server's figures, the environment) and its JSON schema;
+//! - [`probe`]: the server watched from outside (/proc, Docker, cgroups);
+//! - [`engine`]: one load against one address, to a [`RunResult`];
+//! - [`compare`]: every style through every scenario, to a comparison's
+//!   results (it writes no files);
+//! - [`report`]: what people read (text, JSON, CSV, markdown, charts);
+//! - [`cli`]: the commands, calling the rest.
+
 pub mod cli;
 pub mod compare;
-pub mod compare_cost;
-pub mod compare_report;
-pub mod docker;
-pub mod driver;
-pub mod fingerprint;
-pub mod pattern;
-pub mod perf;
+pub mod engine;
+pub mod probe;
 pub mod report;
 pub mod results;
-pub mod sampler;
-pub mod scenario;
-pub mod spec;
-pub mod variant;
 
 pub use results::RunResult;
-pub use spec::{Mode, RunSpec};
+pub use results::spec::{Mode, RunSpec};

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::cgroup::{CgroupError, Layout, PREFIX, ServerCgroup, remove_leftovers};
 use loadgen::compare::{CompareOptions, cgroup_setup};
+use loadgen::probe::cgroup::{CgroupError, Layout, PREFIX, ServerCgroup, remove_leftovers};
 
 mod common;
 
@@ -99,7 +99,7 @@ fn a_quota_holds_a_busy_server_to_its_share() {
     // SAFETY: only write(2) between fork and exec (Placement::enter).
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || loadgen::cgroup::Placement::enter(&fds));
+        cmd.pre_exec(move || loadgen::probe::cgroup::Placement::enter(&fds));
     }
     let mut child = cmd.spawn().unwrap();
     drop(placement);
@@ -247,7 +247,7 @@ fn leftovers_of_a_killed_comparison_are_removed() {
 fn options(quota: Option<f64>, required: bool) -> CompareOptions {
     CompareOptions {
         styles: vec!["epoll".into()],
-        profile: loadgen::scenario::Profile::named("smoke").unwrap(),
+        profile: loadgen::compare::scenario::Profile::named("smoke").unwrap(),
         out: std::env::temp_dir(),
         server_bin: None,
         server_cpus: vec![0],

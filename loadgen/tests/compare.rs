@@ -132,7 +132,7 @@ fn smoke_comparison_over_every_style() {
 
 /// Whether a group of this name is in any hierarchy.
 fn group_exists(name: &str) -> bool {
-    loadgen::cgroup::Layout::detect()
+    loadgen::probe::cgroup::Layout::detect()
         .map(|l| l.bases().iter().any(|b| b.join(name).exists()))
         .unwrap_or(false)
 }
@@ -144,8 +144,8 @@ fn group_exists(name: &str) -> bool {
 fn repeats_interleave_the_styles_and_the_quota_holds() {
     let dir = std::env::temp_dir().join(format!("loadgen-repeat-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let writable = loadgen::cgroup::Layout::detect()
-        .and_then(|l| loadgen::cgroup::ServerCgroup::create(&l, "check", None))
+    let writable = loadgen::probe::cgroup::Layout::detect()
+        .and_then(|l| loadgen::probe::cgroup::ServerCgroup::create(&l, "check", None))
         .is_ok();
     let mut cmd = loadgen();
     cmd.args([
@@ -244,7 +244,7 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut profile = loadgen::scenario::Profile::named("smoke").unwrap();
+    let mut profile = loadgen::compare::scenario::Profile::named("smoke").unwrap();
     profile.scenarios = vec!["idle", "scale"];
     profile.by_point = true;
     let opts = loadgen::compare::CompareOptions {

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::driver::{self, Control, RunOptions};
+use loadgen::engine::{self, Control, RunOptions};
 use loadgen::{Mode, RunResult, RunSpec};
 use servers::{Config, Style};
 
@@ -23,7 +23,7 @@ fn spec(addr: std::net::SocketAddr, conns: usize) -> RunSpec {
 }
 
 fn run(spec: &RunSpec) -> RunResult {
-    driver::run(spec, Arc::new(Control::default()), RunOptions::default()).expect("run set-up")
+    engine::run(spec, Arc::new(Control::default()), RunOptions::default()).expect("run set-up")
 }
 
 fn epoll_server() -> servers::ServerHandle {

@@ -188,7 +188,7 @@ fn perf_md_and_report_hold_the_verdicts() {
     let perf = std::fs::read_to_string(dir.join("perf.md")).expect("perf.md written");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     // The same tables in both.
-    let tables = loadgen::perf::tables(&perf_fixture());
+    let tables = loadgen::report::perf::tables(&perf_fixture());
     assert!(perf.contains(&tables), "{perf}");
     assert!(report.contains(&tables), "{report}");
     assert!(report.contains("## perf: every style against epoll"));
@@ -288,7 +288,7 @@ fn perf_without_epoll_gives_no_ratios() {
     f.styles.retain(|s| s != "epoll");
     f.runs
         .retain(|r| r.tags.as_ref().is_some_and(|t| t.style != "epoll"));
-    let tables = loadgen::perf::tables(&f);
+    let tables = loadgen::report::perf::tables(&f);
     assert!(
         tables.contains("epoll, the reference, was not among the styles in this run"),
         "{tables}"
@@ -338,7 +338,7 @@ fn repeats_give_medians_ranges_and_inconclusive_verdicts() {
             }
         }
     }
-    let tables = loadgen::perf::tables(&f);
+    let tables = loadgen::report::perf::tables(&f);
     assert!(
         tables.contains(
             "| reactor | 0.97 (0.93–0.99) ≥ 0.95: inconclusive | 0.93 (0.90–0.94) ≥ 0.95: **miss** | \
@@ -355,7 +355,7 @@ fn repeats_give_medians_ranges_and_inconclusive_verdicts() {
         tables.contains("| epoll (the reference, msg/s) | 100.0k/s | 90.0k/s | 80.0k/s |"),
         "{tables}"
     );
-    let sentence = loadgen::perf::setup_sentence(&f);
+    let sentence = loadgen::report::perf::setup_sentence(&f);
     assert!(sentence.contains("measured 3 times"), "{sentence}");
     // The report's vs-epoll table gives the same ranges.
     let dir = write(&f, "repeats");
@@ -386,7 +386,7 @@ fn cost_per_message_is_tabled_against_epoll() {
             .server
             .as_mut()
             .expect("the fixture's scale runs are sampled");
-        sv.cgroup = Some(loadgen::sampler::CgroupStats {
+        sv.cgroup = Some(loadgen::probe::sampler::CgroupStats {
             version: "v1".into(),
             cpu_quota: Some(0.5),
             cpu_s: Some(us * r.messages as f64 / 1e6),
@@ -394,7 +394,7 @@ fn cost_per_message_is_tabled_against_epoll() {
             ..Default::default()
         });
     }
-    let tables = loadgen::perf::tables(&f);
+    let tables = loadgen::report::perf::tables(&f);
     assert!(
         tables.contains("### Server CPU per message against epoll"),
         "{tables}"

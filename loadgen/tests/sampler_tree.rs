@@ -12,7 +12,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use loadgen::sampler::{self, Sampler, Source};
+use loadgen::probe::sampler::{self, Sampler, Source};
 
 /// Children the "server" forks, memory each dirties, CPU each burns.
 const CHILDREN: usize = 4;

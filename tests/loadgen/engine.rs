@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::driver::{self, Control, RunOptions};
+use loadgen::engine::{self, Control, RunOptions};
 use loadgen::{Mode, RunResult, RunSpec};
 use servers::{Config, ServerHandle, Style};
 
@@ -29,7 +29,7 @@ pub fn run(spec: &RunSpec) -> RunResult {
 }
 
 pub fn run_with(spec: &RunSpec, opts: RunOptions) -> RunResult {
-    driver::run(spec, Arc::new(Control::default()), opts).expect("run set-up")
+    engine::run(spec, Arc::new(Control::default()), opts).expect("run set-up")
 }
 
 #[test]

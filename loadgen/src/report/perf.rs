@@ -17,10 +17,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::compare::CompareResults;
-use crate::compare_report::{REFERENCE, View, fmt_rate};
+use crate::compare::scenario::Profile;
+use crate::report::compare::{REFERENCE, View, fmt_rate};
 use crate::report::fmt_us;
 use crate::results::RunResult;
-use crate::scenario::Profile;
 
 /// Connection counts of the throughput targets (the columns of [`Target::ratio`]).
 pub const CONNS: [usize; 3] = [50, 1000, 10_000];
@@ -45,7 +45,7 @@ pub const REPEAT: u32 = 3;
 pub const POLLING_IDLE: usize = 1000;
 
 /// What the perf profile runs, in order (style variants: see
-/// [`crate::variant`]).
+/// [`crate::compare::variant`]).
 pub const STYLES: &[&str] = &[
     "epoll",
     "reactor",
@@ -662,7 +662,7 @@ fn cost_table(s: &mut String, view: &View) {
     let any = styles.iter().any(|st| {
         view.scale_points(st, SIZE)
             .iter()
-            .any(|r| crate::compare_cost::cpu_us_per_msg(r).is_some())
+            .any(|r| crate::report::cost::cpu_us_per_msg(r).is_some())
     });
     if !any || !view.has_reference(SIZE) {
         return;
@@ -675,7 +675,7 @@ fn cost_table(s: &mut String, view: &View) {
          message. Below 1 is leaner. No targets: this is the figure that ranks the styles whether or not a run \
          was server-bound.\n"
     );
-    crate::compare_cost::cost_vs_reference(s, view, &styles, &CONNS, SIZE);
+    crate::report::cost::cost_vs_reference(s, view, &styles, &CONNS, SIZE);
 }
 
 fn polling_table(s: &mut String, view: &View) {
@@ -695,14 +695,14 @@ fn polling_table(s: &mut String, view: &View) {
     );
     let quota = rows
         .iter()
-        .find_map(|(_, r)| crate::compare_cost::cgroup(r).and_then(|c| c.cpu_quota));
+        .find_map(|(_, r)| crate::report::cost::cgroup(r).and_then(|c| c.cpu_quota));
     let _ = writeln!(
         s,
         "{} active connections at {:.0} messages/s each beside the idle ones; latency from each message's \
          intended send time. {}\n",
         first.spec.conns,
         match first.spec.mode {
-            crate::spec::Mode::Open { rate } => rate / first.spec.conns.max(1) as f64,
+            crate::results::spec::Mode::Open { rate } => rate / first.spec.conns.max(1) as f64,
             _ => 0.0,
         },
         match quota {
@@ -721,7 +721,7 @@ fn polling_table(s: &mut String, view: &View) {
     // (flags, sleep us, CPU %, active p99) of each variant measured.
     let mut cpu = Vec::new();
     for (st, r) in &rows {
-        let args = crate::variant::Variant::parse(st)
+        let args = crate::compare::variant::Variant::parse(st)
             .map(|v| v.args)
             .unwrap_or_default();
         let flags = args.join(" ");
@@ -933,7 +933,7 @@ mod tests {
     use crate::results::{Tags, record};
 
     fn fixture() -> CompareResults {
-        serde_json::from_str(include_str!("../tests/fixtures/compare-smoke.json"))
+        serde_json::from_str(include_str!("../../tests/fixtures/compare-smoke.json"))
             .expect("fixture parses")
     }
 
@@ -1210,11 +1210,11 @@ mod tests {
     fn every_target_names_known_variants() {
         for t in TARGETS {
             for v in t.variants {
-                crate::variant::Variant::parse(v).unwrap();
+                crate::compare::variant::Variant::parse(v).unwrap();
             }
         }
         for st in STYLES {
-            crate::variant::Variant::parse(st).unwrap();
+            crate::compare::variant::Variant::parse(st).unwrap();
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::charts::Chart;
 use crate::compare::CompareResults;
+use crate::report::charts::Chart;
 use crate::report::fmt_us;
 use crate::results::RunResult;
 
@@ -264,7 +264,7 @@ impl<'a> View<'a> {
             .rev()
             .find(|r| r.messages > 0)?;
         // The cgroup's exact figure where the server ran in one.
-        if let Some(us) = crate::compare_cost::cpu_us_per_msg(r) {
+        if let Some(us) = crate::report::cost::cpu_us_per_msg(r) {
             return Some(us * 10.0);
         }
         let sv = r.server.as_ref()?;
@@ -348,7 +348,7 @@ fn mark(r: &RunResult) -> &'static str {
         " ✗"
     } else if r.client.client_bound {
         " †"
-    } else if crate::compare_cost::server_bound(r) {
+    } else if crate::report::cost::server_bound(r) {
         " ‡"
     } else {
         ""
@@ -434,7 +434,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
                 .join("; ")
         }
     );
-    s.push_str(&crate::compare_cost::setup_rows(results));
+    s.push_str(&crate::report::cost::setup_rows(results));
     let _ = writeln!(s, "| took | {:.0} s |\n", results.elapsed_s);
     let _ = writeln!(
         s,
@@ -452,7 +452,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
 The targets are the `TARGETS` table in \
              loadgen/src/perf.rs; pass and miss are reported, never asserted (the same tables are in perf.md).\n"
         );
-        s.push_str(&crate::perf::tables(results));
+        s.push_str(&crate::report::perf::tables(results));
     }
     scale_section(&mut s, &v);
     idle_section(&mut s, &v);
@@ -599,7 +599,7 @@ fn scale_section(s: &mut String, v: &View) {
         s.push('\n');
         vs_reference_table(s, v, &styles, size, &conns);
         scale_reading(s, v, size, &conns);
-        crate::compare_cost::cost_tables(s, v, size);
+        crate::report::cost::cost_tables(s, v, size);
     }
 }
 
@@ -874,7 +874,7 @@ fn idle_section(s: &mut String, v: &View) {
         let _ = writeln!(
             s,
             "| {st} |{counts} {per} | {} | {peak} | {cpu} | {p99}{} | {} |",
-            crate::compare_cost::idle_memory_cell(r),
+            crate::report::cost::idle_memory_cell(r),
             mark(r),
             r.errors.describe()
         );
@@ -895,11 +895,11 @@ fn idle_section(s: &mut String, v: &View) {
     };
     // With the kernel's share where every style has it, else user space.
     let with_kernel = rows.iter().all(|(_, r)| {
-        crate::compare_cost::cgroup(r).is_some_and(|c| c.memory_per_conn_bytes.is_some())
+        crate::report::cost::cgroup(r).is_some_and(|c| c.memory_per_conn_bytes.is_some())
     });
     let mem = ranked(v, |st| {
         v.idle_run(st).and_then(|r| {
-            let cg = crate::compare_cost::cgroup(r).and_then(|c| c.memory_per_conn_bytes);
+            let cg = crate::report::cost::cgroup(r).and_then(|c| c.memory_per_conn_bytes);
             let bytes = if with_kernel {
                 cg
             } else {

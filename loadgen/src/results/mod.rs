@@ -1,6 +1,9 @@
 //! A run's result: every figure loadgen reports, the histograms behind them
 //! (so that runs merge exactly), and the JSON schema they are written in.
 
+pub mod fingerprint;
+pub mod spec;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -9,9 +12,9 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::Fingerprint;
-use crate::sampler::ServerStats;
-use crate::spec::RunSpec;
+use crate::probe::sampler::ServerStats;
+use crate::results::fingerprint::Fingerprint;
+use crate::results::spec::RunSpec;
 
 /// Version of the JSON layout below; bump on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -397,8 +400,10 @@ impl RunResult {
             out.spec.conns += r.spec.conns;
             out.spec.idle += r.spec.idle;
             out.spec.threads += r.spec.threads;
-            if let (crate::spec::Mode::Open { rate: a }, crate::spec::Mode::Open { rate: b }) =
-                (&mut out.spec.mode, &r.spec.mode)
+            if let (
+                crate::results::spec::Mode::Open { rate: a },
+                crate::results::spec::Mode::Open { rate: b },
+            ) = (&mut out.spec.mode, &r.spec.mode)
             {
                 *a += b;
             }

@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::compare::CompareResults;
-use crate::compare_report::View;
+use crate::report::compare::View;
 use crate::results::RunResult;
 
 /// A chart written to disk: its path relative to the report, and a title.

@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::driver::{self, Control, RunOptions};
+use crate::engine::{self, Control, RunOptions};
+use crate::results::spec::{Mode, RunSpec};
 use crate::results::{RunResult, Tags};
-use crate::spec::{Mode, RunSpec};
 
 /// How big a comparison is.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,16 +93,16 @@ impl Profile {
             }),
             "perf" => Some(Profile {
                 name: "perf",
-                duration: crate::perf::DURATION,
-                warmup: crate::perf::WARMUP,
-                scale_conns: crate::perf::CONNS.to_vec(),
-                scale_sizes: vec![crate::perf::SIZE],
-                idle: crate::perf::IDLE,
-                idle_active: crate::perf::IDLE_ACTIVE,
-                idle_rate_per_conn: crate::perf::IDLE_RATE_PER_CONN,
+                duration: crate::report::perf::DURATION,
+                warmup: crate::report::perf::WARMUP,
+                scale_conns: crate::report::perf::CONNS.to_vec(),
+                scale_sizes: vec![crate::report::perf::SIZE],
+                idle: crate::report::perf::IDLE,
+                idle_active: crate::report::perf::IDLE_ACTIVE,
+                idle_rate_per_conn: crate::report::perf::IDLE_RATE_PER_CONN,
                 scenarios: vec!["idle", "scale"],
-                server_cpu_quota: Some(crate::perf::SERVER_CPU_QUOTA),
-                repeat: crate::perf::REPEAT,
+                server_cpu_quota: Some(crate::report::perf::SERVER_CPU_QUOTA),
+                repeat: crate::report::perf::REPEAT,
                 by_point: true,
                 ..quick
             }),
@@ -117,7 +117,7 @@ impl Profile {
     /// profile gives `polling` variants a smaller idle-only plan.
     pub fn for_style(&self, style: &str) -> Profile {
         if self.name == "perf" {
-            crate::perf::adjust_profile(self, style)
+            crate::report::perf::adjust_profile(self, style)
         } else {
             self.clone()
         }
@@ -126,7 +126,10 @@ impl Profile {
     /// The styles `compare` runs when `--styles` is not given.
     pub fn default_styles(&self) -> Vec<String> {
         if self.name == "perf" {
-            crate::perf::STYLES.iter().map(|s| s.to_string()).collect()
+            crate::report::perf::STYLES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         } else {
             servers::Style::ALL
                 .iter()
@@ -183,10 +186,10 @@ pub struct Target {
     /// Sampled from /proc when given...
     pub server_pid: Option<u32>,
     /// ...or, in a container, through the Docker API.
-    pub container: Option<(crate::docker::Docker, String)>,
+    pub container: Option<(crate::probe::docker::Docker, String)>,
     /// The server's own cgroup, when `compare` made one, and the share of a
     /// CPU the server used idle, just started.
-    pub cgroup: Option<Arc<crate::cgroup::ServerCgroup>>,
+    pub cgroup: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
     pub idle_cpu: f64,
 }
 
@@ -281,7 +284,7 @@ impl<'a> Env<'a> {
             label: Some(format!("{}/{scenario}/{point}", self.target.style)),
             on_tick: None,
         };
-        match driver::run(spec, control, opts) {
+        match engine::run(spec, control, opts) {
             Ok(mut r) => {
                 if let (Some((waited, ok)), Some(cg)) =
                     (settled, r.server.as_mut().and_then(|s| s.cgroup.as_mut()))
@@ -527,7 +530,7 @@ pub fn fairness(env: &mut Env) -> Vec<RunResult> {
                 stop,
                 ..Control::default()
             });
-            driver::run(&heavy, control, RunOptions::default())
+            engine::run(&heavy, control, RunOptions::default())
         });
     let light_result = env.run(
         "fairness",

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::driver::{self, Control, RunOptions};
+use crate::engine::{self, Control, RunOptions};
 use crate::report;
 use crate::results::RunResult;
-use crate::spec::{Mode, RunSpec};
+use crate::results::spec::{Mode, RunSpec};
 
 /// Exit status of a run that completed but failed (errors, dead server...).
 pub const EXIT_FAILED: i32 = 1;
@@ -70,7 +70,7 @@ pub struct CompareArgs {
     /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
     /// (bigger hardware), perf (every style against epoll and the targets in
     /// loadgen/src/perf.rs, 5-8 minutes on 2 cores; writes perf.md).
-    #[arg(long, default_value = "quick", value_parser = crate::scenario::Profile::NAMES.to_vec())]
+    #[arg(long, default_value = "quick", value_parser = crate::compare::scenario::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: results/<UTC timestamp>).
     #[arg(long)]
@@ -147,7 +147,7 @@ fn parse_styles(s: &str) -> Result<StyleList, String> {
     }
     let mut out = Vec::new();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let variant = crate::variant::Variant::parse(name)?;
+        let variant = crate::compare::variant::Variant::parse(name)?;
         if !out.contains(&variant.name) {
             out.push(variant.name);
         }
@@ -227,10 +227,10 @@ pub struct RunArgs {
     pub label: Option<String>,
     /// Run one of compare's scenarios against --addr instead of a single
     /// load (the load flags are then the scenario's own).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::scenario::NAMES))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::compare::scenario::NAMES))]
     pub scenario: Option<String>,
     /// Scenario size for --scenario: smoke, quick, full or perf.
-    #[arg(long, default_value = "quick", value_parser = crate::scenario::Profile::NAMES.to_vec())]
+    #[arg(long, default_value = "quick", value_parser = crate::compare::scenario::Profile::NAMES.to_vec())]
     pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -398,7 +398,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
     if std::io::stderr().is_terminal() {
         opts.on_tick = Some(progress_bar(&spec));
     }
-    let result = driver::run(&spec, control, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = engine::run(&spec, control, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     if result.client.client_bound {
         eprintln!(
             "loadgen: warning: a loadgen thread was busy {:.0}% of the run: these numbers are the client's limit, \
@@ -429,10 +429,10 @@ fn stop_flag() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
     Ok(stop)
 }
 
-fn profile(name: &str) -> crate::scenario::Profile {
+fn profile(name: &str) -> crate::compare::scenario::Profile {
     // The value parser only lets known names through.
-    crate::scenario::Profile::named(name).unwrap_or_else(|| {
-        crate::scenario::Profile::named("quick").expect("the quick profile exists")
+    crate::compare::scenario::Profile::named(name).unwrap_or_else(|| {
+        crate::compare::scenario::Profile::named("quick").expect("the quick profile exists")
     })
 }
 
@@ -440,7 +440,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
     let profile = profile(&args.profile);
-    let target = crate::scenario::Target {
+    let target = crate::compare::scenario::Target {
         style: args.label.clone().unwrap_or_else(|| "server".into()),
         addr: args.addr,
         server_pid: args.server_pid,
@@ -455,13 +455,14 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         );
     }
     let mut on_run = |r: &RunResult| print!("{}", report::text(r));
-    let mut env = crate::scenario::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
+    let mut env =
+        crate::compare::scenario::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
     let runs = match name {
-        "scale" => crate::scenario::scale(&mut env),
-        "idle" => crate::scenario::idle(&mut env),
-        "open" => crate::scenario::open(&mut env, None),
-        "churn" => crate::scenario::churn(&mut env),
-        _ => crate::scenario::fairness(&mut env),
+        "scale" => crate::compare::scenario::scale(&mut env),
+        "idle" => crate::compare::scenario::idle(&mut env),
+        "open" => crate::compare::scenario::open(&mut env, None),
+        "churn" => crate::compare::scenario::churn(&mut env),
+        _ => crate::compare::scenario::fairness(&mut env),
     };
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&runs).context("serialising results")?;
@@ -480,7 +481,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
-    let online = crate::fingerprint::affinity(0).unwrap_or_default();
+    let online = crate::results::fingerprint::affinity(0).unwrap_or_default();
     let targeted = !args.targets.is_empty();
     // Running servers have the CPUs their containers were given.
     let server_cpus = if targeted {
@@ -547,7 +548,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         docker: args
             .docker_socket
             .as_deref()
-            .map(crate::docker::Docker::new),
+            .map(crate::probe::docker::Docker::new),
         network: args.network.clone(),
         profile,
         out: out.clone(),
@@ -567,7 +568,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         .count();
     if results.profile == "perf" {
         // Reported, never asserted: the exit code does not depend on it.
-        println!("{}", crate::perf::markdown(&results));
+        println!("{}", crate::report::perf::markdown(&results));
         println!("perf: {}", out.join("perf.md").display());
     }
     println!(
@@ -695,7 +696,7 @@ fn servers_limit() -> u64 {
     0
 }
 
-fn progress_bar(spec: &RunSpec) -> driver::TickFn {
+fn progress_bar(spec: &RunSpec) -> engine::TickFn {
     let total = spec.total_conns() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(

@@ -28,6 +28,8 @@
 //! The connections stay open until the server has been sampled after the
 //! window, so a server with a process per connection is read as it was.
 
+pub mod pattern;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
@@ -47,14 +49,13 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::fingerprint::Fingerprint;
-use crate::pattern;
+use crate::probe::sampler::Sampler;
+use crate::results::fingerprint::Fingerprint;
+use crate::results::spec::{Mode, RunSpec};
 use crate::results::{
     ClientStats, ConnectStats, Errors, Fairness, Hist, Histograms, Outcome, RunResult,
     SCHEMA_VERSION, new_histogram, record,
 };
-use crate::sampler::Sampler;
-use crate::spec::{Mode, RunSpec};
 
 /// Pending connects per worker when no --connect-rate is given: enough to
 /// open thousands per second, few enough not to flood the server's backlog
@@ -87,10 +88,10 @@ pub struct RunOptions {
     /// Sample this process from /proc.
     pub server_pid: Option<u32>,
     /// Or this container through the Docker API (when no pid is given).
-    pub server_container: Option<(crate::docker::Docker, String)>,
+    pub server_container: Option<(crate::probe::docker::Docker, String)>,
     /// The server's own cgroup (with `server_pid`): exact CPU per message
     /// and memory with the kernel's share.
-    pub server_cgroup: Option<Arc<crate::cgroup::ServerCgroup>>,
+    pub server_cgroup: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
     pub label: Option<String>,
     /// Called about every 100 ms on the calling thread.
     pub on_tick: Option<TickFn>,
@@ -117,8 +118,10 @@ pub fn run(
     // Before any load: the load average then describes the machine, not us.
     let environment = Fingerprint::collect(opts.server_pid);
     let source = match (opts.server_pid, opts.server_container.take()) {
-        (Some(pid), _) => Some(crate::sampler::Source::Process(pid)),
-        (None, Some((docker, name))) => Some(crate::sampler::Source::Container(docker, name)),
+        (Some(pid), _) => Some(crate::probe::sampler::Source::Process(pid)),
+        (None, Some((docker, name))) => {
+            Some(crate::probe::sampler::Source::Container(docker, name))
+        }
         (None, None) => None,
     };
     let sampler = match source {

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
+use crate::probe::sampler::ServerStats;
 use crate::results::RunResult;
-use crate::sampler::ServerStats;
-use crate::spec::Mode;
+use crate::results::spec::Mode;
 
 /// A latency in microseconds, in the unit that reads best.
 pub fn fmt_us(v: u64) -> String {
@@ -195,7 +195,7 @@ pub fn sampling_note(sv: &ServerStats) -> Option<String> {
         "process tree sampled every {:.0} ms at most, not every 100 ms, to keep sampling under {:.0}% of a CPU \
          (sampler used {:.1}%)",
         sv.sample_interval_ms.unwrap_or(0.0),
-        crate::sampler::TREE_BUDGET * 100.0,
+        crate::probe::sampler::TREE_BUDGET * 100.0,
         sv.sampler_cpu_percent.unwrap_or(0.0)
     ))
 }

@@ -2,6 +2,9 @@
 //! machine, each server in its own process pinned to its own CPUs, and a
 //! report of where each style wins and where it breaks.
 
+pub mod scenario;
+pub mod variant;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,10 +17,10 @@ use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::Fingerprint;
+use crate::compare::scenario::{Env, Profile, Target};
+use crate::compare::variant::Variant;
+use crate::results::fingerprint::Fingerprint;
 use crate::results::{RunResult, SCHEMA_VERSION};
-use crate::scenario::{self, Env, Profile, Target};
-use crate::variant::Variant;
 
 /// How a style's server process fared.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -128,7 +131,7 @@ pub struct CompareOptions {
     pub targets: Vec<TargetSpec>,
     /// With targets: the Docker API, to start each target's container just
     /// before its scenarios, stop it after, and sample it.
-    pub docker: Option<crate::docker::Docker>,
+    pub docker: Option<crate::probe::docker::Docker>,
     /// How the client reaches the servers, for the report (e.g. "bridge").
     pub network: Option<String>,
     /// CPUs of CFS bandwidth per server (through its cgroup); None: none.
@@ -272,7 +275,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         opts.client_cpus,
         estimate
     );
-    if let Some([one, _, _]) = crate::fingerprint::load_average()
+    if let Some([one, _, _]) = crate::results::fingerprint::load_average()
         && one > 1.0
     {
         eprintln!(
@@ -287,7 +290,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         .sum();
     let repeat = opts.repeat.max(1);
     let (layout, cgroup) = if opts.targets.is_empty() {
-        cgroup_setup(opts, crate::cgroup::Layout::detect())?
+        cgroup_setup(opts, crate::probe::cgroup::Layout::detect())?
     } else {
         // Someone else's servers; containers have cgroups of their own.
         (None, container_setup(opts))
@@ -366,9 +369,9 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
 /// for explicitly: then it stops, since the runs would not be what was asked.
 pub fn cgroup_setup(
     opts: &CompareOptions,
-    detected: Result<crate::cgroup::Layout, crate::cgroup::CgroupError>,
-) -> anyhow::Result<(Option<crate::cgroup::Layout>, Option<CgroupSetup>)> {
-    use crate::cgroup::{PERIOD_US, ServerCgroup, remove_leftovers};
+    detected: Result<crate::probe::cgroup::Layout, crate::probe::cgroup::CgroupError>,
+) -> anyhow::Result<(Option<crate::probe::cgroup::Layout>, Option<CgroupSetup>)> {
+    use crate::probe::cgroup::{PERIOD_US, ServerCgroup, remove_leftovers};
     let mut setup = CgroupSetup {
         made_by: "loadgen".into(),
         cpu_quota: opts.server_cpu_quota,
@@ -478,11 +481,12 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
         ));
     }
     std::fs::write(dir.join("results.csv"), csv).context("writing results.csv")?;
-    let charts = crate::charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
-    let report = crate::compare_report::markdown(results, &charts);
+    let charts =
+        crate::report::charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
+    let report = crate::report::compare::markdown(results, &charts);
     std::fs::write(dir.join("report.md"), report).context("writing report.md")?;
     if results.profile == "perf" {
-        std::fs::write(dir.join("perf.md"), crate::perf::markdown(results))
+        std::fs::write(dir.join("perf.md"), crate::report::perf::markdown(results))
             .context("writing perf.md")?;
     }
     Ok(())
@@ -490,8 +494,8 @@ pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()>
 
 /// What one round runs, in order: each style whole, or, where the profile
 /// goes point by point, at each step every style whose plan has it.
-fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::scenario::Step>)> {
-    let plans: Option<Vec<(&String, Vec<crate::scenario::Step>)>> = opts
+fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::compare::scenario::Step>)> {
+    let plans: Option<Vec<(&String, Vec<crate::compare::scenario::Step>)>> = opts
         .styles
         .iter()
         .map(|st| opts.profile.for_style(st).steps().map(|p| (st, p)))
@@ -503,7 +507,7 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::scenario::St
     // some styles take (perf's polling holds fewer idle connections, but
     // its idle is the same step) keeps that place.
     let order = opts.profile.steps().unwrap_or_default();
-    let mut steps: Vec<crate::scenario::Step> = Vec::new();
+    let mut steps: Vec<crate::compare::scenario::Step> = Vec::new();
     for step in plans.iter().flat_map(|(_, p)| p.iter()) {
         if !steps.contains(step) {
             steps.push(*step);
@@ -526,9 +530,9 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::scenario::St
 #[allow(clippy::too_many_arguments)]
 fn compare_step(
     opts: &CompareOptions,
-    layout: Option<&crate::cgroup::Layout>,
+    layout: Option<&crate::probe::cgroup::Layout>,
     style: &str,
-    step: crate::scenario::Step,
+    step: crate::compare::scenario::Step,
     stop: &Arc<AtomicBool>,
     progress: &Progress,
     runs: &mut Vec<RunResult>,
@@ -558,7 +562,7 @@ fn compare_step(
 
 fn compare_style(
     opts: &CompareOptions,
-    layout: Option<&crate::cgroup::Layout>,
+    layout: Option<&crate::probe::cgroup::Layout>,
     style: &str,
     stop: &Arc<AtomicBool>,
     progress: &Progress,
@@ -641,7 +645,7 @@ fn compare_style(
 /// that says why.
 fn with_server(
     opts: &CompareOptions,
-    layout: Option<&crate::cgroup::Layout>,
+    layout: Option<&crate::probe::cgroup::Layout>,
     style: &str,
     phase: &str,
     extra: &[&str],
@@ -665,7 +669,7 @@ fn with_server(
     record.args = args[1..].to_vec();
     let quota = quota_for(opts, style);
     let group = match layout
-        .map(|l| crate::cgroup::ServerCgroup::create(l, &format!("{style}-{phase}"), quota))
+        .map(|l| crate::probe::cgroup::ServerCgroup::create(l, &format!("{style}-{phase}"), quota))
         .transpose()
     {
         Ok(g) => g.map(Arc::new),
@@ -864,7 +868,7 @@ impl ServerProcess {
     fn spawn(
         opts: &CompareOptions,
         args: &[String],
-        group: Option<&crate::cgroup::ServerCgroup>,
+        group: Option<&crate::probe::cgroup::ServerCgroup>,
     ) -> anyhow::Result<ServerProcess> {
         let mut cmd = match &opts.server_bin {
             Some(bin) => Command::new(bin),
@@ -888,7 +892,7 @@ impl ServerProcess {
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
-                crate::cgroup::Placement::enter(&fds)?;
+                crate::probe::cgroup::Placement::enter(&fds)?;
                 sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
             });
         }

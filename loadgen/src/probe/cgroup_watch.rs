@@ -1,6 +1,6 @@
 //! What a server's own cgroup counted during a run (exact CPU time over
 //! the measured window, memory with the kernel's share), and the watcher
-//! that reads the group at the window's edges for [`crate::sampler`].
+//! that reads the group at the window's edges for [`crate::probe::sampler`].
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::{Reading, ServerCgroup};
+use crate::probe::cgroup::{Reading, ServerCgroup};
 
 /// The measured window of a run, once it is known.
 pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn cgroup_figures_are_differences_over_the_window() {
-        use crate::cgroup::Reading;
+        use crate::probe::cgroup::Reading;
         let read = |cpu_ms: u64, mem: u64, kernel: Option<u64>, thr: u64| Reading {
             cpu_ns: cpu_ms * 1_000_000,
             throttled_periods: Some(thr),

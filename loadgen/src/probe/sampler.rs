@@ -46,9 +46,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::ServerCgroup;
-use crate::cgroup_stats::GroupWatch;
-pub use crate::cgroup_stats::{CgroupStats, WindowFn};
+use crate::probe::cgroup::ServerCgroup;
+use crate::probe::cgroup_watch::GroupWatch;
+pub use crate::probe::cgroup_watch::{CgroupStats, WindowFn};
 
 /// Open fds are counted exactly up to this fd table size (per process).
 const MAX_FD_TABLE_TO_COUNT: u64 = 1024;
@@ -424,7 +424,7 @@ pub enum Source {
     /// A process on this machine, through /proc.
     Process(u32),
     /// A container, through the Docker Engine API.
-    Container(crate::docker::Docker, String),
+    Container(crate::probe::docker::Docker, String),
 }
 
 impl Source {

@@ -1,0 +1,10 @@
+//! Watching the server from outside while a load runs: its processes
+//! through /proc ([`sampler`]), a container through the Docker Engine API
+//! ([`docker`]), and the cgroup that `compare` puts each server in
+//! ([`cgroup`], read at the measured window's edges by [`cgroup_watch`]).
+//! Produces the data types of [`crate::results`]; knows nothing of the load.
+
+pub mod cgroup;
+pub mod cgroup_watch;
+pub mod docker;
+pub mod sampler;
