@@ -386,7 +386,7 @@ fn cost_per_message_is_tabled_against_epoll() {
             .server
             .as_mut()
             .expect("the fixture's scale runs are sampled");
-        sv.cgroup = Some(loadgen::probe::sampler::CgroupStats {
+        sv.cgroup = Some(loadgen::results::server::CgroupStats {
             version: "v1".into(),
             cpu_quota: Some(0.5),
             cpu_s: Some(us * r.messages as f64 / 1e6),

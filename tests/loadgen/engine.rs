@@ -177,7 +177,7 @@ fn connect_rate_paces_the_connect_phase() {
 fn run_sampling_this_process(style: Style) -> RunResult {
     let server = server(style);
     let opts = RunOptions {
-        server_pid: Some(std::process::id()),
+        server: Some(loadgen::probe::Watch::process(std::process::id())),
         ..RunOptions::default()
     };
     run_with(&spec(server.local_addr()), opts)

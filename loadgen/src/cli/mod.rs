@@ -389,9 +389,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.stop))
         .context("installing the SIGTERM handler")?;
     let mut opts = RunOptions {
-        server_pid: args.server_pid,
-        server_container: None,
-        server_cgroup: None,
+        server: args.server_pid.map(crate::probe::Watch::process),
         label: args.label.clone(),
         on_tick: None,
     };
@@ -481,7 +479,7 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
-    let online = crate::results::fingerprint::affinity(0).unwrap_or_default();
+    let online = crate::probe::host::affinity(0).unwrap_or_default();
     let targeted = !args.targets.is_empty();
     // Running servers have the CPUs their containers were given.
     let server_cpus = if targeted {

@@ -275,7 +275,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         opts.client_cpus,
         estimate
     );
-    if let Some([one, _, _]) = crate::results::fingerprint::load_average()
+    if let Some([one, _, _]) = crate::probe::host::load_average()
         && one > 1.0
     {
         eprintln!(

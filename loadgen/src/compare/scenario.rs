@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{self, Control, RunOptions};
+use crate::probe::Watch;
+use crate::probe::sampler::Source;
 use crate::results::spec::{Mode, RunSpec};
 use crate::results::{RunResult, Tags};
 
@@ -193,6 +195,24 @@ pub struct Target {
     pub idle_cpu: f64,
 }
 
+impl Target {
+    /// How a run samples this server: its process (and cgroup), or its
+    /// container.
+    pub fn watch(&self) -> Option<Watch> {
+        match (self.server_pid, &self.container) {
+            (Some(pid), _) => Some(Watch {
+                cgroup: self.cgroup.clone(),
+                ..Watch::process(pid)
+            }),
+            (None, Some((docker, name))) => Some(Watch {
+                source: Source::Container(docker.clone(), name.clone()),
+                cgroup: None,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What every scenario gets.
 pub struct Env<'a> {
     pub profile: &'a Profile,
@@ -270,17 +290,7 @@ impl<'a> Env<'a> {
         }
         let settled = self.settled.take();
         let opts = RunOptions {
-            server_pid: if sample { self.target.server_pid } else { None },
-            server_container: if sample {
-                self.target.container.clone()
-            } else {
-                None
-            },
-            server_cgroup: if sample {
-                self.target.cgroup.clone()
-            } else {
-                None
-            },
+            server: if sample { self.target.watch() } else { None },
             label: Some(format!("{}/{scenario}/{point}", self.target.style)),
             on_tick: None,
         };

@@ -49,6 +49,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::probe::Watch;
 use crate::probe::sampler::Sampler;
 use crate::results::fingerprint::Fingerprint;
 use crate::results::spec::{Mode, RunSpec};
@@ -85,13 +86,8 @@ pub type TickFn = Box<dyn FnMut(&Control, &RunSpec)>;
 /// Options around the run that are not part of the load itself.
 #[derive(Default)]
 pub struct RunOptions {
-    /// Sample this process from /proc.
-    pub server_pid: Option<u32>,
-    /// Or this container through the Docker API (when no pid is given).
-    pub server_container: Option<(crate::probe::docker::Docker, String)>,
-    /// The server's own cgroup (with `server_pid`): exact CPU per message
-    /// and memory with the kernel's share.
-    pub server_cgroup: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
+    /// The server to sample while the load runs.
+    pub server: Option<Watch>,
     pub label: Option<String>,
     /// Called about every 100 ms on the calling thread.
     pub on_tick: Option<TickFn>,
@@ -116,16 +112,9 @@ pub fn run(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     // Before any load: the load average then describes the machine, not us.
-    let environment = Fingerprint::collect(opts.server_pid);
-    let source = match (opts.server_pid, opts.server_container.take()) {
-        (Some(pid), _) => Some(crate::probe::sampler::Source::Process(pid)),
-        (None, Some((docker, name))) => {
-            Some(crate::probe::sampler::Source::Container(docker, name))
-        }
-        (None, None) => None,
-    };
-    let sampler = match source {
-        Some(source) => {
+    let environment = Fingerprint::collect(opts.server.as_ref().and_then(Watch::pid));
+    let sampler = match opts.server.take() {
+        Some(watch) => {
             // The measured window, once every worker is connected.
             let (control, warmup, duration) = (Arc::clone(&control), spec.warmup, spec.duration);
             let window = Arc::new(move || {
@@ -134,11 +123,7 @@ pub fn run(
                     .get()
                     .map(|&s| (s + warmup, s + warmup + duration))
             });
-            let cgroup = opts
-                .server_cgroup
-                .take()
-                .filter(|_| opts.server_pid.is_some());
-            Some(Sampler::start_with_window(source, window, cgroup).map_err(RunError::Setup)?)
+            Some(Sampler::watch(watch, window).map_err(RunError::Setup)?)
         }
         None => None,
     };

@@ -7,49 +7,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::probe::cgroup::{Reading, ServerCgroup};
+use crate::results::server::CgroupStats;
 
 /// The measured window of a run, once it is known.
 pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
-
-/// What a server's cgroup counted during a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CgroupStats {
-    /// "v1" or "v2".
-    pub version: String,
-    pub name: String,
-    /// CPUs of CFS bandwidth the server had (None: no quota).
-    pub cpu_quota: Option<f64>,
-    /// CPU time of every process in the group over the measured window
-    /// (user + system, children included), seconds: counted by the kernel,
-    /// not sampled.
-    pub cpu_s: Option<f64>,
-    /// `cpu_s` per message completed in the window, µs.
-    pub cpu_us_per_msg: Option<f64>,
-    /// Quota periods in which the server was throttled, and how long, over
-    /// the window.
-    pub throttled_periods: Option<u64>,
-    pub throttled_s: Option<f64>,
-    /// Memory charged to the group before any connection and at the end of
-    /// the window (connections still open), kernel included where the
-    /// kernel accounts it.
-    pub baseline_memory_bytes: Option<u64>,
-    pub end_memory_bytes: Option<u64>,
-    /// (end - baseline) / connections.
-    pub memory_per_conn_bytes: Option<f64>,
-    /// The kernel's part (sockets, slab, stacks); None: not accounted here.
-    pub baseline_kernel_bytes: Option<u64>,
-    pub end_kernel_bytes: Option<u64>,
-    pub kernel_per_conn_bytes: Option<f64>,
-    /// Seconds waited before the run for the server to finish what the
-    /// previous run left it doing, and whether it did (None: not waited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settle_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settled: Option<bool>,
-}
 
 impl CgroupStats {
     /// The figures between `base` (before any connection), `from` and
@@ -108,14 +70,6 @@ impl CgroupStats {
             settle_s: None,
             settled: None,
         }
-    }
-
-    /// Fills `cpu_us_per_msg` for `messages` completed in the window.
-    pub fn per_message(&mut self, messages: u64) {
-        self.cpu_us_per_msg = self
-            .cpu_s
-            .filter(|_| messages > 0)
-            .map(|s| s * 1e6 / messages as f64);
     }
 }
 

@@ -44,11 +44,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use crate::probe::Watch;
 use crate::probe::cgroup::ServerCgroup;
 use crate::probe::cgroup_watch::GroupWatch;
-pub use crate::probe::cgroup_watch::{CgroupStats, WindowFn};
+pub use crate::probe::cgroup_watch::WindowFn;
+use crate::results::server::ServerStats;
 
 /// Open fds are counted exactly up to this fd table size (per process).
 const MAX_FD_TABLE_TO_COUNT: u64 = 1024;
@@ -357,67 +357,6 @@ fn thread_ctxt(pid: u32) -> Option<(u64, u64)> {
     Some(total)
 }
 
-/// The server figures a run reports.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerStats {
-    /// The process sampled, when sampled through /proc.
-    pub pid: Option<u32>,
-    /// The container sampled, when sampled through the Docker API.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Where the figures came from: "procfs" (the process, every thread) or
-    /// "docker-api" (the container's cgroup as the Engine reports it: memory
-    /// without page cache, CPU time, pids; no fds or context switches).
-    pub source: String,
-    pub samples: usize,
-    pub baseline_rss_bytes: u64,
-    pub peak_rss_bytes: u64,
-    pub mean_rss_bytes: u64,
-    /// (peak - baseline) / connections opened.
-    pub rss_per_conn_bytes: f64,
-    pub peak_threads: u64,
-    /// Most open fds counted (None: the table grew past what is counted).
-    pub peak_fds: Option<u64>,
-    pub peak_fd_table: u64,
-    /// What the `*_rss_*` memory figures measure: "rss" (the server
-    /// process's resident set), "pss_tree" (proportional set size summed
-    /// over the server and its descendant processes, for servers that fork:
-    /// pages shared copy-on-write count once in total) or "cgroup" (the
-    /// container's memory, Docker API).
-    #[serde(default = "rss")]
-    pub memory_measure: String,
-    /// Most processes in the server's tree at once (1: it never forked);
-    /// None when not sampled through /proc.
-    #[serde(default)]
-    pub peak_processes: Option<u64>,
-    /// The longest interval between samples, ms: 100 unless sampling the
-    /// process tree had to be spaced out to stay within its CPU budget.
-    #[serde(default)]
-    pub sample_interval_ms: Option<f64>,
-    /// True when that budget stretched the interval past 100 ms.
-    #[serde(default)]
-    pub sample_interval_stretched: bool,
-    /// CPU the sampler itself used reading /proc during the measured
-    /// window, % of one core (it runs on loadgen's CPUs).
-    #[serde(default)]
-    pub sampler_cpu_percent: Option<f64>,
-    /// CPU used over the measured window, in % of one core.
-    pub cpu_percent: f64,
-    /// Over the measured window; None when not measured (too many threads).
-    pub voluntary_ctxt_per_s: Option<f64>,
-    pub involuntary_ctxt_per_s: Option<f64>,
-    /// False if the process was gone before the run ended.
-    pub alive_at_end: bool,
-    /// From the server's own cgroup, when `compare` ran it in one: exact
-    /// CPU time over the window and memory with the kernel's share.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<CgroupStats>,
-}
-
-fn rss() -> String {
-    "rss".into()
-}
-
 /// What to sample.
 #[derive(Clone, Debug)]
 pub enum Source {
@@ -522,6 +461,14 @@ impl Sampler {
             baseline,
             cgroup,
         })
+    }
+
+    /// As [`Sampler::start_with_window`] for a [`Watch`]: its cgroup is
+    /// read only with a process source.
+    pub fn watch(watch: Watch, window: WindowFn) -> Result<Sampler, String> {
+        let is_process = watch.pid().is_some();
+        let cgroup = watch.cgroup.filter(|_| is_process);
+        Sampler::start_with_window(watch.source, window, cgroup)
     }
 
     /// Stops sampling and summarises; CPU and context-switch rates cover

@@ -12,9 +12,9 @@
 use std::fmt::Write as _;
 
 use crate::compare::CompareResults;
-use crate::probe::sampler::CgroupStats;
 use crate::report::compare::{REFERENCE, Spread, View, conns_header};
 use crate::results::RunResult;
+use crate::results::server::CgroupStats;
 
 /// The server's cgroup figures of a run, when it ran in one.
 pub fn cgroup(r: &RunResult) -> Option<&CgroupStats> {

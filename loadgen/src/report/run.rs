@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::probe::sampler::ServerStats;
 use crate::results::RunResult;
+use crate::results::server::ServerStats;
 use crate::results::spec::Mode;
 
 /// A latency in microseconds, in the unit that reads best.

@@ -2,6 +2,7 @@
 //! (so that runs merge exactly), and the JSON schema they are written in.
 
 pub mod fingerprint;
+pub mod server;
 pub mod spec;
 
 use std::time::Duration;
@@ -12,8 +13,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::probe::sampler::ServerStats;
 use crate::results::fingerprint::Fingerprint;
+use crate::results::server::ServerStats;
 use crate::results::spec::RunSpec;
 
 /// Version of the JSON layout below; bump on incompatible changes.

@@ -1,0 +1,113 @@
+//! The server's figures in a run's result: what the /proc or Docker
+//! sampling saw ([`ServerStats`]) and what the server's own cgroup counted
+//! ([`CgroupStats`]). Filled in by [`crate::probe`].
+
+use serde::{Deserialize, Serialize};
+
+/// The server figures a run reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// The process sampled, when sampled through /proc.
+    pub pid: Option<u32>,
+    /// The container sampled, when sampled through the Docker API.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Where the figures came from: "procfs" (the process, every thread) or
+    /// "docker-api" (the container's cgroup as the Engine reports it: memory
+    /// without page cache, CPU time, pids; no fds or context switches).
+    pub source: String,
+    pub samples: usize,
+    pub baseline_rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub mean_rss_bytes: u64,
+    /// (peak - baseline) / connections opened.
+    pub rss_per_conn_bytes: f64,
+    pub peak_threads: u64,
+    /// Most open fds counted (None: the table grew past what is counted).
+    pub peak_fds: Option<u64>,
+    pub peak_fd_table: u64,
+    /// What the `*_rss_*` memory figures measure: "rss" (the server
+    /// process's resident set), "pss_tree" (proportional set size summed
+    /// over the server and its descendant processes, for servers that fork:
+    /// pages shared copy-on-write count once in total) or "cgroup" (the
+    /// container's memory, Docker API).
+    #[serde(default = "rss")]
+    pub memory_measure: String,
+    /// Most processes in the server's tree at once (1: it never forked);
+    /// None when not sampled through /proc.
+    #[serde(default)]
+    pub peak_processes: Option<u64>,
+    /// The longest interval between samples, ms: 100 unless sampling the
+    /// process tree had to be spaced out to stay within its CPU budget.
+    #[serde(default)]
+    pub sample_interval_ms: Option<f64>,
+    /// True when that budget stretched the interval past 100 ms.
+    #[serde(default)]
+    pub sample_interval_stretched: bool,
+    /// CPU the sampler itself used reading /proc during the measured
+    /// window, % of one core (it runs on loadgen's CPUs).
+    #[serde(default)]
+    pub sampler_cpu_percent: Option<f64>,
+    /// CPU used over the measured window, in % of one core.
+    pub cpu_percent: f64,
+    /// Over the measured window; None when not measured (too many threads).
+    pub voluntary_ctxt_per_s: Option<f64>,
+    pub involuntary_ctxt_per_s: Option<f64>,
+    /// False if the process was gone before the run ended.
+    pub alive_at_end: bool,
+    /// From the server's own cgroup, when `compare` ran it in one: exact
+    /// CPU time over the window and memory with the kernel's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupStats>,
+}
+
+fn rss() -> String {
+    "rss".into()
+}
+
+/// What a server's cgroup counted during a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupStats {
+    /// "v1" or "v2".
+    pub version: String,
+    pub name: String,
+    /// CPUs of CFS bandwidth the server had (None: no quota).
+    pub cpu_quota: Option<f64>,
+    /// CPU time of every process in the group over the measured window
+    /// (user + system, children included), seconds: counted by the kernel,
+    /// not sampled.
+    pub cpu_s: Option<f64>,
+    /// `cpu_s` per message completed in the window, µs.
+    pub cpu_us_per_msg: Option<f64>,
+    /// Quota periods in which the server was throttled, and how long, over
+    /// the window.
+    pub throttled_periods: Option<u64>,
+    pub throttled_s: Option<f64>,
+    /// Memory charged to the group before any connection and at the end of
+    /// the window (connections still open), kernel included where the
+    /// kernel accounts it.
+    pub baseline_memory_bytes: Option<u64>,
+    pub end_memory_bytes: Option<u64>,
+    /// (end - baseline) / connections.
+    pub memory_per_conn_bytes: Option<f64>,
+    /// The kernel's part (sockets, slab, stacks); None: not accounted here.
+    pub baseline_kernel_bytes: Option<u64>,
+    pub end_kernel_bytes: Option<u64>,
+    pub kernel_per_conn_bytes: Option<f64>,
+    /// Seconds waited before the run for the server to finish what the
+    /// previous run left it doing, and whether it did (None: not waited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
+}
+
+impl CgroupStats {
+    /// Fills `cpu_us_per_msg` for `messages` completed in the window.
+    pub fn per_message(&mut self, messages: u64) {
+        self.cpu_us_per_msg = self
+            .cpu_s
+            .filter(|_| messages > 0)
+            .map(|s| s * 1e6 / messages as f64);
+    }
+}
