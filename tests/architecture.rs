@@ -170,7 +170,7 @@ fn expand(tree: &str) -> Vec<Vec<String>> {
 }
 
 /// Every path a file's code names, with whether it is a re-export.
-fn paths_in(code: &str) -> Vec<(Vec<String>, bool)> {
+fn paths_in(code: &str, children: &[String]) -> Vec<(Vec<String>, bool)> {
     let mut out = Vec::new();
     // `use` items, which may span lines.
     let mut rest = code;
@@ -184,7 +184,14 @@ fn paths_in(code: &str) -> Vec<(Vec<String>, bool)> {
     }
     // Paths in expressions and types: `crate::a::b`, `super::x`.
     let bytes = code.as_bytes();
-    for start in ["crate::", "super::", "self::"] {
+    let starts: Vec<String> = ["crate", "super", "self"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(children.iter().cloned())
+        .map(|s| s + "::")
+        .collect();
+    for start in &starts {
+        let start = start.as_str();
         let mut from = 0;
         while let Some(i) = code[from..].find(start) {
             let at = from + i;
@@ -296,7 +303,12 @@ fn graph(crate_src: &str) -> Graph {
         let text = std::fs::read_to_string(f).expect("read source");
         lines.insert(at.clone(), (f.clone(), text.lines().count()));
         let entry = edges.entry(at.clone()).or_default();
-        for (path, reexport) in paths_in(&code_of(&text)) {
+        let children: Vec<String> = mods
+            .iter()
+            .filter(|m| m.len() == at.len() + 1 && m.starts_with(&at))
+            .filter_map(|m| m.last().cloned())
+            .collect();
+        for (path, reexport) in paths_in(&code_of(&text), &children) {
             if reexport {
                 continue;
             }
@@ -397,6 +409,23 @@ fn no_module_imports_cycle_back_to_itself() {
                 c.iter().map(name).collect::<Vec<_>>().join(" <-> ")
             ));
         }
+        // The same between the crate's top folders (engine, report, ...).
+        let mut top: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+        for (from, to) in &g.edges {
+            let f: ModPath = from.iter().take(1).cloned().collect();
+            for t in to {
+                let t: ModPath = t.iter().take(1).cloned().collect();
+                if t != f {
+                    top.entry(f.clone()).or_default().insert(t);
+                }
+            }
+        }
+        for c in cycles(&top) {
+            found.push(format!(
+                "{krate} (top folders): {}",
+                c.iter().map(name).collect::<Vec<_>>().join(" <-> ")
+            ));
+        }
     }
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
 }
@@ -432,7 +461,7 @@ fn the_graph_reader_sees_what_it_must() {
     let code = code_of(
         "use crate::{a::c::X, b};\n// use crate::q;\npub use c::Y;\nfn f() { super::b::g(); }\n",
     );
-    let paths = paths_in(&code);
+    let paths = paths_in(&code, &["c".to_string()]);
     let at: ModPath = vec!["a".into()];
     let used: BTreeSet<ModPath> = paths
         .iter()

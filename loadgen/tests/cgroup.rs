@@ -247,8 +247,7 @@ fn leftovers_of_a_killed_comparison_are_removed() {
 fn options(quota: Option<f64>, required: bool) -> CompareOptions {
     CompareOptions {
         styles: vec!["epoll".into()],
-        profile: loadgen::compare::scenario::Profile::named("smoke").unwrap(),
-        out: std::env::temp_dir(),
+        profile: loadgen::compare::profile::Profile::named("smoke").unwrap(),
         server_bin: None,
         server_cpus: vec![0],
         client_cpus: vec![0],

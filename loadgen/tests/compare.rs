@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use loadgen::compare::CompareResults;
+use loadgen::compare::model::{CompareResults, Scenario};
 
 mod common;
 use common::{loadgen, output_within};
@@ -244,13 +244,12 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut profile = loadgen::compare::scenario::Profile::named("smoke").unwrap();
-    profile.scenarios = vec!["idle", "scale"];
+    let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
+    profile.scenarios = vec![Scenario::Idle, Scenario::Scale];
     profile.by_point = true;
     let opts = loadgen::compare::CompareOptions {
         styles: vec!["epoll".into(), "reactor".into()],
         profile,
-        out: dir.join("out"),
         server_bin: Some(wrapper),
         server_cpus: vec![0],
         client_cpus: vec![0],

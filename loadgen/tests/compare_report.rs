@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use loadgen::compare::{CompareResults, write_outputs};
+use loadgen::compare::model::CompareResults;
+use loadgen::report::write as write_outputs;
 use loadgen::results::record;
 
 fn fixture() -> CompareResults {

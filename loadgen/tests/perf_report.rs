@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use loadgen::RunResult;
-use loadgen::compare::{CompareResults, write_outputs};
+use loadgen::compare::model::CompareResults;
+use loadgen::report::write as write_outputs;
 use loadgen::results::{Tags, record};
 
 fn fixture() -> CompareResults {

@@ -70,7 +70,7 @@ pub struct CompareArgs {
     /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
     /// (bigger hardware), perf (every style against epoll and the targets in
     /// loadgen/src/perf.rs, 5-8 minutes on 2 cores; writes perf.md).
-    #[arg(long, default_value = "quick", value_parser = crate::compare::scenario::Profile::NAMES.to_vec())]
+    #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: results/<UTC timestamp>).
     #[arg(long)]
@@ -227,10 +227,10 @@ pub struct RunArgs {
     pub label: Option<String>,
     /// Run one of compare's scenarios against --addr instead of a single
     /// load (the load flags are then the scenario's own).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::compare::scenario::NAMES))]
-    pub scenario: Option<String>,
+    #[arg(long, value_enum)]
+    pub scenario: Option<crate::compare::model::Scenario>,
     /// Scenario size for --scenario: smoke, quick, full or perf.
-    #[arg(long, default_value = "quick", value_parser = crate::compare::scenario::Profile::NAMES.to_vec())]
+    #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -342,7 +342,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
         Command::Run(args) => {
             let spec = args.spec().unwrap_or_else(|e| e.exit());
             match &args.scenario {
-                Some(name) => scenario_command(&args, name),
+                Some(scenario) => scenario_command(&args, *scenario),
                 None => run_command(&args, spec),
             }
         }
@@ -350,8 +350,8 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
         Command::Report { results, out } => {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;
-            let parsed: crate::compare::CompareResults =
-                serde_json::from_str(&text).with_context(|| {
+            let parsed: crate::compare::model::CompareResults = serde_json::from_str(&text)
+                .with_context(|| {
                     format!(
                         "{} is not a `loadgen compare` results.json",
                         results.display()
@@ -359,7 +359,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
                 })?;
             let dir =
                 out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
-            crate::compare::write_outputs(&parsed, &dir)?;
+            crate::report::write(&parsed, &dir)?;
             println!("report: {}", dir.join("report.md").display());
             Ok(0)
         }
@@ -427,18 +427,21 @@ fn stop_flag() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
     Ok(stop)
 }
 
-fn profile(name: &str) -> crate::compare::scenario::Profile {
+fn profile(name: &str) -> crate::compare::profile::Profile {
     // The value parser only lets known names through.
-    crate::compare::scenario::Profile::named(name).unwrap_or_else(|| {
-        crate::compare::scenario::Profile::named("quick").expect("the quick profile exists")
+    crate::compare::profile::Profile::named(name).unwrap_or_else(|| {
+        crate::compare::profile::Profile::named("quick").expect("the quick profile exists")
     })
 }
 
-fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
+fn scenario_command(
+    args: &RunArgs,
+    scenario: crate::compare::model::Scenario,
+) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
     let profile = profile(&args.profile);
-    let target = crate::compare::scenario::Target {
+    let target = crate::compare::env::Target {
         style: args.label.clone().unwrap_or_else(|| "server".into()),
         addr: args.addr,
         server_pid: args.server_pid,
@@ -446,22 +449,16 @@ fn scenario_command(args: &RunArgs, name: &str) -> anyhow::Result<i32> {
         cgroup: None,
         idle_cpu: 0.0,
     };
-    if name == "fairness" {
+    if scenario.own_server() {
         eprintln!(
             "loadgen: the fairness scenario expects the server to run with --work-us {} (it burns CPU per chunk)",
             profile.fairness_work_us
         );
     }
     let mut on_run = |r: &RunResult| print!("{}", report::text(r));
-    let mut env =
-        crate::compare::scenario::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
-    let runs = match name {
-        "scale" => crate::compare::scenario::scale(&mut env),
-        "idle" => crate::compare::scenario::idle(&mut env),
-        "open" => crate::compare::scenario::open(&mut env, None),
-        "churn" => crate::compare::scenario::churn(&mut env),
-        _ => crate::compare::scenario::fairness(&mut env),
-    };
+    let mut env = crate::compare::env::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
+    // Alone, `open` has no maximum from `scale`: it probes one.
+    let runs = crate::compare::scenarios::run(scenario, &mut env, &[]);
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&runs).context("serialising results")?;
         std::fs::write(path, json + "\n")
@@ -549,7 +546,6 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             .map(crate::probe::docker::Docker::new),
         network: args.network.clone(),
         profile,
-        out: out.clone(),
         server_bin: args.server_bin.clone(),
         server_cpus,
         client_cpus,
@@ -557,14 +553,17 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         quota_required: args.server_cpu_quota.is_some_and(|q| q.0.is_some()),
         repeat,
     };
+    // Before any load: a bad --out fails now, not after the whole run.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
     let results = crate::compare::run(&opts, Arc::clone(&stop))?;
+    crate::report::write(&results, &out)?;
     let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();
     let unclean = results
         .servers
         .iter()
         .filter(|s| !s.stopped_cleanly)
         .count();
-    if results.profile == "perf" {
+    if crate::report::perf::applies(&results) {
         // Reported, never asserted: the exit code does not depend on it.
         println!("{}", crate::report::perf::markdown(&results));
         println!("perf: {}", out.join("perf.md").display());

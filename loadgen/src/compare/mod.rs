@@ -2,11 +2,14 @@
 //! machine, each server in its own process pinned to its own CPUs, and a
 //! report of where each style wins and where it breaks.
 
-pub mod scenario;
+pub mod env;
+pub mod model;
+pub mod profile;
+pub mod scenarios;
 pub mod variant;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
@@ -15,113 +18,20 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
-use crate::compare::scenario::{Env, Profile, Target};
+use crate::compare::env::{Env, Target};
+use crate::compare::model::Scenario;
+use crate::compare::model::{CgroupSetup, CompareResults, ServerRecord};
+use crate::compare::profile::{Profile, Step};
 use crate::compare::variant::Variant;
 use crate::results::fingerprint::Fingerprint;
 use crate::results::{RunResult, SCHEMA_VERSION};
-
-/// How a style's server process fared.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerRecord {
-    pub style: String,
-    /// "main" (every scenario but fairness), "fairness" (started with
-    /// --work-us), or in a point-by-point comparison the step ("idle",
-    /// "scale conns=50 size=64").
-    pub phase: String,
-    pub started: bool,
-    pub pid: Option<u32>,
-    /// Exited 0 on SIGTERM and printed its summary line.
-    pub stopped_cleanly: bool,
-    /// Who started and stopped it: "loadgen" (a process), "docker" (a
-    /// container, through the Docker API) or "none" (already running).
-    #[serde(default)]
-    pub managed_by: String,
-    pub exit_code: Option<i32>,
-    /// The server's flags beyond the style and address (a style variant's,
-    /// fairness's --work-us).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    pub summary: Option<String>,
-    /// What went wrong, in words.
-    pub problem: Option<String>,
-    /// The cgroup it ran in (removed after it stopped), and its CPU quota.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_quota: Option<f64>,
-    /// Processes still in that cgroup after the server stopped, killed
-    /// before the cgroup was removed (a wrapper's children, say).
-    #[serde(default, skip_serializing_if = "crate::results::is_default")]
-    pub leftover_processes_killed: usize,
-    /// Which of the `--repeat` rounds (0-based).
-    #[serde(default, skip_serializing_if = "crate::results::is_default")]
-    pub repeat: u32,
-}
-
-/// How the servers' cgroups were set up for a comparison.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CgroupSetup {
-    /// Each server ran in a cgroup of its own that loadgen made.
-    pub used: bool,
-    /// Who made the servers' cgroups: "loadgen", or "docker" (containers:
-    /// the quota is read back from the container).
-    #[serde(default)]
-    pub made_by: String,
-    /// "v1" or "v2" when used.
-    pub version: Option<String>,
-    /// CPUs of CFS bandwidth each server had (None: no quota).
-    pub cpu_quota: Option<f64>,
-    /// The CFS period of that quota, µs.
-    pub period_us: u64,
-    /// Why cgroups were not used, or leftovers removed, in words.
-    pub note: Option<String>,
-}
-
-/// Everything one comparison measured: `results.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CompareResults {
-    pub schema_version: u32,
-    pub profile: String,
-    pub started_unix_s: u64,
-    pub elapsed_s: f64,
-    pub environment: Fingerprint,
-    pub server_cpus: Vec<usize>,
-    pub client_cpus: Vec<usize>,
-    /// What ran the servers (a `servers` binary, `loadgen serve`, or
-    /// "already running" for targets).
-    pub server_command: String,
-    /// How loadgen reached the servers: "loopback", or the container
-    /// network mode given to it (bridge, host).
-    #[serde(default)]
-    pub network: String,
-    pub styles: Vec<String>,
-    /// Rounds of every style (`--repeat`), interleaved: all styles, then
-    /// all again.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub repeat: u32,
-    /// The servers' cgroups (absent in results from before them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<CgroupSetup>,
-    pub servers: Vec<ServerRecord>,
-    pub runs: Vec<RunResult>,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn is_one(v: &u32) -> bool {
-    *v == 1
-}
 
 /// `loadgen compare`'s options.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
     pub styles: Vec<String>,
     pub profile: Profile,
-    pub out: PathBuf,
     /// `None`: this executable's `serve` subcommand.
     pub server_bin: Option<PathBuf>,
     pub server_cpus: Vec<usize>,
@@ -232,11 +142,9 @@ fn cpuset(cpus: &[usize]) -> anyhow::Result<CpuSet> {
     Ok(set)
 }
 
-/// Runs the comparison; writes results.json, results.csv, report.md and the
-/// charts into `opts.out`. Returns the results.
+/// Runs the comparison and returns its results; writes no file (the
+/// caller hands them to [`crate::report::write`]).
 pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<CompareResults> {
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {} (--out)", opts.out.display()))?;
     let started = Instant::now();
     // Before any load, so the load average says how busy the machine was
     // without us.
@@ -358,7 +266,6 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         servers,
         runs,
     };
-    write_outputs(&results, &opts.out)?;
     Ok(results)
 }
 
@@ -454,48 +361,10 @@ fn container_setup(opts: &CompareOptions) -> Option<CgroupSetup> {
     Some(setup)
 }
 
-/// Writes results.json, results.csv, report.md and charts/ for `results`
-/// (and perf.md for the perf profile).
-pub fn write_outputs(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = serde_json::to_string_pretty(results).context("serialising results")?;
-    std::fs::write(dir.join("results.json"), json + "\n").context("writing results.json")?;
-    let mut csv = format!(
-        "style,scenario,point,repeat,{}\n",
-        crate::report::csv_header()
-    );
-    for r in &results.runs {
-        let t = r.tags.clone().unwrap_or_else(|| crate::results::Tags {
-            style: String::new(),
-            scenario: String::new(),
-            point: String::new(),
-            repeat: 0,
-        });
-        csv.push_str(&format!(
-            "{},{},{},{},{}\n",
-            t.style,
-            t.scenario,
-            t.point.replace(',', ";"),
-            t.repeat,
-            crate::report::csv_row(r)
-        ));
-    }
-    std::fs::write(dir.join("results.csv"), csv).context("writing results.csv")?;
-    let charts =
-        crate::report::charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
-    let report = crate::report::compare::markdown(results, &charts);
-    std::fs::write(dir.join("report.md"), report).context("writing report.md")?;
-    if results.profile == "perf" {
-        std::fs::write(dir.join("perf.md"), crate::report::perf::markdown(results))
-            .context("writing perf.md")?;
-    }
-    Ok(())
-}
-
 /// What one round runs, in order: each style whole, or, where the profile
 /// goes point by point, at each step every style whose plan has it.
-fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::compare::scenario::Step>)> {
-    let plans: Option<Vec<(&String, Vec<crate::compare::scenario::Step>)>> = opts
+fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
+    let plans: Option<Vec<(&String, Vec<Step>)>> = opts
         .styles
         .iter()
         .map(|st| opts.profile.for_style(st).steps().map(|p| (st, p)))
@@ -507,7 +376,7 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<crate::compare::sce
     // some styles take (perf's polling holds fewer idle connections, but
     // its idle is the same step) keeps that place.
     let order = opts.profile.steps().unwrap_or_default();
-    let mut steps: Vec<crate::compare::scenario::Step> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     for step in plans.iter().flat_map(|(_, p)| p.iter()) {
         if !steps.contains(step) {
             steps.push(*step);
@@ -532,7 +401,7 @@ fn compare_step(
     opts: &CompareOptions,
     layout: Option<&crate::probe::cgroup::Layout>,
     style: &str,
-    step: crate::compare::scenario::Step,
+    step: Step,
     stop: &Arc<AtomicBool>,
     progress: &Progress,
     runs: &mut Vec<RunResult>,
@@ -588,35 +457,24 @@ fn compare_style(
         let mut on_run = |r: &RunResult| progress.run_done(r);
         let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
         let mut out = Vec::new();
-        if p.runs("idle") {
-            out.extend(scenario::idle(&mut env));
-        }
-        if p.runs("scale") {
-            out.extend(scenario::scale(&mut env));
-        }
-        if p.runs("open") {
-            let max = scenario::max_throughput(&out, 64).or_else(|| {
-                p.scale_sizes
-                    .first()
-                    .and_then(|&s| scenario::max_throughput(&out, s))
-            });
-            out.extend(scenario::open(&mut env, max));
-        }
-        if p.runs("churn") {
-            out.extend(scenario::churn(&mut env));
+        for &sc in &p.scenarios {
+            if !sc.own_server() {
+                let runs = scenarios::run(sc, &mut env, &out);
+                out.extend(runs);
+            }
         }
         out
     });
     servers.push(record);
     runs.extend(main_runs);
-    if stop.load(std::sync::atomic::Ordering::Relaxed) || !p.runs("fairness") {
+    if stop.load(std::sync::atomic::Ordering::Relaxed) || !p.runs(Scenario::Fairness) {
         return;
     }
     let work = p.fairness_work_us.to_string();
     let mut fairness = |target: &Target| {
         let mut on_run = |r: &RunResult| progress.run_done(r);
         let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
-        scenario::fairness(&mut env)
+        scenarios::run(Scenario::Fairness, &mut env, &[])
     };
     let (record, fair_runs) = match target {
         Some(t) => with_target(
@@ -1041,7 +899,7 @@ impl Progress {
             self.total,
             r.label.as_deref().unwrap_or("run"),
             r.throughput_msgs_per_s,
-            crate::report::fmt_us(r.latency_us.p99),
+            crate::results::fmt_us(r.latency_us.p99),
             r.errors.describe(),
             if r.client.client_bound {
                 "  CLIENT-BOUND"

@@ -44,7 +44,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::probe::Watch;
 use crate::probe::cgroup::ServerCgroup;
 use crate::probe::cgroup_watch::GroupWatch;
 pub use crate::probe::cgroup_watch::WindowFn;
@@ -505,6 +504,34 @@ impl Sampler {
             }
         }
         stats
+    }
+}
+
+/// The server a run watches, and how: what [`crate::engine`] is handed so
+/// that it can sample a server without knowing where it runs.
+#[derive(Clone, Debug)]
+pub struct Watch {
+    pub source: Source,
+    /// The server's own cgroup (with a process source): exact CPU per
+    /// message and memory with the kernel's share.
+    pub cgroup: Option<Arc<ServerCgroup>>,
+}
+
+impl Watch {
+    /// A process on this machine, through /proc.
+    pub fn process(pid: u32) -> Watch {
+        Watch {
+            source: Source::Process(pid),
+            cgroup: None,
+        }
+    }
+
+    /// The process's pid, when the server is one.
+    pub fn pid(&self) -> Option<u32> {
+        match self.source {
+            Source::Process(pid) => Some(pid),
+            Source::Container(..) => None,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::compare::CompareResults;
+use crate::compare::model::CompareResults;
 use crate::report::compare::View;
 use crate::results::RunResult;
 

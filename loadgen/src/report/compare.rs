@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::compare::CompareResults;
+use crate::compare::model::CompareResults;
 use crate::report::charts::Chart;
 use crate::report::fmt_us;
 use crate::results::RunResult;
@@ -444,7 +444,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
          wake-up-bound run, e.g. one connection).\n"
     );
     servers_section(&mut s, results);
-    if results.profile == "perf" {
+    if crate::report::perf::applies(results) {
         let _ = writeln!(
             s,
             "## perf: every style against epoll and its targets

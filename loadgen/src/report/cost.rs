@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use crate::compare::CompareResults;
+use crate::compare::model::CompareResults;
 use crate::report::compare::{REFERENCE, Spread, View, conns_header};
 use crate::results::RunResult;
 use crate::results::server::CgroupStats;

@@ -12,3 +12,42 @@ pub mod run;
 pub use run::{
     csv_header, csv_row, first_reply_line, fmt_us, json, memory_label, sampling_note, text,
 };
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::compare::model::CompareResults;
+
+/// Writes results.json, results.csv, report.md and charts/ for `results`
+/// (and perf.md for the perf profile).
+pub fn write(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(results).context("serialising results")?;
+    std::fs::write(dir.join("results.json"), json + "\n").context("writing results.json")?;
+    let mut csv = format!("style,scenario,point,repeat,{}\n", run::csv_header());
+    for r in &results.runs {
+        let t = r.tags.clone().unwrap_or_else(|| crate::results::Tags {
+            style: String::new(),
+            scenario: String::new(),
+            point: String::new(),
+            repeat: 0,
+        });
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            t.style,
+            t.scenario,
+            t.point.replace(',', ";"),
+            t.repeat,
+            run::csv_row(r)
+        ));
+    }
+    std::fs::write(dir.join("results.csv"), csv).context("writing results.csv")?;
+    let charts = charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
+    let report = compare::markdown(results, &charts);
+    std::fs::write(dir.join("report.md"), report).context("writing report.md")?;
+    if perf::applies(results) {
+        std::fs::write(dir.join("perf.md"), perf::markdown(results)).context("writing perf.md")?;
+    }
+    Ok(())
+}

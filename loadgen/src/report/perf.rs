@@ -14,66 +14,16 @@
 //! test depends on them.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use crate::compare::CompareResults;
-use crate::compare::scenario::Profile;
+use crate::compare::model::CompareResults;
+use crate::compare::profile::perf::{CONNS, IDLE, IDLE_ACTIVE, SIZE};
 use crate::report::compare::{REFERENCE, View, fmt_rate};
 use crate::report::fmt_us;
 use crate::results::RunResult;
 
-/// Connection counts of the throughput targets (the columns of [`Target::ratio`]).
-pub const CONNS: [usize; 3] = [50, 1000, 10_000];
-/// Message size, bytes.
-pub const SIZE: usize = 64;
-/// Measured time per point, and the warm-up before it.
-pub const DURATION: Duration = Duration::from_secs(3);
-pub const WARMUP: Duration = Duration::from_secs(1);
-/// The memory scenario: idle connections held, and a few active ones at a
-/// light open-loop rate (messages/s each).
-pub const IDLE: usize = 10_000;
-pub const IDLE_ACTIVE: usize = 10;
-pub const IDLE_RATE_PER_CONN: f64 = 50.0;
-/// CPUs each server gets (CFS bandwidth in its own cgroup): low enough
-/// that one loadgen CPU drives the leanest styles server-bound at 50 and
-/// 1,000 connections on a 2-core machine (measured: see the README).
-pub const SERVER_CPU_QUOTA: f64 = 0.5;
-/// Rounds of every style: each ratio is a median with its min-max.
-pub const REPEAT: u32 = 3;
-/// Idle connections the `polling` variants hold (they burn CPU in
-/// proportion to them).
-pub const POLLING_IDLE: usize = 1000;
-
-/// What the perf profile runs, in order (style variants: see
-/// [`crate::compare::variant`]).
-pub const STYLES: &[&str] = &[
-    "epoll",
-    "reactor",
-    "tasks:current_thread",
-    "tasks:multi_thread",
-    "coroutines",
-    "uring",
-    "threads",
-    "polling:sleep0",
-    "polling:sleep100",
-    "polling:sleep1000",
-];
-
-/// The perf plan for one style: `polling` holds [`POLLING_IDLE`] idle
-/// connections and runs nothing else, without the CPU quota (the CPU it
-/// burns is what it shows; a quota would only cap it); every other style
-/// gets the profile.
-pub fn adjust_profile(p: &Profile, style: &str) -> Profile {
-    if style == "polling" || style.starts_with("polling:") {
-        Profile {
-            idle: POLLING_IDLE,
-            scenarios: vec!["idle"],
-            server_cpu_quota: None,
-            ..p.clone()
-        }
-    } else {
-        p.clone()
-    }
+/// Whether `results` come from a profile whose report has the perf tables.
+pub fn applies(results: &CompareResults) -> bool {
+    crate::compare::profile::Profile::named(&results.profile).is_some_and(|p| p.perf_tables)
 }
 
 const KIB: u64 = 1024;
@@ -929,6 +879,7 @@ pub fn markdown(results: &CompareResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     use crate::results::{Tags, record};
 
@@ -1178,27 +1129,6 @@ mod tests {
     }
 
     #[test]
-    fn the_perf_profile_plans_each_style() {
-        let p = Profile::named("perf").unwrap();
-        assert_eq!(p.default_styles(), STYLES);
-        assert_eq!(p.scale_conns, CONNS);
-        assert_eq!(p.scale_sizes, [SIZE]);
-        assert_eq!(p.duration, DURATION);
-        let epoll = p.for_style("epoll");
-        assert_eq!(epoll.scenarios, ["idle", "scale"]);
-        assert_eq!(epoll.idle, IDLE);
-        assert_eq!(epoll.runs_per_style(), 1 + CONNS.len());
-        let polling = p.for_style("polling:sleep100");
-        assert_eq!(polling.scenarios, ["idle"]);
-        assert_eq!(polling.idle, POLLING_IDLE);
-        assert_eq!(polling.runs_per_style(), 1);
-        // Other profiles run every scenario for every style.
-        let quick = Profile::named("quick").unwrap();
-        assert_eq!(quick.for_style("polling:sleep100"), quick);
-        assert_eq!(quick.runs_per_style(), 4 * 2 + 1 + 2 + 1 + 2);
-    }
-
-    #[test]
     fn thousands_separates() {
         assert_eq!(thousands(50), "50");
         assert_eq!(thousands(1000), "1,000");
@@ -1213,7 +1143,7 @@ mod tests {
                 crate::compare::variant::Variant::parse(v).unwrap();
             }
         }
-        for st in STYLES {
+        for st in crate::compare::profile::perf::STYLES {
             crate::compare::variant::Variant::parse(st).unwrap();
         }
     }

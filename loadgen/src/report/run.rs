@@ -7,16 +7,7 @@ use crate::results::RunResult;
 use crate::results::server::ServerStats;
 use crate::results::spec::Mode;
 
-/// A latency in microseconds, in the unit that reads best.
-pub fn fmt_us(v: u64) -> String {
-    if v >= 10_000_000 {
-        format!("{:.1} s", v as f64 / 1e6)
-    } else if v >= 10_000 {
-        format!("{:.1} ms", v as f64 / 1e3)
-    } else {
-        format!("{v} us")
-    }
-}
+pub use crate::results::fmt_us;
 
 /// loadgen's own cost per message, where it was measured.
 fn client_cost(c: &crate::results::ClientStats) -> String {

@@ -306,6 +306,17 @@ pub struct Tags {
     pub repeat: u32,
 }
 
+/// A latency in microseconds, in the unit that reads best.
+pub fn fmt_us(v: u64) -> String {
+    if v >= 10_000_000 {
+        format!("{:.1} s", v as f64 / 1e6)
+    } else if v >= 10_000 {
+        format!("{:.1} ms", v as f64 / 1e3)
+    } else {
+        format!("{v} us")
+    }
+}
+
 /// For `skip_serializing_if`: a field at its default is left out, so
 /// results without the newer figures keep the keys they had.
 pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -1,0 +1,178 @@
+//! What every scenario gets: the server it drives ([`Target`]) and the
+//! environment that runs one load against it, settles the server between
+//! runs and tags the results ([`Env`]).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::compare::model::Scenario;
+use crate::compare::profile::Profile;
+use crate::engine::{self, Control, RunOptions};
+use crate::probe::Watch;
+use crate::probe::sampler::Source;
+use crate::results::spec::RunSpec;
+use crate::results::{RunResult, Tags};
+
+/// The server a scenario drives.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub style: String,
+    pub addr: SocketAddr,
+    /// Sampled from /proc when given...
+    pub server_pid: Option<u32>,
+    /// ...or, in a container, through the Docker API.
+    pub container: Option<(crate::probe::docker::Docker, String)>,
+    /// The server's own cgroup, when `compare` made one, and the share of a
+    /// CPU the server used idle, just started.
+    pub cgroup: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
+    pub idle_cpu: f64,
+}
+
+impl Target {
+    /// How a run samples this server: its process (and cgroup), or its
+    /// container.
+    pub fn watch(&self) -> Option<Watch> {
+        match (self.server_pid, &self.container) {
+            (Some(pid), _) => Some(Watch {
+                cgroup: self.cgroup.clone(),
+                ..Watch::process(pid)
+            }),
+            (None, Some((docker, name))) => Some(Watch {
+                source: Source::Container(docker.clone(), name.clone()),
+                cgroup: None,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// What every scenario gets.
+pub struct Env<'a> {
+    pub profile: &'a Profile,
+    pub target: &'a Target,
+    /// Set on Ctrl-C: runs end early.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Told about every run as it ends.
+    pub on_run: &'a mut dyn FnMut(&RunResult),
+    /// The server's settling before the next run ([`Env::settle`]), when
+    /// it has happened and that run has not taken it yet.
+    settled: Option<(Duration, bool)>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        profile: &'a Profile,
+        target: &'a Target,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        on_run: &'a mut dyn FnMut(&RunResult),
+    ) -> Env<'a> {
+        Env {
+            profile,
+            target,
+            stop,
+            on_run,
+            settled: None,
+        }
+    }
+
+    /// Lets the server finish what the last run left it doing (for a
+    /// server in a cgroup; bounded). The next run records the wait. A
+    /// scenario that starts a load of its own beside the sampled run
+    /// (fairness's heavy connection) settles before starting it, or the
+    /// sampled run would wait for that load to end.
+    pub fn settle(&mut self) {
+        let Some(g) = &self.target.cgroup else {
+            return;
+        };
+        let (waited, ok) = g.settle(self.target.idle_cpu, SETTLE_LIMIT);
+        if !ok {
+            eprintln!(
+                "loadgen: {}: the server was still busy {:.1} s after the last run; measuring anyway",
+                self.target.style,
+                waited.as_secs_f64()
+            );
+        }
+        self.settled = Some((waited, ok));
+    }
+
+    pub fn base_spec(&self) -> RunSpec {
+        RunSpec {
+            addr: self.target.addr,
+            duration: self.profile.duration,
+            warmup: self.profile.warmup,
+            timeout: Duration::from_secs(5),
+            ..RunSpec::default()
+        }
+    }
+
+    pub fn run(
+        &mut self,
+        scenario: Scenario,
+        point: String,
+        spec: &RunSpec,
+        sample: bool,
+    ) -> Option<RunResult> {
+        let control = Arc::new(Control {
+            stop: Arc::clone(&self.stop),
+            ..Control::default()
+        });
+        // Let the server finish what the last run left it doing first
+        // (unless the scenario did so already).
+        if sample && self.settled.is_none() {
+            self.settle();
+        }
+        let settled = self.settled.take();
+        let opts = RunOptions {
+            server: if sample { self.target.watch() } else { None },
+            label: Some(format!("{}/{}/{point}", self.target.style, scenario.name())),
+            on_tick: None,
+        };
+        match engine::run(spec, control, opts) {
+            Ok(mut r) => {
+                if let (Some((waited, ok)), Some(cg)) =
+                    (settled, r.server.as_mut().and_then(|s| s.cgroup.as_mut()))
+                {
+                    cg.settle_s = Some(waited.as_secs_f64());
+                    cg.settled = Some(ok);
+                }
+                r.tags = Some(Tags {
+                    style: self.target.style.clone(),
+                    scenario: scenario.name().into(),
+                    point,
+                    repeat: 0,
+                });
+                (self.on_run)(&r);
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!(
+                    "loadgen: {} {} {point}: {e}",
+                    self.target.style,
+                    scenario.name()
+                );
+                None
+            }
+        }
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The longest a run waits for the server to settle after the last one.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Source addresses for `needed` connections to a loopback IPv4 target:
+/// 127.0.0.1-127.0.0.8 when one address's ~28K ephemeral ports could run
+/// short (churn, 10,000 connections or more: a few such runs in a row leave
+/// tens of thousands of ports in TIME_WAIT); none otherwise.
+pub fn source_ips(target: SocketAddr, needed: usize) -> Vec<IpAddr> {
+    match target.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() && needed >= 10_000 => (1..=8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,159 @@
+//! The comparison's data: what `compare` measured and how
+//! (`results.json`), read by [`crate::report`]. Types only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::RunResult;
+use crate::results::fingerprint::Fingerprint;
+
+/// How a style's server process fared.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub style: String,
+    /// "main" (every scenario but fairness), "fairness" (started with
+    /// --work-us), or in a point-by-point comparison the step ("idle",
+    /// "scale conns=50 size=64").
+    pub phase: String,
+    pub started: bool,
+    pub pid: Option<u32>,
+    /// Exited 0 on SIGTERM and printed its summary line.
+    pub stopped_cleanly: bool,
+    /// Who started and stopped it: "loadgen" (a process), "docker" (a
+    /// container, through the Docker API) or "none" (already running).
+    #[serde(default)]
+    pub managed_by: String,
+    pub exit_code: Option<i32>,
+    /// The server's flags beyond the style and address (a style variant's,
+    /// fairness's --work-us).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    pub summary: Option<String>,
+    /// What went wrong, in words.
+    pub problem: Option<String>,
+    /// The cgroup it ran in (removed after it stopped), and its CPU quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<f64>,
+    /// Processes still in that cgroup after the server stopped, killed
+    /// before the cgroup was removed (a wrapper's children, say).
+    #[serde(default, skip_serializing_if = "crate::results::is_default")]
+    pub leftover_processes_killed: usize,
+    /// Which of the `--repeat` rounds (0-based).
+    #[serde(default, skip_serializing_if = "crate::results::is_default")]
+    pub repeat: u32,
+}
+
+/// How the servers' cgroups were set up for a comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupSetup {
+    /// Each server ran in a cgroup of its own that loadgen made.
+    pub used: bool,
+    /// Who made the servers' cgroups: "loadgen", or "docker" (containers:
+    /// the quota is read back from the container).
+    #[serde(default)]
+    pub made_by: String,
+    /// "v1" or "v2" when used.
+    pub version: Option<String>,
+    /// CPUs of CFS bandwidth each server had (None: no quota).
+    pub cpu_quota: Option<f64>,
+    /// The CFS period of that quota, µs.
+    pub period_us: u64,
+    /// Why cgroups were not used, or leftovers removed, in words.
+    pub note: Option<String>,
+}
+
+/// Everything one comparison measured: `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareResults {
+    pub schema_version: u32,
+    pub profile: String,
+    pub started_unix_s: u64,
+    pub elapsed_s: f64,
+    pub environment: Fingerprint,
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    /// What ran the servers (a `servers` binary, `loadgen serve`, or
+    /// "already running" for targets).
+    pub server_command: String,
+    /// How loadgen reached the servers: "loopback", or the container
+    /// network mode given to it (bridge, host).
+    #[serde(default)]
+    pub network: String,
+    pub styles: Vec<String>,
+    /// Rounds of every style (`--repeat`), interleaved: all styles, then
+    /// all again.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeat: u32,
+    /// The servers' cgroups (absent in results from before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupSetup>,
+    pub servers: Vec<ServerRecord>,
+    pub runs: Vec<RunResult>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+/// The comparison's scenarios, in the order `compare` runs them; the one
+/// list of them. `--scenario` takes their names, and each has a module in
+/// `compare::scenarios` and a section in `report::compare`, which the
+/// compiler checks through exhaustive matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    Idle,
+    Scale,
+    Open,
+    Churn,
+    Fairness,
+}
+
+impl Scenario {
+    /// Every scenario, in order (derived from the enum by clap).
+    pub fn all() -> &'static [Scenario] {
+        <Scenario as clap::ValueEnum>::value_variants()
+    }
+
+    /// The name in `--scenario`, in results' tags and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Idle => "idle",
+            Scenario::Scale => "scale",
+            Scenario::Open => "open",
+            Scenario::Churn => "churn",
+            Scenario::Fairness => "fairness",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::all().iter().copied().find(|s| s.name() == name)
+    }
+
+    /// Whether it needs a server of its own, started with `--work-us`.
+    pub fn own_server(self) -> bool {
+        match self {
+            Scenario::Fairness => true,
+            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_one_name_that_clap_agrees_with() {
+        for &s in Scenario::all() {
+            assert_eq!(Scenario::from_name(s.name()), Some(s));
+            let clap = <Scenario as clap::ValueEnum>::from_str(s.name(), false);
+            assert_eq!(clap, Ok(s), "{}", s.name());
+        }
+        assert_eq!(Scenario::all().len(), 5);
+    }
+}

@@ -1,0 +1,320 @@
+//! The comparison's profiles (how big a comparison is, which styles and
+//! scenarios it runs, and how), one table each, including `perf` with the
+//! constants its targets are judged at ([`perf`]). `--profile` takes their
+//! names.
+
+use std::time::Duration;
+
+use crate::compare::model::Scenario;
+
+/// How a profile's plan changes for some styles.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PerStyle {
+    /// Every style runs the profile as it is.
+    Same,
+    /// `polling` and its variants hold `idle` idle connections and run
+    /// nothing else, without the CPU quota: the CPU they burn is what they
+    /// show, and a quota would only cap it (perf).
+    PollingIdleOnly { idle: usize },
+}
+
+/// How big a comparison is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// `scale`: connection counts and payload sizes.
+    pub scale_conns: Vec<usize>,
+    pub scale_sizes: Vec<usize>,
+    /// `idle`: connections held idle, and active ones at a light open-loop
+    /// rate (messages/s per connection).
+    pub idle: usize,
+    pub idle_active: usize,
+    pub idle_rate_per_conn: f64,
+    /// `open`: fractions of the measured maximum.
+    pub open_fractions: Vec<f64>,
+    /// `churn`: connections cycling at once.
+    pub churn_slots: usize,
+    /// `fairness`: light connections and their rate (messages/s each), the
+    /// heavy connection's message size, and the server's `--work-us`.
+    pub fairness_light: usize,
+    pub fairness_light_rate: f64,
+    pub fairness_heavy_size: usize,
+    pub fairness_work_us: u64,
+    /// The scenarios `compare` runs for a style, in [`Scenario::all`] order.
+    pub scenarios: Vec<Scenario>,
+    /// CPUs of CFS bandwidth each server gets (`--server-cpu-quota`).
+    pub server_cpu_quota: Option<f64>,
+    /// Rounds of every style (`--repeat`).
+    pub repeat: u32,
+    /// Take the styles in turn at each point, a fresh server each
+    /// ([`Profile::steps`]), instead of each style whole.
+    pub by_point: bool,
+    /// The styles `compare` runs without `--styles` (None: every style).
+    pub styles: Option<&'static [&'static str]>,
+    /// How the plan changes for some styles.
+    pub per_style: PerStyle,
+    /// The report holds the perf tables (every style against epoll,
+    /// judged against the targets) and perf.md beside it.
+    pub perf_tables: bool,
+}
+
+impl Profile {
+    pub fn named(name: &str) -> Option<Profile> {
+        let quick = Profile {
+            name: "quick",
+            duration: Duration::from_millis(1500),
+            warmup: Duration::from_millis(500),
+            scale_conns: vec![1, 50, 1000, 5000],
+            scale_sizes: vec![64, 4096],
+            idle: 10_000,
+            idle_active: 100,
+            idle_rate_per_conn: 20.0,
+            open_fractions: vec![0.5, 0.9],
+            churn_slots: 20,
+            fairness_light: 50,
+            fairness_light_rate: 10.0,
+            fairness_heavy_size: 16 * 1024,
+            fairness_work_us: 500,
+            scenarios: Scenario::all().to_vec(),
+            server_cpu_quota: None,
+            repeat: 1,
+            by_point: false,
+            styles: None,
+            per_style: PerStyle::Same,
+            perf_tables: false,
+        };
+        match name {
+            "quick" => Some(quick),
+            "smoke" => Some(Profile {
+                name: "smoke",
+                duration: Duration::from_millis(300),
+                warmup: Duration::from_millis(100),
+                scale_conns: vec![1, 20],
+                scale_sizes: vec![64],
+                idle: 200,
+                idle_active: 10,
+                open_fractions: vec![0.5],
+                churn_slots: 4,
+                fairness_light: 5,
+                fairness_work_us: 200,
+                ..quick
+            }),
+            "full" => Some(Profile {
+                name: "full",
+                duration: Duration::from_secs(5),
+                warmup: Duration::from_secs(1),
+                scale_conns: vec![1, 10, 100, 1000, 10_000],
+                churn_slots: 50,
+                ..quick
+            }),
+            "perf" => Some(Profile {
+                name: "perf",
+                duration: perf::DURATION,
+                warmup: perf::WARMUP,
+                scale_conns: perf::CONNS.to_vec(),
+                scale_sizes: vec![perf::SIZE],
+                idle: perf::IDLE,
+                idle_active: perf::IDLE_ACTIVE,
+                idle_rate_per_conn: perf::IDLE_RATE_PER_CONN,
+                scenarios: vec![Scenario::Idle, Scenario::Scale],
+                server_cpu_quota: Some(perf::SERVER_CPU_QUOTA),
+                repeat: perf::REPEAT,
+                by_point: true,
+                styles: Some(perf::STYLES),
+                per_style: PerStyle::PollingIdleOnly {
+                    idle: perf::POLLING_IDLE,
+                },
+                perf_tables: true,
+                ..quick
+            }),
+            _ => None,
+        }
+    }
+
+    /// The profile names `--profile` accepts.
+    pub const NAMES: &'static [&'static str] = &["smoke", "quick", "full", "perf"];
+
+    /// What this profile runs for one style (or style variant): the perf
+    /// profile gives `polling` variants a smaller idle-only plan.
+    pub fn for_style(&self, style: &str) -> Profile {
+        let polling = style == "polling" || style.starts_with("polling:");
+        match self.per_style {
+            PerStyle::PollingIdleOnly { idle } if polling => Profile {
+                idle,
+                scenarios: vec![Scenario::Idle],
+                server_cpu_quota: None,
+                ..self.clone()
+            },
+            PerStyle::PollingIdleOnly { .. } | PerStyle::Same => self.clone(),
+        }
+    }
+
+    /// The styles `compare` runs when `--styles` is not given.
+    pub fn default_styles(&self) -> Vec<String> {
+        match self.styles {
+            Some(list) => list.iter().map(|s| s.to_string()).collect(),
+            None => servers::Style::ALL
+                .iter()
+                .map(|st| st.name().to_string())
+                .collect(),
+        }
+    }
+
+    pub fn runs(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+
+    /// Number of load runs one style gets (for the time estimate), the
+    /// fairness scenario's heavy connection included.
+    pub fn runs_per_style(&self) -> usize {
+        self.scenarios
+            .iter()
+            .map(|s| match s {
+                Scenario::Scale => self.scale_conns.len() * self.scale_sizes.len(),
+                Scenario::Idle | Scenario::Churn => 1,
+                Scenario::Open => self.open_fractions.len(),
+                Scenario::Fairness => 2,
+            })
+            .sum()
+    }
+
+    /// A rough wall-clock estimate for one style, in seconds.
+    pub fn seconds_per_style(&self) -> f64 {
+        let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
+        let idle = if self.runs(Scenario::Idle) {
+            self.idle
+        } else {
+            0
+        };
+        let scale: usize = if self.runs(Scenario::Scale) {
+            self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
+        } else {
+            0
+        };
+        let connects = (idle + scale) as f64 / 20_000.0;
+        self.runs_per_style() as f64 * per_run + connects + 1.0
+    }
+}
+
+/// One server's worth of a comparison that takes the styles in turn point
+/// by point (the perf profile): the styles' figures at a point are then
+/// measured seconds apart, not minutes, and the machine's drift over a
+/// run (measured here: a style's cost per message moving 20% between
+/// rounds a minute apart) hits them alike. Each step gets a fresh server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Idle,
+    Scale { conns: usize, size: usize },
+}
+
+impl Step {
+    /// The server record's phase.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Idle => "idle".into(),
+            Step::Scale { conns, size } => format!("scale conns={conns} size={size}"),
+        }
+    }
+}
+
+impl Profile {
+    /// The steps of a point-by-point comparison, in order, or None where
+    /// the profile takes each style whole (it has scenarios that need a
+    /// style's other results, like `open`, or one server throughout).
+    pub fn steps(&self) -> Option<Vec<Step>> {
+        if !self.by_point
+            || self
+                .scenarios
+                .iter()
+                .any(|s| !matches!(s, Scenario::Idle | Scenario::Scale))
+        {
+            return None;
+        }
+        let mut steps = Vec::new();
+        if self.runs(Scenario::Idle) {
+            steps.push(Step::Idle);
+        }
+        if self.runs(Scenario::Scale) {
+            for &size in &self.scale_sizes {
+                steps.extend(
+                    self.scale_conns
+                        .iter()
+                        .map(|&conns| Step::Scale { conns, size }),
+                );
+            }
+        }
+        Some(steps)
+    }
+}
+
+/// The `perf` profile's plan: every style against `epoll` at a few points,
+/// server-bound (a CPU quota), repeated; `report::perf` judges it.
+pub mod perf {
+    use std::time::Duration;
+
+    /// Connection counts of the throughput targets (the columns of [`Target::ratio`]).
+    pub const CONNS: [usize; 3] = [50, 1000, 10_000];
+    /// Message size, bytes.
+    pub const SIZE: usize = 64;
+    /// Measured time per point, and the warm-up before it.
+    pub const DURATION: Duration = Duration::from_secs(3);
+    pub const WARMUP: Duration = Duration::from_secs(1);
+    /// The memory scenario: idle connections held, and a few active ones at a
+    /// light open-loop rate (messages/s each).
+    pub const IDLE: usize = 10_000;
+    pub const IDLE_ACTIVE: usize = 10;
+    pub const IDLE_RATE_PER_CONN: f64 = 50.0;
+    /// CPUs each server gets (CFS bandwidth in its own cgroup): low enough
+    /// that one loadgen CPU drives the leanest styles server-bound at 50 and
+    /// 1,000 connections on a 2-core machine (measured: see the README).
+    pub const SERVER_CPU_QUOTA: f64 = 0.5;
+    /// Rounds of every style: each ratio is a median with its min-max.
+    pub const REPEAT: u32 = 3;
+    /// Idle connections the `polling` variants hold (they burn CPU in
+    /// proportion to them).
+    pub const POLLING_IDLE: usize = 1000;
+
+    /// What the perf profile runs, in order (style variants: see
+    /// [`crate::compare::variant`]).
+    pub const STYLES: &[&str] = &[
+        "epoll",
+        "reactor",
+        "tasks:current_thread",
+        "tasks:multi_thread",
+        "coroutines",
+        "uring",
+        "threads",
+        "polling:sleep0",
+        "polling:sleep100",
+        "polling:sleep1000",
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::perf::*;
+    use super::*;
+
+    #[test]
+    fn the_perf_profile_plans_each_style() {
+        let p = Profile::named("perf").unwrap();
+        assert_eq!(p.default_styles(), STYLES);
+        assert_eq!(p.scale_conns, CONNS);
+        assert_eq!(p.scale_sizes, [SIZE]);
+        assert_eq!(p.duration, DURATION);
+        let epoll = p.for_style("epoll");
+        assert_eq!(epoll.scenarios, [Scenario::Idle, Scenario::Scale]);
+        assert_eq!(epoll.idle, IDLE);
+        assert_eq!(epoll.runs_per_style(), 1 + CONNS.len());
+        let polling = p.for_style("polling:sleep100");
+        assert_eq!(polling.scenarios, [Scenario::Idle]);
+        assert_eq!(polling.idle, POLLING_IDLE);
+        assert_eq!(polling.runs_per_style(), 1);
+        // Other profiles run every scenario for every style.
+        let quick = Profile::named("quick").unwrap();
+        assert_eq!(quick.for_style("polling:sleep100"), quick);
+        assert_eq!(quick.runs_per_style(), 4 * 2 + 1 + 2 + 1 + 2);
+    }
+}
