@@ -1,0 +1,363 @@
+//! `loadgen`'s flags (clap) and the parsers of their values; what each
+//! command does is in [`crate::cli`].
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::results::spec::{Mode, RunSpec};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "An honest load generator for TCP echo servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drive one server and report what it did.
+    Run(RunArgs),
+    /// Run every server style through the same scenarios and write a report
+    /// (results.json, results.csv, report.md, charts/).
+    Compare(CompareArgs),
+    /// Rebuild report.md, results.csv and charts/ from a comparison's
+    /// results.json (written next to it unless --out is given).
+    Report {
+        /// A results.json written by `loadgen compare`.
+        results: PathBuf,
+        /// Output directory (default: the one holding results.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Combine result files of simultaneous runs (several loadgen processes
+    /// or hosts against one server) into one: histograms added, throughputs
+    /// and errors summed.
+    Merge(MergeArgs),
+    /// Run an echo server: `loadgen serve <STYLE> [servers flags]` is the
+    /// `servers` binary, built into loadgen so `compare` needs nothing else.
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Styles to compare: `all` or a comma list (see `servers list`); a
+    /// style may name a variant, STYLE:VARIANT, e.g. tasks:current_thread
+    /// (`--workers 0`) or polling:sleep100 (`--poll-sleep-us 100`).
+    /// Default: all, or for the perf profile the styles it has targets for.
+    #[arg(long, value_parser = parse_styles)]
+    pub styles: Option<StyleList>,
+    /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
+    /// (bigger hardware), perf (every style against epoll and the targets in
+    /// loadgen/src/perf.rs, 5-8 minutes on 2 cores; writes perf.md).
+    #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
+    pub profile: String,
+    /// Output directory (default: results/<UTC timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A `servers` binary to run the styles with (default: this loadgen's
+    /// built-in `serve`, the same code).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// CPUs for the servers, e.g. 0 or 0-1.
+    #[arg(long, default_value = "0", value_parser = parse_cpu_list)]
+    pub server_cpus: CpuList,
+    /// CPUs for loadgen (default: every CPU not given to the servers).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub client_cpus: Option<CpuList>,
+    /// Drive a server that is already running instead of spawning one:
+    /// STYLE=HOST:PORT[,fairness=HOST:PORT] (the fairness server runs with
+    /// --work-us). Repeat per style; --styles and --server-cpus then do not apply.
+    #[arg(long = "target", value_parser = crate::compare::parse_target)]
+    pub targets: Vec<crate::compare::TargetSpec>,
+    /// With --target, in containers: the Docker API socket. Each target's
+    /// HOST is its container, started before its scenarios and stopped
+    /// after (one style at a time), and sampled through the API.
+    #[arg(long)]
+    pub docker_socket: Option<PathBuf>,
+    /// How loadgen reaches the servers, for the report (e.g. bridge, host).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// CPUs each server gets, through CFS bandwidth in a cgroup of its own
+    /// (10 ms period), e.g. 0.5; `none` for no quota. Makes the runs
+    /// server-bound when loadgen has more CPU than that. Default: the
+    /// profile's (perf: see loadgen/src/perf.rs; others: none).
+    #[arg(long, value_parser = parse_quota)]
+    pub server_cpu_quota: Option<Quota>,
+    /// Measure every cell this many times, round by round over the styles,
+    /// and report the median with its min-max (default: the profile's;
+    /// perf: 3, others: 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: Option<u32>,
+}
+
+/// `--server-cpu-quota`: CPUs, or none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quota(pub Option<f64>);
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    if s == "none" {
+        return Ok(Quota(None));
+    }
+    match s.parse::<f64>() {
+        // The kernel's floor is 1 ms per 10 ms period.
+        Ok(q) if q.is_finite() && (0.1..=1024.0).contains(&q) => Ok(Quota(Some(q))),
+        _ => Err(format!(
+            "{s:?} is not a CPU quota: want a number of CPUs from 0.1 up (e.g. 0.5), or none"
+        )),
+    }
+}
+
+/// Style names, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StyleList(pub Vec<String>);
+
+/// A CPU list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_styles(s: &str) -> Result<StyleList, String> {
+    if s == "all" {
+        return Ok(StyleList(
+            servers::Style::ALL
+                .iter()
+                .map(|st| st.name().to_string())
+                .collect(),
+        ));
+    }
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let variant = crate::compare::variant::Variant::parse(name)?;
+        if !out.contains(&variant.name) {
+            out.push(variant.name);
+        }
+    }
+    if out.is_empty() {
+        return Err("no style given".into());
+    }
+    Ok(StyleList(out))
+}
+
+fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    crate::compare::parse_cpus(s).map(CpuList)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Closed,
+    Open,
+    Churn,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, value_parser = parse_addr)]
+    pub addr: SocketAddr,
+    /// Active connections (they send messages).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub conns: u64,
+    /// Measured time, e.g. 10s, 500ms, 1m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time after every connection is open and before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub size: u64,
+    /// Most messages in flight per connection (both modes).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub pipeline: u64,
+    /// closed: next message when the reply is back; open: fixed schedule at
+    /// --rate; churn: connect, echo one message, close, repeat.
+    #[arg(long, value_enum, default_value_t = ModeArg::Closed)]
+    pub mode: ModeArg,
+    /// Messages per second in total (open mode).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Extra connections opened first and held idle.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub idle: u64,
+    /// Open at most this many connections per second (ramp).
+    #[arg(long, value_parser = parse_rate)]
+    pub connect_rate: Option<f64>,
+    /// Source addresses, round-robin: 127.0.0.1-127.0.0.8 or a comma list.
+    #[arg(long, value_parser = parse_source_ips)]
+    pub source_ips: Option<SourceIps>,
+    /// loadgen worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: u64,
+    /// Per-message and per-connect timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Sample this server process (and its child processes, if it forks)
+    /// from /proc: memory, CPU, context switches.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// A name for this run in reports.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Run one of compare's scenarios against --addr instead of a single
+    /// load (the load flags are then the scenario's own).
+    #[arg(long, value_enum)]
+    pub scenario: Option<crate::compare::model::Scenario>,
+    /// Scenario size for --scenario: smoke, quick, full or perf.
+    #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
+    pub profile: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the result (in --format) to this file instead of stdout;
+    /// `{host}` in it becomes the host name (one file per replica).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Result files written with --format json, or directories of them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Parsed source addresses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceIps(pub Vec<IpAddr>);
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?} (want HOST:PORT): {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (want e.g. 10s, 500ms, 1m)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("{s:?} is not a positive rate per second")),
+    }
+}
+
+fn parse_source_ips(s: &str) -> Result<SourceIps, String> {
+    let mut ips = Vec::new();
+    for part in s.split(',') {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 65_535 {
+                return Err(format!(
+                    "{part:?} is not an ascending range of at most 65536 addresses"
+                ));
+            }
+            ips.extend((a..=b).map(|ip| IpAddr::from(std::net::Ipv4Addr::from(ip))));
+        } else {
+            ips.push(part.trim().parse().map_err(|e| format!("{part:?}: {e}"))?);
+        }
+    }
+    Ok(SourceIps(ips))
+}
+
+impl RunArgs {
+    pub fn spec(&self) -> Result<RunSpec, clap::Error> {
+        let mode = match (self.mode, self.rate) {
+            (ModeArg::Closed, None) => Mode::Closed,
+            (ModeArg::Open, Some(rate)) => Mode::Open { rate },
+            (ModeArg::Open, None) => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--mode open needs --rate (messages per second in total)\n",
+                ));
+            }
+            (ModeArg::Churn, None) => Mode::Churn,
+            (ModeArg::Closed | ModeArg::Churn, Some(_)) => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--rate applies to --mode open only\n",
+                ));
+            }
+        };
+        if self.duration.is_zero() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                "--duration must be more than 0\n",
+            ));
+        }
+        Ok(RunSpec {
+            addr: self.addr,
+            conns: self.conns as usize,
+            idle: self.idle as usize,
+            duration: self.duration,
+            warmup: self.warmup,
+            size: self.size as usize,
+            pipeline: self.pipeline as usize,
+            mode,
+            connect_rate: self.connect_rate,
+            source_ips: self.source_ips.clone().map(|s| s.0).unwrap_or_default(),
+            threads: self.threads as usize,
+            timeout: self.timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_takes_variants_and_the_perf_profile() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "compare",
+            "--profile",
+            "perf",
+            "--styles",
+            "epoll,tasks:current_thread,polling:sleep100,epoll",
+        ])
+        .unwrap();
+        let Command::Compare(args) = cli.command else {
+            panic!("compare parses as compare")
+        };
+        assert_eq!(args.profile, "perf");
+        assert_eq!(
+            args.styles.unwrap().0,
+            ["epoll", "tasks:current_thread", "polling:sleep100"]
+        );
+        let Command::Compare(args) = Cli::try_parse_from(["loadgen", "compare"]).unwrap().command
+        else {
+            panic!("compare parses as compare")
+        };
+        assert_eq!(args.styles, None, "the profile picks the default styles");
+        for bad in ["tasks:turbo", "fibers", "reactor:sleep10"] {
+            assert!(
+                Cli::try_parse_from(["loadgen", "compare", "--styles", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
