@@ -5,15 +5,13 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use servers::{Config, ServerHandle, Style};
+use servers::{ServerHandle, Style};
 
 mod common;
-use common::{loadgen, output_within, wait_within};
+use common::{in_process, loadgen, output_within, wait_within};
 
 fn server() -> ServerHandle {
-    let listener =
-        servers::listener::bind("127.0.0.1:0".parse().unwrap(), &Default::default()).unwrap();
-    servers::start(Style::Reactor, Config::default(), listener).unwrap()
+    in_process(Style::Reactor)
 }
 
 /// Runs a command with a bound on its run time.

@@ -7,10 +7,8 @@ use loadgen::compare::model::CompareResults;
 use loadgen::report::write as write_outputs;
 use loadgen::results::record;
 
-fn fixture() -> CompareResults {
-    let text = include_str!("fixtures/compare-smoke.json");
-    serde_json::from_str(text).expect("fixture parses as compare results")
-}
+mod common;
+use common::compare_fixture as fixture;
 
 fn build() -> (std::path::PathBuf, String) {
     build_from(&fixture())

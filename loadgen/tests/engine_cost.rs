@@ -4,12 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::engine::{self, Control, RunOptions};
 use loadgen::{Mode, RunResult, RunSpec};
-use servers::{Config, Style};
+use servers::Style;
+
+mod common;
+use common::{compare_fixture, in_process, run};
 
 fn spec(addr: std::net::SocketAddr, conns: usize) -> RunSpec {
     RunSpec {
@@ -22,14 +23,8 @@ fn spec(addr: std::net::SocketAddr, conns: usize) -> RunSpec {
     }
 }
 
-fn run(spec: &RunSpec) -> RunResult {
-    engine::run(spec, Arc::new(Control::default()), RunOptions::default()).expect("run set-up")
-}
-
 fn epoll_server() -> servers::ServerHandle {
-    let listener =
-        servers::listener::bind("127.0.0.1:0".parse().unwrap(), &Default::default()).unwrap();
-    servers::start(Style::Epoll, Config::default(), listener).unwrap()
+    in_process(Style::Epoll)
 }
 
 /// One connection, closed loop: a message costs one write, one read and one
@@ -104,8 +99,7 @@ fn a_close_right_after_the_reply_is_seen_as_eof() {
 /// merged runs weight CPU and system calls per message by messages.
 #[test]
 fn old_results_load_and_merges_weight_cost_by_messages() {
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/compare-smoke.json")).unwrap();
+    let doc = serde_json::to_value(compare_fixture()).unwrap();
     let old: RunResult = serde_json::from_value(doc["runs"][1].clone()).unwrap();
     assert_eq!(old.client.cpu_us_per_msg, None);
     assert_eq!(old.client.syscalls, None);

@@ -9,9 +9,8 @@ use loadgen::compare::model::CompareResults;
 use loadgen::report::write as write_outputs;
 use loadgen::results::{Tags, record};
 
-fn fixture() -> CompareResults {
-    serde_json::from_str(include_str!("fixtures/compare-smoke.json")).expect("fixture parses")
-}
+mod common;
+use common::compare_fixture as fixture;
 
 fn write(results: &CompareResults, name: &str) -> std::path::PathBuf {
     let dir =
