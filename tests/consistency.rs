@@ -1,0 +1,92 @@
+//! The places that must list every style or scenario, checked against the
+//! one registry of each (`servers::Style`, `loadgen`'s `Scenario`): adding
+//! one and forgetting a place fails here, naming the place.
+
+use std::path::PathBuf;
+
+use loadgen::compare::model::Scenario;
+use servers::Style;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+#[test]
+fn every_style_has_a_service_and_a_fairness_service_in_both_compose_files() {
+    for file in ["docker-compose.yml", "docker-compose.host.yml"] {
+        let text = read(file);
+        for style in Style::ALL {
+            let name = style.name();
+            for service in [format!("\n  {name}:"), format!("\n  {name}-fair:")] {
+                assert!(
+                    text.contains(&service),
+                    "{file} has no service `{}` for style {name}",
+                    service.trim()
+                );
+            }
+            let command = format!("command: [\"{name}\",");
+            assert!(text.contains(&command), "{file}: no service runs `{name}`");
+        }
+    }
+}
+
+#[test]
+fn every_style_is_in_the_readme_table_of_styles() {
+    let readme = read("README.md");
+    let table = readme
+        .split("## The styles")
+        .nth(1)
+        .expect("README has a section `## The styles`");
+    for style in Style::ALL {
+        let row = format!("| `{}` |", style.name());
+        assert!(
+            table.contains(&row),
+            "README's table of styles has no row {row}"
+        );
+    }
+}
+
+#[test]
+fn servers_list_names_every_style_and_no_other() {
+    // What `servers list` prints.
+    let text = servers::cli::list_styles();
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for style in Style::ALL {
+        assert!(
+            listed.contains(&style.name()),
+            "`servers list` lacks {}",
+            style.name()
+        );
+        assert_eq!(Style::from_name(style.name()), Some(*style));
+    }
+    assert_eq!(
+        listed.len(),
+        Style::ALL.len(),
+        "`servers list` lists:\n{text}"
+    );
+}
+
+#[test]
+fn every_scenario_has_a_section_in_the_comparison_report() {
+    let results: loadgen::compare::model::CompareResults =
+        serde_json::from_str(&read("loadgen/tests/fixtures/compare-smoke.json"))
+            .expect("the fixture parses");
+    let dir = std::env::temp_dir().join(format!("c10k-consistency-{}", std::process::id()));
+    loadgen::report::write(&results, &dir).expect("the report is written");
+    let report = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    let _ = std::fs::remove_dir_all(&dir);
+    for scenario in Scenario::all() {
+        let heading = format!("\n## {}:", scenario.name());
+        assert!(
+            report.contains(&heading),
+            "report.md has no section {heading:?}"
+        );
+    }
+}
