@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::config::Config;
-use crate::listener::{DEFAULT_BACKLOG, ListenerOptions};
-use crate::style::Style;
+use crate::runtime::config::{self, Config};
+use crate::runtime::limits;
+use crate::runtime::listener::{self, DEFAULT_BACKLOG, ListenerOptions};
+use crate::styles::{self, Style};
 
 /// Start the echo server in one concurrency style (`servers list` names them).
 #[derive(Debug, Parser)]
@@ -36,7 +37,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_conns: Option<u64>,
     /// Per-connection buffer in bytes; bounds memory per connection.
-    #[arg(long, default_value_t = crate::config::DEFAULT_BUFFER_SIZE as u64,
+    #[arg(long, default_value_t = config::DEFAULT_BUFFER_SIZE as u64,
           value_parser = clap::value_parser!(u64).range(64..=64 * 1024 * 1024))]
     pub buffer_size: u64,
     /// Workers: event loops (reactor, epoll; default 1), runtime workers (tasks,
@@ -106,7 +107,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
 }
 
 fn serve_until_signal(args: &ServeArgs) -> anyhow::Result<()> {
-    let limit = crate::limits::raise_nofile_limit().context("raising the open-files limit")?;
+    let limit = limits::raise_nofile_limit().context("raising the open-files limit")?;
     if limit.raised() {
         eprintln!(
             "servers: raised the open-files limit from {} to {} (hard limit)",
@@ -125,18 +126,16 @@ fn serve_until_signal(args: &ServeArgs) -> anyhow::Result<()> {
     // sent as soon as the line is read cannot kill the process unsummarised.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
-    let listener = crate::listener::bind(args.addr, &args.listener_options())
+    let listener = listener::bind(args.addr, &args.listener_options())
         .with_context(|| format!("cannot listen on {} (--addr)", args.addr))?;
     let server =
-        crate::start(args.style, args.config(), listener).context("starting the server")?;
+        styles::start(args.style, args.config(), listener).context("starting the server")?;
 
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "listening on {} style={} pid={}",
-        server.local_addr(),
-        args.style,
-        std::process::id()
+        "{}",
+        listening_line(server.local_addr(), args.style, std::process::id())
     )
     .and_then(|()| stdout.flush())
     .context("writing the listening line")?;
@@ -166,4 +165,74 @@ fn serve_until_signal(args: &ServeArgs) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
     Ok(())
+}
+
+/// The line every server prints on start-up:
+/// `listening on <ip:port> style=<style> pid=<pid>`.
+fn listening_line(addr: SocketAddr, style: Style, pid: u32) -> String {
+    format!("listening on {addr} style={style} pid={pid}")
+}
+
+/// Parses the line every server prints on start-up,
+/// `listening on <ip:port> style=<style> pid=<pid>`, into its parts.
+///
+/// Tools that spawn `servers` (tests, `loadgen compare`) use this instead of
+/// each writing its own parser.
+pub fn parse_listening_line(line: &str) -> Option<(SocketAddr, Style, u32)> {
+    let rest = line.trim().strip_prefix("listening on ")?;
+    let mut parts = rest.split_whitespace();
+    let addr = parts.next()?.parse().ok()?;
+    let style = parts.next()?.strip_prefix("style=")?;
+    let style = Style::from_name(style)?;
+    let pid = parts.next()?.strip_prefix("pid=")?.parse().ok()?;
+    Some((addr, style, pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line_round_trips() {
+        let line = "listening on 127.0.0.1:4242 style=reactor pid=77\n";
+        let (addr, style, pid) = parse_listening_line(line).expect("parses");
+        assert_eq!(addr, "127.0.0.1:4242".parse().unwrap());
+        assert_eq!(style, Style::Reactor);
+        assert_eq!(pid, 77);
+        for &style in Style::ALL {
+            let line = listening_line(addr, style, 9);
+            assert_eq!(parse_listening_line(&line), Some((addr, style, 9)));
+        }
+    }
+
+    #[test]
+    fn malformed_listening_lines_are_rejected() {
+        for bad in [
+            "",
+            "listening on nowhere style=reactor pid=1",
+            "listening on 127.0.0.1:1 style=fibers pid=1",
+            "listening on 127.0.0.1:1 style=tasks",
+            "ready 127.0.0.1:1 style=tasks pid=1",
+        ] {
+            assert!(parse_listening_line(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn list_names_every_style_in_order() {
+        let listed: Vec<_> = list_styles()
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect();
+        let names: Vec<_> = Style::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(listed, names);
+    }
+
+    #[test]
+    fn every_style_parses_from_the_command_line() {
+        for &style in Style::ALL {
+            let args = ServeArgs::try_parse_from(["servers", style.name()]).expect("parses");
+            assert_eq!(args.style, style);
+        }
+    }
 }

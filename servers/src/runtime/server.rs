@@ -1,18 +1,19 @@
-//! Starting a style on a listener, and the handle that stops it.
+//! What a running style is given and what it returns: the [`Ctx`] every
+//! style gets, the [`Runner`] thread each one starts, the helpers for styles
+//! that run one loop per `--workers`, and the [`ServerHandle`] that stops a
+//! server. It names no style: [`launch`] takes the style's own `start` (the
+//! dispatch lives in `crate::styles`), and the handle is generic over the
+//! style type.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::config::Config;
-use crate::log::log;
-use crate::shutdown::Shutdown;
-use crate::stats::{Stats, Summary};
-use crate::style::Style;
-use crate::{
-    coroutines, epoll, poll, polling, pool, prefork, process, reactor, tasks, threads, uring,
-};
+use crate::runtime::config::Config;
+use crate::runtime::log::log;
+use crate::runtime::shutdown::Shutdown;
+use crate::runtime::stats::{Stats, Summary};
 
 /// Why a server could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,9 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// A style's thread panicked; the style's name.
     #[error("{0} server thread panicked")]
-    Panicked(Style),
+    Panicked(&'static str),
 }
 
 impl ServerError {
@@ -36,7 +38,8 @@ impl ServerError {
 /// What every style gets: its configuration and the shared pieces.
 #[derive(Clone)]
 pub(crate) struct Ctx {
-    pub style: Style,
+    /// The running style's name: for thread names and log lines.
+    pub name: &'static str,
     pub config: Config,
     pub stats: Arc<Stats>,
     pub shutdown: Arc<Shutdown>,
@@ -52,7 +55,7 @@ pub(crate) fn spawn_runner(
     f: impl FnOnce() -> Result<(), ServerError> + Send + 'static,
 ) -> Result<Runner, ServerError> {
     std::thread::Builder::new()
-        .name(format!("{}-main", ctx.style))
+        .name(format!("{}-main", ctx.name))
         .spawn(f)
         .map_err(ServerError::io("spawning the server thread"))
 }
@@ -79,8 +82,7 @@ pub(crate) fn make_loops<L>(
 /// Runs one event loop per worker until all have returned: the first on
 /// the calling (runner) thread, the others on threads of their own. A loop
 /// whose thread cannot be started is left out, with a log line. Shared by
-/// the styles with `--workers N` loops on one listener (`reactor`, `epoll`,
-/// `uring`).
+/// the styles with `--workers N` loops on one listener.
 pub(crate) fn run_loops<L: Send + 'static>(
     ctx: &Ctx,
     mut loops: Vec<L>,
@@ -91,7 +93,7 @@ pub(crate) fn run_loops<L: Send + 'static>(
         return Ok(());
     }
     let first = loops.remove(0);
-    let style = ctx.style;
+    let style = ctx.name;
     let others: Vec<_> = loops
         .into_iter()
         .enumerate()
@@ -116,38 +118,30 @@ pub(crate) fn run_loops<L: Send + 'static>(
     result.map_err(ServerError::io(what))
 }
 
-/// Starts `style` serving connections from `listener` (which the caller
-/// bound, see [`crate::listener::bind`]). Returns once the server is set up;
+/// Starts a style serving connections from `listener` (which the caller
+/// bound, see [`crate::runtime::listener::bind`]): builds its [`Ctx`] and
+/// runs `start`, the style's own set-up. Returns once the server is set up;
 /// connections queued on the listener are served from then on.
-pub fn start(
-    style: Style,
+pub(crate) fn launch<S: Copy>(
+    style: S,
+    name: &'static str,
     config: Config,
     listener: TcpListener,
-) -> Result<ServerHandle, ServerError> {
+    start: impl FnOnce(Ctx, TcpListener) -> Result<Runner, ServerError>,
+) -> Result<ServerHandle<S>, ServerError> {
     let local_addr = listener
         .local_addr()
         .map_err(ServerError::io("reading the listener's address"))?;
     let ctx = Ctx {
-        style,
+        name,
         config,
         stats: Arc::new(Stats::default()),
         shutdown: Shutdown::new(),
     };
-    let runner = match style {
-        Style::Threads => threads::start(ctx.clone(), listener)?,
-        Style::Polling => polling::start(ctx.clone(), listener)?,
-        Style::Poll => poll::start(ctx.clone(), listener)?,
-        Style::Reactor => reactor::start(ctx.clone(), listener)?,
-        Style::Epoll => epoll::start(ctx.clone(), listener)?,
-        Style::Tasks => tasks::start(ctx.clone(), listener)?,
-        Style::Coroutines => coroutines::start(ctx.clone(), listener)?,
-        Style::Uring => uring::start(ctx.clone(), listener)?,
-        Style::Prefork => prefork::start(ctx.clone(), listener)?,
-        Style::Process => process::start(ctx.clone(), listener)?,
-        Style::Pool => pool::start(ctx.clone(), listener)?,
-    };
+    let runner = start(ctx.clone(), listener)?;
     Ok(ServerHandle {
         style,
+        name,
         local_addr,
         stats: ctx.stats,
         shutdown: ctx.shutdown,
@@ -155,22 +149,28 @@ pub fn start(
     })
 }
 
-/// A running server. Dropping it stops it, like [`shutdown`](Self::shutdown).
-pub struct ServerHandle {
-    style: Style,
+/// A running server of style `S` (`crate::Style`, which names the type
+/// `crate::ServerHandle`). Dropping it stops it, like
+/// [`shutdown`](Self::shutdown).
+pub struct ServerHandle<S> {
+    style: S,
+    name: &'static str,
     local_addr: SocketAddr,
     stats: Arc<Stats>,
     shutdown: Arc<Shutdown>,
     runner: Option<Runner>,
 }
 
-impl ServerHandle {
+impl<S> ServerHandle<S> {
     /// The address the server listens on (the real port when bound to `:0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    pub fn style(&self) -> Style {
+    pub fn style(&self) -> S
+    where
+        S: Copy,
+    {
         self.style
     }
 
@@ -196,16 +196,16 @@ impl ServerHandle {
         match self.runner.take() {
             Some(runner) => runner
                 .join()
-                .map_err(|_| ServerError::Panicked(self.style))?,
+                .map_err(|_| ServerError::Panicked(self.name))?,
             None => Ok(()),
         }
     }
 }
 
-impl Drop for ServerHandle {
+impl<S> Drop for ServerHandle<S> {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("servers[{}]: {e}", self.style);
+            eprintln!("servers[{}]: {e}", self.name);
         }
     }
 }

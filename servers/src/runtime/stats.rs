@@ -2,9 +2,9 @@
 //!
 //! Counters are relaxed atomics: they are read for the summary line and by
 //! tests, never used to synchronise. They live in a shared anonymous mapping
-//! rather than on the heap, so that the styles that fork (`prefork`,
-//! `process`) count in their children what the parent reports: the mapping
-//! stays shared across `fork`, heap memory would be copied.
+//! rather than on the heap, so that what the children of the styles that
+//! fork count is what the parent reports: the mapping stays shared across
+//! `fork`, heap memory would be copied.
 
 use std::fmt;
 use std::ptr::NonNull;

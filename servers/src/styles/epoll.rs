@@ -8,7 +8,7 @@
 //! connections in a table indexed by their fd (the kernel hands out the
 //! lowest free fd, so the table stays dense), an eventfd to wake the loop
 //! for shutdown. The echo itself is the shared state machine of
-//! [`crate::echo`], over the sockets' plain `read`/`write`, so the styles
+//! [`crate::runtime::echo`], over the sockets' plain `read`/`write`, so the styles
 //! differ only in how they wait.
 
 use std::io;
@@ -17,10 +17,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::accept::{AcceptErrors, AcceptReady};
-use crate::echo::{Drive, EchoConn};
-use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
+use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
+use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
 /// Reads per connection per turn before it goes to the back of the queue.
 const BUDGET: usize = 16;
@@ -83,7 +82,7 @@ impl Loop {
         };
         let lp = Loop {
             scratch: vec![0u8; ctx.config.buffer_size],
-            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "epoll"),
+            accept_errors: AcceptErrors::for_ctx(&ctx),
             accept_paused_until: None,
             ctx,
             epfd,
@@ -203,14 +202,12 @@ impl Loop {
 
     fn on_accepted(&mut self, stream: TcpStream) {
         let ctx = &self.ctx;
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+        let Some((stream, guard)) = admit(ctx, stream, Mode::AsAccepted) else {
             return;
         };
         let fd = stream.as_raw_fd();
         let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
-        if configure_accepted(&stream, ctx.config.nodelay).is_err()
-            || self.add(fd, events, fd as u64).is_err()
-        {
+        if self.add(fd, events, fd as u64).is_err() {
             ctx.stats.conn_failed();
             return;
         }

@@ -39,17 +39,6 @@ pub fn bind(addr: SocketAddr, opts: &ListenerOptions) -> io::Result<TcpListener>
     Ok(socket.into())
 }
 
-/// Applies per-connection socket options to a freshly accepted socket.
-pub(crate) fn configure_accepted<S: std::os::fd::AsFd>(
-    stream: &S,
-    nodelay: bool,
-) -> io::Result<()> {
-    if nodelay {
-        SockRef::from(stream).set_tcp_nodelay(true)?;
-    }
-    Ok(())
-}
-
 /// Wakes every thread blocked in `accept()` on this listener: on Linux,
 /// shutting down a listening socket makes pending and future accepts fail
 /// (EINVAL) and reports the socket as hung up to epoll. This is how the

@@ -9,7 +9,6 @@
 //! an `.await`, so CPU-bound work (`--work-us`) holds its worker thread.
 
 use std::net::TcpListener as StdListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,13 +16,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::watch;
 
-use crate::accept::{AcceptAction, AcceptErrors};
-use crate::config::available_cpus;
-use crate::echo::burn;
-use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::CLOSE_BUDGET;
-use crate::stats::{ConnGuard, Stats};
+use crate::runtime::accept::{AcceptAction, AcceptErrors, Mode, admit};
+use crate::runtime::config::available_cpus;
+use crate::runtime::echo::{FIRST_READ, burn};
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::shutdown::CLOSE_BUDGET;
+use crate::runtime::stats::{ConnGuard, Stats};
 
 pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerError> {
     let runtime = build_runtime(ctx.config.workers.unwrap_or_else(available_cpus))
@@ -62,7 +60,7 @@ fn build_runtime(workers: usize) -> std::io::Result<Runtime> {
 }
 
 async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let mut errors = AcceptErrors::new(Arc::clone(&ctx.stats), "tasks");
+    let mut errors = AcceptErrors::for_ctx(&ctx);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -82,13 +80,9 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<
             }
         };
         errors.on_success();
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+        let Some((stream, guard)) = admit(&ctx, stream, Mode::AsAccepted) else {
             continue;
         };
-        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
-            ctx.stats.conn_failed();
-            continue;
-        }
         tokio::spawn(serve(
             stream,
             guard,
@@ -106,9 +100,6 @@ async fn serve(mut stream: TcpStream, guard: ConnGuard, buffer_size: usize, work
         guard.stats().conn_error();
     }
 }
-
-/// Size of a connection's first read (see [`echo`]).
-const FIRST_READ: usize = 512;
 
 async fn echo(
     stream: &mut TcpStream,

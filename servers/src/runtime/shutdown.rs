@@ -1,7 +1,7 @@
 //! Shutdown, shared by every style: a flag that loops check, the wake-ups
 //! that get a style's threads out of their blocking calls, and a registry of
 //! open connections for the styles whose connection code blocks in
-//! `read`/`write` (`threads`, `coroutines`).
+//! `read`/`write`.
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,7 +179,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Connections a style could not close within the shutdown budget.
 pub(crate) fn report_stragglers(style: &str, left: usize) {
     if left > 0 {
-        crate::log::log!(
+        crate::runtime::log::log!(
             "servers[{style}]: {left} connection(s) still closing at shutdown deadline"
         );
     }

@@ -11,22 +11,20 @@
 //! `may`'s scheduler is process-wide: `--workers` takes effect for the first
 //! coroutines server a process starts (one per process in normal use).
 
+use std::io;
 use std::net::TcpListener as StdListener;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::sync::{Arc, Once};
-
-use std::io;
 use std::time::Duration;
 
 use may::coroutine;
 use may::net::{TcpListener, TcpStream};
 
-use crate::blocking::{Acceptor, accept_loop, serve};
-use crate::config::available_cpus;
-use crate::listener::wake_acceptors;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, Tracked, report_stragglers};
-use crate::stats::ConnGuard;
+use crate::runtime::blocking::{BlockingListener, accept_loop, close_connections, serve};
+use crate::runtime::config::available_cpus;
+use crate::runtime::listener::wake_acceptors;
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::shutdown::ConnRegistry;
 
 static CONFIGURE: Once = Once::new();
 
@@ -61,11 +59,10 @@ pub(crate) fn start(ctx: Ctx, listener: StdListener) -> Result<Runner, ServerErr
         };
         acceptor
             .join()
-            .map_err(|_| ServerError::Panicked(ctx.style))?;
+            .map_err(|_| ServerError::Panicked(ctx.name))?;
         // Waiting happens on this OS thread, not in a coroutine, so the
         // workers stay free to run the connections down.
-        registry.close_all();
-        report_stragglers("coroutines", registry.wait_empty(CLOSE_BUDGET));
+        close_connections(&ctx, &registry);
         Ok(())
     })
 }
@@ -86,47 +83,32 @@ fn adopt_listener(listener: StdListener) -> Result<Arc<TcpListener>, ServerError
     })
 }
 
-struct Coroutines<'a> {
-    listener: &'a TcpListener,
-    stack_words: Option<usize>,
-}
-
-impl Acceptor for Coroutines<'_> {
+impl BlockingListener for TcpListener {
     type Stream = TcpStream;
-    const UNIT: &'static str = "coroutine";
 
-    fn accept(&self) -> io::Result<TcpStream> {
-        self.listener.accept().map(|(stream, _)| stream)
+    fn accept_stream(&self) -> io::Result<TcpStream> {
+        self.accept().map(|(stream, _)| stream)
     }
 
     fn pause(&self, wait: Duration) {
         // Parks this coroutine only; its worker goes on serving connections.
         coroutine::sleep(wait);
     }
+}
 
-    fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
-        stream.set_nodelay(true)
-    }
-
-    fn start(&self, conn: Tracked<TcpStream>, guard: ConnGuard, ctx: &Ctx) -> io::Result<()> {
-        let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+fn accept_connections(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
+    let stack_words = ctx
+        .config
+        .stack_size
+        .map(|bytes| bytes / std::mem::size_of::<usize>());
+    let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+    accept_loop(ctx, listener, registry, "coroutine", |conn, guard| {
         let mut builder = coroutine::Builder::new();
-        if let Some(words) = self.stack_words {
+        if let Some(words) = stack_words {
             builder = builder.stack_size(words);
         }
         // SAFETY: as for the acceptor: the connection coroutine only does I/O
         // through `may`'s socket and touches no thread-locals.
         unsafe { builder.spawn(move || serve(conn, guard, buffer_size, work)) }.map(drop)
-    }
-}
-
-fn accept_connections(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegistry>) {
-    let acceptor = Coroutines {
-        listener,
-        stack_words: ctx
-            .config
-            .stack_size
-            .map(|bytes| bytes / std::mem::size_of::<usize>()),
-    };
-    accept_loop(ctx, &acceptor, registry);
+    });
 }

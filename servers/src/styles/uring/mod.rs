@@ -45,8 +45,10 @@
 //! `--workers N` runs N rings, each on its own thread with its own buffer
 //! ring and multishot accept on the shared listener; whichever ring accepts
 //! a connection serves it for its whole life.
+//!
+//! This file is the event loop; `ring` queues submissions and reaps
+//! completions, `bufpool` holds the receive buffers.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -54,33 +56,24 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, Fixed, SubmitArgs, Timespec};
-use io_uring::{IoUring, cqueue, opcode, squeue};
+use io_uring::types::{Fd, Fixed, Timespec};
+use io_uring::{cqueue, opcode, squeue};
 use slab::Slab;
 
-use crate::accept::{AcceptAction, AcceptErrors};
-use crate::echo::burn;
-use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
-use crate::shutdown::CLOSE_BUDGET;
-use crate::stats::ConnGuard;
+use crate::runtime::accept::{AcceptAction, AcceptErrors, Mode, admit};
+use crate::runtime::echo::burn;
+use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
+use crate::runtime::shutdown::CLOSE_BUDGET;
+use crate::runtime::stats::ConnGuard;
 
 mod bufpool;
-use bufpool::{BGID, BufPool, pool_shape};
+mod ring;
+use bufpool::{BGID, BufPool, Held, pool_shape};
+use ring::{CQ_ENTRIES, Ring, new_ring, register_file_table};
 
-/// Submission queue size; the completion queue is larger, since every
-/// connection may have a completion pending at once.
-const SQ_ENTRIES: u32 = 4096;
-const CQ_ENTRIES: u32 = 4 * SQ_ENTRIES;
 /// Buffers handed to the kernel at start, and more each time it runs dry.
 const FIRST_BUFFERS: usize = 32;
 const GROW_BY: usize = 32;
-/// During shutdown, cancel again this often in case an operation slipped by.
-const CANCEL_AGAIN: Duration = Duration::from_millis(100);
-/// Most slots of the loop's registered-file table (the kernel also caps it
-/// at RLIMIT_NOFILE); connections past it use their plain descriptor.
-const MAX_FIXED_FILES: u64 = 1 << 16;
-
 // What a completion is for: the low bits of its user_data; the connection's
 // slab key is in the rest.
 const RECV: u64 = 0;
@@ -126,102 +119,6 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     spawn_runner(&ctx.clone(), move || {
         run_loops(&ctx, loops, Uring::run, "running the io_uring loop")
     })
-}
-
-/// Creates a ring with the cheapest settings the kernel accepts.
-/// Returns the ring and whether it still has to be enabled (on its thread).
-fn new_ring() -> io::Result<(IoUring, bool)> {
-    let builder = || {
-        let mut b = IoUring::builder();
-        b.setup_cqsize(CQ_ENTRIES);
-        b
-    };
-    // Only the loop's thread ever touches its ring, so the kernel may skip
-    // locking (SINGLE_ISSUER) and run completion work only when the loop
-    // waits, in its context, instead of interrupting it (DEFER_TASKRUN,
-    // 6.1+). The ring is created disabled: the thread that enables it
-    // becomes its single issuer.
-    match builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_r_disabled()
-        .build(SQ_ENTRIES)
-    {
-        Ok(ring) => return Ok((ring, true)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-        Err(e) => return Err(e),
-    }
-    // Older kernels: at least do not interrupt the loop for completions.
-    match builder().setup_coop_taskrun().build(SQ_ENTRIES) {
-        Ok(ring) => return Ok((ring, false)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-        Err(e) => return Err(e),
-    }
-    builder().build(SQ_ENTRIES).map(|ring| (ring, false))
-}
-
-/// The ring and the operations submitted to it.
-struct Ring {
-    ring: IoUring,
-    /// Entries that did not fit in the submission queue, in order; a linked
-    /// pair is kept together.
-    overflow: VecDeque<Vec<squeue::Entry>>,
-    /// Operations submitted (or queued) whose last completion is not reaped.
-    inflight: usize,
-}
-
-impl Ring {
-    /// Queues `entries` (one, or a linked chain) for the next submission.
-    ///
-    /// # Safety
-    ///
-    /// Whatever memory the entries point at must stay valid until their
-    /// final completions are reaped.
-    unsafe fn push(&mut self, entries: &[squeue::Entry]) {
-        self.inflight += entries.len();
-        // SAFETY: forwarded from the caller.
-        if self.overflow.is_empty() && unsafe { self.try_push(entries) } {
-            return;
-        }
-        self.overflow.push_back(entries.to_vec());
-    }
-
-    /// # Safety
-    ///
-    /// As for [`push`](Self::push).
-    unsafe fn try_push(&mut self, entries: &[squeue::Entry]) -> bool {
-        let room = |ring: &mut IoUring| {
-            let sq = ring.submission();
-            sq.capacity() - sq.len()
-        };
-        // Submission queue full: hand what is queued to the kernel now.
-        if room(&mut self.ring) < entries.len() && self.ring.submit().is_err() {
-            return false;
-        }
-        // SAFETY: forwarded from the caller.
-        unsafe { self.ring.submission().push_multiple(entries) }.is_ok()
-    }
-
-    fn flush_overflow(&mut self) {
-        while let Some(entries) = self.overflow.pop_front() {
-            // SAFETY: these entries were pushed under `push`'s contract.
-            if !unsafe { self.try_push(&entries) } {
-                self.overflow.push_front(entries);
-                return;
-            }
-        }
-    }
-
-    /// Moves every available completion into `out` as (user_data, result,
-    /// flags), keeping `inflight` up to date.
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
-        for cqe in self.ring.completion() {
-            if !cqueue::more(cqe.flags()) {
-                self.inflight = self.inflight.saturating_sub(1);
-            }
-            out.push((cqe.user_data(), cqe.result(), cqe.flags()));
-        }
-    }
 }
 
 /// One event loop: a ring, its buffers and its connections.
@@ -274,14 +171,6 @@ struct Out {
     sent: u32,
 }
 
-/// A buffer holding received data.
-enum Held {
-    /// From the pool, by buffer id.
-    Pool(u16),
-    /// The connection's own (the pool was exhausted).
-    Own(Box<[u8]>),
-}
-
 impl Conn {
     fn idle(&self) -> bool {
         !(self.recv_pending || self.send_pending || self.shutdown_pending)
@@ -303,17 +192,13 @@ impl Uring {
         pool.publish();
         let fixed_files = register_file_table(&ring);
         Ok(Uring {
-            io: Ring {
-                ring,
-                overflow: VecDeque::new(),
-                inflight: 0,
-            },
+            io: Ring::new(ring),
             enable_on_thread,
             pool,
             conns: Slab::new(),
             listener,
             wake,
-            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "uring"),
+            accept_errors: AcceptErrors::for_ctx(&ctx),
             accept_armed: false,
             accept_paused: false,
             backoff: Box::new(Timespec::new()),
@@ -423,15 +308,9 @@ impl Uring {
     }
 
     fn on_accepted(&mut self, fd: OwnedFd) {
-        let ctx = &self.ctx;
-        // Over --max-conns: dropping `fd` closes it at once.
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+        let Some((fd, guard)) = admit(&self.ctx, fd, Mode::AsAccepted) else {
             return;
         };
-        if configure_accepted(&fd, ctx.config.nodelay).is_err() {
-            ctx.stats.conn_failed();
-            return;
-        }
         let raw = fd.as_raw_fd();
         let key = self.conns.insert(Conn {
             fd,
@@ -645,41 +524,9 @@ impl Uring {
     /// operation (and so with every buffer), then closes the connections.
     fn stop(&mut self) {
         self.stopping = true;
-        let deadline = Instant::now() + CLOSE_BUDGET;
-        let mut cancel_at = Instant::now();
-        let mut cqes = Vec::new();
-        while self.io.inflight > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            if now >= cancel_at {
-                let cancel = opcode::AsyncCancel2::new(CancelBuilder::any())
-                    .build()
-                    .user_data(token(CANCEL, 0));
-                // SAFETY: a cancel references no memory. It is queued after
-                // every other entry, so everything it should find is in flight.
-                unsafe { self.io.push(&[cancel]) };
-                cancel_at = now + CANCEL_AGAIN;
-            }
-            self.io.flush_overflow();
-            let wait = Timespec::from(deadline.min(cancel_at) - now);
-            let args = SubmitArgs::new().timespec(&wait);
-            match self.io.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) => {}
-                Err(e) => {
-                    eprintln!("servers[uring]: waiting for cancelled operations: {e}");
-                    break;
-                }
-            }
-            cqes.clear();
-            // Only the accounting matters now: the buffers are freed whole.
-            self.io.reap(&mut cqes);
+        let cancel = token(CANCEL, 0);
+        if let Err(e) = self.io.cancel_all(Instant::now() + CLOSE_BUDGET, cancel) {
+            eprintln!("servers[uring]: waiting for cancelled operations: {e}");
         }
         if self.io.inflight > 0 {
             eprintln!(
@@ -718,23 +565,5 @@ impl Drop for Uring {
         if self.io.inflight > 0 {
             self.leak_buffers();
         }
-    }
-}
-
-/// Registers an empty file table for the connections' sockets, as large as
-/// the descriptor limit allows; returns its size (0 if the kernel refused).
-fn register_file_table(ring: &IoUring) -> u32 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into `lim`, which outlives the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    let size = lim.rlim_cur.min(MAX_FIXED_FILES) as u32;
-    match ring.submitter().register_files_sparse(size) {
-        Ok(()) => size,
-        Err(_) => 0,
     }
 }

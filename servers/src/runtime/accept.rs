@@ -1,5 +1,10 @@
-//! What every accept loop does when `accept()` fails.
+//! What every accept loop does with what `accept()` returns.
 //!
+//! A connection goes through [`admit`]: counted against `--max-conns` and
+//! given its socket options, or closed. The loop of the styles that wait
+//! for the listener to become ready is written once, in [`AcceptReady`].
+//!
+//! When `accept()` fails ([`AcceptErrors`]):
 //! Some failures concern one connection that died in the backlog
 //! (ECONNABORTED, EPROTO, ...): count it and accept the next one. Others mean
 //! the process is out of something (EMFILE, ENFILE, ENOBUFS, ENOMEM): the
@@ -8,10 +13,14 @@
 //! serving, and a burst of errors is logged once, with a line when it ends.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::stats::Stats;
+use socket2::SockRef;
+
+use crate::runtime::server::Ctx;
+use crate::runtime::stats::{ConnGuard, Stats};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
@@ -35,6 +44,12 @@ pub struct AcceptErrors {
 }
 
 impl AcceptErrors {
+    /// The errors of one of `ctx`'s accept loops, logged under its style's
+    /// name.
+    pub(crate) fn for_ctx(ctx: &Ctx) -> Self {
+        AcceptErrors::new(Arc::clone(&ctx.stats), ctx.name)
+    }
+
     pub fn new(stats: Arc<Stats>, style: &'static str) -> Self {
         AcceptErrors {
             stats,
@@ -47,7 +62,7 @@ impl AcceptErrors {
     /// Call after every successful accept: ends a burst.
     pub fn on_success(&mut self) {
         if self.burst > 0 {
-            crate::log::log!(
+            crate::runtime::log::log!(
                 "servers[{}]: accepting again after {} accept error(s)",
                 self.style,
                 self.burst
@@ -66,7 +81,7 @@ impl AcceptErrors {
         self.stats.accept_error();
         self.burst += 1;
         if self.burst == 1 {
-            crate::log::log!(
+            crate::runtime::log::log!(
                 "servers[{}]: accept failed: {err} (counted; further errors in this burst are counted, not logged)",
                 self.style
             );
@@ -80,9 +95,40 @@ impl AcceptErrors {
     }
 }
 
+/// How a connection is set up for serving, beyond [`admit`]'s options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Leave the socket as `accept` made it.
+    AsAccepted,
+    /// Make the socket non-blocking (`accept` on Linux does not pass the
+    /// listener's O_NONBLOCK on).
+    NonBlocking,
+}
+
+/// Admits a connection just accepted: counts it against `--max-conns`
+/// (past it the stream is dropped here, which closes it, and counted as
+/// rejected) and applies the per-connection socket options (a failure is
+/// counted as a failed connection and closes it too). Returns the stream and
+/// its place in the count of open connections, ready to serve.
+pub(crate) fn admit<S: AsRawFd>(ctx: &Ctx, stream: S, mode: Mode) -> Option<(S, ConnGuard)> {
+    let guard = ctx.stats.admit(ctx.config.max_conns)?;
+    let configured = {
+        // SAFETY: `stream` owns the descriptor and outlives this borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+        let socket = SockRef::from(&fd);
+        (mode == Mode::AsAccepted || socket.set_nonblocking(true).is_ok())
+            && (!ctx.config.nodelay || socket.set_tcp_nodelay(true).is_ok())
+    };
+    if !configured {
+        ctx.stats.conn_failed();
+        return None;
+    }
+    Some((stream, guard))
+}
+
 /// The accept loop of the styles that wait for a non-blocking listener to
-/// become ready (`reactor`, `epoll`, `process`): how each accepts one
-/// connection and what it does with it; the loop itself is written once.
+/// become ready: how each accepts one connection and what it does with it;
+/// the loop itself is written once.
 pub(crate) trait AcceptReady {
     type Stream;
     fn try_accept(&mut self) -> io::Result<Self::Stream>;

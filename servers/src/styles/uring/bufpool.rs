@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::IoUring;
 
-use super::Held;
 
 /// The buffer group id of the loop's provided-buffer ring.
 pub(super) const BGID: u16 = 0;
@@ -24,6 +23,14 @@ pub(super) fn pool_shape(buffer_size: usize) -> (usize, usize) {
     let count = (POOL_BYTES / size).clamp(MIN_BUFFERS, MAX_BUFFERS);
     // The ring's size must be a power of two.
     (1 << count.ilog2(), size)
+}
+
+/// A buffer holding received data.
+pub(super) enum Held {
+    /// From the pool, by buffer id.
+    Pool(u16),
+    /// The connection's own (the pool was exhausted).
+    Own(Box<[u8]>),
 }
 
 /// An anonymous memory mapping (page-aligned, as the buffer ring requires).

@@ -1,4 +1,4 @@
-//! Child processes for the styles that fork (`prefork`, `process`): forking
+//! Child processes for the styles that fork: forking
 //! from a multi-threaded server, watching children through pidfds, stopping
 //! and reaping them.
 //!
@@ -49,7 +49,7 @@ pub(crate) fn spawn(keep: &[RawFd], body: impl FnOnce() -> i32) -> io::Result<Ch
     // SAFETY: the child runs only the set-up below and `body`, and ends with
     // `_exit`. It may allocate: glibc's fork handlers leave malloc usable in
     // the child. It never takes the stdio locks another thread could have
-    // held at fork time (the servers log through `crate::log`).
+    // held at fork time (the servers log through `crate::runtime::log`).
     match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => {
             let code = match prepare_child(parent, keep) {
@@ -102,7 +102,7 @@ fn prepare_child(parent: Pid, keep: &[RawFd]) -> nix::Result<()> {
 /// blocked in this thread, and so in every thread started after, and one
 /// thread waits for it.
 pub(crate) fn stop_on_sigterm(
-    shutdown: &std::sync::Arc<crate::shutdown::Shutdown>,
+    shutdown: &std::sync::Arc<crate::runtime::shutdown::Shutdown>,
 ) -> io::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
@@ -118,7 +118,7 @@ pub(crate) fn stop_on_sigterm(
         .map(drop)
 }
 
-/// The connection a `process` child serves, for its SIGTERM handler.
+/// The connection a child serves, for its SIGTERM handler.
 static SERVED_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 extern "C" fn shut_served_connection(_: libc::c_int) {

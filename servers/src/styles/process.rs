@@ -14,7 +14,7 @@
 //! so it never steals another part of the process's exit statuses.
 //!
 //! Counters a child makes (bytes echoed, errors) reach the parent's summary
-//! through the shared mapping [`crate::stats`] keeps them in. Memory per
+//! through the shared mapping [`crate::runtime::stats`] keeps them in. Memory per
 //! connection is the children's: `loadgen` sums the proportional set size
 //! (PSS) over the process tree, so pages the children share copy-on-write
 //! with the parent are counted once, not once per child.
@@ -26,17 +26,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::accept::{AcceptErrors, AcceptReady};
-use crate::echo::echo_blocking;
-use crate::fork::{self, Child, exited_cleanly};
-use crate::listener::configure_accepted;
-use crate::log::log;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::CLOSE_BUDGET;
-use crate::stats::ConnGuard;
+use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
+use crate::runtime::echo::echo_blocking;
+use crate::runtime::fork::{self, Child, exited_cleanly};
+use crate::runtime::log::log;
+use crate::runtime::poller;
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::shutdown::CLOSE_BUDGET;
+use crate::runtime::stats::ConnGuard;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -58,14 +58,11 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(ServerError::io("watching the listener"))?;
-    let waker = Waker::new(poll.registry(), WAKER)
+    poller::wake_on_shutdown(&poll, WAKER, &ctx.shutdown)
         .map_err(ServerError::io("setting up the shutdown waker"))?;
-    ctx.shutdown.on_trigger(move || {
-        let _ = waker.wake();
-    });
     spawn_runner(&ctx.clone(), move || {
         let mut parent = Parent {
-            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "process"),
+            accept_errors: AcceptErrors::for_ctx(&ctx),
             ctx,
             poll,
             listener,
@@ -106,11 +103,7 @@ impl Parent {
                 .paused_until
                 .map(|until| until.saturating_duration_since(Instant::now()));
             let timeout = fork::wait_timeout(timeout, self.unwatched > 0);
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            poller::wait(&mut self.poll, &mut events, timeout)?;
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -150,13 +143,9 @@ impl Parent {
     /// socket is closed as soon as the child has its own.
     fn serve(&mut self, stream: StdStream) {
         let ctx = &self.ctx;
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+        let Some((stream, guard)) = admit(ctx, stream, Mode::AsAccepted) else {
             return;
         };
-        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
-            ctx.stats.conn_failed();
-            return;
-        }
         let (stats, buffer_size, work) = (
             Arc::clone(&ctx.stats),
             ctx.config.buffer_size,

@@ -4,15 +4,15 @@ use std::time::Duration;
 
 /// Default per-connection buffer: the most a connection holds in memory.
 pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
-/// Default stack for a `threads` connection thread (the echo loop is shallow;
+/// Default stack for a connection thread (the echo loop is shallow;
 /// the buffer is on the heap).
 pub const DEFAULT_THREAD_STACK: usize = 128 * 1024;
-/// Default stack for a `coroutines` connection coroutine: `may`'s own
+/// Default stack for a connection coroutine: `may`'s own
 /// default (0x1000 words), whose stacks it pools and reuses.
 pub const DEFAULT_COROUTINE_STACK: usize = 0x1000 * std::mem::size_of::<usize>();
 
 /// Server configuration shared by all styles. Fields a style does not use are
-/// ignored by it (for example `poll_sleep_us` outside `polling`).
+/// ignored by it (for example `poll_sleep_us`, which only the busy-polling style reads).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Connections past this many open ones are closed at once and counted.
@@ -20,10 +20,9 @@ pub struct Config {
     /// Per-connection buffer; bounds memory per connection: a peer that does
     /// not read stops being read from instead of being buffered.
     pub buffer_size: usize,
-    /// Workers: event loops for `reactor` and `epoll`, runtime workers for `tasks`
-    /// (0 = current-thread runtime), scheduler workers for `coroutines`,
-    /// rings for `uring`, worker processes for `prefork`, pool threads for
-    /// `pool`.
+    /// Workers: how many of the style's units run side by side (event
+    /// loops, rings, runtime or scheduler workers, worker processes, pool
+    /// threads; each style says which, and `servers --help` lists them).
     /// `None` = the style's default.
     pub workers: Option<usize>,
     /// Stack size for a connection thread or coroutine; `None` = style default.
@@ -32,7 +31,7 @@ pub struct Config {
     pub nodelay: bool,
     /// Microseconds of real CPU (a busy loop) spent per chunk received.
     pub work_us: u64,
-    /// `polling` only: sleep this long when a full pass found nothing to do
+    /// Busy-polling only: sleep this long when a full pass found nothing to do
     /// (0 = spin, the honest cost of the style).
     pub poll_sleep_us: u64,
 }

@@ -16,17 +16,16 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::accept::{AcceptErrors, AcceptReady};
-use crate::echo::{Drive, EchoConn};
-use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
+use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
+use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::poller;
+use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -47,7 +46,8 @@ pub(crate) fn start(ctx: Ctx, listener: std::net::TcpListener) -> Result<Runner,
 }
 
 /// Runs one event loop on the calling thread until shutdown (or until the
-/// process is killed): the whole life of a `prefork` worker process.
+/// process is killed): the whole life of a `prefork` worker process. Accept
+/// errors are logged under `ctx`'s style.
 pub(crate) fn run_on_this_thread(ctx: Ctx, listener: std::net::TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     Reactor::new(ctx, TcpListener::from_std(listener))?.run()
@@ -119,17 +119,13 @@ impl Reactor {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        ctx.shutdown.on_trigger(move || {
-            // A failed wake leaves the loop to notice at its next event.
-            let _ = waker.wake();
-        });
+        poller::wake_on_shutdown(&poll, WAKER, &ctx.shutdown)?;
         Ok(Reactor {
             poll,
             listener,
             conns: Slab::new(),
             again: VecDeque::new(),
-            accept_errors: AcceptErrors::new(Arc::clone(&ctx.stats), "reactor"),
+            accept_errors: AcceptErrors::for_ctx(&ctx),
             accept_paused_until: None,
             lp: LoopState {
                 scratch: vec![0u8; ctx.config.buffer_size],
@@ -148,11 +144,7 @@ impl Reactor {
                 self.accept_paused_until
                     .map(|until| until.saturating_duration_since(Instant::now()))
             };
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            poller::wait(&mut self.poll, &mut events, timeout)?;
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -211,15 +203,11 @@ impl Reactor {
         self.accept_paused_until = self.accept_ready(usize::MAX);
     }
 
-    fn on_accepted(&mut self, mut stream: TcpStream) {
+    fn on_accepted(&mut self, stream: TcpStream) {
         let ctx = &self.lp.ctx;
-        let Some(guard) = ctx.stats.admit(ctx.config.max_conns) else {
+        let Some((mut stream, guard)) = admit(ctx, stream, Mode::AsAccepted) else {
             return;
         };
-        if configure_accepted(&stream, ctx.config.nodelay).is_err() {
-            ctx.stats.conn_failed();
-            return;
-        }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         let registered = self.poll.registry().register(

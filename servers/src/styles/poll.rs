@@ -14,13 +14,11 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::accept::{AcceptAction, AcceptErrors};
-use crate::echo::{Drive, EchoConn};
-use crate::listener::configure_accepted;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
+use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
 
 /// Reads per connection per wake-up.
 const BUDGET: usize = 16;
@@ -79,7 +77,7 @@ impl<'a> Loop<'a> {
             pollfd(listener.as_raw_fd(), libc::POLLIN),
         ];
         Loop {
-            errors: AcceptErrors::new(Arc::clone(&ctx.stats), "poll"),
+            errors: AcceptErrors::for_ctx(&ctx),
             scratch: vec![0u8; ctx.config.buffer_size],
             ctx,
             listener,
@@ -128,7 +126,7 @@ impl<'a> Loop<'a> {
                 self.accept_paused_until = None;
                 self.fds[LISTENER].events = libc::POLLIN;
             }
-            let accept_ready = self.fds[LISTENER].revents != 0;
+            let listener_ready = self.fds[LISTENER].revents != 0;
             // The full scan: every slot is looked at, ready or not.
             let mut i = self.conns.len();
             while i > 0 {
@@ -137,8 +135,8 @@ impl<'a> Loop<'a> {
                     self.serve(i);
                 }
             }
-            if accept_ready {
-                self.accept_ready();
+            if listener_ready {
+                self.accept_all();
             }
         }
         Ok(())
@@ -169,36 +167,31 @@ impl<'a> Loop<'a> {
         self.fds.swap_remove(i + 2);
     }
 
-    fn accept_ready(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    self.errors.on_success();
-                    let Some(guard) = self.ctx.stats.admit(self.ctx.config.max_conns) else {
-                        continue;
-                    };
-                    let setup = stream
-                        .set_nonblocking(true)
-                        .and_then(|()| configure_accepted(&stream, self.ctx.config.nodelay));
-                    if setup.is_err() {
-                        self.ctx.stats.conn_failed();
-                        continue;
-                    }
-                    self.fds.push(pollfd(stream.as_raw_fd(), libc::POLLIN));
-                    self.conns.push(EchoConn::new(stream, guard));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match self.errors.on_error(&e) {
-                    AcceptAction::Retry => {}
-                    AcceptAction::BackOff(wait) => {
-                        // Stop watching the listener until the back-off ends
-                        // (level-triggered, it would report ready at once).
-                        self.accept_paused_until = Some(Instant::now() + wait);
-                        self.fds[LISTENER].events = 0;
-                        return;
-                    }
-                },
-            }
+    fn accept_all(&mut self) {
+        self.accept_paused_until = self.accept_ready(usize::MAX);
+        if self.accept_paused_until.is_some() {
+            // Stop watching the listener until the back-off ends
+            // (level-triggered, it would report ready at once).
+            self.fds[LISTENER].events = 0;
+        }
+    }
+}
+
+impl AcceptReady for Loop<'_> {
+    type Stream = TcpStream;
+
+    fn try_accept(&mut self) -> io::Result<TcpStream> {
+        self.listener.accept().map(|(stream, _)| stream)
+    }
+
+    fn accept_errors(&mut self) -> &mut AcceptErrors {
+        &mut self.errors
+    }
+
+    fn accepted(&mut self, stream: TcpStream) {
+        if let Some((stream, guard)) = admit(&self.ctx, stream, Mode::NonBlocking) {
+            self.fds.push(pollfd(stream.as_raw_fd(), libc::POLLIN));
+            self.conns.push(EchoConn::new(stream, guard));
         }
     }
 }

@@ -13,7 +13,7 @@
 //! SIGTERM to every worker, which closes their connections, and reaps them.
 //!
 //! Workers count in counters of their own that also add to the server's
-//! (shared memory, see [`crate::stats`]), so `--max-conns` holds across all
+//! (shared memory, see [`crate::runtime::stats`]), so `--max-conns` holds across all
 //! workers and the master can forget the open connections of a worker that
 //! died with them.
 
@@ -23,16 +23,16 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token, Waker};
+use mio::{Events, Poll, Token};
 
-use crate::config::{Config, available_cpus};
-use crate::fork::{self, Child};
-use crate::log::log;
-use crate::reactor;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::{CLOSE_BUDGET, Shutdown};
-use crate::stats::Stats;
-use crate::style::Style;
+use crate::runtime::config::{Config, available_cpus};
+use crate::runtime::fork::{self, Child};
+use crate::runtime::log::log;
+use crate::runtime::poller;
+use crate::styles::reactor;
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::shutdown::{CLOSE_BUDGET, Shutdown};
+use crate::runtime::stats::Stats;
 
 const WAKER: Token = Token(usize::MAX - 1);
 /// A worker that dies sooner than this after its start counts as a crash
@@ -50,11 +50,8 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
     }
     let workers = ctx.config.workers.unwrap_or_else(available_cpus).max(1);
     let poll = Poll::new().map_err(ServerError::io("setting up the master's epoll loop"))?;
-    let waker = Waker::new(poll.registry(), WAKER)
+    poller::wake_on_shutdown(&poll, WAKER, &ctx.shutdown)
         .map_err(ServerError::io("setting up the shutdown waker"))?;
-    ctx.shutdown.on_trigger(move || {
-        let _ = waker.wake();
-    });
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let runner = spawn_runner(&ctx.clone(), move || {
         // Workers are forked here, on the thread that lives as long as they
@@ -85,7 +82,7 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
         }
         Err(_) => Err(match runner.join() {
             Ok(Err(e)) => e,
-            _ => ServerError::Panicked(Style::Prefork),
+            _ => ServerError::Panicked("prefork"),
         }),
     }
 }
@@ -129,11 +126,7 @@ impl Master {
                 .iter()
                 .any(|s| s.worker.as_ref().is_some_and(|w| w.child.pidfd.is_none()));
             let timeout = fork::wait_timeout(timeout, scanning);
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            poller::wait(&mut self.poll, &mut events, timeout)?;
             for event in events.iter() {
                 if event.token() != WAKER {
                     self.on_worker_exit(event.token().0);
@@ -164,7 +157,7 @@ impl Master {
     fn start_worker(&mut self, i: usize) -> io::Result<()> {
         let stats = Arc::new(Stats::child_of(&self.ctx.stats));
         let worker_ctx = Ctx {
-            style: self.ctx.style,
+            name: self.ctx.name,
             config: Config {
                 workers: Some(1),
                 ..self.ctx.config.clone()

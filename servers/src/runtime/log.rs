@@ -1,16 +1,16 @@
 //! The servers' log lines on stderr.
 //!
 //! Each line goes out in one `write(2)` on fd 2, without the lock that
-//! `eprintln!` takes: a process forked from a multi-threaded server
-//! (`prefork`, `process`) may have been forked while another thread held
-//! that lock, and would then block forever on its first log line. One write
-//! per line also keeps lines from several processes whole.
+//! `eprintln!` takes: a process forked from a multi-threaded server may
+//! have been forked while another thread held that lock, and would then
+//! block forever on its first log line. One write per line also keeps lines
+//! from several processes whole.
 
 /// Writes one formatted line to stderr (errors are ignored: a log line that
 /// cannot be written must not take the server down).
 macro_rules! log {
     ($($arg:tt)*) => {
-        $crate::log::line(format_args!($($arg)*))
+        $crate::runtime::log::line(format_args!($($arg)*))
     };
 }
 pub(crate) use log;

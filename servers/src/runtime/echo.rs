@@ -1,15 +1,15 @@
 //! The echo itself, written once for every style.
 //!
 //! Two shapes of the same service:
-//! - [`echo_blocking`] for styles whose code blocks (`threads`,
-//!   `coroutines`): read a chunk, write it all back, repeat. Back-pressure is
-//!   free: while `write_all` waits for a peer that does not read, nothing more
-//!   is read from it.
-//! - [`EchoConn::drive`] for event-driven styles (`polling`, `reactor`): a
-//!   small state machine over a non-blocking socket. It reads into the loop's
-//!   shared scratch buffer and keeps only what the peer did not take yet
-//!   (never more than one buffer); while anything is pending it does not
-//!   read. An idle connection therefore costs no buffer at all.
+//! - [`echo_blocking`] for styles whose connection code blocks (a thread,
+//!   a coroutine, a process per connection): read a chunk, write it all
+//!   back, repeat. Back-pressure is free: while `write_all` waits for a peer
+//!   that does not read, nothing more is read from it.
+//! - [`EchoConn::drive`] for event-driven styles (one loop, many sockets):
+//!   a small state machine over a non-blocking socket. It reads into the
+//!   loop's shared scratch buffer and keeps only what the peer did not take
+//!   yet (never more than one buffer); while anything is pending it does
+//!   not read. An idle connection therefore costs no buffer at all.
 //!
 //! Half-close: EOF from the peer means "send back what is pending, then shut
 //! down the write side", so a client that shuts its write side gets every
@@ -18,7 +18,7 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::stats::{ConnGuard, Stats};
+use crate::runtime::stats::{ConnGuard, Stats};
 
 /// A socket the echo can run on: reads, writes and a half-close.
 pub trait EchoStream: Read + Write {
@@ -59,9 +59,10 @@ pub fn burn(work: Duration) {
     }
 }
 
-/// Size of the first read of a blocking connection: small and on the stack,
-/// so that a connection that never speaks never gets its full buffer.
-const FIRST_READ: usize = 512;
+/// Size of a connection's first read, in the styles that give a connection
+/// its buffer only once it speaks: small and on the stack, so that a
+/// connection that never speaks never gets its full buffer.
+pub(crate) const FIRST_READ: usize = 512;
 
 /// Serves one connection with blocking reads and writes until the peer
 /// closes its write side (then half-closes ours) or an error ends it.

@@ -15,14 +15,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
-use crate::blocking::{Acceptor, accept_loop, serve};
-use crate::config::DEFAULT_THREAD_STACK;
-use crate::listener::wake_acceptors;
-use crate::server::{Ctx, Runner, ServerError, spawn_runner};
-use crate::shutdown::{CLOSE_BUDGET, ConnRegistry, Tracked, report_stragglers};
-use crate::stats::ConnGuard;
+use crate::runtime::blocking::{accept_loop, blocking_listener, close_connections, serve};
+use crate::runtime::config::DEFAULT_THREAD_STACK;
+use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
+use crate::runtime::shutdown::{ConnRegistry, Tracked};
+use crate::runtime::stats::ConnGuard;
 
 /// Workers when `--workers` is not given: fewer than most of the
 /// comparison's connection counts, so the queue shows.
@@ -31,9 +29,7 @@ pub const DEFAULT_POOL: usize = 16;
 type Job = (Tracked<TcpStream>, ConnGuard);
 
 pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerError> {
-    listener
-        .set_nonblocking(false)
-        .map_err(ServerError::io("making the listener blocking"))?;
+    let listener = blocking_listener(&ctx, listener)?;
     let size = ctx.config.workers.unwrap_or(DEFAULT_POOL).max(1);
     let stack = ctx.config.stack_size.unwrap_or(DEFAULT_THREAD_STACK);
     let (queue, jobs) = channel::<Job>();
@@ -50,9 +46,6 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
                 .map_err(ServerError::io("starting the pool's threads"))
         })
         .collect::<Result<Vec<JoinHandle<()>>, _>>()?;
-    let listener = Arc::new(listener);
-    let waker = Arc::clone(&listener);
-    ctx.shutdown.on_trigger(move || wake_acceptors(&*waker));
     spawn_runner(&ctx.clone(), move || {
         run(&ctx, &listener, queue, workers);
         Ok(())
@@ -76,42 +69,18 @@ fn work(ctx: &Ctx, jobs: &Mutex<Receiver<Job>>) {
     }
 }
 
-struct Pool<'a> {
-    listener: &'a TcpListener,
-    queue: Sender<Job>,
-}
-
-impl Acceptor for Pool<'_> {
-    type Stream = TcpStream;
-    const UNIT: &'static str = "queue entry";
-
-    fn accept(&self) -> io::Result<TcpStream> {
-        self.listener.accept().map(|(stream, _)| stream)
-    }
-
-    fn pause(&self, wait: Duration) {
-        thread::sleep(wait);
-    }
-
-    fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
-        stream.set_nodelay(true)
-    }
-
-    fn start(&self, conn: Tracked<TcpStream>, guard: ConnGuard, _ctx: &Ctx) -> io::Result<()> {
-        self.queue
-            .send((conn, guard))
-            .map_err(|_| io::Error::other("every pool worker has stopped"))
-    }
-}
-
 fn run(ctx: &Ctx, listener: &TcpListener, queue: Sender<Job>, workers: Vec<JoinHandle<()>>) {
     let registry = ConnRegistry::new();
-    accept_loop(ctx, &Pool { listener, queue }, &registry);
+    accept_loop(ctx, listener, &registry, "queue entry", |conn, guard| {
+        queue
+            .send((conn, guard))
+            .map_err(|_| io::Error::other("every pool worker has stopped"))
+    });
     // Queued connections are in the registry too: shutting them down lets
     // the workers run through the rest of the queue at once. Dropping the
-    // acceptor above closed the queue, so the workers then end.
-    registry.close_all();
-    report_stragglers("pool", registry.wait_empty(CLOSE_BUDGET));
+    // queue closes it, so the workers then end.
+    drop(queue);
+    close_connections(ctx, &registry);
     for worker in workers {
         let _ = worker.join();
     }
