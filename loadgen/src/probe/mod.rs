@@ -1,5 +1,6 @@
 //! Watching the server from outside while a load runs: its processes
-//! through /proc ([`sampler`]), a container through the Docker Engine API
+//! through /proc ([`procfs`], read on the [`sampler`]'s thread and summed
+//! up by [`summary`]), a container through the Docker Engine API
 //! ([`docker`]), and the cgroup that `compare` puts each server in
 //! ([`cgroup`], read at the measured window's edges by [`cgroup_watch`]).
 //! Produces the data types of [`crate::results`]; knows nothing of the load.
@@ -8,6 +9,9 @@ pub mod cgroup;
 pub mod cgroup_watch;
 pub mod docker;
 pub mod host;
+pub mod procfs;
 pub mod sampler;
+pub mod source;
+pub mod summary;
 
-pub use sampler::Watch;
+pub use source::Watch;
