@@ -50,6 +50,7 @@ use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::probe::Watch;
+use crate::probe::cpu::thread_cpu;
 use crate::probe::sampler::Sampler;
 use crate::results::fingerprint::Fingerprint;
 use crate::results::spec::{Mode, RunSpec};
@@ -1242,11 +1243,4 @@ impl<'a> Worker<'a> {
 /// An active connection that asked (sent its first bytes) and got no reply.
 fn unserved(conn: &Conn) -> bool {
     conn.active.is_some() && conn.asked.is_some() && !conn.replied
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }

@@ -48,6 +48,7 @@ use crate::probe::Watch;
 use crate::probe::cgroup::ServerCgroup;
 use crate::probe::cgroup_watch::GroupWatch;
 pub use crate::probe::cgroup_watch::WindowFn;
+use crate::probe::cpu::thread_cpu;
 use crate::results::server::ServerStats;
 
 /// Open fds are counted exactly up to this fd table size (per process).
@@ -629,13 +630,6 @@ fn window_cost(
         })
         .sum();
     Some(100.0 * cpu / length)
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }
 
 fn summarise(
