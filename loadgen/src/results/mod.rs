@@ -261,6 +261,32 @@ pub struct ClientStats {
 }
 
 impl ClientStats {
+    /// The figures of disjoint sets of client threads taken together (the
+    /// workers of one run, or the runs of a merge): totals add up, the
+    /// busiest thread is the busiest of all, and the mean is over threads,
+    /// every thread counting once wherever it ran. (A mean of the parts'
+    /// means would weight a one-thread run like a four-thread one, and a
+    /// pairwise fold would halve the weight of every earlier part.) The
+    /// per-message figures are left to [`ClientStats::set_per_msg`].
+    pub fn join<'a>(parts: impl IntoIterator<Item = &'a ClientStats>) -> ClientStats {
+        let mut out = ClientStats {
+            cpu_s_window: Some(0.0),
+            syscalls: Some(0),
+            ..ClientStats::default()
+        };
+        let mut busy_sum = 0.0;
+        for c in parts {
+            out.threads += c.threads;
+            out.busy_max = out.busy_max.max(c.busy_max);
+            busy_sum += c.busy_mean * c.threads as f64;
+            out.client_bound |= c.client_bound;
+            out.cpu_s_window = sum_opt(out.cpu_s_window, c.cpu_s_window);
+            out.syscalls = sum_opt(out.syscalls, c.syscalls);
+        }
+        out.busy_mean = busy_sum / out.threads.max(1) as f64;
+        out
+    }
+
     /// Fills the per-message figures from the totals and `messages`.
     pub fn set_per_msg(&mut self, messages: u64) {
         let per = |total: f64| (messages > 0).then(|| total / messages as f64);
@@ -435,13 +461,6 @@ impl RunResult {
                 .longest_stall_ms
                 .max(r.fairness.longest_stall_ms);
             out.fairness = Fairness::from_counts(per_conn, stall);
-            out.client.threads += r.client.threads;
-            out.client.busy_max = out.client.busy_max.max(r.client.busy_max);
-            out.client.busy_mean = (out.client.busy_mean + r.client.busy_mean) / 2.0;
-            out.client.client_bound |= r.client.client_bound;
-            // Totals add up; per message is then weighted by messages.
-            out.client.cpu_s_window = sum_opt(out.client.cpu_s_window, r.client.cpu_s_window);
-            out.client.syscalls = sum_opt(out.client.syscalls, r.client.syscalls);
             if out.server.is_none() {
                 out.server = r.server.clone();
             }
@@ -451,6 +470,7 @@ impl RunResult {
                 .reasons
                 .extend(r.outcome.reasons.iter().cloned());
         }
+        out.client = ClientStats::join(results.iter().map(|r| &r.client));
         out.client.set_per_msg(out.messages);
         out.refresh_derived();
         Ok(out)
