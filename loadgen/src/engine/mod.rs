@@ -14,8 +14,9 @@
 //! `--pipeline` messages in flight (otherwise the message waits for a
 //! reply). Latency is recorded from each message's *intended* send time
 //! and, beside it, from the actual send: a server stall then shows as what
-//! every scheduled message suffered, where the raw figure hides it. No loop waits without a bound: connects and messages
-//! time out, and a run whose connections are all gone ends early.
+//! every scheduled message suffered, where the raw figure hides it. No loop
+//! waits without a bound: connects and messages time out, and a run whose
+//! connections are all gone ends early.
 //!
 //! Every active connection also records its wait for its *first* reply,
 //! from when it was established and had a message out (the later of the
@@ -28,12 +29,13 @@
 //! The connections stay open until the server has been sampled after the
 //! window, so a server with a process per connection is read as it was.
 //!
-//! Where each part lives: [`run`] here starts the workers, waits for them,
-//! samples the server and judges the run; [`control`] holds what the run and
-//! the workers share (the [`Control`] and the measured window); each worker
-//! ([`worker`], split by concern: connecting, traffic, how connections end,
-//! the open loop's schedule) hands back an output that [`output`] adds up
-//! into the [`RunResult`]; [`pattern`] is the bytes sent and checked.
+//! Where each part lives: [`run`] (here) starts the workers, waits for
+//! them and samples the server; `control` holds what the run and the
+//! workers share (the [`Control`] and the measured window); each worker
+//! (`worker`, split by concern: connecting, traffic, how connections end,
+//! the open loop's schedule) hands back its share of the figures, which
+//! `output` joins into the [`RunResult`] with the code `loadgen merge`
+//! joins runs with, and judges; [`pattern`] is the bytes sent and checked.
 
 mod control;
 mod output;

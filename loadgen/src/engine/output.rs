@@ -5,115 +5,112 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
 use crate::engine::control::Control;
 use crate::results::fingerprint::Fingerprint;
 use crate::results::spec::{Mode, RunSpec};
 use crate::results::{
-    ClientStats, ConnectStats, Errors, Fairness, Hist, Histograms, Outcome, RunResult,
-    SCHEMA_VERSION, new_histogram,
+    ClientStats, ConnectStats, Errors, Fairness, Histograms, Outcome, RunResult, SCHEMA_VERSION,
 };
 
 /// Busy fraction above which the client is the bottleneck.
 const CLIENT_BOUND: f64 = 0.90;
 
-/// One worker's share of the figures.
+/// One worker's share of the figures. The histograms, fairness and client
+/// figures are those of a result, so that the run joins its workers with
+/// the code `loadgen merge` joins runs with.
 pub(super) struct WorkerOutput {
-    pub(super) latency: Histogram<u64>,
-    pub(super) latency_raw: Histogram<u64>,
-    pub(super) connect: Histogram<u64>,
-    pub(super) first_reply: Histogram<u64>,
+    pub(super) histograms: Histograms,
     /// Active connections that asked and never got a reply.
     pub(super) unserved: u64,
     pub(super) errors: Errors,
-    pub(super) per_conn: Vec<u64>,
-    pub(super) longest_stall: Duration,
+    /// Over the measured window (empty if the worker never reached it).
+    pub(super) fairness: Fairness,
+    /// The thread's own cost over the measured window: one thread, its CPU
+    /// and system calls unknown if it never reached the window.
+    pub(super) client: ClientStats,
     pub(super) messages: u64,
     pub(super) attempted: u64,
     pub(super) established: u64,
     pub(super) connect_phase: Duration,
-    pub(super) busy: f64,
-    /// CPU time of the thread over the measured window.
-    pub(super) cpu_window: Option<Duration>,
-    /// System calls made over the measured window (see `Worker::syscalls`).
-    pub(super) syscalls_window: Option<u64>,
     pub(super) measured: Duration,
     pub(super) ended_early: Option<String>,
     pub(super) interrupted: bool,
 }
 
 impl WorkerOutput {
-    pub(super) fn empty() -> WorkerOutput {
+    /// Nothing yet; `open` keeps the latency from the actual send apart.
+    pub(super) fn empty(open: bool) -> WorkerOutput {
         WorkerOutput {
-            latency: new_histogram(),
-            latency_raw: new_histogram(),
-            connect: new_histogram(),
-            first_reply: new_histogram(),
+            histograms: Histograms::empty(open),
             unserved: 0,
             errors: Errors::default(),
-            per_conn: Vec::new(),
-            longest_stall: Duration::ZERO,
+            fairness: Fairness::default(),
+            client: ClientStats {
+                threads: 1,
+                ..ClientStats::default()
+            },
             messages: 0,
             attempted: 0,
             established: 0,
             connect_phase: Duration::ZERO,
-            busy: 0.0,
-            cpu_window: None,
-            syscalls_window: None,
             measured: Duration::ZERO,
             ended_early: None,
             interrupted: false,
         }
     }
+
+    /// Records what the thread cost over `measured` (not zero): its `cpu`
+    /// time and the system calls it made.
+    pub(super) fn set_cost(&mut self, measured: Duration, cpu: Duration, syscalls: u64) {
+        let busy = cpu.as_secs_f64() / measured.as_secs_f64();
+        self.client = ClientStats {
+            threads: 1,
+            busy_max: busy,
+            busy_mean: busy,
+            client_bound: busy > CLIENT_BOUND,
+            cpu_s_window: Some(cpu.as_secs_f64()),
+            syscalls: Some(syscalls),
+            ..ClientStats::default()
+        };
+    }
 }
 
+/// The run's result from its workers' outputs: the figures joined as
+/// [`RunResult::merge`] joins runs, the rates over the longest measured
+/// window (the workers shared one), and the run judged.
 pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> RunResult {
     let open = matches!(spec.mode, Mode::Open { .. });
-    let mut latency = new_histogram();
-    let mut latency_raw = new_histogram();
-    let mut connect = new_histogram();
-    let mut first_reply = new_histogram();
+    let mut histograms = Histograms::empty(open);
     let mut unserved = 0;
     let mut errors = Errors::default();
-    let mut per_conn = Vec::new();
-    let (mut stall, mut messages, mut attempted, mut established) = (Duration::ZERO, 0, 0, 0);
+    let (mut messages, mut attempted, mut established) = (0, 0, 0);
     let (mut phase, mut measured) = (Duration::ZERO, Duration::ZERO);
-    let mut busy = Vec::new();
-    let (mut cpu_window, mut syscalls) = (Some(Duration::ZERO), Some(0));
     let mut reasons = Vec::new();
     let mut interrupted = false;
-    for o in outputs {
-        // Same bounds on every histogram: adding cannot fail.
-        let _ = latency.add(&o.latency);
-        let _ = latency_raw.add(&o.latency_raw);
-        let _ = connect.add(&o.connect);
-        let _ = first_reply.add(&o.first_reply);
+    for o in &outputs {
+        // Same bounds on every histogram and one mode for every worker:
+        // adding cannot fail.
+        let _ = histograms.add(&o.histograms);
         unserved += o.unserved;
         errors.add(&o.errors);
-        per_conn.extend(o.per_conn);
-        stall = stall.max(o.longest_stall);
         messages += o.messages;
         attempted += o.attempted;
         established += o.established;
         phase = phase.max(o.connect_phase);
         measured = measured.max(o.measured);
-        busy.push(o.busy);
-        // Unknown if any worker did not reach the window.
-        cpu_window = cpu_window.zip(o.cpu_window).map(|(a, b)| a + b);
-        syscalls = syscalls.zip(o.syscalls_window).map(|(a, b)| a + b);
         interrupted |= o.interrupted;
-        if let Some(r) = o.ended_early
-            && !reasons.contains(&r)
+        if let Some(r) = &o.ended_early
+            && !reasons.contains(r)
         {
-            reasons.push(r);
+            reasons.push(r.clone());
         }
     }
+    let fairness = Fairness::join(outputs.iter().map(|o| &o.fairness));
+    // Unknown CPU and system calls if any worker did not reach the window.
+    let client = ClientStats::join(outputs.iter().map(|o| &o.client));
     let secs = measured.as_secs_f64();
     let bytes = messages * spec.size as u64;
     let rate = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
-    let busy_max = busy.iter().copied().fold(0.0, f64::max);
-    let busy_mean = busy.iter().sum::<f64>() / busy.len().max(1) as f64;
     if interrupted || control.stop.load(Relaxed) {
         interrupted = true;
         reasons.push("interrupted: the results are partial".into());
@@ -182,28 +179,15 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
             ..Default::default()
         },
         errors,
-        fairness: Fairness::from_counts(per_conn, stall.as_secs_f64() * 1e3),
-        client: ClientStats {
-            threads: spec.threads,
-            busy_max,
-            busy_mean,
-            client_bound: busy_max > CLIENT_BOUND,
-            cpu_s_window: cpu_window.map(|d| d.as_secs_f64()),
-            syscalls,
-            ..Default::default()
-        },
+        fairness,
+        client,
         server: None,
         outcome: Outcome {
             ok: reasons.is_empty(),
             interrupted,
             reasons,
         },
-        histograms: Histograms {
-            latency: Hist(latency),
-            latency_raw: open.then_some(Hist(latency_raw)),
-            connect: Hist(connect),
-            first_reply: Hist(first_reply),
-        },
+        histograms,
     };
     result.client.set_per_msg(messages);
     result.refresh_derived();

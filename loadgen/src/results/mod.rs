@@ -213,6 +213,19 @@ pub struct Fairness {
 }
 
 impl Fairness {
+    /// The figures of disjoint sets of connections taken together (the
+    /// workers of one run, or the runs of a merge): their counts side by
+    /// side, in order, and the longest stall of all.
+    pub fn join<'a>(parts: impl IntoIterator<Item = &'a Fairness>) -> Fairness {
+        let mut per_conn = Vec::new();
+        let mut stall: f64 = 0.0;
+        for f in parts {
+            per_conn.extend_from_slice(&f.per_conn);
+            stall = stall.max(f.longest_stall_ms);
+        }
+        Fairness::from_counts(per_conn, stall)
+    }
+
     pub fn from_counts(per_conn: Vec<u64>, longest_stall_ms: f64) -> Fairness {
         let n = per_conn.len() as f64;
         let sum: f64 = per_conn.iter().map(|&x| x as f64).sum();
@@ -320,6 +333,30 @@ pub struct Histograms {
     pub first_reply: Hist,
 }
 
+impl Histograms {
+    /// Empty histograms; only the open loop keeps the latency from the
+    /// actual send apart.
+    pub fn empty(open: bool) -> Histograms {
+        Histograms {
+            latency_raw: open.then(Hist::default),
+            ..Histograms::default()
+        }
+    }
+
+    /// Adds the counts of `other` (a run's other worker, or another run):
+    /// exact, in any order.
+    pub fn add(&mut self, other: &Histograms) -> Result<(), String> {
+        add_hist(&mut self.latency, &other.latency)?;
+        add_hist(&mut self.connect, &other.connect)?;
+        add_hist(&mut self.first_reply, &other.first_reply)?;
+        match (&mut self.latency_raw, &other.latency_raw) {
+            (Some(a), Some(b)) => add_hist(a, b),
+            (None, None) => Ok(()),
+            _ => Err("cannot merge an open-loop run with a closed-loop one".into()),
+        }
+    }
+}
+
 /// Where a run belongs in a comparison.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tags {
@@ -413,6 +450,10 @@ impl RunResult {
     /// Combines runs that happened at the same time from several loadgen
     /// processes or hosts against one server: histograms are added,
     /// throughputs, counts and errors summed, per-connection counts joined.
+    /// The histograms, errors, fairness and client figures are joined by
+    /// the same code that joins the workers of one run (the engine's
+    /// `combine`); what differs is the rest: each run measured its own
+    /// window, so here throughputs and connect rates add up.
     pub fn merge(results: &[RunResult]) -> Result<RunResult, String> {
         let first = results.first().ok_or("nothing to merge")?;
         let mut out = first.clone();
@@ -441,26 +482,12 @@ impl RunResult {
             out.throughput_msgs_per_s += r.throughput_msgs_per_s;
             out.throughput_mb_per_s += r.throughput_mb_per_s;
             out.errors.add(&r.errors);
-            add_hist(&mut out.histograms.latency, &r.histograms.latency)?;
-            add_hist(&mut out.histograms.connect, &r.histograms.connect)?;
-            add_hist(&mut out.histograms.first_reply, &r.histograms.first_reply)?;
+            out.histograms.add(&r.histograms)?;
             out.conns_unserved += r.conns_unserved;
-            match (&mut out.histograms.latency_raw, &r.histograms.latency_raw) {
-                (Some(a), Some(b)) => add_hist(a, b)?,
-                (None, None) => {}
-                _ => return Err("cannot merge an open-loop run with a closed-loop one".into()),
-            }
             out.connect.attempted += r.connect.attempted;
             out.connect.established += r.connect.established;
             out.connect.rate_per_s += r.connect.rate_per_s;
             out.connect.phase_s = out.connect.phase_s.max(r.connect.phase_s);
-            let mut per_conn = std::mem::take(&mut out.fairness.per_conn);
-            per_conn.extend_from_slice(&r.fairness.per_conn);
-            let stall = out
-                .fairness
-                .longest_stall_ms
-                .max(r.fairness.longest_stall_ms);
-            out.fairness = Fairness::from_counts(per_conn, stall);
             if out.server.is_none() {
                 out.server = r.server.clone();
             }
@@ -470,6 +497,7 @@ impl RunResult {
                 .reasons
                 .extend(r.outcome.reasons.iter().cloned());
         }
+        out.fairness = Fairness::join(results.iter().map(|r| &r.fairness));
         out.client = ClientStats::join(results.iter().map(|r| &r.client));
         out.client.set_per_msg(out.messages);
         out.refresh_derived();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::control::Window;
 use crate::engine::worker::{Conn, State, Worker};
+use crate::results::Fairness;
 
 /// Why a connection is closed.
 pub(super) enum Failure {
@@ -133,7 +134,6 @@ impl Worker<'_> {
             stall = stall.max(longest).max(tail);
             per_conn.push(completed);
         }
-        self.out.per_conn = per_conn;
-        self.out.longest_stall = stall;
+        self.out.fairness = Fairness::from_counts(per_conn, stall.as_secs_f64() * 1e3);
     }
 }

@@ -160,7 +160,10 @@ impl Worker<'_> {
             Ok(()) => {
                 conn.state = State::Open;
                 conn.established = now;
-                record(&mut self.out.connect, now - conn.connect_started);
+                record(
+                    &mut self.out.histograms.connect.0,
+                    now - conn.connect_started,
+                );
                 self.out.established += 1;
                 self.control.established.fetch_add(1, Relaxed);
                 if let Some(&start) = self.control.start.get() {

@@ -15,6 +15,8 @@ use crate::results::record;
 use crate::results::spec::Mode;
 
 impl Worker<'_> {
+    /// The warm-up begins (every worker is connected, at `start`): every
+    /// connection open by now starts its traffic.
     pub(super) fn begin_sending(&mut self, start: Instant) {
         let keys: Vec<usize> = self
             .conns
@@ -27,6 +29,7 @@ impl Worker<'_> {
         }
     }
 
+    /// Starts an active connection's traffic (idle ones never send).
     pub(super) fn start_conn(&mut self, key: usize, start: Instant) {
         let Some(active) = self.conns[key].active else {
             return;
@@ -153,8 +156,6 @@ impl Worker<'_> {
         }
         let size = self.spec.size as u64;
         let full = self.scratch.len();
-        // Only the open loop reports latency from the actual send apart.
-        let open = matches!(self.spec.mode, Mode::Open { .. });
         loop {
             let conn = &mut self.conns[key];
             self.syscalls += 1;
@@ -189,7 +190,7 @@ impl Worker<'_> {
                 conn.replied = true;
                 if let Some(asked) = conn.asked {
                     record(
-                        &mut self.out.first_reply,
+                        &mut self.out.histograms.first_reply.0,
                         now.saturating_duration_since(asked),
                     );
                 }
@@ -202,9 +203,12 @@ impl Worker<'_> {
                 if let Some(window) = self.window
                     && window.contains(now)
                 {
-                    record(&mut self.out.latency, now - intended);
-                    if open {
-                        record(&mut self.out.latency_raw, now - sent_at);
+                    let hists = &mut self.out.histograms;
+                    record(&mut hists.latency.0, now - intended);
+                    // Only the open loop keeps the latency from the actual
+                    // send apart.
+                    if let Some(raw) = &mut hists.latency_raw {
+                        record(&mut raw.0, now - sent_at);
                     }
                     self.out.messages += 1;
                     conn.completed += 1;

@@ -28,7 +28,7 @@ use crate::engine::control::{Control, Window};
 use crate::engine::output::WorkerOutput;
 use crate::engine::worker::schedule::{Schedule, TIMER};
 use crate::probe::cpu::thread_cpu;
-use crate::results::spec::RunSpec;
+use crate::results::spec::{Mode, RunSpec};
 
 /// How often timeouts and progress are checked.
 const TICK: Duration = Duration::from_millis(50);
@@ -61,7 +61,7 @@ struct Conn {
     due: u64,
     /// (intended, actual) send times of messages written, not yet echoed.
     inflight: VecDeque<(Instant, Instant)>,
-    /// Open mode: intended send time of message 0, and the interval.
+    /// Open mode: intended send time of message 0 (its first slot).
     first_due: Instant,
     completed: u64,
     last_completion: Option<Instant>,
@@ -165,7 +165,7 @@ impl<'a> Worker<'a> {
             schedule,
             window: None,
             scratch: vec![0u8; (64 * 1024).max(spec.size)],
-            out: WorkerOutput::empty(),
+            out: WorkerOutput::empty(matches!(spec.mode, Mode::Open { .. })),
             closed_active: Vec::new(),
             active_conns: 0,
             began: Instant::now(),
@@ -262,10 +262,11 @@ impl<'a> Worker<'a> {
             if let Some(cpu0) = cpu_at_window
                 && !measured.length().is_zero()
             {
-                let cpu = cpu_end.saturating_sub(cpu0);
-                self.out.busy = cpu.as_secs_f64() / measured.length().as_secs_f64();
-                self.out.cpu_window = Some(cpu);
-                self.out.syscalls_window = Some(syscalls_end - syscalls_at_window);
+                self.out.set_cost(
+                    measured.length(),
+                    cpu_end.saturating_sub(cpu0),
+                    syscalls_end - syscalls_at_window,
+                );
             }
             self.finish_fairness(measured);
         }

@@ -19,6 +19,8 @@ use crate::results::spec::{Mode, RunSpec};
 /// The open-loop send timer (connections use their slab keys, far below).
 pub const TIMER: Token = Token(usize::MAX - 1);
 
+/// A worker's open-loop schedule (empty, and its timer never set, in the
+/// closed loop and churn).
 pub struct Schedule {
     /// Time between one connection's slots (zero in closed and churn mode).
     pub interval: Duration,
@@ -59,6 +61,7 @@ impl Schedule {
         first + self.interval.saturating_mul(msg as u32)
     }
 
+    /// Schedules connection `key`'s next slot at `due`.
     pub fn push(&mut self, due: Instant, key: usize) {
         self.slots.push(Reverse((due, key)));
     }
