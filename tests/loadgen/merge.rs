@@ -59,3 +59,39 @@ fn merge_adds_histograms_and_sums_counts() {
     );
     assert_eq!(m.conns_unserved, a.conns_unserved + b.conns_unserved);
 }
+
+/// `client.busy_mean` is the mean over client threads: merged, every thread
+/// counts once, whichever file it came from and however many were merged.
+#[test]
+fn merge_weights_busy_mean_by_client_threads() {
+    let server = server(Style::Tasks);
+    let base = run(&spec(server.local_addr()));
+    let with = |threads: usize, busy: f64| {
+        let mut r = base.clone();
+        r.client.threads = threads;
+        r.client.busy_mean = busy;
+        r
+    };
+    let three = [with(1, 0.3), with(1, 0.3), with(1, 0.9)];
+    let m = RunResult::merge(&three).unwrap();
+    assert!(
+        (m.client.busy_mean - 0.5).abs() < 1e-9,
+        "three files of one thread: {}",
+        m.client.busy_mean
+    );
+    let uneven = [with(4, 0.5), with(1, 1.0)];
+    let m = RunResult::merge(&uneven).unwrap();
+    assert!(
+        (m.client.busy_mean - 0.6).abs() < 1e-9,
+        "four threads at 0.5 and one at 1.0: {}",
+        m.client.busy_mean
+    );
+    assert_eq!(m.client.threads, 5);
+    // Merging a merge changes nothing.
+    let m = RunResult::merge(&[RunResult::merge(&three[..2]).unwrap(), three[2].clone()]).unwrap();
+    assert!(
+        (m.client.busy_mean - 0.5).abs() < 1e-9,
+        "{}",
+        m.client.busy_mean
+    );
+}

@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod cgroup_watch;
+pub mod cpu;
 pub mod docker;
 pub mod host;
 pub mod procfs;

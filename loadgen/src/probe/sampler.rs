@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::probe::cgroup::ServerCgroup;
 use crate::probe::cgroup_watch::GroupWatch;
 pub use crate::probe::cgroup_watch::WindowFn;
+use crate::probe::cpu::thread_cpu;
 pub use crate::probe::procfs::{Sample, sample, sample_tree};
 pub use crate::probe::source::Source;
 use crate::probe::source::Watch;
@@ -274,13 +275,6 @@ fn window_cost(
         })
         .sum();
     Some(100.0 * cpu / length)
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

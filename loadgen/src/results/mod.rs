@@ -213,6 +213,19 @@ pub struct Fairness {
 }
 
 impl Fairness {
+    /// The figures of disjoint sets of connections taken together (the
+    /// workers of one run, or the runs of a merge): their counts side by
+    /// side, in order, and the longest stall of all.
+    pub fn join<'a>(parts: impl IntoIterator<Item = &'a Fairness>) -> Fairness {
+        let mut per_conn = Vec::new();
+        let mut stall: f64 = 0.0;
+        for f in parts {
+            per_conn.extend_from_slice(&f.per_conn);
+            stall = stall.max(f.longest_stall_ms);
+        }
+        Fairness::from_counts(per_conn, stall)
+    }
+
     pub fn from_counts(per_conn: Vec<u64>, longest_stall_ms: f64) -> Fairness {
         let n = per_conn.len() as f64;
         let sum: f64 = per_conn.iter().map(|&x| x as f64).sum();
@@ -261,6 +274,32 @@ pub struct ClientStats {
 }
 
 impl ClientStats {
+    /// The figures of disjoint sets of client threads taken together (the
+    /// workers of one run, or the runs of a merge): totals add up, the
+    /// busiest thread is the busiest of all, and the mean is over threads,
+    /// every thread counting once wherever it ran. (A mean of the parts'
+    /// means would weight a one-thread run like a four-thread one, and a
+    /// pairwise fold would halve the weight of every earlier part.) The
+    /// per-message figures are left to [`ClientStats::set_per_msg`].
+    pub fn join<'a>(parts: impl IntoIterator<Item = &'a ClientStats>) -> ClientStats {
+        let mut out = ClientStats {
+            cpu_s_window: Some(0.0),
+            syscalls: Some(0),
+            ..ClientStats::default()
+        };
+        let mut busy_sum = 0.0;
+        for c in parts {
+            out.threads += c.threads;
+            out.busy_max = out.busy_max.max(c.busy_max);
+            busy_sum += c.busy_mean * c.threads as f64;
+            out.client_bound |= c.client_bound;
+            out.cpu_s_window = sum_opt(out.cpu_s_window, c.cpu_s_window);
+            out.syscalls = sum_opt(out.syscalls, c.syscalls);
+        }
+        out.busy_mean = busy_sum / out.threads.max(1) as f64;
+        out
+    }
+
     /// Fills the per-message figures from the totals and `messages`.
     pub fn set_per_msg(&mut self, messages: u64) {
         let per = |total: f64| (messages > 0).then(|| total / messages as f64);
@@ -292,6 +331,30 @@ pub struct Histograms {
     /// measured window). Absent in results written before it existed.
     #[serde(default)]
     pub first_reply: Hist,
+}
+
+impl Histograms {
+    /// Empty histograms; only the open loop keeps the latency from the
+    /// actual send apart.
+    pub fn empty(open: bool) -> Histograms {
+        Histograms {
+            latency_raw: open.then(Hist::default),
+            ..Histograms::default()
+        }
+    }
+
+    /// Adds the counts of `other` (a run's other worker, or another run):
+    /// exact, in any order.
+    pub fn add(&mut self, other: &Histograms) -> Result<(), String> {
+        add_hist(&mut self.latency, &other.latency)?;
+        add_hist(&mut self.connect, &other.connect)?;
+        add_hist(&mut self.first_reply, &other.first_reply)?;
+        match (&mut self.latency_raw, &other.latency_raw) {
+            (Some(a), Some(b)) => add_hist(a, b),
+            (None, None) => Ok(()),
+            _ => Err("cannot merge an open-loop run with a closed-loop one".into()),
+        }
+    }
 }
 
 /// Where a run belongs in a comparison.
@@ -398,6 +461,10 @@ impl RunResult {
     /// Combines runs that happened at the same time from several loadgen
     /// processes or hosts against one server: histograms are added,
     /// throughputs, counts and errors summed, per-connection counts joined.
+    /// The histograms, errors, fairness and client figures are joined by
+    /// the same code that joins the workers of one run (the engine's
+    /// `combine`); what differs is the rest: each run measured its own
+    /// window, so here throughputs and connect rates add up.
     pub fn merge(results: &[RunResult]) -> Result<RunResult, String> {
         let first = results.first().ok_or("nothing to merge")?;
         let mut out = first.clone();
@@ -426,33 +493,12 @@ impl RunResult {
             out.throughput_msgs_per_s += r.throughput_msgs_per_s;
             out.throughput_mb_per_s += r.throughput_mb_per_s;
             out.errors.add(&r.errors);
-            add_hist(&mut out.histograms.latency, &r.histograms.latency)?;
-            add_hist(&mut out.histograms.connect, &r.histograms.connect)?;
-            add_hist(&mut out.histograms.first_reply, &r.histograms.first_reply)?;
+            out.histograms.add(&r.histograms)?;
             out.conns_unserved += r.conns_unserved;
-            match (&mut out.histograms.latency_raw, &r.histograms.latency_raw) {
-                (Some(a), Some(b)) => add_hist(a, b)?,
-                (None, None) => {}
-                _ => return Err("cannot merge an open-loop run with a closed-loop one".into()),
-            }
             out.connect.attempted += r.connect.attempted;
             out.connect.established += r.connect.established;
             out.connect.rate_per_s += r.connect.rate_per_s;
             out.connect.phase_s = out.connect.phase_s.max(r.connect.phase_s);
-            let mut per_conn = std::mem::take(&mut out.fairness.per_conn);
-            per_conn.extend_from_slice(&r.fairness.per_conn);
-            let stall = out
-                .fairness
-                .longest_stall_ms
-                .max(r.fairness.longest_stall_ms);
-            out.fairness = Fairness::from_counts(per_conn, stall);
-            out.client.threads += r.client.threads;
-            out.client.busy_max = out.client.busy_max.max(r.client.busy_max);
-            out.client.busy_mean = (out.client.busy_mean + r.client.busy_mean) / 2.0;
-            out.client.client_bound |= r.client.client_bound;
-            // Totals add up; per message is then weighted by messages.
-            out.client.cpu_s_window = sum_opt(out.client.cpu_s_window, r.client.cpu_s_window);
-            out.client.syscalls = sum_opt(out.client.syscalls, r.client.syscalls);
             if out.server.is_none() {
                 out.server = r.server.clone();
             }
@@ -462,6 +508,8 @@ impl RunResult {
                 .reasons
                 .extend(r.outcome.reasons.iter().cloned());
         }
+        out.fairness = Fairness::join(results.iter().map(|r| &r.fairness));
+        out.client = ClientStats::join(results.iter().map(|r| &r.client));
         out.client.set_per_msg(out.messages);
         out.refresh_derived();
         Ok(out)

@@ -15,15 +15,11 @@ use std::time::Duration;
 
 use procfs::process::Process;
 
+use crate::probe::cpu::thread_cpu;
+
 const THREADS: usize = 1000;
 const CHILDREN: usize = 100;
 const ROUNDS: usize = 15;
-
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
-}
 
 /// Children killed and reaped however the test ends.
 struct Kids(Vec<Child>);

@@ -1,0 +1,195 @@
+//! What each worker hands back ([`WorkerOutput`]), and how the outputs of
+//! a run's workers become its one [`RunResult`]: the figures added up, and
+//! the run judged (did it connect, complete messages, see errors?).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::engine::control::Control;
+use crate::results::fingerprint::Fingerprint;
+use crate::results::spec::{Mode, RunSpec};
+use crate::results::{
+    ClientStats, ConnectStats, Errors, Fairness, Histograms, Outcome, RunResult, SCHEMA_VERSION,
+};
+
+/// Busy fraction above which the client is the bottleneck.
+const CLIENT_BOUND: f64 = 0.90;
+
+/// One worker's share of the figures. The histograms, fairness and client
+/// figures are those of a result, so that the run joins its workers with
+/// the code `loadgen merge` joins runs with.
+pub(super) struct WorkerOutput {
+    pub(super) histograms: Histograms,
+    /// Active connections that asked and never got a reply.
+    pub(super) unserved: u64,
+    pub(super) errors: Errors,
+    /// Over the measured window (empty if the worker never reached it).
+    pub(super) fairness: Fairness,
+    /// The thread's own cost over the measured window: one thread, its CPU
+    /// and system calls unknown if it never reached the window.
+    pub(super) client: ClientStats,
+    pub(super) messages: u64,
+    pub(super) attempted: u64,
+    pub(super) established: u64,
+    pub(super) connect_phase: Duration,
+    pub(super) measured: Duration,
+    pub(super) ended_early: Option<String>,
+    pub(super) interrupted: bool,
+}
+
+impl WorkerOutput {
+    /// Nothing yet; `open` keeps the latency from the actual send apart.
+    pub(super) fn empty(open: bool) -> WorkerOutput {
+        WorkerOutput {
+            histograms: Histograms::empty(open),
+            unserved: 0,
+            errors: Errors::default(),
+            fairness: Fairness::default(),
+            client: ClientStats {
+                threads: 1,
+                ..ClientStats::default()
+            },
+            messages: 0,
+            attempted: 0,
+            established: 0,
+            connect_phase: Duration::ZERO,
+            measured: Duration::ZERO,
+            ended_early: None,
+            interrupted: false,
+        }
+    }
+
+    /// Records what the thread cost over `measured` (not zero): its `cpu`
+    /// time and the system calls it made.
+    pub(super) fn set_cost(&mut self, measured: Duration, cpu: Duration, syscalls: u64) {
+        let busy = cpu.as_secs_f64() / measured.as_secs_f64();
+        self.client = ClientStats {
+            threads: 1,
+            busy_max: busy,
+            busy_mean: busy,
+            client_bound: busy > CLIENT_BOUND,
+            cpu_s_window: Some(cpu.as_secs_f64()),
+            syscalls: Some(syscalls),
+            ..ClientStats::default()
+        };
+    }
+}
+
+/// The run's result from its workers' outputs: the figures joined as
+/// [`RunResult::merge`] joins runs, the rates over the longest measured
+/// window (the workers shared one), and the run judged.
+pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> RunResult {
+    let open = matches!(spec.mode, Mode::Open { .. });
+    let mut histograms = Histograms::empty(open);
+    let mut unserved = 0;
+    let mut errors = Errors::default();
+    let (mut messages, mut attempted, mut established) = (0, 0, 0);
+    let (mut phase, mut measured) = (Duration::ZERO, Duration::ZERO);
+    let mut reasons = Vec::new();
+    let mut interrupted = false;
+    for o in &outputs {
+        // Same bounds on every histogram and one mode for every worker:
+        // adding cannot fail.
+        let _ = histograms.add(&o.histograms);
+        unserved += o.unserved;
+        errors.add(&o.errors);
+        messages += o.messages;
+        attempted += o.attempted;
+        established += o.established;
+        phase = phase.max(o.connect_phase);
+        measured = measured.max(o.measured);
+        interrupted |= o.interrupted;
+        if let Some(r) = &o.ended_early
+            && !reasons.contains(r)
+        {
+            reasons.push(r.clone());
+        }
+    }
+    let fairness = Fairness::join(outputs.iter().map(|o| &o.fairness));
+    // Unknown CPU and system calls if any worker did not reach the window.
+    let client = ClientStats::join(outputs.iter().map(|o| &o.client));
+    let secs = measured.as_secs_f64();
+    let bytes = messages * spec.size as u64;
+    let rate = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
+    if interrupted || control.stop.load(Relaxed) {
+        interrupted = true;
+        reasons.push("interrupted: the results are partial".into());
+    }
+    if established == 0 {
+        reasons.push(format!(
+            "no connection could be established ({})",
+            errors.describe()
+        ));
+    } else if messages == 0 && unserved > 0 {
+        reasons.push(format!(
+            "no message completed in the measured window: {unserved} connection(s) never got a reply \
+             (queued behind busy workers?)"
+        ));
+    } else if messages == 0 {
+        reasons.push("no message completed in the measured window".into());
+    }
+    if errors.total() > 0 {
+        reasons.push(format!("errors: {}", errors.describe()));
+    }
+    if errors.mismatch > 0 {
+        reasons.push(format!(
+            "the server echoed bytes that differ from what was sent ({} connection(s))",
+            errors.mismatch
+        ));
+    }
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        label: None,
+        tags: None,
+        spec: spec.clone(),
+        merged_runs: 1,
+        environment: Fingerprint::default(),
+        started_unix_s: 0,
+        measured_s: secs,
+        latency_kind: match spec.mode {
+            Mode::Open { .. } => {
+                "from the intended send time (open loop, corrected for coordinated omission)".into()
+            }
+            Mode::Closed => "round-trip time (closed loop: hides stalls, see open mode)".into(),
+            Mode::Churn => {
+                "round trip of each connection's one message (churn; connect latency below)".into()
+            }
+        },
+        messages,
+        bytes,
+        throughput_msgs_per_s: rate(messages as f64),
+        throughput_mb_per_s: rate(bytes as f64) / 1e6,
+        latency_us: Default::default(),
+        latency_raw_us: None,
+        first_reply_us: Default::default(),
+        conns_unserved: unserved,
+        connect: ConnectStats {
+            attempted,
+            established,
+            // Churn connects all the time: its rate is that of completed
+            // connect-echo-close cycles in the window.
+            rate_per_s: if spec.mode == Mode::Churn {
+                rate(messages as f64)
+            } else if phase.is_zero() {
+                0.0
+            } else {
+                established as f64 / phase.as_secs_f64()
+            },
+            phase_s: phase.as_secs_f64(),
+            ..Default::default()
+        },
+        errors,
+        fairness,
+        client,
+        server: None,
+        outcome: Outcome {
+            ok: reasons.is_empty(),
+            interrupted,
+            reasons,
+        },
+        histograms,
+    };
+    result.client.set_per_msg(messages);
+    result.refresh_derived();
+    result
+}

@@ -1,0 +1,139 @@
+//! How a worker's connections end, and what they leave behind: failures
+//! counted by kind (none once the window is over), messages that time out,
+//! churn's close-and-reconnect, connections still waiting for their first
+//! reply (unserved), and the per-connection fairness figures, which count
+//! the connections that died as well as those still open.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::control::Window;
+use crate::engine::worker::{Conn, State, Worker};
+use crate::results::Fairness;
+
+/// Why a connection is closed.
+pub(super) enum Failure {
+    Io(std::io::Error),
+    Mismatch,
+    Eof,
+}
+
+impl Worker<'_> {
+    /// Closes a connection that failed, counting why.
+    pub(super) fn fail(&mut self, key: usize, why: Failure) {
+        // Once the run is over, what happens to sockets is not the server's fault.
+        if self.window.is_some_and(|w| w.is_over(Instant::now())) {
+            return;
+        }
+        match why {
+            Failure::Mismatch => self.out.errors.mismatch += 1,
+            Failure::Eof => self.out.errors.eof += 1,
+            Failure::Io(e) => match e.raw_os_error() {
+                Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => {
+                    self.out.errors.reset += 1
+                }
+                Some(libc::ETIMEDOUT) => self.out.errors.timeout += 1,
+                _ => self.out.errors.other += 1,
+            },
+        }
+        self.remove(key);
+    }
+
+    /// Takes a connection out of the loop (it closes when dropped).
+    fn take(&mut self, key: usize) -> Conn {
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.active_conns -= usize::from(conn.active.is_some());
+        self.out.unserved += u64::from(conn.unserved());
+        conn
+    }
+
+    pub(super) fn remove(&mut self, key: usize) {
+        let conn = self.take(key);
+        if conn.active.is_some() && conn.state == State::Open {
+            self.closed_active
+                .push((conn.completed, conn.longest_stall, conn.last_completion));
+        }
+    }
+
+    pub(super) fn check_timeouts(&mut self, now: Instant) {
+        let timeout = self.spec.timeout;
+        let mut expired = Vec::new();
+        for (key, conn) in self.conns.iter() {
+            match conn.state {
+                State::Connecting => {
+                    if now - conn.connect_started > timeout {
+                        expired.push((key, true));
+                    }
+                }
+                State::Open => {
+                    let size = self.spec.size as u64;
+                    // The oldest message not yet echoed: written, or due and
+                    // waiting for room in the socket.
+                    let oldest = conn.inflight.front().map(|(i, _)| *i).or_else(|| {
+                        (conn.due * size > conn.sent)
+                            .then(|| self.intended(conn, conn.sent / size, now))
+                    });
+                    if oldest.is_some_and(|t| now.saturating_duration_since(t) > timeout) {
+                        expired.push((key, false));
+                    }
+                }
+            }
+        }
+        for (key, connecting) in expired {
+            if connecting {
+                self.pending_connects -= 1;
+                self.out.errors.connect_timeout += 1;
+            } else {
+                self.out.errors.timeout += 1;
+            }
+            self.remove(key);
+        }
+    }
+
+    /// Churn: closes a connection whose one message came back and opens its
+    /// successor at once; the slot keeps its fairness figures.
+    pub(super) fn recycle(&mut self, key: usize, now: Instant) {
+        let old = self.take(key);
+        let (id, completed, last, stall) = (
+            old.id,
+            old.completed,
+            old.last_completion,
+            old.longest_stall,
+        );
+        drop(old);
+        if let Some(new) = self.open(id, now) {
+            let conn = &mut self.conns[new];
+            conn.completed = completed;
+            conn.last_completion = last;
+            conn.longest_stall = stall;
+        } else {
+            // The slot could not reconnect (counted in errors): it keeps
+            // what it completed.
+            self.closed_active.push((completed, stall, last));
+        }
+    }
+
+    pub(super) fn finish_fairness(&mut self, measured: Window) {
+        let mut per_conn = Vec::new();
+        let mut stall = Duration::ZERO;
+        let open_conns = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.active.is_some())
+            .map(|(_, c)| (c.completed, c.longest_stall, c.last_completion));
+        // A connection that died went without completions from then on.
+        let all: Vec<_> = open_conns
+            .chain(self.closed_active.iter().copied())
+            .collect();
+        for (completed, longest, last) in all {
+            let last = last.unwrap_or(measured.from).max(measured.from);
+            let tail = measured
+                .to
+                .saturating_duration_since(last)
+                .saturating_sub(self.schedule.interval);
+            stall = stall.max(longest).max(tail);
+            per_conn.push(completed);
+        }
+        self.out.fairness = Fairness::from_counts(per_conn, stall.as_secs_f64() * 1e3);
+    }
+}
