@@ -196,7 +196,10 @@ fn paths_in(code: &str, children: &[String]) -> Vec<(Vec<String>, bool)> {
         while let Some(i) = code[from..].find(start) {
             let at = from + i;
             from = at + start.len();
-            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            // Part of a longer path or name (`std::io::`, `my_io::`).
+            if at > 0
+                && (bytes[at - 1].is_ascii_alphanumeric() || matches!(bytes[at - 1], b'_' | b':'))
+            {
                 continue;
             }
             let mut end = at;
@@ -478,6 +481,14 @@ fn the_graph_reader_sees_what_it_must() {
             .iter()
             .any(|(p, re)| *re && p.ends_with(&["Y".to_string()]))
     );
+    // `std::c::Z` and `my_c::Z` name no child `c`; `c::f()` does.
+    let other = paths_in(
+        &code_of("fn g() -> std::c::Z { my_c::Z }\n"),
+        &["c".to_string()],
+    );
+    assert!(other.is_empty(), "{other:?}");
+    let child = paths_in(&code_of("fn g() { c::f() }\n"), &["c".to_string()]);
+    assert_eq!(child.len(), 1, "{child:?}");
     let mut edges = BTreeMap::new();
     edges.insert(
         vec!["a".to_string()],
