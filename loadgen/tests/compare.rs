@@ -1,6 +1,7 @@
 //! `loadgen compare --profile smoke` end to end: every style is started as
 //! a process, driven through every scenario, stopped, and reported.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use loadgen::compare::model::{CompareResults, Scenario};
@@ -28,9 +29,10 @@ fn smoke_comparison_over_every_style() {
         "prints its time estimate: {stderr}"
     );
 
-    let results: CompareResults =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let results: CompareResults = serde_json::from_str(&text).unwrap();
     assert_eq!(results.styles.len(), servers::Style::ALL.len());
+    same_keys_as_before(&serde_json::from_str(&text).unwrap(), &results);
     for style in &results.styles {
         for scenario in ["scale", "idle", "open", "churn", "fairness"] {
             let rows = results
@@ -288,4 +290,44 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
     // Each server ran exactly its step.
     assert_eq!(results.runs.len(), 6);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every key path of a JSON document (`.runs[].server.pid`).
+fn key_paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                let path = format!("{at}.{k}");
+                key_paths(x, &path, out);
+                out.insert(path);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for x in items {
+                key_paths(x, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// results.json keeps its schema: the key paths of a smoke comparison made
+/// before the code was restructured (fixtures/results-keys.txt, from the
+/// same command at 5ba7434) are those of this one. Without writable
+/// cgroups the cgroup keys are absent, nothing else.
+fn same_keys_as_before(doc: &serde_json::Value, results: &CompareResults) {
+    let recorded: BTreeSet<String> = include_str!("fixtures/results-keys.txt")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut now = BTreeSet::new();
+    key_paths(doc, "", &mut now);
+    let new: Vec<_> = now.difference(&recorded).collect();
+    assert!(new.is_empty(), "keys results.json did not have: {new:?}");
+    let cgroups = results.cgroup.as_ref().is_some_and(|c| c.used);
+    let gone: Vec<_> = recorded
+        .difference(&now)
+        .filter(|k| cgroups || !k.contains(".cgroup"))
+        .collect();
+    assert!(gone.is_empty(), "keys results.json lost: {gone:?}");
 }
