@@ -1,17 +1,12 @@
 //! loadgen against every server style, in-process.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::engine::{self, Control, RunOptions};
+use loadgen::engine::RunOptions;
 use loadgen::{Mode, RunResult, RunSpec};
-use servers::{Config, ServerHandle, Style};
+use servers::Style;
 
-pub fn server(style: Style) -> ServerHandle {
-    let listener =
-        servers::listener::bind("127.0.0.1:0".parse().unwrap(), &Default::default()).unwrap();
-    servers::start(style, Config::default(), listener).unwrap()
-}
+pub use crate::support::{in_process as server, run, run_with};
 
 pub fn spec(addr: std::net::SocketAddr) -> RunSpec {
     RunSpec {
@@ -22,14 +17,6 @@ pub fn spec(addr: std::net::SocketAddr) -> RunSpec {
         timeout: Duration::from_secs(2),
         ..RunSpec::default()
     }
-}
-
-pub fn run(spec: &RunSpec) -> RunResult {
-    run_with(spec, RunOptions::default())
-}
-
-pub fn run_with(spec: &RunSpec, opts: RunOptions) -> RunResult {
-    engine::run(spec, Arc::new(Control::default()), opts).expect("run set-up")
 }
 
 #[test]

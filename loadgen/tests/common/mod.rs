@@ -1,18 +1,16 @@
-//! Helpers shared by the tests: the `loadgen` binary run with bounded
-//! waits, a server in this process, and the committed comparison fixture.
-//! The cross-crate tests in the root `tests/` include this file too.
+//! Helpers shared by loadgen's tests: the `loadgen` binary run with
+//! bounded waits, and ([`support`]) what every test crate shares.
 
 // Each test binary uses its own part of these.
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use loadgen::compare::model::CompareResults;
-use loadgen::engine::{Control, RunOptions};
-use loadgen::{RunResult, RunSpec};
-use servers::{Config, ServerHandle, Style};
+mod support;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use support::*;
 
 pub fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -46,29 +44,4 @@ pub fn output_within(mut cmd: Command, limit: Duration, what: &str) -> Output {
         .spawn()
         .expect("spawning loadgen");
     wait_within(child, limit, what)
-}
-
-/// A server of `style` in this process, on a free loopback port; dropping
-/// the handle stops it.
-pub fn in_process(style: Style) -> ServerHandle {
-    let listener = servers::listener::bind("127.0.0.1:0".parse().unwrap(), &Default::default())
-        .expect("binding 127.0.0.1:0");
-    servers::start(style, Config::default(), listener).expect("starting the server")
-}
-
-/// The results of a real smoke comparison, kept in `fixtures/`: the schema
-/// every `results.json` must still load as.
-pub fn compare_fixture() -> CompareResults {
-    serde_json::from_str(include_str!("../fixtures/compare-smoke.json"))
-        .expect("the fixture parses as compare results")
-}
-
-/// One run of `spec` in this process, to its end.
-pub fn run(spec: &RunSpec) -> RunResult {
-    run_with(spec, RunOptions::default())
-}
-
-/// As [`run`], with `opts` (sampling a server, say).
-pub fn run_with(spec: &RunSpec, opts: RunOptions) -> RunResult {
-    loadgen::engine::run(spec, Arc::new(Control::default()), opts).expect("run set-up")
 }
