@@ -174,6 +174,17 @@ impl<'a> View<'a> {
         self.results.styles.clone()
     }
 
+    /// Each style with the run `pick` finds for it, in the styles' order.
+    pub fn per_style(
+        &self,
+        pick: impl Fn(&str) -> Option<&'a RunResult>,
+    ) -> Vec<(String, &'a RunResult)> {
+        self.styles()
+            .into_iter()
+            .filter_map(|st| pick(&st).map(|r| (st, r)))
+            .collect()
+    }
+
     /// Whether any run of `style` is in the results (a style that ran
     /// nothing still gets a row of dashes).
     pub fn ran(&self, style: &str) -> bool {
@@ -203,20 +214,18 @@ impl<'a> View<'a> {
         })
     }
 
+    /// The distinct values of `f` over the scale runs, ascending.
+    fn scale_values(&self, f: impl Fn(&RunResult) -> usize) -> Vec<usize> {
+        let set: BTreeSet<usize> = self.all_scale().map(f).collect();
+        set.into_iter().collect()
+    }
+
     pub fn scale_sizes(&self) -> Vec<usize> {
-        self.all_scale()
-            .map(|r| r.spec.size)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        self.scale_values(|r| r.spec.size)
     }
 
     pub fn scale_conns(&self) -> Vec<usize> {
-        self.all_scale()
-            .map(|r| r.spec.conns)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        self.scale_values(|r| r.spec.conns)
     }
 
     pub fn scale_points(&self, style: &str, size: usize) -> Vec<&'a RunResult> {

@@ -3,6 +3,8 @@
 //! message, memory per idle connection, and the polling variants' CPU
 //! against latency; each with a tally of its verdicts.
 
+use servers::Style;
+
 use super::cells::{RatioCell, memory_cell, ratio_cell, thousands, variant_suffix};
 use super::targets::{TARGETS, Verdict};
 use crate::compare::model::CompareResults;
@@ -10,7 +12,6 @@ use crate::compare::profile::perf::{CONNS, IDLE, IDLE_ACTIVE, SIZE};
 use crate::report::cost::{cgroup, cost_vs_reference, cpu_us_per_msg};
 use crate::report::md::{fmt_rate, kib, put, putln};
 use crate::report::view::{View, reference};
-use crate::results::RunResult;
 use crate::results::fmt_us;
 
 /// The perf tables (throughput against epoll, memory, polling), with
@@ -24,13 +25,13 @@ pub fn tables(results: &CompareResults) -> String {
 
     putln!(
         s,
-        "### Throughput against epoll ({SIZE} B messages, closed loop)\n"
+        "### Throughput against {reference} ({SIZE} B messages, closed loop)\n"
     );
     let mut tally = Tally::default();
     if !epoll_ran || view.scale_points(reference, SIZE).is_empty() {
         putln!(
             s,
-            "epoll, the reference, {} in this run: there is no ratio to judge, so no throughput verdicts.\n",
+            "{reference}, the reference, {} in this run: there is no ratio to judge, so no throughput verdicts.\n",
             if epoll_ran {
                 "has no scale runs"
             } else {
@@ -47,7 +48,7 @@ pub fn tables(results: &CompareResults) -> String {
             s.push_str("---|");
         }
         s.push('\n');
-        put!(s, "| epoll (the reference, msg/s) |");
+        put!(s, "| {reference} (the reference, msg/s) |");
         for c in CONNS {
             match view.scale_point(reference, c, SIZE) {
                 Some(r) => {
@@ -230,12 +231,11 @@ fn cost_table(s: &mut String, view: &View) {
 }
 
 fn polling_table(s: &mut String, view: &View) {
-    let rows: Vec<(String, &RunResult)> = view
-        .styles()
-        .into_iter()
-        .filter(|st| st == "polling" || st.starts_with("polling:"))
-        .filter_map(|st| view.idle_run(&st).map(|r| (st, r)))
-        .collect();
+    // The polling style and its variants ("polling:sleep1000").
+    let rows = view.per_style(|st| {
+        view.idle_run(st)
+            .filter(|_| st.split(':').next() == Some(Style::Polling.name()))
+    });
     let Some((_, first)) = rows.first() else {
         return;
     };

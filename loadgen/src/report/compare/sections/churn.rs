@@ -10,11 +10,7 @@ use crate::results::RunResult;
 use crate::results::fmt_us;
 
 pub fn section(s: &mut String, v: &View) {
-    let rows: Vec<(String, &RunResult)> = v
-        .styles()
-        .into_iter()
-        .filter_map(|st| v.churn_run(&st).map(|r| (st, r)))
-        .collect();
+    let rows = v.per_style(|st| v.churn_run(st));
     if rows.is_empty() {
         return;
     }

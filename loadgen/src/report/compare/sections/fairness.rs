@@ -7,7 +7,6 @@ use servers::Style;
 use super::mark;
 use crate::report::md::{put, putln};
 use crate::report::view::View;
-use crate::results::RunResult;
 use crate::results::fmt_us;
 
 /// The preemptive style the cooperative ones are held against, and those:
@@ -21,11 +20,7 @@ const COOPERATIVE: [Style; 4] = [
 ];
 
 pub fn section(s: &mut String, v: &View) {
-    let rows: Vec<(String, &RunResult)> = v
-        .styles()
-        .into_iter()
-        .filter_map(|st| v.fairness_light(&st).map(|r| (st, r)))
-        .collect();
+    let rows = v.per_style(|st| v.fairness_light(st));
     let Some((_, first)) = rows.first() else {
         return;
     };

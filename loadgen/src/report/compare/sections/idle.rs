@@ -7,15 +7,10 @@ use super::{ends, mark, ranked};
 use crate::report::cost::{cgroup, idle_memory_cell};
 use crate::report::md::{put, putln};
 use crate::report::view::View;
-use crate::results::RunResult;
 use crate::results::fmt_us;
 
 pub fn section(s: &mut String, v: &View) {
-    let rows: Vec<(String, &RunResult)> = v
-        .styles()
-        .into_iter()
-        .filter_map(|st| v.idle_run(&st).map(|r| (st, r)))
-        .collect();
+    let rows = v.per_style(|st| v.idle_run(st));
     let Some((_, first)) = rows.first() else {
         return;
     };
