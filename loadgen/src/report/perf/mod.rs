@@ -1,10 +1,11 @@
-//! The `perf` profile: every style against `epoll` (the raw-epoll
+//! The `perf` profile's report: every style against `epoll` (the raw-epoll
 //! reference, the in-project stand-in for the machine's limit) in the same
-//! run, judged against the targets below, the one place they live.
+//! run, judged against the targets in [`targets`], the one place they live;
+//! [`cells`] judges one style at one point and [`tables`] lays them out.
 //!
-//! `loadgen compare --profile perf` runs [`STYLES`]: each through `idle`
-//! (10,000 idle connections: memory per connection) and `scale` (closed
-//! loop, 64 B, at [`CONNS`]); the `polling` variants through `idle` alone at
+//! `loadgen compare --profile perf` runs `profile::perf::STYLES`: each
+//! through `idle` (10,000 idle connections: memory per connection) and
+//! `scale` (closed loop, 64 B, at `profile::perf::CONNS`); the `polling` variants through `idle` alone at
 //! 1,000 idle connections, to show what `--poll-sleep-us` trades: CPU for
 //! the latency of the few active connections. Then [`markdown`] writes the
 //! verdicts into perf.md and report.md and onto stdout.
