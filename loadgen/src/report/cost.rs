@@ -9,10 +9,9 @@
 //! whole quota, loadgen had room), CPU per message always, since it does
 //! not depend on who was the limit.
 
-use std::fmt::Write as _;
-
-use crate::compare::model::CompareResults;
-use crate::report::compare::{REFERENCE, Spread, View, conns_header};
+use crate::compare::model::{CgroupSetup, CompareResults};
+use crate::report::md::{conns_header, kib, put, putln};
+use crate::report::view::{Spread, View, reference};
 use crate::results::RunResult;
 use crate::results::server::CgroupStats;
 
@@ -44,14 +43,8 @@ pub fn setup_rows(results: &CompareResults) -> String {
     let mut s = String::new();
     match &results.cgroup {
         Some(cg) if cg.made_by == "docker" => {
-            let quota = match cg.cpu_quota {
-                Some(q) => format!(
-                    "{q} CPU each (CFS bandwidth, {} ms period)",
-                    cg.period_us / 1000
-                ),
-                None => "none".into(),
-            };
-            let _ = writeln!(
+            let quota = quota_each(cg, "").unwrap_or_else(|| "none".into());
+            putln!(
                 s,
                 "| server cgroups | the containers' own (made by Docker); CPU quota read from them: {quota}{} |",
                 cg.note
@@ -61,21 +54,16 @@ pub fn setup_rows(results: &CompareResults) -> String {
             );
         }
         Some(cg) if cg.used => {
-            let quota = match cg.cpu_quota {
-                Some(q) => format!(
-                    "{q} CPU each (CFS bandwidth, {} ms period), so that loadgen has more CPU than the server",
-                    cg.period_us / 1000
-                ),
-                None => "no quota (`--server-cpu-quota`)".into(),
-            };
-            let _ = writeln!(
+            let quota = quota_each(cg, ", so that loadgen has more CPU than the server")
+                .unwrap_or_else(|| "no quota (`--server-cpu-quota`)".into());
+            putln!(
                 s,
                 "| server cgroups | one per server (cgroup {}), removed after it stopped; CPU quota: {quota} |",
                 cg.version.as_deref().unwrap_or("?")
             );
         }
         Some(cg) => {
-            let _ = writeln!(
+            putln!(
                 s,
                 "| server cgroups | **not used**: {} |",
                 cg.note.as_deref().unwrap_or("unavailable")
@@ -89,10 +77,10 @@ pub fn setup_rows(results: &CompareResults) -> String {
         .filter(|c| c.used)
         .and_then(|c| c.note.as_ref())
     {
-        let _ = writeln!(s, "| cgroup note | {note} |");
+        putln!(s, "| cgroup note | {note} |");
     }
     if results.repeat > 1 {
-        let _ = writeln!(
+        putln!(
             s,
             "| repeats | {} rounds, every style in each round before the next; each cell is the median, ranges are min–max, and ratios pair each round with epoll's of the same round |",
             results.repeat
@@ -101,9 +89,14 @@ pub fn setup_rows(results: &CompareResults) -> String {
     s
 }
 
-/// "1.52 KiB" from bytes.
-fn kib(bytes: f64) -> String {
-    format!("{:.2} KiB", bytes / 1024.0)
+/// "0.5 CPU each (CFS bandwidth, 100 ms period)" and `why`, when the
+/// servers had a quota.
+fn quota_each(cg: &CgroupSetup, why: &str) -> Option<String> {
+    let q = cg.cpu_quota?;
+    Some(format!(
+        "{q} CPU each (CFS bandwidth, {} ms period){why}",
+        cg.period_us / 1000
+    ))
 }
 
 /// The idle table's cell: memory per connection charged to the server's
@@ -141,7 +134,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     if styles.is_empty() {
         return;
     }
-    let _ = writeln!(
+    putln!(
         s,
         "**Server CPU per message, {size} B**: CPU time of the server's cgroup (every thread and process, user + system) over the measured window, \
          divided by the messages echoed in it, in µs: counted by the kernel, not sampled. Unlike msg/s it does \
@@ -151,13 +144,13 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     s.push_str("| style |");
     conns_header(s, &conns);
     for st in &styles {
-        let _ = write!(s, "| {st} |");
+        put!(s, "| {st} |");
         for &c in &conns {
             let cell = v.scale_point(st, c, size).and_then(|r| {
                 let sp = v.scale_spread(st, c, size, false, cpu_us_per_msg)?;
                 Some(format!("{} µs{}", sp.text(2), bound_mark(r)))
             });
-            let _ = write!(s, " {} |", cell.unwrap_or_else(|| "–".into()));
+            put!(s, " {} |", cell.unwrap_or_else(|| "–".into()));
         }
         s.push('\n');
     }
@@ -165,9 +158,10 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     if !v.has_reference(size) {
         return;
     }
-    let _ = writeln!(
+    let reference = reference();
+    putln!(
         s,
-        "**Cost vs {REFERENCE}**: each style's CPU per message divided by {REFERENCE}'s in the same round \
+        "**Cost vs {reference}**: each style's CPU per message divided by {reference}'s in the same round \
          (below 1: leaner than the raw-epoll server).\n"
     );
     let ratios = cost_vs_reference(s, v, &styles, &conns, size);
@@ -178,9 +172,9 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
         .iter()
         .max_by(|a, b| a.2.median.total_cmp(&b.2.median));
     if let (Some(lo), Some(hi)) = (lean, heavy) {
-        let _ = writeln!(
+        putln!(
             s,
-            "**Reading.** Per message against {REFERENCE}, the styles ranged from {:.2}× ({} at {} \
+            "**Reading.** Per message against {reference}, the styles ranged from {:.2}× ({} at {} \
              connections) to {:.2}× ({} at {} connections). {}\n",
             lo.2.median,
             lo.0,
@@ -211,14 +205,14 @@ pub fn cost_vs_reference(
     conns_header(s, conns);
     let mut ratios = Vec::new();
     for st in styles {
-        let _ = write!(s, "| {st} |");
+        put!(s, "| {st} |");
         for &c in conns {
             let ratio = v.scale_spread(st, c, size, true, cpu_us_per_msg);
             let own = v.scale_spread(st, c, size, false, cpu_us_per_msg);
             match (ratio, own) {
                 (Some(sp), Some(own)) => {
-                    let _ = write!(s, " {} ({:.2} µs) |", sp.text(2), own.median);
-                    if st != REFERENCE {
+                    put!(s, " {} ({:.2} µs) |", sp.text(2), own.median);
+                    if st != reference() {
                         ratios.push((st.clone(), c, sp));
                     }
                 }
@@ -231,7 +225,8 @@ pub fn cost_vs_reference(
     ratios
 }
 
-fn bound_mark(r: &RunResult) -> &'static str {
+/// A run's mark for who was the bottleneck: † loadgen, ‡ the server.
+pub fn bound_mark(r: &RunResult) -> &'static str {
     if r.client.client_bound {
         " †"
     } else if server_bound(r) {

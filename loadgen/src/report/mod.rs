@@ -1,13 +1,19 @@
 //! Everything a person reads: one run's text, JSON and CSV ([`run`]), and a
 //! comparison's markdown ([`compare`], its cost tables in [`cost`], the perf
-//! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]).
+//! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]),
+//! all reading the runs through [`view`] and writing with [`md`].
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
+//!
+//! Only [`write`] here uses the children; they import from each other
+//! (never from this module), so the imports run one way.
 
 pub mod charts;
 pub mod compare;
 pub mod cost;
+pub mod md;
 pub mod perf;
 pub mod run;
+pub mod view;
 
 pub use run::{
     csv_header, csv_row, first_reply_line, fmt_us, json, memory_label, sampling_note, text,

@@ -1,7 +1,7 @@
 //! Result formats: a human table, JSON (the schema in [`crate::results`]),
 //! and CSV with one row per run.
 
-use std::fmt::Write as _;
+use crate::report::md::{put, putln};
 
 use crate::results::RunResult;
 use crate::results::server::ServerStats;
@@ -30,7 +30,7 @@ pub fn text(r: &RunResult) -> String {
         Mode::Open { rate } => format!("open loop at {rate:.0} msg/s"),
         Mode::Churn => "churn (connect, one message, close)".to_string(),
     };
-    let _ = writeln!(
+    putln!(
         s,
         "{}loadgen -> {}: {} conns (+{} idle), {} B messages, {mode}, {:.1} s measured after {:.1} s warm-up, {} thread(s)",
         r.label
@@ -45,10 +45,12 @@ pub fn text(r: &RunResult) -> String {
         r.spec.warmup.as_secs_f64(),
         r.spec.threads,
     );
-    let _ = writeln!(
+    putln!(
         s,
         "  throughput   {:.0} msg/s, {:.2} MB/s ({} messages)",
-        r.throughput_msgs_per_s, r.throughput_mb_per_s, r.messages
+        r.throughput_msgs_per_s,
+        r.throughput_mb_per_s,
+        r.messages
     );
     let row = |name: &str, p: &crate::results::Percentiles| {
         format!(
@@ -61,7 +63,7 @@ pub fn text(r: &RunResult) -> String {
             fmt_us(p.max)
         )
     };
-    let _ = writeln!(s, "  latency: {}", r.latency_kind);
+    putln!(s, "  latency: {}", r.latency_kind);
     s.push_str(&row(
         if r.latency_raw_us.is_some() {
             "corrected"
@@ -74,7 +76,7 @@ pub fn text(r: &RunResult) -> String {
         s.push_str(&row("raw (sent)", raw));
     }
     let c = &r.connect;
-    let _ = writeln!(
+    putln!(
         s,
         "  connect      {}/{} established, p50 {}  p99 {}  max {}, {:.0} conn/s",
         c.established,
@@ -85,16 +87,19 @@ pub fn text(r: &RunResult) -> String {
         c.rate_per_s
     );
     if let Some(line) = first_reply_line(r) {
-        let _ = writeln!(s, "  first reply  {line}");
+        putln!(s, "  first reply  {line}");
     }
     let f = &r.fairness;
-    let _ = writeln!(
+    putln!(
         s,
         "  fairness     Jain {:.3}, per connection min {} max {}, longest stall {:.1} ms",
-        f.jain_index, f.min_per_conn, f.max_per_conn, f.longest_stall_ms
+        f.jain_index,
+        f.min_per_conn,
+        f.max_per_conn,
+        f.longest_stall_ms
     );
-    let _ = writeln!(s, "  errors       {}", r.errors.describe());
-    let _ = writeln!(
+    putln!(s, "  errors       {}", r.errors.describe());
+    putln!(
         s,
         "  client       busiest thread {:.0}% busy, {}{}",
         r.client.busy_max * 100.0,
@@ -118,7 +123,7 @@ pub fn text(r: &RunResult) -> String {
             Some(n) => format!("fds {n}"),
             None => format!("fd table {} slots", sv.peak_fd_table),
         };
-        let _ = writeln!(
+        putln!(
             s,
             "  server {} ({}) {} peak {:.1} MiB (baseline {:.1} MiB, {:.1} KiB/conn), CPU {:.0}%, {ctxt}, threads {}, {fds}{}{}",
             sv.container
@@ -143,7 +148,7 @@ pub fn text(r: &RunResult) -> String {
         );
     }
     let e = &r.environment;
-    let _ = writeln!(
+    putln!(
         s,
         "  environment  kernel {}, {} x {}, loadgen {} ({}), fd limit {}, somaxconn {}",
         e.kernel,
@@ -157,9 +162,9 @@ pub fn text(r: &RunResult) -> String {
             .unwrap_or_else(|| "?".into())
     );
     if r.outcome.ok {
-        let _ = writeln!(s, "  outcome      ok");
+        putln!(s, "  outcome      ok");
     } else {
-        let _ = writeln!(s, "  outcome      FAILED: {}", r.outcome.reasons.join("; "));
+        putln!(s, "  outcome      FAILED: {}", r.outcome.reasons.join("; "));
     }
     s
 }
@@ -207,7 +212,7 @@ pub fn first_reply_line(r: &RunResult) -> Option<String> {
         "none".to_string()
     };
     if r.conns_unserved > 0 {
-        let _ = write!(
+        put!(
             line,
             "; {} of {total} connections got no reply (queued behind busy workers?)",
             r.conns_unserved

@@ -1,0 +1,73 @@
+//! One module per scenario, each writing that scenario's section of
+//! report.md (its table and a reading of it), and what they share: the
+//! cells and marks of a run, and styles ranked by a figure. The report's
+//! skeleton ([`super`]) picks the section of each scenario.
+
+pub mod churn;
+pub mod fairness;
+pub mod idle;
+pub mod open;
+pub mod scale;
+
+use crate::report::cost::bound_mark;
+use crate::report::view::View;
+use crate::results::RunResult;
+use crate::results::fmt_us;
+
+/// Marks a figure the results do not have (written before it existed).
+const NO_DATA: &str = "—";
+
+/// First-reply p99 of a run: "no reply" when more than 1% of the
+/// connections that asked never got one (the p99 is then among them).
+fn first_reply_p99(r: &RunResult) -> String {
+    match r.served() {
+        None => NO_DATA.into(),
+        Some((served, total)) if (total - served) * 100 > total => "no reply".into(),
+        Some(_) => fmt_us(r.first_reply_us.p99),
+    }
+}
+
+/// Connections with a reply of those that asked: "all", or "16/1000".
+fn served_cell(r: &RunResult) -> String {
+    match r.served() {
+        None => NO_DATA.into(),
+        Some((served, total)) if served == total => "all".into(),
+        Some((served, total)) => format!("{served}/{total}"),
+    }
+}
+
+/// A run's mark in a table: ✗ failed, else who was the bottleneck.
+fn mark(r: &RunResult) -> &'static str {
+    if r.outcome.ok { bound_mark(r) } else { " ✗" }
+}
+
+/// A style and its figure.
+type Ranked = (String, f64);
+
+/// The styles with a figure from `f` (runs that echoed something only),
+/// highest first.
+fn ranked<'a>(
+    v: &View<'a>,
+    mut f: impl FnMut(&str) -> Option<(f64, &'a RunResult)>,
+) -> Vec<Ranked> {
+    let mut out: Vec<Ranked> = v
+        .styles()
+        .iter()
+        .filter_map(|st| {
+            f(st)
+                .filter(|(_, r)| r.messages > 0)
+                .map(|(x, _)| (st.clone(), x))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// The first and the last of a ranking, when it has two or more: a reading
+/// compares them.
+fn ends(ranks: &[Ranked]) -> Option<(&Ranked, &Ranked)> {
+    match ranks {
+        [first, .., last] => Some((first, last)),
+        _ => None,
+    }
+}

@@ -1,0 +1,315 @@
+//! The selection of runs a report reads: [`View`] looks runs up by style,
+//! scenario and point (the median of a point's repeats, and its [`Spread`]),
+//! ratios to the [`reference`] style, and where a style stops scaling
+//! ([`Knee`]). Every table of report.md, perf.md and the charts read the
+//! results through it; it writes nothing.
+
+use std::collections::BTreeSet;
+
+use servers::Style;
+
+use crate::compare::model::{CompareResults, Scenario};
+use crate::results::RunResult;
+
+/// p99 above which a style is taken to have stopped serving well.
+pub const KNEE_P99_US: u64 = 10_000;
+
+/// The style every other one's throughput is a ratio to: the raw-epoll
+/// server, the in-project stand-in for the machine's limit.
+pub fn reference() -> &'static str {
+    Style::Epoll.name()
+}
+
+/// Looks runs up by style, scenario and point. With `--repeat N` each
+/// point was measured N times: lookups give the median run (by
+/// throughput), and [`View::repeats`] all of them.
+pub struct View<'a> {
+    results: &'a CompareResults,
+    /// One run per (style, scenario, point): the median of its repeats.
+    medians: Vec<&'a RunResult>,
+}
+
+/// A figure's median over the repeats, with its range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Repeats it was measured in.
+    pub n: usize,
+}
+
+impl Spread {
+    /// Of the values given (None when there are none).
+    pub fn of(mut values: Vec<f64>) -> Option<Spread> {
+        values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            n,
+        })
+    }
+
+    /// "0.97 (0.93–1.02)" with `digits` decimals; the median alone when
+    /// measured once.
+    pub fn text(&self, digits: usize) -> String {
+        let same =
+            format!("{:.d$}", self.min, d = digits) == format!("{:.d$}", self.max, d = digits);
+        if self.n > 1 && !same {
+            format!(
+                "{:.d$} ({:.d$}–{:.d$})",
+                self.median,
+                self.min,
+                self.max,
+                d = digits
+            )
+        } else {
+            format!("{:.d$}", self.median, d = digits)
+        }
+    }
+}
+
+fn key(r: &RunResult) -> Option<(&str, &str, &str)> {
+    r.tags
+        .as_ref()
+        .map(|t| (t.style.as_str(), t.scenario.as_str(), t.point.as_str()))
+}
+
+/// Where a style stops scaling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Knee {
+    /// The connection count with the highest throughput.
+    pub peak_conns: usize,
+    pub peak_rate: f64,
+    /// The first connection count whose p99 passed 10 ms, if any.
+    pub p99_over_10ms_at: Option<usize>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(results: &'a CompareResults) -> Self {
+        let mut medians = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in &results.runs {
+            let Some(k) = key(r) else { continue };
+            if !seen.insert(k) {
+                continue;
+            }
+            let mut reps: Vec<&RunResult> =
+                results.runs.iter().filter(|o| key(o) == Some(k)).collect();
+            // The lower median: with an even count, the slower of the two.
+            reps.sort_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s));
+            medians.push(reps[(reps.len() - 1) / 2]);
+        }
+        View { results, medians }
+    }
+
+    /// Every repeat of `r`'s point (r included), in round order.
+    pub fn repeats(&self, r: &RunResult) -> Vec<&'a RunResult> {
+        let mut v: Vec<&RunResult> = self
+            .results
+            .runs
+            .iter()
+            .filter(|o| key(o) == key(r))
+            .collect();
+        v.sort_by_key(|o| o.tags.as_ref().map(|t| t.repeat));
+        v
+    }
+
+    /// Rounds in this comparison.
+    pub fn rounds(&self) -> u32 {
+        self.results.repeat.max(1)
+    }
+
+    /// A figure of `style` at a scale point, over the repeats; with
+    /// `per_reference`, each repeat's figure divided by epoll's in the same
+    /// round (a paired ratio: drift between rounds cancels).
+    pub fn scale_spread(
+        &self,
+        style: &str,
+        conns: usize,
+        size: usize,
+        per_reference: bool,
+        figure: impl Fn(&RunResult) -> Option<f64>,
+    ) -> Option<Spread> {
+        let r = self.scale_point(style, conns, size)?;
+        let reps = self.repeats(r);
+        let reference = if per_reference {
+            self.scale_point(reference(), conns, size)
+                .map(|e| self.repeats(e))
+        } else {
+            None
+        };
+        let values = reps
+            .iter()
+            .filter(|r| r.messages > 0)
+            .filter_map(|r| {
+                let x = figure(r)?;
+                if !per_reference {
+                    return Some(x);
+                }
+                let round = r.tags.as_ref().map(|t| t.repeat);
+                let e = reference
+                    .as_ref()?
+                    .iter()
+                    .find(|e| e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0)?;
+                let y = figure(e)?;
+                (y > 0.0).then(|| x / y)
+            })
+            .collect();
+        Spread::of(values)
+    }
+
+    pub fn styles(&self) -> Vec<String> {
+        self.results.styles.clone()
+    }
+
+    /// Each style with the run `pick` finds for it, in the styles' order.
+    pub fn per_style(
+        &self,
+        pick: impl Fn(&str) -> Option<&'a RunResult>,
+    ) -> Vec<(String, &'a RunResult)> {
+        self.styles()
+            .into_iter()
+            .filter_map(|st| pick(&st).map(|r| (st, r)))
+            .collect()
+    }
+
+    /// Whether any run of `style` is in the results (a style that ran
+    /// nothing still gets a row of dashes).
+    pub fn ran(&self, style: &str) -> bool {
+        self.results
+            .runs
+            .iter()
+            .any(|r| r.tags.as_ref().is_some_and(|t| t.style == style))
+    }
+
+    pub fn runs(&self, style: &str, scenario: &str) -> Vec<&'a RunResult> {
+        self.medians
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| t.style == style && t.scenario == scenario)
+            })
+            .collect()
+    }
+
+    fn all_scale(&self) -> impl Iterator<Item = &'a RunResult> {
+        self.medians.iter().copied().filter(|r| {
+            r.tags
+                .as_ref()
+                .is_some_and(|t| t.scenario == Scenario::Scale.name())
+        })
+    }
+
+    /// The distinct values of `f` over the scale runs, ascending.
+    fn scale_values(&self, f: impl Fn(&RunResult) -> usize) -> Vec<usize> {
+        let set: BTreeSet<usize> = self.all_scale().map(f).collect();
+        set.into_iter().collect()
+    }
+
+    pub fn scale_sizes(&self) -> Vec<usize> {
+        self.scale_values(|r| r.spec.size)
+    }
+
+    pub fn scale_conns(&self) -> Vec<usize> {
+        self.scale_values(|r| r.spec.conns)
+    }
+
+    pub fn scale_points(&self, style: &str, size: usize) -> Vec<&'a RunResult> {
+        let mut v: Vec<_> = self
+            .runs(style, Scenario::Scale.name())
+            .into_iter()
+            .filter(|r| r.spec.size == size)
+            .collect();
+        v.sort_by_key(|r| r.spec.conns);
+        v
+    }
+
+    pub fn scale_point(&self, style: &str, conns: usize, size: usize) -> Option<&'a RunResult> {
+        self.scale_points(style, size)
+            .into_iter()
+            .find(|r| r.spec.conns == conns)
+    }
+
+    pub fn idle_run(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, Scenario::Idle.name()).into_iter().next()
+    }
+
+    pub fn churn_run(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, Scenario::Churn.name()).into_iter().next()
+    }
+
+    pub fn open_runs(&self, style: &str) -> Vec<&'a RunResult> {
+        self.runs(style, Scenario::Open.name())
+            .into_iter()
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| !t.point.starts_with("probe"))
+            })
+            .collect()
+    }
+
+    pub fn fairness_light(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, Scenario::Fairness.name())
+            .into_iter()
+            .find(|r| r.tags.as_ref().is_some_and(|t| t.point != "heavy"))
+    }
+
+    pub fn fairness_heavy(&self, style: &str) -> Option<&'a RunResult> {
+        self.runs(style, Scenario::Fairness.name())
+            .into_iter()
+            .find(|r| r.tags.as_ref().is_some_and(|t| t.point == "heavy"))
+    }
+
+    /// Whether epoll ran and has scale runs of `size`.
+    pub fn has_reference(&self, size: usize) -> bool {
+        self.results.styles.iter().any(|s| s == reference())
+            && self
+                .scale_points(reference(), size)
+                .iter()
+                .any(|r| r.messages > 0)
+    }
+
+    /// `style`'s throughput at a scale point as a ratio to epoll's at the
+    /// same point in this run.
+    /// (The median of the paired ratios over the repeats.)
+    pub fn vs_reference(&self, style: &str, conns: usize, size: usize) -> Option<f64> {
+        self.vs_reference_spread(style, conns, size)
+            .map(|s| s.median)
+    }
+
+    /// As [`View::vs_reference`], with its range over the repeats.
+    pub fn vs_reference_spread(&self, style: &str, conns: usize, size: usize) -> Option<Spread> {
+        self.scale_spread(style, conns, size, true, |r| Some(r.throughput_msgs_per_s))
+    }
+
+    pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
+        let pts = self.scale_points(style, size);
+        let peak = pts
+            .iter()
+            .filter(|r| r.messages > 0)
+            .max_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s))?;
+        Some(Knee {
+            peak_conns: peak.spec.conns,
+            peak_rate: peak.throughput_msgs_per_s,
+            p99_over_10ms_at: pts
+                .iter()
+                .find(|r| r.messages == 0 || r.latency_us.p99 > KNEE_P99_US)
+                .map(|r| r.spec.conns),
+        })
+    }
+}
