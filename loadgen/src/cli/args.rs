@@ -59,7 +59,7 @@ pub struct CompareArgs {
     pub styles: Option<StyleList>,
     /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
     /// (bigger hardware), perf (every style against epoll and the targets in
-    /// loadgen/src/perf.rs, 5-8 minutes on 2 cores; writes perf.md).
+    /// loadgen/src/report/perf/targets.rs, 5-8 minutes on 2 cores; writes perf.md).
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: results/<UTC timestamp>).
@@ -91,7 +91,7 @@ pub struct CompareArgs {
     /// CPUs each server gets, through CFS bandwidth in a cgroup of its own
     /// (10 ms period), e.g. 0.5; `none` for no quota. Makes the runs
     /// server-bound when loadgen has more CPU than that. Default: the
-    /// profile's (perf: see loadgen/src/perf.rs; others: none).
+    /// profile's (perf: see loadgen/src/compare/profile.rs; others: none).
     #[arg(long, value_parser = parse_quota)]
     pub server_cpu_quota: Option<Quota>,
     /// Measure every cell this many times, round by round over the styles,

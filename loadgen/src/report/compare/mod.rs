@@ -132,7 +132,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             "## perf: every style against {} and its targets
 
 The targets are the `TARGETS` table in \
-             loadgen/src/perf.rs; pass and miss are reported, never asserted (the same tables are in perf.md).\n",
+             loadgen/src/report/perf/targets.rs; pass and miss are reported, never asserted (the same tables are in perf.md).\n",
             reference()
         );
         s.push_str(&perf::tables(results));

@@ -105,7 +105,7 @@ pub fn markdown(results: &CompareResults) -> String {
     putln!(
         s,
         "Profile {}; servers pinned to CPU(s) {:?}, loadgen to CPU(s) {:?}; {:.0} s in all. Targets: the `TARGETS` \
-         table in loadgen/src/perf.rs. Pass and miss are reported, never asserted: timings on a shared machine \
+         table in loadgen/src/report/perf/targets.rs. Pass and miss are reported, never asserted: timings on a shared machine \
          move by a third from run to run, so nothing fails on them.\n",
         results.profile,
         results.server_cpus,
