@@ -108,27 +108,15 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break 'rounds;
             }
-            let (layout, progress) = (layout.as_ref(), &progress);
+            let round = Round {
+                opts,
+                layout: layout.as_ref(),
+                stop: &stop,
+                progress: &progress,
+            };
             match step {
-                Some(step) => compare_step(
-                    opts,
-                    layout,
-                    style,
-                    *step,
-                    &stop,
-                    progress,
-                    &mut runs,
-                    &mut servers,
-                ),
-                None => compare_style(
-                    opts,
-                    layout,
-                    style,
-                    &stop,
-                    progress,
-                    &mut runs,
-                    &mut servers,
-                ),
+                Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
+                None => compare_style(&round, style, &mut runs, &mut servers),
             }
         }
         for r in &mut runs[first_run..] {
@@ -158,6 +146,15 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         runs,
     };
     Ok(results)
+}
+
+/// What every unit of a round shares.
+#[derive(Clone, Copy)]
+struct Round<'a> {
+    opts: &'a CompareOptions,
+    layout: Option<&'a crate::probe::cgroup::Layout>,
+    stop: &'a Arc<AtomicBool>,
+    progress: &'a Progress,
 }
 
 /// What one round runs, in order: each style whole, or, where the profile
@@ -197,15 +194,18 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
 /// server (or its target).
 #[allow(clippy::too_many_arguments)]
 fn compare_step(
-    opts: &CompareOptions,
-    layout: Option<&crate::probe::cgroup::Layout>,
+    round: &Round,
     style: &str,
     step: Step,
-    stop: &Arc<AtomicBool>,
-    progress: &Progress,
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
+    let Round {
+        opts,
+        layout,
+        stop,
+        progress,
+    } = *round;
     let p = &opts.profile.for_style(style);
     let phase = step.name();
     let mut body = |target: &Target| {
@@ -229,14 +229,17 @@ fn compare_step(
 }
 
 fn compare_style(
-    opts: &CompareOptions,
-    layout: Option<&crate::probe::cgroup::Layout>,
+    round: &Round,
     style: &str,
-    stop: &Arc<AtomicBool>,
-    progress: &Progress,
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
+    let Round {
+        opts,
+        layout,
+        stop,
+        progress,
+    } = *round;
     let p = &opts.profile.for_style(style);
     // Every scenario but fairness on one server, idle first: its baseline
     // RSS is then that of a fresh server.
