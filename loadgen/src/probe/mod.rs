@@ -2,10 +2,11 @@
 //! through /proc ([`procfs`], read on the [`sampler`]'s thread and summed
 //! up by [`summary`]), a container through the Docker Engine API
 //! ([`docker`]), and the cgroup that `compare` puts each server in
-//! ([`cgroup`], read at the measured window's edges by [`cgroup_watch`]).
-//! Produces the data types of [`crate::results`]; knows nothing of the load.
+//! ([`cgroup`], its files through [`cgroup_fs`], read at the measured
+//! window's edges by [`cgroup_watch`]). Produces the data types of [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
+pub mod cgroup_fs;
 pub mod cgroup_watch;
 pub mod cpu;
 pub mod docker;

@@ -1,0 +1,110 @@
+//! The cgroup filesystem as [`crate::probe::cgroup`] uses it: reading a
+//! figure, writing a setting, the processes in a group, killing them and
+//! removing the group, with the error every step reports.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No usable cgroup hierarchy (not mounted, not root, read-only...).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> CgroupError {
+    let what = what.into();
+    move |source| CgroupError::Io { what, source }
+}
+
+pub fn enable_v2_controllers(root: &Path) -> Result<(), CgroupError> {
+    let control = root.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&control).unwrap_or_default();
+    for ctrl in ["cpu", "memory"] {
+        if !enabled.split_whitespace().any(|c| c == ctrl) {
+            write(&control, &format!("+{ctrl}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's share in a v2 `memory.stat`: its `kernel` line (Linux
+/// 5.18+), else the sum of the kernel parts older kernels list.
+pub fn v2_kernel_bytes(stat: &str) -> Option<u64> {
+    stat_field(stat, "kernel").or_else(|| {
+        let parts = ["kernel_stack", "pagetables", "percpu", "sock", "slab"];
+        let vals: Vec<u64> = parts.iter().filter_map(|p| stat_field(stat, p)).collect();
+        (!vals.is_empty()).then(|| vals.iter().sum())
+    })
+}
+
+/// `name value` in a stat file.
+pub fn stat_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+pub fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(io_err(format!("writing {value:?} to {}", path.display())))
+}
+
+/// The processes in any of `dirs`, each once.
+pub fn procs_in(dirs: &[PathBuf]) -> Vec<u32> {
+    let mut pids: Vec<u32> = dirs
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+pub fn kill_dirs(dirs: &[PathBuf], limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    let mut killed = std::collections::HashSet::new();
+    loop {
+        let pids = procs_in(dirs);
+        if pids.is_empty() || Instant::now() >= deadline {
+            return killed.len();
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed.insert(pid);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// rmdir, retried briefly: a group whose last task just died can be busy
+/// for a moment.
+pub fn remove_dir(dir: &Path) {
+    for _ in 0..100 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
