@@ -137,10 +137,11 @@ fn scenario_command(
         cgroup: None,
         idle_cpu: 0.0,
     };
-    if scenario.own_server() {
+    if let Some(flags) = profile.own_server(scenario) {
         eprintln!(
-            "loadgen: the fairness scenario expects the server to run with --work-us {} (it burns CPU per chunk)",
-            profile.fairness_work_us
+            "loadgen: the {} scenario expects the server to run with {}",
+            scenario.name(),
+            flags.join(" ")
         );
     }
     let mut on_run = |r: &RunResult| print!("{}", report::text(r));

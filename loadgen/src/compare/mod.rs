@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::compare::cgroups::container_setup;
 use crate::compare::env::{Env, Target};
-use crate::compare::model::{CompareResults, Scenario, ServerRecord};
+use crate::compare::model::{CompareResults, ServerRecord};
 use crate::compare::options::cpuset;
 use crate::compare::profile::Step;
 use crate::compare::progress::Progress;
@@ -192,7 +192,6 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
 
 /// One step of a point-by-point comparison for one style, on a fresh
 /// server (or its target).
-#[allow(clippy::too_many_arguments)]
 fn compare_step(
     round: &Round,
     style: &str,
@@ -241,8 +240,8 @@ fn compare_style(
         progress,
     } = *round;
     let p = &opts.profile.for_style(style);
-    // Every scenario but fairness on one server, idle first: its baseline
-    // RSS is then that of a fresh server.
+    // Every scenario that needs no server of its own on one server, idle
+    // first: its baseline RSS is then that of a fresh server.
     let target = opts.targets.iter().find(|t| t.style == style);
     let main = |body: &mut dyn FnMut(&Target) -> Vec<RunResult>| match target {
         Some(t) => with_target(
@@ -260,7 +259,7 @@ fn compare_style(
         let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
         let mut out = Vec::new();
         for &sc in &p.scenarios {
-            if !sc.own_server() {
+            if p.own_server(sc).is_none() {
                 let runs = scenarios::run(sc, &mut env, &out);
                 out.extend(runs);
             }
@@ -269,33 +268,30 @@ fn compare_style(
     });
     servers.push(record);
     runs.extend(main_runs);
-    if stop.load(std::sync::atomic::Ordering::Relaxed) || !p.runs(Scenario::Fairness) {
-        return;
+    // Then each of the others on a server of its own.
+    for &sc in &p.scenarios {
+        let Some(flags) = p.own_server(sc) else {
+            continue;
+        };
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut body = |target: &Target| {
+            let mut on_run = |r: &RunResult| progress.run_done(r);
+            let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
+            scenarios::run(sc, &mut env, &[])
+        };
+        let (record, own_runs) = match target {
+            Some(t) => {
+                let (addr, container) = t.own_server(sc);
+                with_target(opts, style, sc.name(), addr, container, &mut body)
+            }
+            None => {
+                let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+                with_server(opts, layout, style, sc.name(), &flags, &mut body)
+            }
+        };
+        servers.push(record);
+        runs.extend(own_runs);
     }
-    let work = p.fairness_work_us.to_string();
-    let mut fairness = |target: &Target| {
-        let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
-        scenarios::run(Scenario::Fairness, &mut env, &[])
-    };
-    let (record, fair_runs) = match target {
-        Some(t) => with_target(
-            opts,
-            style,
-            "fairness",
-            t.fairness_addr.as_deref(),
-            t.fairness_container.as_deref(),
-            &mut fairness,
-        ),
-        None => with_server(
-            opts,
-            layout,
-            style,
-            "fairness",
-            &["--work-us", &work],
-            &mut fairness,
-        ),
-    };
-    servers.push(record);
-    runs.extend(fair_runs);
 }

@@ -102,8 +102,9 @@ fn is_one(v: &u32) -> bool {
 
 /// The comparison's scenarios, in the order `compare` runs them; the one
 /// list of them. `--scenario` takes their names, and each has a module in
-/// `compare::scenarios` and a section in `report::compare`, which the
-/// compiler checks through exhaustive matches.
+/// `compare::scenarios`, a section in `report::compare` and, where it needs
+/// a server of its own, that server's flags in `compare::profile`: the
+/// compiler checks all three through exhaustive matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Scenario {
     Idle,
@@ -132,14 +133,6 @@ impl Scenario {
 
     pub fn from_name(name: &str) -> Option<Scenario> {
         Scenario::all().iter().copied().find(|s| s.name() == name)
-    }
-
-    /// Whether it needs a server of its own, started with `--work-us`.
-    pub fn own_server(self) -> bool {
-        match self {
-            Scenario::Fairness => true,
-            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => false,
-        }
     }
 }
 

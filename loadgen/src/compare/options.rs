@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use nix::sched::CpuSet;
 
+use crate::compare::model::Scenario;
 use crate::compare::profile::Profile;
 
 /// `loadgen compare`'s options.
@@ -45,6 +46,20 @@ pub struct TargetSpec {
     pub fairness_addr: Option<String>,
     pub container: Option<String>,
     pub fairness_container: Option<String>,
+}
+
+impl TargetSpec {
+    /// The address and container of the server `scenario` runs on, where
+    /// it needs one of its own ([`Profile::own_server`]).
+    pub fn own_server(&self, scenario: Scenario) -> (Option<&str>, Option<&str>) {
+        match scenario {
+            Scenario::Fairness => (
+                self.fairness_addr.as_deref(),
+                self.fairness_container.as_deref(),
+            ),
+            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => (None, None),
+        }
+    }
 }
 
 /// Parses one `--target` value.

@@ -151,6 +151,16 @@ impl Profile {
         }
     }
 
+    /// The flags of the server a scenario runs on, where it needs one of
+    /// its own (fairness: a server that burns `--work-us` of CPU per chunk
+    /// it reads); None: the style's main server, shared by the others.
+    pub fn own_server(&self, scenario: Scenario) -> Option<Vec<String>> {
+        match scenario {
+            Scenario::Fairness => Some(vec!["--work-us".into(), self.fairness_work_us.to_string()]),
+            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => None,
+        }
+    }
+
     /// The styles `compare` runs when `--styles` is not given.
     pub fn default_styles(&self) -> Vec<String> {
         match self.styles {
