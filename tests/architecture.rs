@@ -149,9 +149,9 @@ fn code_of(text: &str) -> (String, Vec<String>) {
             .collect();
         let body = &module[name.len()..];
         let skipped = body.trim_start();
-        if skipped.starts_with(';') {
+        if let Some(after) = skipped.strip_prefix(';') {
             test_files.push(name);
-            rest = &skipped[1..];
+            rest = after;
         } else {
             // Past the matching closing brace (literals are gone by now).
             let mut depth = 0usize;
