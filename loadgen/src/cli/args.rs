@@ -62,7 +62,7 @@ pub struct CompareArgs {
     /// loadgen/src/report/perf/targets.rs, 5-8 minutes on 2 cores; writes perf.md).
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
-    /// Output directory (default: results/<UTC timestamp>).
+    /// Output directory (default: `results/<UTC timestamp>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// A `servers` binary to run the styles with (default: this loadgen's

@@ -264,7 +264,7 @@ impl Profile {
 pub mod perf {
     use std::time::Duration;
 
-    /// Connection counts of the throughput targets (the columns of [`Target::ratio`]).
+    /// Connection counts of the throughput targets (the columns of the perf targets' `ratio`).
     pub const CONNS: [usize; 3] = [50, 1000, 10_000];
     /// Message size, bytes.
     pub const SIZE: usize = 64;

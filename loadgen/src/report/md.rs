@@ -1,5 +1,5 @@
 //! Writing markdown, shared by every table of report.md and perf.md: the
-//! [`put!`]/[`putln!`] macros that append to a `String`, number formats, and
+//! `put!`/`putln!` macros that append to a `String`, number formats, and
 //! the header of a table with a column per connection count.
 
 /// Appends formatted text to a `String` (writing into one cannot fail).

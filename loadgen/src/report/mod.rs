@@ -4,7 +4,7 @@
 //! all reading the runs through [`view`] and writing with [`md`].
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
 //!
-//! Only [`write`] here uses the children; they import from each other
+//! Only [`write()`] here uses the children; they import from each other
 //! (never from this module), so the imports run one way.
 
 pub mod charts;

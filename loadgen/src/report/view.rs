@@ -1,6 +1,6 @@
 //! The selection of runs a report reads: [`View`] looks runs up by style,
 //! scenario and point (the median of a point's repeats, and its [`Spread`]),
-//! ratios to the [`reference`] style, and where a style stops scaling
+//! ratios to the [`reference()`] style, and where a style stops scaling
 //! ([`Knee`]). Every table of report.md, perf.md and the charts read the
 //! results through it; it writes nothing.
 

@@ -1,7 +1,7 @@
 //! The perf tables' cells: one style's throughput against the reference
 //! at one connection count ([`RatioCell`]) and its memory per idle
 //! connection ([`MemoryCell`]), each judged against its target in
-//! [`super::targets`]; [`super::tables`] lays them out.
+//! [`super::targets`]; [`super::tables`](mod@super::tables) lays them out.
 
 use super::targets::{Goal, Target, Verdict};
 use crate::compare::profile::perf::{CONNS, IDLE, SIZE};

@@ -1,7 +1,8 @@
 //! The `perf` profile's report: every style against `epoll` (the raw-epoll
 //! reference, the in-project stand-in for the machine's limit) in the same
 //! run, judged against the targets in [`targets`], the one place they live;
-//! [`cells`] judges one style at one point and [`tables`] lays them out.
+//! [`cells`] judges one style at one point and [`tables`](mod@tables) lays
+//! them out.
 //!
 //! `loadgen compare --profile perf` runs `profile::perf::STYLES`: each
 //! through `idle` (10,000 idle connections: memory per connection) and

@@ -27,10 +27,11 @@ pub struct Target {
     /// The runs (style variants) that count for it; the best is judged and
     /// all are shown.
     pub variants: &'static [&'static str],
-    /// Throughput against epoll at each of [`CONNS`].
+    /// Throughput against epoll at each of
+    /// [`CONNS`](crate::compare::profile::perf::CONNS).
     pub ratio: [Goal; 3],
     /// Server memory per idle connection above the listening baseline, at
-    /// [`IDLE`] idle connections (bytes); None: reported, no target. It
+    /// [`IDLE`](crate::compare::profile::perf::IDLE) idle connections (bytes); None: reported, no target. It
     /// covers everything the server's cgroup is charged (user pages and
     /// the kernel's sockets, buffers, epoll items, stacks: ~1.5 KiB of an
     /// idle TCP connection here) where the server ran in one with kernel
