@@ -27,10 +27,9 @@ use crate::compare::cgroups::container_setup;
 use crate::compare::env::{Env, Target};
 use crate::compare::model::{CompareResults, ServerRecord};
 use crate::compare::options::cpuset;
-use crate::compare::profile::Step;
 use crate::compare::progress::Progress;
+use crate::compare::scenarios::Step;
 use crate::compare::servers::{with_server, with_target};
-use crate::results::fingerprint::Fingerprint;
 use crate::results::{RunResult, SCHEMA_VERSION};
 
 /// Runs the comparison and returns its results; writes no file (the
@@ -39,7 +38,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     let started = Instant::now();
     // Before any load, so the load average says how busy the machine was
     // without us.
-    let environment = Fingerprint::collect(None);
+    let environment = crate::probe::host::fingerprint(None);
     let started_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -163,7 +162,7 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
     let plans: Option<Vec<(&String, Vec<Step>)>> = opts
         .styles
         .iter()
-        .map(|st| opts.profile.for_style(st).steps().map(|p| (st, p)))
+        .map(|st| scenarios::steps(&opts.profile.for_style(st)).map(|p| (st, p)))
         .collect();
     let Some(plans) = plans else {
         return opts.styles.iter().map(|st| (st.clone(), None)).collect();
@@ -171,7 +170,7 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
     // Idle first, then the scale points in the profile's order; a step only
     // some styles take (perf's polling holds fewer idle connections, but
     // its idle is the same step) keeps that place.
-    let order = opts.profile.steps().unwrap_or_default();
+    let order = scenarios::steps(&opts.profile).unwrap_or_default();
     let mut steps: Vec<Step> = Vec::new();
     for step in plans.iter().flat_map(|(_, p)| p.iter()) {
         if !steps.contains(step) {

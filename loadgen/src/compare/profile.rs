@@ -208,57 +208,6 @@ impl Profile {
     }
 }
 
-/// One server's worth of a comparison that takes the styles in turn point
-/// by point (the perf profile): the styles' figures at a point are then
-/// measured seconds apart, not minutes, and the machine's drift over a
-/// run (measured here: a style's cost per message moving 20% between
-/// rounds a minute apart) hits them alike. Each step gets a fresh server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    Idle,
-    Scale { conns: usize, size: usize },
-}
-
-impl Step {
-    /// The server record's phase.
-    pub fn name(&self) -> String {
-        match self {
-            Step::Idle => "idle".into(),
-            Step::Scale { conns, size } => format!("scale conns={conns} size={size}"),
-        }
-    }
-}
-
-impl Profile {
-    /// The steps of a point-by-point comparison, in order, or None where
-    /// the profile takes each style whole (it has scenarios that need a
-    /// style's other results, like `open`, or one server throughout).
-    pub fn steps(&self) -> Option<Vec<Step>> {
-        if !self.by_point
-            || self
-                .scenarios
-                .iter()
-                .any(|s| !matches!(s, Scenario::Idle | Scenario::Scale))
-        {
-            return None;
-        }
-        let mut steps = Vec::new();
-        if self.runs(Scenario::Idle) {
-            steps.push(Step::Idle);
-        }
-        if self.runs(Scenario::Scale) {
-            for &size in &self.scale_sizes {
-                steps.extend(
-                    self.scale_conns
-                        .iter()
-                        .map(|&conns| Step::Scale { conns, size }),
-                );
-            }
-        }
-        Some(steps)
-    }
-}
-
 /// The `perf` profile's plan: every style against `epoll` at a few points,
 /// server-bound (a CPU quota), repeated; `report::perf` judges it.
 pub mod perf {

@@ -49,7 +49,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::probe::Watch;
 use crate::probe::sampler::Sampler;
 use crate::results::RunResult;
-use crate::results::fingerprint::Fingerprint;
 use crate::results::spec::{Mode, RunSpec};
 
 pub use control::Control;
@@ -88,7 +87,7 @@ pub fn run(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     // Before any load: the load average then describes the machine, not us.
-    let environment = Fingerprint::collect(opts.server.as_ref().and_then(Watch::pid));
+    let environment = crate::probe::host::fingerprint(opts.server.as_ref().and_then(Watch::pid));
     let sampler = match opts.server.take() {
         Some(watch) => {
             // The measured window, once every worker is connected.

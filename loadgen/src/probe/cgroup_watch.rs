@@ -13,63 +13,60 @@ use crate::results::server::CgroupStats;
 /// The measured window of a run, once it is known.
 pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
 
-impl CgroupStats {
-    /// The figures between `base` (before any connection), `from` and
-    /// `to` (the window's edges) for `conns` connections.
-    pub fn between(
-        group: &ServerCgroup,
-        base: &Reading,
-        from: Option<&Reading>,
-        to: Option<&Reading>,
-        conns: usize,
-    ) -> CgroupStats {
-        CgroupStats::between_parts(
-            group.version(),
-            group.name(),
-            group.quota(),
-            base,
-            from,
-            to,
-            conns,
-        )
-    }
+/// The figures between `base` (before any connection), `from` and
+/// `to` (the window's edges) for `conns` connections.
+pub fn stats_between(
+    group: &ServerCgroup,
+    base: &Reading,
+    from: Option<&Reading>,
+    to: Option<&Reading>,
+    conns: usize,
+) -> CgroupStats {
+    stats_between_parts(
+        group.version(),
+        group.name(),
+        group.quota(),
+        base,
+        from,
+        to,
+        conns,
+    )
+}
 
-    /// As [`CgroupStats::between`], for the group named `name`.
-    pub fn between_parts(
-        version: &str,
-        name: &str,
-        cpu_quota: Option<f64>,
-        base: &Reading,
-        from: Option<&Reading>,
-        to: Option<&Reading>,
-        conns: usize,
-    ) -> CgroupStats {
-        let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
-            let (a, b) = (a?, b?);
-            (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
-        };
-        let window = from.zip(to);
-        let end = to.unwrap_or(base);
-        CgroupStats {
-            version: version.into(),
-            name: name.into(),
-            cpu_quota,
-            cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
-            cpu_us_per_msg: None,
-            throttled_periods: window
-                .and_then(|(a, b)| Some(b.throttled_periods?.saturating_sub(a.throttled_periods?))),
-            throttled_s: window.and_then(|(a, b)| {
-                Some(b.throttled_ns?.saturating_sub(a.throttled_ns?) as f64 / 1e9)
-            }),
-            baseline_memory_bytes: base.memory_bytes,
-            end_memory_bytes: end.memory_bytes,
-            memory_per_conn_bytes: per_conn(base.memory_bytes, end.memory_bytes),
-            baseline_kernel_bytes: base.kernel_bytes,
-            end_kernel_bytes: end.kernel_bytes,
-            kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
-            settle_s: None,
-            settled: None,
-        }
+/// As [`stats_between`], for the group named `name`.
+pub fn stats_between_parts(
+    version: &str,
+    name: &str,
+    cpu_quota: Option<f64>,
+    base: &Reading,
+    from: Option<&Reading>,
+    to: Option<&Reading>,
+    conns: usize,
+) -> CgroupStats {
+    let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+        let (a, b) = (a?, b?);
+        (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
+    };
+    let window = from.zip(to);
+    let end = to.unwrap_or(base);
+    CgroupStats {
+        version: version.into(),
+        name: name.into(),
+        cpu_quota,
+        cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
+        cpu_us_per_msg: None,
+        throttled_periods: window
+            .and_then(|(a, b)| Some(b.throttled_periods?.saturating_sub(a.throttled_periods?))),
+        throttled_s: window
+            .and_then(|(a, b)| Some(b.throttled_ns?.saturating_sub(a.throttled_ns?) as f64 / 1e9)),
+        baseline_memory_bytes: base.memory_bytes,
+        end_memory_bytes: end.memory_bytes,
+        memory_per_conn_bytes: per_conn(base.memory_bytes, end.memory_bytes),
+        baseline_kernel_bytes: base.kernel_bytes,
+        end_kernel_bytes: end.kernel_bytes,
+        kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
+        settle_s: None,
+        settled: None,
     }
 }
 
@@ -107,7 +104,7 @@ impl GroupWatch {
         let (from, to) = self.thread.join().unwrap_or((None, None));
         // A run that ended before the window closed: read it now.
         let to = to.or_else(|| from.as_ref().and(self.group.read()));
-        CgroupStats::between(
+        stats_between(
             &self.group,
             &self.baseline,
             from.as_ref(),
@@ -171,8 +168,7 @@ mod tests {
         let base = read(10, 1_000_000, Some(200_000), 0);
         let from = read(50, 1_500_000, Some(300_000), 5);
         let to = read(350, 3_000_000, Some(1_700_000), 105);
-        let mut s =
-            CgroupStats::between_parts("v1", "g", Some(0.5), &base, Some(&from), Some(&to), 1000);
+        let mut s = stats_between_parts("v1", "g", Some(0.5), &base, Some(&from), Some(&to), 1000);
         // 300 ms of CPU over the window, for 100,000 messages: 3 us each.
         assert!((s.cpu_s.unwrap() - 0.3).abs() < 1e-9);
         s.per_message(100_000);
@@ -186,7 +182,7 @@ mod tests {
         s.per_message(0);
         assert_eq!(s.cpu_us_per_msg, None);
         // Kernel memory not accounted: "not measured", never 0.
-        let s = CgroupStats::between_parts(
+        let s = stats_between_parts(
             "v1",
             "g",
             None,
@@ -198,7 +194,7 @@ mod tests {
         assert_eq!(s.kernel_per_conn_bytes, None);
         assert_eq!(s.memory_per_conn_bytes, Some(2.0));
         // A run that never reached its window: no CPU figure.
-        let s = CgroupStats::between_parts("v2", "g", None, &base, None, None, 5);
+        let s = stats_between_parts("v2", "g", None, &base, None, None, 5);
         assert_eq!(s.cpu_s, None);
     }
 }

@@ -3,39 +3,37 @@
 
 use crate::results::fingerprint::Fingerprint;
 
-impl Fingerprint {
-    /// Reads the machine's fingerprint; `server_pid` adds the server's CPU set.
-    pub fn collect(server_pid: Option<u32>) -> Fingerprint {
-        let read = |path: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .ok()
-        };
-        let cpu_model = read("/proc/cpuinfo")
-            .and_then(|info| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let fd_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-            .map(|(soft, _)| soft)
-            .unwrap_or(0);
-        Fingerprint {
-            kernel: read("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
-            cpu_model,
-            cores: online_cpus(),
-            loadgen_version: env!("CARGO_PKG_VERSION").into(),
-            git_revision: option_env!("LOADGEN_GIT_REVISION")
-                .unwrap_or("unknown")
-                .into(),
-            fd_limit,
-            somaxconn: read("/proc/sys/net/core/somaxconn").and_then(|v| v.parse().ok()),
-            loadgen_cpus: affinity(0).unwrap_or_default(),
-            server_cpus: server_pid.and_then(|pid| affinity(pid as i32)),
-            hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
-            load_average: load_average(),
-        }
+/// Reads the machine's fingerprint; `server_pid` adds the server's CPU set.
+pub fn fingerprint(server_pid: Option<u32>) -> Fingerprint {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    let cpu_model = read("/proc/cpuinfo")
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let fd_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(0);
+    Fingerprint {
+        kernel: read("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
+        cpu_model,
+        cores: online_cpus(),
+        loadgen_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("LOADGEN_GIT_REVISION")
+            .unwrap_or("unknown")
+            .into(),
+        fd_limit,
+        somaxconn: read("/proc/sys/net/core/somaxconn").and_then(|v| v.parse().ok()),
+        loadgen_cpus: affinity(0).unwrap_or_default(),
+        server_cpus: server_pid.and_then(|pid| affinity(pid as i32)),
+        hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
+        load_average: load_average(),
     }
 }
 

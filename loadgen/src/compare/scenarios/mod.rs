@@ -10,7 +10,7 @@ pub mod scale;
 
 use crate::compare::env::Env;
 use crate::compare::model::Scenario;
-use crate::compare::profile::Step;
+use crate::compare::profile::Profile;
 use crate::results::RunResult;
 
 /// Runs `scenario` against `env`'s server; `earlier` are the style's runs
@@ -33,6 +33,27 @@ pub fn run(scenario: Scenario, env: &mut Env, earlier: &[RunResult]) -> Vec<RunR
     }
 }
 
+/// One server's worth of a comparison that takes the styles in turn point
+/// by point (the perf profile): the styles' figures at a point are then
+/// measured seconds apart, not minutes, and the machine's drift over a
+/// run (measured here: a style's cost per message moving 20% between
+/// rounds a minute apart) hits them alike. Each step gets a fresh server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Idle,
+    Scale { conns: usize, size: usize },
+}
+
+impl Step {
+    /// The server record's phase.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Idle => "idle".into(),
+            Step::Scale { conns, size } => format!("scale conns={conns} size={size}"),
+        }
+    }
+}
+
 impl Step {
     pub fn run(&self, env: &mut Env) -> Vec<RunResult> {
         match *self {
@@ -42,4 +63,31 @@ impl Step {
             }
         }
     }
+}
+
+/// The steps of a point-by-point comparison (`by_point`), in order, or
+/// None where the profile takes each style whole (it has scenarios that
+/// need a style's other results, like `open`, or one server throughout).
+pub fn steps(p: &Profile) -> Option<Vec<Step>> {
+    if !p.by_point
+        || p.scenarios
+            .iter()
+            .any(|s| !matches!(s, Scenario::Idle | Scenario::Scale))
+    {
+        return None;
+    }
+    let mut steps = Vec::new();
+    if p.runs(Scenario::Idle) {
+        steps.push(Step::Idle);
+    }
+    if p.runs(Scenario::Scale) {
+        for &size in &p.scale_sizes {
+            steps.extend(
+                p.scale_conns
+                    .iter()
+                    .map(|&conns| Step::Scale { conns, size }),
+            );
+        }
+    }
+    Some(steps)
 }

@@ -7,15 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::control::Window;
-use crate::engine::worker::{Conn, State, Worker};
+use crate::engine::worker::{Conn, Failure, State, Worker};
 use crate::results::Fairness;
-
-/// Why a connection is closed.
-pub(super) enum Failure {
-    Io(std::io::Error),
-    Mismatch,
-    Eof,
-}
 
 impl Worker<'_> {
     /// Closes a connection that failed, counting why.

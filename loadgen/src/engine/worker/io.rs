@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::engine::pattern;
-use crate::engine::worker::close::Failure;
-use crate::engine::worker::{Conn, ReadSide, State, Worker};
+use crate::engine::worker::{Conn, Failure, ReadSide, State, Worker};
 use crate::results::record;
 use crate::results::spec::Mode;
 

@@ -100,6 +100,13 @@ impl Conn {
     }
 }
 
+/// Why a connection is closed ([`Worker::fail`]).
+pub(super) enum Failure {
+    Io(std::io::Error),
+    Mismatch,
+    Eof,
+}
+
 pub(super) struct Worker<'a> {
     spec: &'a RunSpec,
     threads: usize,
