@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::compare::cgroups::container_setup;
 use crate::compare::env::{Env, Target};
-use crate::compare::model::{CompareResults, ServerRecord};
+use crate::compare::model::{CompareResults, Scenario, ServerRecord};
 use crate::compare::options::cpuset;
 use crate::compare::progress::Progress;
 use crate::compare::scenarios::Step;
@@ -189,6 +189,52 @@ fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
         .collect()
 }
 
+impl Round<'_> {
+    /// Runs `body` on a fresh server of `style` for `phase` (or on the
+    /// style's `--target`), each scenario's server started with `flags`;
+    /// `own` names the scenario whose own target to use (None: the main
+    /// one). Records the server and keeps the runs.
+    fn on_server(
+        &self,
+        style: &str,
+        phase: &str,
+        own: Option<(Scenario, &[String])>,
+        body: &mut dyn FnMut(&mut Env) -> Vec<RunResult>,
+        runs: &mut Vec<RunResult>,
+        servers: &mut Vec<ServerRecord>,
+    ) {
+        let p = &self.opts.profile.for_style(style);
+        let mut body = |target: &Target| {
+            let mut on_run = |r: &RunResult| self.progress.run_done(r);
+            let mut env = Env::new(p, target, Arc::clone(self.stop), &mut on_run);
+            body(&mut env)
+        };
+        let target = self.opts.targets.iter().find(|t| t.style == style);
+        let (record, got) = match (target, own) {
+            (Some(t), None) => with_target(
+                self.opts,
+                style,
+                phase,
+                Some(&t.addr),
+                t.container.as_deref(),
+                &mut body,
+            ),
+            (Some(t), Some((sc, _))) => {
+                let (addr, container) = t.own_server(sc);
+                with_target(self.opts, style, phase, addr, container, &mut body)
+            }
+            (None, own) => {
+                let flags: Vec<&str> = own
+                    .map(|(_, f)| f.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                with_server(self.opts, self.layout, style, phase, &flags, &mut body)
+            }
+        };
+        servers.push(record);
+        runs.extend(got);
+    }
+}
+
 /// One step of a point-by-point comparison for one style, on a fresh
 /// server (or its target).
 fn compare_step(
@@ -198,99 +244,46 @@ fn compare_step(
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
-    let Round {
-        opts,
-        layout,
-        stop,
-        progress,
-    } = *round;
-    let p = &opts.profile.for_style(style);
     let phase = step.name();
-    let mut body = |target: &Target| {
-        let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
-        step.run(&mut env)
-    };
-    let (record, step_runs) = match opts.targets.iter().find(|t| t.style == style) {
-        Some(t) => with_target(
-            opts,
-            style,
-            &phase,
-            Some(&t.addr),
-            t.container.as_deref(),
-            &mut body,
-        ),
-        None => with_server(opts, layout, style, &phase, &[], &mut body),
-    };
-    servers.push(record);
-    runs.extend(step_runs);
+    round.on_server(style, &phase, None, &mut |env| step.run(env), runs, servers);
 }
 
+/// One style whole: every scenario that needs no server of its own on one
+/// server, idle first (its baseline RSS is then that of a fresh server),
+/// then each of the others on a server of its own.
 fn compare_style(
     round: &Round,
     style: &str,
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
-    let Round {
-        opts,
-        layout,
-        stop,
-        progress,
-    } = *round;
-    let p = &opts.profile.for_style(style);
-    // Every scenario that needs no server of its own on one server, idle
-    // first: its baseline RSS is then that of a fresh server.
-    let target = opts.targets.iter().find(|t| t.style == style);
-    let main = |body: &mut dyn FnMut(&Target) -> Vec<RunResult>| match target {
-        Some(t) => with_target(
-            opts,
-            style,
-            "main",
-            Some(&t.addr),
-            t.container.as_deref(),
-            body,
-        ),
-        None => with_server(opts, layout, style, "main", &[], body),
-    };
-    let (record, main_runs) = main(&mut |target| {
-        let mut on_run = |r: &RunResult| progress.run_done(r);
-        let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
+    let p = &round.opts.profile.for_style(style);
+    let mut main = |env: &mut Env| {
         let mut out = Vec::new();
         for &sc in &p.scenarios {
             if p.own_server(sc).is_none() {
-                let runs = scenarios::run(sc, &mut env, &out);
+                let runs = scenarios::run(sc, env, &out);
                 out.extend(runs);
             }
         }
         out
-    });
-    servers.push(record);
-    runs.extend(main_runs);
-    // Then each of the others on a server of its own.
+    };
+    round.on_server(style, "main", None, &mut main, runs, servers);
     for &sc in &p.scenarios {
         let Some(flags) = p.own_server(sc) else {
             continue;
         };
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if round.stop.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let mut body = |target: &Target| {
-            let mut on_run = |r: &RunResult| progress.run_done(r);
-            let mut env = Env::new(p, target, Arc::clone(stop), &mut on_run);
-            scenarios::run(sc, &mut env, &[])
-        };
-        let (record, own_runs) = match target {
-            Some(t) => {
-                let (addr, container) = t.own_server(sc);
-                with_target(opts, style, sc.name(), addr, container, &mut body)
-            }
-            None => {
-                let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-                with_server(opts, layout, style, sc.name(), &flags, &mut body)
-            }
-        };
-        servers.push(record);
-        runs.extend(own_runs);
+        let mut own = |env: &mut Env| scenarios::run(sc, env, &[]);
+        round.on_server(
+            style,
+            sc.name(),
+            Some((sc, &flags)),
+            &mut own,
+            runs,
+            servers,
+        );
     }
 }
