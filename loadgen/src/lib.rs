@@ -29,6 +29,15 @@
 //! - [`report`]: what people read (text, JSON, CSV, markdown, charts);
 //! - [`cli`]: the commands, calling the rest.
 
+/// `eprintln!` that never panics: with stderr closed (`2>&-`, a pipe whose
+/// reader is gone) the line is lost, not the run, its servers or its report.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod compare;
 pub mod engine;

@@ -5,7 +5,9 @@ fn main() {
     match loadgen::cli::main_with(std::env::args_os().collect()) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("loadgen: error: {e:#}");
+            // Not eprintln!: a closed stderr must not turn the error into a panic.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "loadgen: error: {e:#}");
             std::process::exit(1);
         }
     }

@@ -12,6 +12,7 @@ use loadgen::compare::{CompareOptions, cgroup_setup};
 use loadgen::probe::cgroup::{CgroupError, Layout, PREFIX, ServerCgroup, remove_leftovers};
 
 mod common;
+use common::{alive, children, eventually};
 
 /// The layout, if a group can be made here; else None, said once per test.
 fn writable(test: &str) -> Option<Layout> {
@@ -29,28 +30,6 @@ fn writable(test: &str) -> Option<Layout> {
             None
         }
     }
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purpose: it holds no cgroup.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-/// Waits (bounded) until `cond` holds.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
 }
 
 #[test]
@@ -212,8 +191,10 @@ fn ctrl_c_removes_the_servers_group() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A comparison killed with SIGKILL leaves its server and its group; the
-/// next start removes both. Another loadgen's live group is left alone.
+/// A comparison killed with SIGKILL together with its guard (the process
+/// that stops its servers when it dies: see tests/lifecycle.rs) leaves its
+/// server and its group; the next start removes both. Another loadgen's
+/// live group is left alone.
 #[test]
 fn leftovers_of_a_killed_comparison_are_removed() {
     let _one = COMPARISONS.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,6 +207,12 @@ fn leftovers_of_a_killed_comparison_are_removed() {
     let server = server.expect("compare made a group with its server in it");
     let owner = format!("{PREFIX}{}-", compare.id());
     let pid = compare.id();
+    for guard in children(pid).into_iter().filter(|&c| is_guard(c)) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(guard as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     compare.kill().unwrap();
     compare.wait().unwrap();
     let groups = || groups_of(&layout, pid);
@@ -244,6 +231,12 @@ fn leftovers_of_a_killed_comparison_are_removed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Whether `pid` is a `loadgen guard`.
+fn is_guard(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"guard"))
+}
+
 fn options(quota: Option<f64>, required: bool) -> CompareOptions {
     CompareOptions {
         styles: vec!["epoll".into()],
@@ -257,6 +250,7 @@ fn options(quota: Option<f64>, required: bool) -> CompareOptions {
         server_cpu_quota: quota,
         quota_required: required,
         repeat: 1,
+        guard: None,
     }
 }
 

@@ -47,6 +47,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// The process `compare` starts to stop its servers should compare die
+    /// first (see compare/guard.rs); reads what to stop on stdin.
+    #[command(hide = true)]
+    Guard,
 }
 
 #[derive(Debug, clap::Args)]

@@ -48,7 +48,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             let dir =
                 out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
             crate::report::write(&parsed, &dir)?;
-            println!("report: {}", dir.join("report.md").display());
+            say(format_args!("report: {}", dir.join("report.md").display()))?;
             Ok(0)
         }
         Command::Merge(args) => merge_command(&args),
@@ -58,6 +58,10 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             servers::cli::run(argv)?;
             Ok(0)
         }
+        Command::Guard => {
+            crate::compare::guard::run(std::io::stdin().lock());
+            Ok(0)
+        }
     }
 }
 
@@ -65,7 +69,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
     let limit = servers_limit();
     let needed = spec.total_conns() as u64 + 64;
     if needed > limit {
-        eprintln!(
+        note!(
             "loadgen: {} connections need about {needed} file descriptors but the open-files limit is {limit}; \
              connections past it will fail (counted as fd_limit). Raise the hard limit (ulimit -Hn) to go further.",
             spec.total_conns()
@@ -86,7 +90,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
     }
     let result = engine::run(&spec, control, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     if result.client.client_bound {
-        eprintln!(
+        note!(
             "loadgen: warning: a loadgen thread was busy {:.0}% of the run: these numbers are the client's limit, \
              not the server's (add --threads, or pin loadgen to other CPUs)",
             result.client.busy_max * 100.0
@@ -112,7 +116,27 @@ fn stop_flag() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
         .context("installing the Ctrl-C handler")?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
         .context("installing the SIGTERM handler")?;
+    // A closed terminal ends the run the same way: servers stopped, the
+    // report written.
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&stop))
+        .context("installing the SIGHUP handler")?;
     Ok(stop)
+}
+
+/// The guard that stops compare's servers should compare die first; a
+/// machine where it cannot start still runs the comparison, and says so.
+fn start_guard() -> Option<Arc<crate::compare::guard::Guard>> {
+    let started = std::env::current_exe().and_then(|exe| crate::compare::guard::Guard::start(&exe));
+    match started {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            note!(
+                "loadgen compare: warning: no guard process ({e}): servers die with compare \
+                 (PR_SET_PDEATHSIG), but a wrapper script's children would not"
+            );
+            None
+        }
+    }
 }
 
 fn profile(name: &str) -> crate::compare::profile::Profile {
@@ -138,13 +162,18 @@ fn scenario_command(
         idle_cpu: 0.0,
     };
     if let Some(flags) = profile.own_server(scenario) {
-        eprintln!(
+        note!(
             "loadgen: the {} scenario expects the server to run with {}",
             scenario.name(),
             flags.join(" ")
         );
     }
-    let mut on_run = |r: &RunResult| print!("{}", report::text(r));
+    // A closed stdout (`| head`) stops the runs, as Ctrl-C would.
+    let mut on_run = |r: &RunResult| {
+        if say(format_args!("{}", report::text(r).trim_end())).is_err() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     let mut env = crate::compare::env::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
     // Alone, `open` has no maximum from `scale`: it probes one.
     let runs = crate::compare::scenarios::run(scenario, &mut env, &[]);
@@ -189,7 +218,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
                 .filter(|c| !server_cpus.contains(c))
                 .collect();
             if rest.is_empty() {
-                eprintln!(
+                note!(
                     "loadgen compare: only CPU(s) {online:?} available: loadgen shares them with the servers, \
                      so figures include the client's own load"
                 );
@@ -241,6 +270,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         server_cpu_quota,
         quota_required: args.server_cpu_quota.is_some_and(|q| q.0.is_some()),
         repeat,
+        guard: if targeted { None } else { start_guard() },
     };
     // Before any load: a bad --out fails now, not after the whole run.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
@@ -254,20 +284,30 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         .count();
     if crate::report::perf::applies(&results) {
         // Reported, never asserted: the exit code does not depend on it.
-        println!("{}", crate::report::perf::markdown(&results));
-        println!("perf: {}", out.join("perf.md").display());
+        say(format_args!("{}", crate::report::perf::markdown(&results)))?;
+        say(format_args!("perf: {}", out.join("perf.md").display()))?;
     }
-    println!(
+    say(format_args!(
         "report: {}  ({} runs, {failed} failed, {unclean} server(s) not stopped cleanly, {:.0} s)",
         out.join("report.md").display(),
         results.runs.len(),
         results.elapsed_s
-    );
+    ))?;
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         EXIT_INTERRUPTED
     } else {
         0
     })
+}
+
+/// A line on stdout. A closed stdout (`| head -1`) is an error the command
+/// returns (non-zero exit, after its servers are stopped and its report
+/// written), never a panic.
+fn say(line: std::fmt::Arguments) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a time, in UTC.
@@ -357,7 +397,7 @@ fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Re
             std::fs::write(&path, body)
                 .with_context(|| format!("writing {} (--out)", path.display()))?;
             if format != Format::Text {
-                print!("{}", report::text(result));
+                say(format_args!("{}", report::text(result).trim_end()))?;
             }
         }
         None => {
@@ -374,7 +414,7 @@ fn servers_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-            eprintln!("loadgen: raised the open-files limit from {soft} to {hard}");
+            note!("loadgen: raised the open-files limit from {soft} to {hard}");
             return hard;
         }
         return soft;

@@ -87,7 +87,7 @@ impl<'a> Env<'a> {
         };
         let (waited, ok) = g.settle(self.target.idle_cpu, SETTLE_LIMIT);
         if !ok {
-            eprintln!(
+            note!(
                 "loadgen: {}: the server was still busy {:.1} s after the last run; measuring anyway",
                 self.target.style,
                 waited.as_secs_f64()
@@ -146,7 +146,7 @@ impl<'a> Env<'a> {
                 Some(r)
             }
             Err(e) => {
-                eprintln!(
+                note!(
                     "loadgen: {} {} {point}: {e}",
                     self.target.style,
                     scenario.name()

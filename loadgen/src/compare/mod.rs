@@ -4,6 +4,7 @@
 
 pub mod cgroups;
 pub mod env;
+pub mod guard;
 pub mod model;
 pub mod options;
 pub mod profile;
@@ -66,7 +67,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     } else {
         "servers at the given targets".to_string()
     };
-    eprintln!(
+    note!(
         "loadgen compare: profile {}, styles {}, {servers_on}, loadgen on CPUs {:?}; expected about {:.0} s",
         opts.profile.name,
         opts.styles.join(","),
@@ -76,7 +77,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     if let Some([one, _, _]) = crate::probe::host::load_average()
         && one > 1.0
     {
-        eprintln!(
+        note!(
             "loadgen compare: warning: the machine is busy before we start (load average {one:.2}); \
              other processes will make the numbers noisy"
         );

@@ -2,10 +2,12 @@
 //! (`--target`, CPU lists).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use nix::sched::CpuSet;
 
+use crate::compare::guard::Guard;
 use crate::compare::model::Scenario;
 use crate::compare::profile::Profile;
 
@@ -33,6 +35,9 @@ pub struct CompareOptions {
     pub quota_required: bool,
     /// Rounds of every style, interleaved.
     pub repeat: u32,
+    /// The process that stops the servers if compare dies before it can
+    /// ([`crate::compare::guard`]); None: none runs.
+    pub guard: Option<Arc<Guard>>,
 }
 
 /// `--target STYLE=HOST:PORT[,fairness=HOST:PORT][,container=NAME][,fairness-container=NAME]`:

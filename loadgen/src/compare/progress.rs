@@ -55,7 +55,7 @@ impl Progress {
                 bar.println(line);
                 bar.inc(1);
             }
-            None => eprintln!("{line}"),
+            None => note!("{line}"),
         }
     }
 

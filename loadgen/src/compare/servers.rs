@@ -52,21 +52,29 @@ pub fn with_server(
     {
         Ok(g) => g.map(Arc::new),
         Err(e) => {
-            eprintln!("loadgen compare: {style}: {e:#}");
+            note!("loadgen compare: {style}: {e:#}");
             record.problem = Some(format!("did not start: no cgroup: {e:#}"));
             return (record, Vec::new());
         }
     };
+    let guard = opts.guard.as_deref();
+    if let (Some(guard), Some(g)) = (guard, &group) {
+        guard.watch_dirs(g.dirs());
+    }
     record.cgroup = group.as_ref().map(|g| g.name().to_string());
     record.cpu_quota = group.as_ref().and_then(|g| g.quota());
     let server = match ServerProcess::spawn(opts, &args, group.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("loadgen compare: {style}: {e:#}");
+            note!("loadgen compare: {style}: {e:#}");
             record.problem = Some(format!("did not start: {e:#}"));
             return (record, Vec::new());
         }
     };
+    if let Some(guard) = guard {
+        // Its own process group, led by it (see `spawn`).
+        guard.watch_group(server.pid);
+    }
     record.started = true;
     record.pid = Some(server.pid);
     // What the server uses doing nothing (polling spins even then): the
@@ -85,11 +93,20 @@ pub fn with_server(
     };
     let runs = body(&target);
     drop(target);
+    let pid = server.pid;
     let stopped = server.stop(stop_grace(quota.filter(|_| group.is_some())));
     // Whatever the server left running (a wrapper script's children, a
     // worker that ignored SIGTERM) dies with its cgroup.
     if let Some(g) = group {
         record.leftover_processes_killed = g.kill_all(Duration::from_secs(2));
+        let dirs = g.dirs().to_vec();
+        drop(g);
+        if let Some(guard) = guard {
+            guard.forget_dirs(&dirs);
+        }
+    }
+    if let Some(guard) = guard {
+        guard.forget_group(pid);
     }
     record.exit_code = stopped.exit_code;
     record.summary = stopped.summary.clone();
@@ -245,14 +262,30 @@ impl ServerProcess {
         // Open until the child has exec'd (spawn returns after that).
         let placement = group.map(|g| g.placement()).transpose()?;
         let fds = placement.as_ref().map(|p| p.raw()).unwrap_or_default();
-        // SAFETY: between fork and exec only sched_setaffinity and write(2)
-        // on descriptors open in the parent run, both async-signal-safe;
-        // `fds` was allocated before the fork and is only read.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only write(2) on descriptors open in
+        // the parent, sched_setaffinity, setpgid, prctl and getppid run, all
+        // async-signal-safe; `fds` was allocated before the fork and is
+        // only read.
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
                 crate::probe::cgroup::Placement::enter(&fds)?;
-                sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
+                sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
+                // A process group of its own, so that stopping it reaches a
+                // wrapper script's children too, and a terminal's Ctrl-C
+                // reaches compare alone (which then stops it).
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Dies with compare, however compare ends; if compare is
+                // already gone, do not start at all.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                    || libc::getppid() != parent
+                {
+                    return Err(std::io::Error::other("loadgen compare is gone"));
+                }
+                Ok(())
             });
         }
         let mut child = cmd.spawn().context("starting the server (--server-bin)")?;
@@ -319,7 +352,9 @@ impl ServerProcess {
                 "had already exited ({status}) before the end of its scenarios"
             ));
         } else {
-            let _ = nix::sys::signal::kill(
+            // The whole group: a wrapper that does not `exec` passes
+            // nothing on.
+            let _ = nix::sys::signal::killpg(
                 Pid::from_raw(self.pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
@@ -335,6 +370,10 @@ impl ServerProcess {
                     problem.get_or_insert_with(|| {
                         format!("did not stop within {grace:?} of SIGTERM; killed")
                     });
+                    let _ = nix::sys::signal::killpg(
+                        Pid::from_raw(self.pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                     let _ = self.child.kill();
                     break self.child.wait().ok();
                 }

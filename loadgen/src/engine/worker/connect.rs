@@ -126,7 +126,7 @@ impl Worker<'_> {
                 self.out.errors.fd_limit += 1;
                 if !self.fd_exhausted {
                     self.fd_exhausted = true;
-                    eprintln!(
+                    note!(
                         "loadgen: out of file descriptors after {} connections (open-files limit {}): \
                          raise `ulimit -n` or ask for fewer --conns/--idle",
                         self.conns.len(),

@@ -1,0 +1,176 @@
+//! Whatever `loadgen compare` starts, it stops, however it ends: killed
+//! (SIGKILL), hung up on (SIGHUP), with its stdout or stderr closed, and
+//! with servers behind a wrapper script that does not `exec` (so that the
+//! real server is the wrapper's child). Every wait is bounded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+mod common;
+use common::{alive, children, eventually, loadgen, wait_within};
+
+/// A `servers` stand-in that runs loadgen's server as its child, without
+/// `exec`: stopping the wrapper alone would leave the server running.
+fn wrapper(dir: &Path) -> PathBuf {
+    let path = dir.join("servers-no-exec");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n\"{}\" serve \"$@\"\necho \"wrapper: server ended\" >&2\n",
+            env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A smoke comparison of epoll through the wrapper, writing into `dir`.
+fn compare(dir: &Path) -> std::process::Command {
+    let mut cmd = loadgen();
+    cmd.args([
+        "compare",
+        "--profile",
+        "smoke",
+        "--styles",
+        "epoll",
+        "--server-bin",
+    ])
+    .arg(wrapper(dir))
+    .arg("--out")
+    .arg(dir.join("out"));
+    cmd
+}
+
+/// The first server (the wrapper's child) `compare` runs, waited for.
+fn server_of(compare: &mut Child) -> u32 {
+    let mut server = None;
+    let found = eventually(Duration::from_secs(30), || {
+        server = children(compare.id())
+            .into_iter()
+            .filter(|&c| is_wrapper(c))
+            .flat_map(children)
+            .next();
+        server.is_some()
+    });
+    if !found {
+        let _ = compare.kill();
+        let _ = compare.wait();
+    }
+    server.expect("compare started a server behind the wrapper within 30 s")
+}
+
+fn is_wrapper(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.windows(15).any(|w| w == b"servers-no-exec"))
+}
+
+fn signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(pid as i32), sig).expect("signalling compare");
+}
+
+#[test]
+fn a_killed_comparison_leaves_no_server_behind_even_behind_a_wrapper() {
+    let dir = scratch("sigkill");
+    let mut compare = compare(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = server_of(&mut compare);
+    signal(compare.id(), Signal::SIGKILL);
+    compare.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(server)),
+        "the server {server} outlived a SIGKILLed compare"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_hang_up_stops_the_servers_and_writes_the_report() {
+    let dir = scratch("sighup");
+    let mut compare = compare(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = server_of(&mut compare);
+    signal(compare.id(), Signal::SIGHUP);
+    let out = wait_within(compare, Duration::from_secs(60), "compare after SIGHUP");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "interrupted: {stderr}");
+    assert!(
+        dir.join("out/report.md").is_file(),
+        "report written: {stderr}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(server)),
+        "the server {server} outlived compare"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_no_panic_and_stops_everything() {
+    for closed in ["stdout", "stderr"] {
+        let dir = scratch(&format!("closed-{closed}"));
+        let mut cmd = compare(&dir);
+        // The reading end is closed at once, as `| head -1` soon would.
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let kept: Option<Box<dyn std::io::Read + Send>> = if closed == "stdout" {
+            drop(child.stdout.take());
+            child.stderr.take().map(|p| Box::new(p) as _)
+        } else {
+            drop(child.stderr.take());
+            child.stdout.take().map(|p| Box::new(p) as _)
+        };
+        let server = server_of(&mut child);
+        // Drain the other one, so that it never blocks.
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = kept {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            }
+            text
+        });
+        let out = wait_within(child, Duration::from_secs(120), "compare");
+        let other = reader.join().unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{closed} closed: a panic: {other}"
+        );
+        assert!(!other.contains("panicked"), "{closed} closed: {other}");
+        assert!(
+            dir.join("out/report.md").is_file(),
+            "{closed} closed: no report: {other}"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || !alive(server)),
+            "{closed} closed: server {server} left running"
+        );
+        match closed {
+            // Its last line could not be written: an error, said on stderr.
+            "stdout" => {
+                assert_eq!(out.status.code(), Some(1), "{other}");
+                assert!(other.contains("writing to stdout"), "{other}");
+            }
+            // Progress lost, nothing else: the run is whole.
+            _ => assert_eq!(out.status.code(), Some(0), "{other}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
