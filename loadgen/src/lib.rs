@@ -29,12 +29,20 @@
 //! - [`report`]: what people read (text, JSON, CSV, markdown, charts);
 //! - [`cli`]: the commands, calling the rest.
 
+/// Set when a line could not be written to stderr (its reader is gone):
+/// `compare` then ends as on Ctrl-C, with its report, and exits non-zero.
+#[doc(hidden)]
+pub static STDERR_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `eprintln!` that never panics: with stderr closed (`2>&-`, a pipe whose
-/// reader is gone) the line is lost, not the run, its servers or its report.
+/// reader is gone) the line is lost and [`STDERR_LOST`] set, but not the
+/// run, its servers or its report.
 macro_rules! note {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        if writeln!(std::io::stderr(), $($arg)*).is_err() {
+            $crate::STDERR_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }};
 }
 

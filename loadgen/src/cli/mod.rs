@@ -295,6 +295,9 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     ))?;
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         EXIT_INTERRUPTED
+    } else if crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed) {
+        // Cut short: what it had to say could not be said.
+        EXIT_FAILED
     } else {
         0
     })

@@ -105,7 +105,10 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
         for (style, step) in &units {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Ctrl-C, SIGTERM, SIGHUP, or nobody left to read our stderr.
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 break 'rounds;
             }
             let round = Round {
