@@ -78,6 +78,11 @@ fn bad_flags_exit_2_naming_the_flag() {
             "--format",
         ),
         (&["merge"], "<FILES>"),
+        // A zero timeout would fail every message at once.
+        (
+            &["run", "--addr", "127.0.0.1:1", "--timeout", "0s"],
+            "--timeout",
+        ),
     ];
     for (args, flag) in cases {
         let out = output({
@@ -219,4 +224,50 @@ fn ctrl_c_prints_partial_results_and_exits_130() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("interrupted"), "{stdout}");
+}
+
+/// An --out that cannot be written fails before the run, not after it has
+/// spent its duration (and lost its results).
+#[test]
+fn an_unwritable_out_fails_before_the_run() {
+    let server = server();
+    let mut cmd = loadgen();
+    cmd.args(["run", "--addr", &server.local_addr().to_string()])
+        .args([
+            "--duration",
+            "20s",
+            "--out",
+            "/proc/no-such-dir/result.json",
+        ]);
+    let started = std::time::Instant::now();
+    let out = output(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--out"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "failed only after the 20 s run: {stderr}"
+    );
+}
+
+/// A comparison in which no server could start did not succeed: it says
+/// so in its exit code, and still writes its report.
+#[test]
+fn a_comparison_whose_servers_cannot_start_fails() {
+    let dir = std::env::temp_dir().join(format!("loadgen-cli-false-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = loadgen();
+    cmd.args(["compare", "--profile", "smoke", "--styles", "epoll"])
+        .args(["--server-bin", "/bin/false", "--out"])
+        .arg(&dir);
+    let out = output_within(cmd, Duration::from_secs(120), "compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = std::fs::read_to_string(dir.join("report.md")).expect("report written");
+    assert!(report.contains("did not start"), "the report says why");
+    assert!(
+        stderr.contains("did not start"),
+        "and so does stderr: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -182,3 +182,27 @@ fn a_closed_stdout_or_stderr_is_no_panic_and_stops_everything() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A server that dies during its runs fails the comparison (exit 1), and
+/// the report says so.
+#[test]
+fn a_server_that_dies_mid_comparison_fails_it() {
+    let dir = scratch("server-dies");
+    let mut compare = compare(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = server_of(&mut compare);
+    signal(server, Signal::SIGKILL);
+    let out = wait_within(compare, Duration::from_secs(120), "compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAILED"), "{stderr}");
+    let report = std::fs::read_to_string(dir.join("out/report.md")).expect("report written");
+    assert!(
+        report.contains("had already exited"),
+        "the report says it died"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

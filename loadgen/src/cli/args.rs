@@ -312,6 +312,12 @@ impl RunArgs {
                 "--duration must be more than 0\n",
             ));
         }
+        if self.timeout.is_zero() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                "--timeout must be more than 0 (every message would time out)\n",
+            ));
+        }
         Ok(RunSpec {
             addr: self.addr,
             conns: self.conns as usize,

@@ -75,6 +75,11 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
             spec.total_conns()
         );
     }
+    if let Some(path) = &args.out {
+        // Before the run: a bad --out fails now, not after the run has
+        // spent its duration and its results are lost.
+        out_file(path)?;
+    }
     let control = Arc::new(Control::default());
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.stop))
         .context("installing the Ctrl-C handler")?;
@@ -293,14 +298,45 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         results.runs.len(),
         results.elapsed_s
     ))?;
+    let failures = comparison_failures(&results);
+    for f in &failures {
+        note!("loadgen compare: FAILED: {f}");
+    }
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         EXIT_INTERRUPTED
-    } else if crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed) {
-        // Cut short: what it had to say could not be said.
+    } else if crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed) || !failures.is_empty()
+    {
+        // Cut short (what it had to say could not be said), or a style
+        // that could not be measured: not a comparison to trust whole.
         EXIT_FAILED
     } else {
         0
     })
+}
+
+/// Why a comparison as a whole did not succeed: a server that did not
+/// start or died during its runs, or no run that did what was asked. A
+/// single failed run is in the report, and is not one of these.
+fn comparison_failures(results: &crate::compare::model::CompareResults) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &results.servers {
+        let died = s
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("had already exited"));
+        if !s.started || died {
+            out.push(format!(
+                "{} ({}): {}",
+                s.style,
+                s.phase,
+                s.problem.as_deref().unwrap_or("did not start")
+            ));
+        }
+    }
+    if !results.runs.iter().any(|r| r.outcome.ok) {
+        out.push(format!("none of its {} runs succeeded", results.runs.len()));
+    }
+    out
 }
 
 /// A line on stdout. A closed stdout (`| head -1`) is an error the command
@@ -384,6 +420,18 @@ fn expand_host(path: &std::path::Path) -> PathBuf {
     PathBuf::from(text.replace("{host}", &host))
 }
 
+/// `--out`'s path ({host} expanded), its folder made and the file
+/// created, so that it is known to be writable.
+fn out_file(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let path = expand_host(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {} (--out)", dir.display()))?;
+    }
+    std::fs::File::create(&path).with_context(|| format!("creating {} (--out)", path.display()))?;
+    Ok(path)
+}
+
 fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Result<()> {
     let body = match format {
         Format::Text => report::text(result),
@@ -392,11 +440,7 @@ fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Re
     };
     match out {
         Some(path) => {
-            let path = expand_host(path);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {} (--out)", dir.display()))?;
-            }
+            let path = out_file(path)?;
             std::fs::write(&path, body)
                 .with_context(|| format!("writing {} (--out)", path.display()))?;
             if format != Format::Text {

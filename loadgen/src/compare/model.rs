@@ -44,6 +44,18 @@ pub struct ServerRecord {
     pub repeat: u32,
 }
 
+impl ServerRecord {
+    /// The start of `problem` for a server that died during its runs.
+    pub const DIED: &'static str = "had already exited";
+
+    /// Whether the server died before compare stopped it.
+    pub fn died(&self) -> bool {
+        self.problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with(Self::DIED))
+    }
+}
+
 /// How the servers' cgroups were set up for a comparison.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CgroupSetup {

@@ -349,7 +349,8 @@ impl ServerProcess {
         let mut problem = None;
         if let Ok(Some(status)) = self.child.try_wait() {
             problem = Some(format!(
-                "had already exited ({status}) before the end of its scenarios"
+                "{} ({status}) before the end of its scenarios",
+                ServerRecord::DIED
             ));
         } else {
             // The whole group: a wrapper that does not `exec` passes
