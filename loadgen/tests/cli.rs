@@ -2,13 +2,14 @@
 //! fd limit, Ctrl-C, and `merge`.
 
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use servers::{ServerHandle, Style};
 
 mod common;
-use common::{in_process, loadgen, output_within, wait_within};
+use common::{compare_fixture, in_process, loadgen, output_within, wait_within};
 
 fn server() -> ServerHandle {
     in_process(Style::Reactor)
@@ -141,18 +142,11 @@ fn text_json_and_csv_outputs() {
     assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
     assert!(lines[0].starts_with("label,addr,mode"));
 
-    // merge of the JSON file with itself: counts double.
-    let out = output({
-        let mut c = loadgen();
-        c.args([
-            "merge",
-            json_path.to_str().unwrap(),
-            json_path.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        c
-    });
+    // merge of the JSON file with itself: refused, but with --force counts
+    // double.
+    let same = [json_path.as_path(), json_path.as_path()];
+    refused(&merge(&same, &["--format", "json"]), &["same run"]);
+    let out = merge(&same, &["--format", "json", "--force"]);
     assert!(
         out.status.success(),
         "{}",
@@ -269,5 +263,184 @@ fn a_comparison_whose_servers_cannot_start_fails() {
         stderr.contains("did not start"),
         "and so does stderr: {stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A folder of its own for one test's files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run `index` of the committed comparison (written before runs had ids),
+/// changed by `edit`, as file `name` in `dir`.
+fn fixture_part(
+    dir: &Path,
+    name: &str,
+    index: usize,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let mut run = serde_json::to_value(compare_fixture()).unwrap()["runs"][index].clone();
+    edit(&mut run);
+    let path = dir.join(name);
+    std::fs::write(&path, run.to_string()).unwrap();
+    path
+}
+
+/// A closed-loop run of 20 connections, 64 B messages, pipeline 1.
+const CLOSED: usize = 2;
+/// An open-loop run at 200 msg/s.
+const OPEN: usize = 0;
+
+fn merge(files: &[&Path], flags: &[&str]) -> Output {
+    let mut c = loadgen();
+    c.arg("merge").args(files).args(flags);
+    output(c)
+}
+
+/// Asserts `loadgen merge` refused, its error holding every one of `words`.
+fn refused(out: &Output, words: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "refused: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing merged is printed");
+    for w in words {
+        assert!(stderr.contains(w), "the error names {w:?}: {stderr}");
+    }
+}
+
+#[test]
+fn merge_checks_every_files_schema_version() {
+    let dir = scratch("merge-schema");
+    let good = fixture_part(&dir, "a.json", CLOSED, |_| {});
+    let v99 = fixture_part(&dir, "v99.json", CLOSED, |r| {
+        r["schema_version"] = 99.into();
+        r["messages"] = 1.into();
+    });
+    // The first file as much as any other.
+    for files in [[&v99, &good], [&good, &v99]] {
+        let out = merge(&[files[0], files[1]], &[]);
+        refused(&out, &["v99.json", "schema_version 99"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn merge_refuses_runs_set_up_differently() {
+    let dir = scratch("merge-spec");
+    let a = fixture_part(&dir, "a.json", CLOSED, |_| {});
+    let cases: &[(&str, &str, serde_json::Value, &str, &str)] = &[
+        ("size", "size", 4096.into(), "64 B", "4096 B"),
+        ("mode", "mode", "churn".into(), "closed", "churn"),
+        ("pipeline", "pipeline", 4.into(), "1", "4"),
+        ("duration", "duration", 10.0.into(), "0.3 s", "10 s"),
+        ("warmup", "warm-up", 2.0.into(), "0.1 s", "2 s"),
+    ];
+    for (key, field, value, was, now) in cases {
+        let b = fixture_part(&dir, &format!("{key}.json"), CLOSED, |r| {
+            r["spec"][key] = value.clone();
+        });
+        let out = merge(&[&a, &b], &[]);
+        let b_name = format!("{key}.json");
+        refused(&out, &[field, was, now, "a.json", &b_name]);
+    }
+    // Open runs at different rates are replicas: their rates add up.
+    let slow = fixture_part(&dir, "slow.json", OPEN, |_| {});
+    let fast = fixture_part(&dir, "fast.json", OPEN, |r| {
+        r["spec"]["rate"] = 400.0.into()
+    });
+    let out = merge(&[&slow, &fast], &["--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(merged["spec"]["rate"], 600.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Results without a run id (written before they had one) are the same
+/// run when their content is.
+#[test]
+fn merge_refuses_the_same_content_twice() {
+    let dir = scratch("merge-same-content");
+    let a = fixture_part(&dir, "a.json", CLOSED, |_| {});
+    let copy = fixture_part(&dir, "copy.json", CLOSED, |_| {});
+    refused(&merge(&[&a, &a], &[]), &["same run", "a.json"]);
+    refused(
+        &merge(&[&a, &copy], &[]),
+        &["same run", "a.json", "copy.json"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Real runs carry ids, merges the ids of their parts: a merge that holds
+/// one run twice is refused, however deep.
+#[test]
+fn merge_refuses_the_same_run_twice() {
+    let server = server();
+    let dir = scratch("merge-same-run");
+    let (a, b, ab) = (dir.join("a.json"), dir.join("b.json"), dir.join("ab.json"));
+    for path in [&a, &b] {
+        let out = output({
+            let mut c = quick(server.local_addr(), 5);
+            c.args(["--format", "json", "--out", path.to_str().unwrap()]);
+            c
+        });
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let id = |p: &Path| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap()
+            ["run_id"]
+            .clone()
+    };
+    let (id_a, id_b) = (id(&a), id(&b));
+    assert!(id_a.as_str().is_some_and(|s| !s.is_empty()), "{id_a}");
+    assert_ne!(id_a, id_b, "every run its own id");
+    let out = merge(
+        &[&a, &b],
+        &["--format", "json", "--out", ab.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ab).unwrap()).unwrap();
+    assert_eq!(merged["merged_from"], serde_json::json!([id_a, id_b]));
+
+    refused(&merge(&[&a, &a], &[]), &["same run", "a.json"]);
+    refused(&merge(&[&ab, &b], &[]), &["same run", "ab.json", "b.json"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn merge_force_merges_anyway_and_says_so() {
+    let dir = scratch("merge-force");
+    let a = fixture_part(&dir, "a.json", CLOSED, |_| {});
+    let big = fixture_part(&dir, "big.json", CLOSED, |r| {
+        r["spec"]["size"] = 4096.into()
+    });
+    let out = merge(&[&a, &big, &a], &["--force"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("merged despite: "), "{text}");
+    assert!(text.contains("size") && text.contains("same run"), "{text}");
+    let out = merge(&[&a, &big], &["--force", "--format", "json"]);
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let despite = merged["merged_despite"].as_array().expect("merged_despite");
+    assert_eq!(despite.len(), 1, "{despite:?}");
+    assert!(despite[0].as_str().unwrap().contains("size"), "{despite:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

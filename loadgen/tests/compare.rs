@@ -325,6 +325,8 @@ const OPTIONAL: &[&str] = &[
     "cgroup",
     "cpu_quota",
     "leftover_processes_killed",
+    "merged_despite",
+    "merged_from",
     "repeat",
     "settle_s",
     "settled",

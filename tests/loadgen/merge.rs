@@ -95,3 +95,23 @@ fn merge_weights_busy_mean_by_client_threads() {
         m.client.busy_mean
     );
 }
+
+/// Every run its own id; a merge gets one of its own and lists the runs in
+/// it, those of merged parts included, so that a later merge can tell
+/// whether it would hold one run twice.
+#[test]
+fn runs_have_ids_and_merges_list_their_runs() {
+    let server = server(Style::Tasks);
+    let runs: Vec<RunResult> = (0..3).map(|_| run(&spec(server.local_addr()))).collect();
+    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    let ab = RunResult::merge(&runs[..2]).unwrap();
+    assert!(!ab.run_id.is_empty() && !ids.contains(&ab.run_id.as_str()));
+    let abc = RunResult::merge(&[ab, runs[2].clone()]).unwrap();
+    assert_eq!(abc.merged_from, ids);
+    assert!(abc.merged_despite.is_empty());
+}

@@ -239,6 +239,11 @@ pub struct MergeArgs {
     /// Result files written with --format json, or directories of them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Merge runs that do not add up (another message size, mode kind,
+    /// pipeline, duration or warm-up; one run twice); the result lists
+    /// why in `merged_despite`.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(long)]

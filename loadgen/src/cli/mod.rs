@@ -14,6 +14,7 @@ use clap::Parser;
 use crate::engine::{self, Control, RunOptions};
 use crate::report;
 use crate::results::RunResult;
+use crate::results::merge::{Part, merge_parts};
 use crate::results::spec::RunSpec;
 
 pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs};
@@ -375,7 +376,7 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
 }
 
 fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
-    let mut results = Vec::new();
+    let mut parts = Vec::new();
     let mut files = Vec::new();
     for path in &args.files {
         // A directory stands for every .json file in it (the parts written
@@ -398,11 +399,14 @@ fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
     for path in &files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: RunResult = serde_json::from_str(&text)
+        let result: RunResult = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a loadgen JSON result", path.display()))?;
-        results.push(r);
+        parts.push(Part {
+            name: path.display().to_string(),
+            result,
+        });
     }
-    let merged = RunResult::merge(&results).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
+    let merged = merge_parts(&parts, args.force).context("cannot merge")?;
     emit(&merged, args.format, args.out.as_ref())?;
     Ok(if merged.outcome.ok { 0 } else { EXIT_FAILED })
 }

@@ -166,6 +166,9 @@ pub fn text(r: &RunResult) -> String {
     } else {
         putln!(s, "  outcome      FAILED: {}", r.outcome.reasons.join("; "));
     }
+    if !r.merged_despite.is_empty() {
+        putln!(s, "  merged despite: {}", r.merged_despite.join("; "));
+    }
     s
 }
 

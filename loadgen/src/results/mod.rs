@@ -2,6 +2,8 @@
 //! (so that runs merge exactly), and the JSON schema they are written in.
 
 pub mod fingerprint;
+pub mod id;
+pub mod merge;
 pub mod server;
 pub mod spec;
 
@@ -398,6 +400,17 @@ pub struct RunResult {
     pub spec: RunSpec,
     /// Number of runs merged into this one (1 for a plain run).
     pub merged_runs: u32,
+    /// This result's id, unique across processes and hosts (a merge gets
+    /// one of its own); empty in results written before runs had one.
+    #[serde(default)]
+    pub run_id: String,
+    /// A merge: the ids of the runs in it (see [`id::run_ids`]), so that a
+    /// merge holding one run twice is refused however deep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// A merge made with `--force`: why it would have been refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_despite: Vec<String>,
     pub environment: Fingerprint,
     /// Seconds since the Unix epoch when the run started.
     pub started_unix_s: u64,
@@ -456,63 +469,6 @@ impl RunResult {
         let served = self.histograms.first_reply.0.len();
         let total = served + self.conns_unserved;
         (total > 0).then_some((served, total))
-    }
-
-    /// Combines runs that happened at the same time from several loadgen
-    /// processes or hosts against one server: histograms are added,
-    /// throughputs, counts and errors summed, per-connection counts joined.
-    /// The histograms, errors, fairness and client figures are joined by
-    /// the same code that joins the workers of one run (the engine's
-    /// `combine`); what differs is the rest: each run measured its own
-    /// window, so here throughputs and connect rates add up.
-    pub fn merge(results: &[RunResult]) -> Result<RunResult, String> {
-        let first = results.first().ok_or("nothing to merge")?;
-        let mut out = first.clone();
-        for r in &results[1..] {
-            if r.schema_version != SCHEMA_VERSION {
-                return Err(format!(
-                    "schema_version {} is not {SCHEMA_VERSION}",
-                    r.schema_version
-                ));
-            }
-            out.merged_runs += r.merged_runs;
-            out.spec.conns += r.spec.conns;
-            out.spec.idle += r.spec.idle;
-            out.spec.threads += r.spec.threads;
-            if let (
-                crate::results::spec::Mode::Open { rate: a },
-                crate::results::spec::Mode::Open { rate: b },
-            ) = (&mut out.spec.mode, &r.spec.mode)
-            {
-                *a += b;
-            }
-            out.measured_s = out.measured_s.max(r.measured_s);
-            out.started_unix_s = out.started_unix_s.min(r.started_unix_s);
-            out.messages += r.messages;
-            out.bytes += r.bytes;
-            out.throughput_msgs_per_s += r.throughput_msgs_per_s;
-            out.throughput_mb_per_s += r.throughput_mb_per_s;
-            out.errors.add(&r.errors);
-            out.histograms.add(&r.histograms)?;
-            out.conns_unserved += r.conns_unserved;
-            out.connect.attempted += r.connect.attempted;
-            out.connect.established += r.connect.established;
-            out.connect.rate_per_s += r.connect.rate_per_s;
-            out.connect.phase_s = out.connect.phase_s.max(r.connect.phase_s);
-            if out.server.is_none() {
-                out.server = r.server.clone();
-            }
-            out.outcome.ok &= r.outcome.ok;
-            out.outcome.interrupted |= r.outcome.interrupted;
-            out.outcome
-                .reasons
-                .extend(r.outcome.reasons.iter().cloned());
-        }
-        out.fairness = Fairness::join(results.iter().map(|r| &r.fairness));
-        out.client = ClientStats::join(results.iter().map(|r| &r.client));
-        out.client.set_per_msg(out.messages);
-        out.refresh_derived();
-        Ok(out)
     }
 }
 

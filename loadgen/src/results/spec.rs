@@ -22,6 +22,17 @@ pub enum Mode {
     Churn,
 }
 
+impl Mode {
+    /// The kind of pacing, without its rate: what runs that add up share.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mode::Closed => "closed",
+            Mode::Open { .. } => "open",
+            Mode::Churn => "churn",
+        }
+    }
+}
+
 /// One run's parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
