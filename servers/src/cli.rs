@@ -12,7 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::runtime::config::{self, Config};
 use crate::runtime::limits;
 use crate::runtime::listener::{self, DEFAULT_BACKLOG, ListenerOptions};
-use crate::styles::{self, Style};
+use crate::styles::{self, Knob, Style};
 
 /// Start the echo server in one concurrency style (`servers list` names them).
 #[derive(Debug, Parser)]
@@ -78,6 +78,26 @@ impl ServeArgs {
         }
     }
 
+    /// Refuses a style-specific flag given to a style that does not read
+    /// it (it would be ignored, and the run not be what was asked).
+    pub fn check(&self) -> Result<(), String> {
+        let given = [
+            (Knob::Workers, self.workers.is_some()),
+            (Knob::StackSize, self.stack_size.is_some()),
+            (Knob::PollSleep, self.poll_sleep_us != 0),
+        ];
+        for (knob, set) in given {
+            if set && !self.style.knobs().contains(&knob) {
+                return Err(format!(
+                    "{}: the {} style does not use it (see `servers --help`)",
+                    knob.flag(),
+                    self.style
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn listener_options(&self) -> ListenerOptions {
         ListenerOptions {
             backlog: self.backlog,
@@ -103,6 +123,9 @@ pub fn run(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
         return Ok(());
     }
     let serve = ServeArgs::parse_from(args);
+    if let Err(e) = serve.check() {
+        clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{e}\n")).exit();
+    }
     serve_until_signal(&serve)
 }
 
@@ -191,6 +214,29 @@ pub fn parse_listening_line(line: &str) -> Option<(SocketAddr, Style, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_the_style_does_not_read_is_refused_naming_both() {
+        let check = |args: &[&str]| {
+            let mut argv = vec!["servers"];
+            argv.extend(args);
+            ServeArgs::try_parse_from(argv).unwrap().check()
+        };
+        let e = check(&["threads", "--workers", "4"]).unwrap_err();
+        assert!(e.contains("--workers") && e.contains("threads"), "{e}");
+        let e = check(&["reactor", "--stack-size", "65536"]).unwrap_err();
+        assert!(e.contains("--stack-size") && e.contains("reactor"), "{e}");
+        let e = check(&["epoll", "--poll-sleep-us", "100"]).unwrap_err();
+        assert!(e.contains("--poll-sleep-us"), "{e}");
+        for ok in [
+            &["pool", "--workers", "4", "--stack-size", "65536"][..],
+            &["polling", "--poll-sleep-us", "100"],
+            &["tasks", "--workers", "0"],
+            &["process"],
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok:?}");
+        }
+    }
 
     #[test]
     fn listening_line_round_trips() {

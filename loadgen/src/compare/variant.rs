@@ -13,7 +13,7 @@
 //! full name is what results are tagged with, so two variants of one style
 //! are two rows of every table; the flags are recorded with the server.
 
-use servers::Style;
+use servers::{Knob, Style};
 
 /// One style and the server flags that make the variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,10 +92,14 @@ fn variant_args(style: Style, variant: &str) -> Option<Vec<String>> {
     {
         return Some(vec!["--poll-sleep-us".into(), us.to_string()]);
     }
-    if let Some(n) = number("workers") {
+    if let Some(n) = number("workers")
+        && style.knobs().contains(&Knob::Workers)
+    {
         return Some(vec!["--workers".into(), n.to_string()]);
     }
-    if let Some(n) = number("stack") {
+    if let Some(n) = number("stack")
+        && style.knobs().contains(&Knob::StackSize)
+    {
         return Some(vec!["--stack-size".into(), n.to_string()]);
     }
     None
@@ -110,8 +114,12 @@ fn known_variants(style: Style) -> Vec<String> {
     if style == Style::Polling {
         out.push("sleep<US>".into());
     }
-    out.push("workers<N>".into());
-    out.push("stack<BYTES>".into());
+    if style.knobs().contains(&Knob::Workers) {
+        out.push("workers<N>".into());
+    }
+    if style.knobs().contains(&Knob::StackSize) {
+        out.push("stack<BYTES>".into());
+    }
     out
 }
 
@@ -145,6 +153,9 @@ mod tests {
             "tasks:turbo",
             "reactor:sleep100",
             "polling:sleepy",
+            // Flags the style does not read: its server would refuse them.
+            "threads:workers4",
+            "epoll:stack65536",
             "",
         ] {
             assert!(Variant::parse(bad).is_err(), "{bad}");

@@ -107,10 +107,46 @@ styles! {
         "a fixed pool of --workers threads (default 16) taking connections from a queue; each serves one connection until it closes, so connection N+1 waits";
 }
 
+/// A flag only some styles read; the command line refuses it for the
+/// others rather than ignore it silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// `--workers`: event loops, rings, runtime or scheduler workers,
+    /// worker processes, pool threads.
+    Workers,
+    /// `--stack-size`: a connection thread's or coroutine's stack.
+    StackSize,
+    /// `--poll-sleep-us`: the busy-polling loop's nap.
+    PollSleep,
+}
+
+impl Knob {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Knob::Workers => "--workers",
+            Knob::StackSize => "--stack-size",
+            Knob::PollSleep => "--poll-sleep-us",
+        }
+    }
+}
+
 impl Style {
     /// The style with this command-line name.
     pub fn from_name(name: &str) -> Option<Style> {
         Style::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// The style-specific flags it reads.
+    pub fn knobs(self) -> &'static [Knob] {
+        match self {
+            Style::Threads => &[Knob::StackSize],
+            Style::Polling => &[Knob::PollSleep],
+            Style::Poll | Style::Process => &[],
+            Style::Reactor | Style::Epoll | Style::Tasks | Style::Uring | Style::Prefork => {
+                &[Knob::Workers]
+            }
+            Style::Coroutines | Style::Pool => &[Knob::Workers, Knob::StackSize],
+        }
     }
 }
 
