@@ -55,6 +55,11 @@ fn a_stall_at_the_end_of_an_open_window_shows_in_latency() {
         "every unfinished message is recorded once"
     );
     assert!(r.unfinished >= 150, "unfinished {}", r.unfinished);
+    let text = loadgen::report::text(&r);
+    assert!(
+        text.contains(&format!("unfinished   {} message(s)", r.unfinished)),
+        "{text}"
+    );
     assert!(!r.outcome.ok, "{:?}", r.outcome.reasons);
     assert!(
         r.outcome
