@@ -86,6 +86,7 @@ fn nothing_listening_is_refused() {
 /// delayed actual send, does not.
 #[test]
 fn a_stall_shows_in_corrected_latency_not_in_raw() {
+    let _alone = crate::engine::schedule_alone();
     let server = broken::start(Fault::PauseOnce {
         at: Duration::from_millis(600),
         len: Duration::from_millis(400),
@@ -199,8 +200,8 @@ fn a_delayed_first_reply_shows_in_first_reply_latency() {
 }
 
 /// Like a fixed pool of 4 busy workers: 4 connections are served, 6 wait
-/// for the whole run. They are counted as unserved, and as long as their
-/// messages have not timed out that is not an error.
+/// for the whole run. They are counted as unserved; as long as their
+/// messages have not timed out that is not an error, but it fails the run.
 #[test]
 fn connections_never_answered_are_unserved_not_errors() {
     let server = broken::start(Fault::ServeFirst(4));
@@ -214,7 +215,15 @@ fn connections_never_answered_are_unserved_not_errors() {
     assert_eq!(r.first_reply_us.count, 4);
     assert_eq!(r.served(), Some((4, 10)));
     assert_eq!(r.errors.total(), 0, "{}", r.errors.describe());
-    assert!(r.outcome.ok, "{:?}", r.outcome.reasons);
+    assert!(!r.outcome.ok);
+    assert!(
+        r.outcome
+            .reasons
+            .iter()
+            .any(|m| m.contains("6 of 10 connections sent and never got a reply")),
+        "{:?}",
+        r.outcome.reasons
+    );
     let text = loadgen::report::text(&r);
     assert!(
         text.contains("6 of 10 connections got no reply (queued behind busy workers?)"),

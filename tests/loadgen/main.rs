@@ -9,3 +9,4 @@ mod broken;
 mod engine;
 mod faults;
 mod merge;
+mod verdicts;

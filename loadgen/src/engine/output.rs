@@ -15,6 +15,18 @@ use crate::results::{
 /// Busy fraction above which the client is the bottleneck.
 const CLIENT_BOUND: f64 = 0.90;
 
+/// An open loop that completes less than this share of its rate fails.
+const MIN_ACHIEVED: f64 = 0.95;
+
+/// An open loop that takes more than this share of its slots late fails.
+const MAX_LATE: f64 = 0.01;
+
+/// A slot taken this much after its time is late: the client, not the
+/// server, delayed its message. Far above the timer's precision and a
+/// loaded machine's scheduling noise (tens of microseconds), far below
+/// the stalls loadgen is there to find.
+pub(super) const LATE: Duration = Duration::from_millis(10);
+
 /// One worker's share of the figures. The histograms, fairness and client
 /// figures are those of a result, so that the run joins its workers with
 /// the code `loadgen merge` joins runs with.
@@ -22,6 +34,11 @@ pub(super) struct WorkerOutput {
     pub(super) histograms: Histograms,
     /// Active connections that asked and never got a reply.
     pub(super) unserved: u64,
+    /// Open loop: messages due in the window and not answered by its end.
+    pub(super) unfinished: u64,
+    /// Open loop: slots in the window taken, and those taken late.
+    pub(super) slots: u64,
+    pub(super) late_slots: u64,
     pub(super) errors: Errors,
     /// Over the measured window (empty if the worker never reached it).
     pub(super) fairness: Fairness,
@@ -43,6 +60,9 @@ impl WorkerOutput {
         WorkerOutput {
             histograms: Histograms::empty(open),
             unserved: 0,
+            unfinished: 0,
+            slots: 0,
+            late_slots: 0,
             errors: Errors::default(),
             fairness: Fairness::default(),
             client: ClientStats {
@@ -81,7 +101,7 @@ impl WorkerOutput {
 pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Control) -> RunResult {
     let open = matches!(spec.mode, Mode::Open { .. });
     let mut histograms = Histograms::empty(open);
-    let mut unserved = 0;
+    let (mut unserved, mut unfinished, mut slots, mut late_slots) = (0, 0, 0, 0);
     let mut errors = Errors::default();
     let (mut messages, mut attempted, mut established) = (0, 0, 0);
     let (mut phase, mut measured) = (Duration::ZERO, Duration::ZERO);
@@ -92,6 +112,9 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
         // adding cannot fail.
         let _ = histograms.add(&o.histograms);
         unserved += o.unserved;
+        unfinished += o.unfinished;
+        slots += o.slots;
+        late_slots += o.late_slots;
         errors.add(&o.errors);
         messages += o.messages;
         attempted += o.attempted;
@@ -128,6 +151,16 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
     } else if messages == 0 {
         reasons.push("no message completed in the measured window".into());
     }
+    if unserved > 0 && messages > 0 {
+        // Failed whatever the duration: a run shorter than --timeout would
+        // otherwise pass while those connections wait, and a longer one
+        // fail on their timeouts.
+        let asked = unserved + histograms.first_reply.0.len();
+        reasons.push(format!(
+            "{unserved} of {asked} connections sent and never got a reply \
+             (queued behind busy workers?): the figures describe only the others"
+        ));
+    }
     if errors.total() > 0 {
         reasons.push(format!("errors: {}", errors.describe()));
     }
@@ -136,6 +169,20 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
             "the server echoed bytes that differ from what was sent ({} connection(s))",
             errors.mismatch
         ));
+    }
+    if let Mode::Open { rate: asked } = spec.mode
+        && established > 0
+        && !interrupted
+    {
+        let schedule = Schedule {
+            asked,
+            achieved: rate(messages as f64),
+            unfinished,
+            slots,
+            late_slots,
+            client: &client,
+        };
+        reasons.extend(schedule.judge());
     }
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
@@ -166,6 +213,7 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
         latency_raw_us: None,
         first_reply_us: Default::default(),
         conns_unserved: unserved,
+        unfinished,
         connect: ConnectStats {
             attempted,
             established,
@@ -195,4 +243,61 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
     result.client.set_per_msg(messages);
     result.refresh_derived();
     result
+}
+
+/// What an open loop did with its schedule, to judge it by.
+struct Schedule<'a> {
+    /// The asked and achieved (completed in the window) rates, msg/s.
+    asked: f64,
+    achieved: f64,
+    unfinished: u64,
+    /// Slots in the window, and those the client took late.
+    slots: u64,
+    late_slots: u64,
+    client: &'a ClientStats,
+}
+
+impl Schedule<'_> {
+    /// Why the run did not do what was asked, if it did not. Below
+    /// [`MIN_ACHIEVED`] of the rate, the figures describe another load
+    /// than the one asked for. A client that could not keep the schedule
+    /// (saturated, or more than [`MAX_LATE`] of the slots taken over
+    /// `LATE` after their time) adds its own delay to the corrected
+    /// latency, which then no longer describes the server: beyond 1% of
+    /// late slots, its delay alone sets the p99.
+    fn judge(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.achieved < MIN_ACHIEVED * self.asked {
+            let mut why = format!(
+                "open loop achieved {:.0} of {} msg/s ({:.1}%)",
+                self.achieved,
+                self.asked,
+                100.0 * self.achieved / self.asked
+            );
+            if self.unfinished > 0 {
+                why += &format!(
+                    "; {} message(s) due in the window had no reply by its end",
+                    self.unfinished
+                );
+            }
+            reasons.push(why);
+        }
+        if self.client.client_bound {
+            reasons.push(format!(
+                "the client could not keep the schedule: its busiest thread was busy {:.0}% \
+                 of the window (client-bound)",
+                100.0 * self.client.busy_max
+            ));
+        }
+        if self.slots > 0 && self.late_slots as f64 > MAX_LATE * self.slots as f64 {
+            reasons.push(format!(
+                "the client fell behind its schedule: {} of {} slots in the window were taken \
+                 over {} ms late",
+                self.late_slots,
+                self.slots,
+                LATE.as_millis()
+            ));
+        }
+        reasons
+    }
 }

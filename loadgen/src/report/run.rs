@@ -75,6 +75,15 @@ pub fn text(r: &RunResult) -> String {
     if let Some(raw) = &r.latency_raw_us {
         s.push_str(&row("raw (sent)", raw));
     }
+    if r.unfinished > 0 {
+        // They are in the corrected row: say what its extra counts are.
+        putln!(
+            s,
+            "  unfinished   {} message(s) due in the window had no reply by its end \
+             (in corrected, their waits so far: lower bounds)",
+            r.unfinished
+        );
+    }
     let c = &r.connect;
     putln!(
         s,

@@ -166,6 +166,7 @@ impl RunResult {
             out.errors.add(&r.errors);
             out.histograms.add(&r.histograms)?;
             out.conns_unserved += r.conns_unserved;
+            out.unfinished += r.unfinished;
             out.connect.attempted += r.connect.attempted;
             out.connect.established += r.connect.established;
             out.connect.rate_per_s += r.connect.rate_per_s;

@@ -37,6 +37,12 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record(us);
 }
 
+/// Records `n` samples of one duration, as [`record`] does.
+pub fn record_n(h: &mut Histogram<u64>, d: Duration, n: u64) {
+    let us = (d.as_micros() as u64).clamp(1, HIST_MAX_US);
+    h.saturating_record_n(us, n);
+}
+
 /// A histogram in JSON: HdrHistogram V2 compressed, base64.
 #[derive(Clone, Debug)]
 pub struct Hist(pub Histogram<u64>);
@@ -435,6 +441,13 @@ pub struct RunResult {
     /// itself (a message that timed out is, as ever, in `errors.timeout`).
     #[serde(default)]
     pub conns_unserved: u64,
+    /// Open loop: messages due in the measured window (their slot inside
+    /// it) with no reply by its end, sent or not. Each is in the corrected
+    /// latency with its wait so far (window end minus slot), a lower bound,
+    /// so that a stall at the end shows. 0 in the other modes and in
+    /// results written before they were counted.
+    #[serde(default)]
+    pub unfinished: u64,
     pub connect: ConnectStats,
     pub errors: Errors,
     pub fairness: Fairness,

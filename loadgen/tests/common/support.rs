@@ -36,3 +36,10 @@ pub fn run(spec: &RunSpec) -> RunResult {
 pub fn run_with(spec: &RunSpec, opts: RunOptions) -> RunResult {
     loadgen::engine::run(spec, Arc::new(Control::default()), opts).expect("run set-up")
 }
+
+/// As [`in_process`], with `config` (a pool of a few workers, say).
+pub fn in_process_with(style: Style, config: Config) -> ServerHandle {
+    let listener = servers::listener::bind("127.0.0.1:0".parse().unwrap(), &Default::default())
+        .expect("binding 127.0.0.1:0");
+    servers::start(style, config, listener).expect("starting the server")
+}

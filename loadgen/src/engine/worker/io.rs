@@ -8,10 +8,16 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use crate::engine::control::Window;
+use crate::engine::output::LATE;
 use crate::engine::pattern;
 use crate::engine::worker::{Conn, Failure, ReadSide, State, Worker};
-use crate::results::record;
 use crate::results::spec::Mode;
+use crate::results::{record, record_n};
+
+/// At most this many groups of equal waits per connection for its
+/// unfinished messages.
+const CHUNKS: u64 = 10_000;
 
 impl Worker<'_> {
     /// The warm-up begins (every worker is connected, at `start`): every
@@ -63,9 +69,53 @@ impl Worker<'_> {
             if conn.active.is_none() || self.schedule.slot(conn.first_due, conn.due) != due {
                 continue;
             }
+            if let Some(window) = self.window
+                && window.contains(due)
+            {
+                // The pipeline cap may hold the message back; the slot is
+                // taken (and counted late) only when the loop comes round.
+                self.out.slots += 1;
+                if now.saturating_duration_since(due) > LATE {
+                    self.out.late_slots += 1;
+                }
+            }
             self.conns[key].due += 1;
             self.schedule.push(due + self.schedule.interval, key);
             self.flush(key, now);
+        }
+    }
+
+    /// Open loop, once the loop has stopped at `cutoff` (the window's end,
+    /// or earlier if the run ended early): every message of a connection
+    /// still open whose slot was in the window before `cutoff` and that has
+    /// no reply is unfinished, recorded in the corrected latency with its
+    /// wait so far (a lower bound). A message that was never sent is
+    /// counted as well: its slot came and the server had not made room.
+    pub(super) fn count_unfinished(&mut self, window: Window, cutoff: Instant) {
+        if !matches!(self.spec.mode, Mode::Open { .. }) || cutoff <= window.from {
+            return;
+        }
+        let size = self.spec.size as u64;
+        for (_, conn) in &self.conns {
+            if conn.active.is_none() || conn.state != State::Open {
+                continue;
+            }
+            let due = self
+                .schedule
+                .slots_within(conn.first_due, window.from, cutoff);
+            let from = due.start.max(conn.recv / size);
+            let n = due.end.saturating_sub(from);
+            // Millions at an absurd rate: their waits fall evenly from the
+            // first to the last, so they are recorded in at most CHUNKS
+            // groups of equal waits, finer than the histogram's 3 figures.
+            let chunks = n.min(CHUNKS);
+            for c in 0..chunks {
+                let (a, b) = (from + n * c / chunks, from + n * (c + 1) / chunks);
+                let slot = self.schedule.slot(conn.first_due, a + (b - a) / 2);
+                let hist = &mut self.out.histograms.latency.0;
+                record_n(hist, cutoff.saturating_duration_since(slot), b - a);
+            }
+            self.out.unfinished += n;
         }
     }
 
@@ -199,9 +249,19 @@ impl Worker<'_> {
                 let Some((intended, sent_at)) = conn.inflight.pop_front() else {
                     break;
                 };
-                if let Some(window) = self.window
-                    && window.contains(now)
+                let Some(window) = self.window else {
+                    continue;
+                };
+                if window.is_over(now)
+                    && !self.draining
+                    && matches!(self.spec.mode, Mode::Open { .. })
+                    && window.contains(intended)
                 {
+                    // Read after the window's end, before the loop noticed
+                    // it: unfinished by the end, as `count_unfinished` has it.
+                    record(&mut self.out.histograms.latency.0, window.to - intended);
+                    self.out.unfinished += 1;
+                } else if window.contains(now) {
                     let hists = &mut self.out.histograms;
                     record(&mut hists.latency.0, now - intended);
                     // Only the open loop keeps the latency from the actual

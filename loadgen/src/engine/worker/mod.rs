@@ -257,6 +257,10 @@ impl<'a> Worker<'a> {
         // Before the drain, which is not part of the window.
         let (cpu_end, syscalls_end) = (thread_cpu(), self.syscalls);
         if !self.out.interrupted {
+            // Before the drain: what it reads came after the window.
+            if let Some(window) = self.window {
+                self.count_unfinished(window, end.min(window.to));
+            }
             self.drain(&mut events);
         }
         if let Some(window) = self.window {
