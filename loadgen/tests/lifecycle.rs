@@ -76,6 +76,15 @@ fn is_wrapper(pid: u32) -> bool {
         .is_ok_and(|c| c.windows(15).any(|w| w == b"servers-no-exec"))
 }
 
+/// A comparison started in `dir`, its output piped (or dropped), and the
+/// pid of its first server.
+fn started(dir: &Path, piped: bool) -> (Child, u32) {
+    let io = || if piped { Stdio::piped() } else { Stdio::null() };
+    let mut compare = compare(dir).stdout(io()).stderr(io()).spawn().unwrap();
+    let server = server_of(&mut compare);
+    (compare, server)
+}
+
 fn signal(pid: u32, sig: Signal) {
     kill(Pid::from_raw(pid as i32), sig).expect("signalling compare");
 }
@@ -83,12 +92,7 @@ fn signal(pid: u32, sig: Signal) {
 #[test]
 fn a_killed_comparison_leaves_no_server_behind_even_behind_a_wrapper() {
     let dir = scratch("sigkill");
-    let mut compare = compare(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = server_of(&mut compare);
+    let (mut compare, server) = started(&dir, false);
     signal(compare.id(), Signal::SIGKILL);
     compare.wait().unwrap();
     assert!(
@@ -101,12 +105,7 @@ fn a_killed_comparison_leaves_no_server_behind_even_behind_a_wrapper() {
 #[test]
 fn a_hang_up_stops_the_servers_and_writes_the_report() {
     let dir = scratch("sighup");
-    let mut compare = compare(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let server = server_of(&mut compare);
+    let (compare, server) = started(&dir, true);
     signal(compare.id(), Signal::SIGHUP);
     let out = wait_within(compare, Duration::from_secs(60), "compare after SIGHUP");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -188,12 +187,7 @@ fn a_closed_stdout_or_stderr_is_no_panic_and_stops_everything() {
 #[test]
 fn a_server_that_dies_mid_comparison_fails_it() {
     let dir = scratch("server-dies");
-    let mut compare = compare(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let server = server_of(&mut compare);
+    let (compare, server) = started(&dir, true);
     signal(server, Signal::SIGKILL);
     let out = wait_within(compare, Duration::from_secs(120), "compare");
     let stderr = String::from_utf8_lossy(&out.stderr);
