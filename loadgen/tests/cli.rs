@@ -444,3 +444,41 @@ fn merge_force_merges_anyway_and_says_so() {
     assert!(despite[0].as_str().unwrap().contains("size"), "{despite:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM is acted on within a second or so whatever the message size: a
+/// run of 16 MiB messages used to spend tens of seconds between two looks
+/// at the stop flag (every write filled a whole message's worth of pattern
+/// for the little the socket took).
+#[test]
+fn sigterm_is_prompt_even_with_huge_messages() {
+    const CONNS: usize = 500;
+    let server = server();
+    let child = loadgen()
+        .args(["run", "--addr", &server.local_addr().to_string()])
+        .args(["--duration", "60s", "--warmup", "0s", "--size", "16777216"])
+        .args(["--conns", &CONNS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.summary().active < CONNS && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.summary().active, CONNS, "loadgen connected");
+    let signalled = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = wait_within(child, Duration::from_secs(60), "loadgen after SIGTERM");
+    let took = signalled.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop");
+}

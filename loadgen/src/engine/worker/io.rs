@@ -30,6 +30,11 @@ impl Worker<'_> {
             .map(|(k, _)| k)
             .collect();
         for key in keys {
+            // Big first messages to many connections take a while: stop
+            // between connections on Ctrl-C (the loop then ends the run).
+            if self.control.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             self.start_conn(key, start);
         }
     }

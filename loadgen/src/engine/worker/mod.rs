@@ -32,6 +32,13 @@ use crate::results::spec::{Mode, RunSpec};
 
 /// How often timeouts and progress are checked.
 const TICK: Duration = Duration::from_millis(50);
+/// The I/O buffer: a whole message where messages are small (one write
+/// each), but never more than a socket takes at once. Each write fills
+/// the buffer with the pattern first, so a 16 MiB buffer meant 16 MiB of
+/// pattern per write for the ~2 MiB a socket buffer takes, and a run of
+/// big messages spent tens of seconds between two looks at Ctrl-C.
+const SCRATCH_MIN: usize = 64 * 1024;
+const SCRATCH_MAX: usize = 256 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -171,7 +178,7 @@ impl<'a> Worker<'a> {
             fd_exhausted: false,
             schedule,
             window: None,
-            scratch: vec![0u8; (64 * 1024).max(spec.size)],
+            scratch: vec![0u8; spec.size.clamp(SCRATCH_MIN, SCRATCH_MAX)],
             out: WorkerOutput::empty(matches!(spec.mode, Mode::Open { .. })),
             closed_active: Vec::new(),
             active_conns: 0,
@@ -245,6 +252,11 @@ impl<'a> Worker<'a> {
             }
             let now = Instant::now();
             for event in events.iter() {
+                // A batch of big messages takes a while: Ctrl-C is looked
+                // at between connections, not only between batches.
+                if self.control.stop.load(Relaxed) {
+                    break;
+                }
                 if event.token() == TIMER {
                     self.syscalls += 1;
                     self.schedule.clear_timer();
