@@ -12,7 +12,7 @@ use loadgen::compare::{CompareOptions, cgroup_setup};
 use loadgen::probe::cgroup::{CgroupError, Layout, PREFIX, ServerCgroup, remove_leftovers};
 
 mod common;
-use common::{alive, children, eventually};
+use common::{alive, children, wait_until};
 
 /// The layout, if a group can be made here; else None, said once per test.
 fn writable(test: &str) -> Option<Layout> {
@@ -134,7 +134,7 @@ fn compare_with_a_server(layout: &Layout, dir: &Path) -> (std::process::Child, O
     .stderr(Stdio::null());
     let mut compare = cmd.spawn().unwrap();
     let mut server = None;
-    eventually(Duration::from_secs(20), || {
+    wait_until(Duration::from_secs(20), || {
         server = groups_of(layout, compare.id()).iter().find_map(|g| {
             std::fs::read_to_string(g.join("cgroup.procs"))
                 .ok()?
@@ -173,7 +173,7 @@ fn ctrl_c_removes_the_servers_group() {
     )
     .unwrap();
     let pid = compare.id();
-    let ended = eventually(Duration::from_secs(30), || {
+    let ended = wait_until(Duration::from_secs(30), || {
         compare.try_wait().ok().flatten().is_some()
     });
     if !ended {
@@ -222,7 +222,7 @@ fn leftovers_of_a_killed_comparison_are_removed() {
     assert!(removed.iter().any(|n| n.starts_with(&owner)), "{removed:?}");
     assert!(groups().is_empty(), "{:?}", groups());
     assert!(
-        eventually(Duration::from_secs(5), || !alive(server)),
+        wait_until(Duration::from_secs(5), || !alive(server)),
         "the server {server} was killed with its group"
     );
     for d in live.dirs() {

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 mod common;
-use common::{alive, children, eventually, loadgen, wait_within};
+use common::{alive, children, loadgen, wait_until, wait_within};
 
 /// A `servers` stand-in that runs loadgen's server as its child, without
 /// `exec`: stopping the wrapper alone would leave the server running.
@@ -56,7 +56,7 @@ fn compare(dir: &Path) -> std::process::Command {
 /// The first server (the wrapper's child) `compare` runs, waited for.
 fn server_of(compare: &mut Child) -> u32 {
     let mut server = None;
-    let found = eventually(Duration::from_secs(30), || {
+    let found = wait_until(Duration::from_secs(30), || {
         server = children(compare.id())
             .into_iter()
             .filter(|&c| is_wrapper(c))
@@ -96,7 +96,7 @@ fn a_killed_comparison_leaves_no_server_behind_even_behind_a_wrapper() {
     signal(compare.id(), Signal::SIGKILL);
     compare.wait().unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || !alive(server)),
+        wait_until(Duration::from_secs(10), || !alive(server)),
         "the server {server} outlived a SIGKILLed compare"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -115,7 +115,7 @@ fn a_hang_up_stops_the_servers_and_writes_the_report() {
         "report written: {stderr}"
     );
     assert!(
-        eventually(Duration::from_secs(10), || !alive(server)),
+        wait_until(Duration::from_secs(10), || !alive(server)),
         "the server {server} outlived compare"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -161,7 +161,7 @@ fn a_closed_stdout_or_stderr_is_no_panic_and_stops_everything() {
         );
         if let Some(server) = server {
             assert!(
-                eventually(Duration::from_secs(10), || !alive(server)),
+                wait_until(Duration::from_secs(10), || !alive(server)),
                 "{closed} closed: server {server} left running"
             );
         }

@@ -24,6 +24,10 @@ use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 use servers::Style;
 
+#[path = "../tests/conformance/procs.rs"]
+mod procs;
+use procs::children;
+
 struct Args {
     secs: f64,
     conns: Vec<usize>,
@@ -118,24 +122,6 @@ fn open_fds(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
         + children(pid).into_iter().map(open_fds).sum::<usize>()
-}
-
-/// The live children of a process (the forking styles keep their
-/// connections in them).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-                .flat_map(|l| {
-                    l.split_whitespace()
-                        .filter_map(|p| p.parse().ok())
-                        .collect::<Vec<u32>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Memory of a server in KiB: the PSS summed over its process tree, for

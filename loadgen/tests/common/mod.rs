@@ -1,5 +1,7 @@
 //! Helpers shared by loadgen's tests: the `loadgen` binary run with
-//! bounded waits, and ([`support`]) what every test crate shares.
+//! bounded waits, and what every test crate shares: [`support`] (an
+//! in-process server, runs, the fixture) and [`procs`] (processes through
+//! /proc, also the servers' tests').
 
 // Each test binary uses its own part of these.
 #![allow(dead_code)]
@@ -8,8 +10,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[path = "../../../servers/tests/conformance/procs.rs"]
+mod procs;
 mod support;
-#[allow(unused_imports)] // each test binary uses its own part
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use procs::{alive, children, wait_until};
+#[allow(unused_imports)]
 pub use support::*;
 
 pub fn loadgen() -> Command {
@@ -44,42 +51,4 @@ pub fn output_within(mut cmd: Command, limit: Duration, what: &str) -> Output {
         .spawn()
         .expect("spawning loadgen");
     wait_within(child, limit, what)
-}
-
-/// Whether process `pid` runs (a zombie does not: it holds nothing).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-/// Waits (bounded) until `cond` holds; whether it did.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
-/// The children of process `pid` (of every thread of it).
-pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|l| {
-            l.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }

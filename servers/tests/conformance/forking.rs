@@ -5,22 +5,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use servers::Style;
 
+use crate::procs::alive;
 use crate::support::{
     IO_TIMEOUT, children, connect, round_trip, spawn, summary_field, terminate, wait_until,
 };
-
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry: alive means not yet reaped and not
-    // a zombie.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
 
 /// `prefork --workers 2`: two worker processes; one killed is replaced and
 /// the server goes on serving; SIGTERM ends the master and every worker.

@@ -5,6 +5,7 @@
 //!
 //! Everything goes over real sockets on 127.0.0.1:0; every wait is bounded.
 
+mod procs;
 mod support;
 
 mod behaviour;

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub use crate::procs::{children, wait_until};
+
 use servers::{Config, ServerHandle, Style};
 
 /// Upper bound for any single blocking socket operation in a test.
@@ -188,24 +190,6 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kb * 1024 + children(pid).into_iter().map(rss_bytes).sum::<u64>()
 }
 
-/// The live children of a process (from every thread's children list).
-pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        // A child that exited between the listing and the read is skipped.
-        .filter(|p| std::path::Path::new(&format!("/proc/{p}/status")).exists())
-        .collect()
-}
-
 /// Sends SIGTERM and waits (bounded) for exit; returns exit status, stderr
 /// and how long it took.
 pub fn terminate(mut spawned: Spawned) -> (std::process::ExitStatus, String, Duration) {
@@ -230,20 +214,6 @@ pub fn terminate(mut spawned: Spawned) -> (std::process::ExitStatus, String, Dur
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             panic!("server did not exit within 10 s of SIGTERM");
         }
-    }
-}
-
-/// Polls `cond` every few ms until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
