@@ -187,10 +187,30 @@ fn a_closed_stdout_or_stderr_is_no_panic_and_stops_everything() {
 #[test]
 fn a_server_that_dies_mid_comparison_fails_it() {
     let dir = scratch("server-dies");
-    let (compare, server) = started(&dir, true);
+    let (mut compare, server) = started(&dir, true);
+    // Killed once its first run is done (compare's first progress line),
+    // so it died serving: any earlier, it would not have started.
+    let stderr = compare.stderr.take().expect("stderr piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !said.iter().any(|l: &String| l.starts_with("[1/")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => said.push(line),
+            Err(_) => panic!("no first run within 60 s: {said:?}"),
+        }
+    }
     signal(server, Signal::SIGKILL);
     let out = wait_within(compare, Duration::from_secs(120), "compare");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    reader.join().unwrap();
+    said.extend(lines.try_iter());
+    let stderr = said.join("\n");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("FAILED"), "{stderr}");
     let report = std::fs::read_to_string(dir.join("out/report.md")).expect("report written");
