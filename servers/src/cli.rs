@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// 0 spins (the style's honest cost).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub poll_sleep_us: u64,
+    /// Close a connection that moved no byte in either direction for this
+    /// long (e.g. 30s, 500ms), in every style, each in its own idiom;
+    /// counted as idle_closed in the summary line. Off by default: the
+    /// benchmarks measure the styles, not a timer.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub idle_timeout: Option<Duration>,
     /// Set SO_REUSEPORT on the listener.
     #[arg(long)]
     pub reuse_port: bool,
@@ -75,6 +81,7 @@ impl ServeArgs {
             nodelay: self.nodelay,
             work_us: self.work_us,
             poll_sleep_us: self.poll_sleep_us,
+            idle_timeout: self.idle_timeout,
         }
     }
 
@@ -104,6 +111,16 @@ impl ServeArgs {
             reuse_port: self.reuse_port,
         }
     }
+}
+
+/// `--idle-timeout`: a humantime duration, at least 1 ms (a zero timeout
+/// would close every connection before it could speak).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (want e.g. 30s, 500ms, 2m)"))?;
+    if d < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(d)
 }
 
 /// The text of `servers list`.
@@ -235,6 +252,24 @@ mod tests {
             &["process"],
         ] {
             assert_eq!(check(ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn idle_timeout_is_off_unless_given_and_must_be_positive() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["servers", "reactor"];
+            argv.extend(args);
+            ServeArgs::try_parse_from(argv).map(|a| a.config().idle_timeout)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(
+            parse(&["--idle-timeout", "1m30s"]).unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        for bad in ["0s", "soon", "10"] {
+            let e = parse(&["--idle-timeout", bad]).unwrap_err().to_string();
+            assert!(e.contains("--idle-timeout"), "{bad}: {e}");
         }
     }
 

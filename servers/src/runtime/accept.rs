@@ -10,7 +10,11 @@
 //! the process is out of something (EMFILE, ENFILE, ENOBUFS, ENOMEM): the
 //! pending connection stays in the backlog and retrying at once would spin,
 //! so the loop backs off briefly and tries again. Either way the server keeps
-//! serving, and a burst of errors is logged once, with a line when it ends.
+//! serving, and a burst of errors is logged once, with a line when it ends
+//! that gives the burst's count and the loop's total (what the summary's
+//! `accept_errors` adds up); bursts that follow within a second of a logged
+//! one are counted, not logged, so a server at its fd limit does not flood
+//! its log.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -24,6 +28,8 @@ use crate::runtime::stats::{ConnGuard, Stats};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one burst is logged per this long.
+const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// What the accept loop should do after an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +47,14 @@ pub struct AcceptErrors {
     style: &'static str,
     burst: u64,
     backoff: Duration,
+    /// Errors of this loop since it started.
+    total: u64,
+    /// When a burst's start was last logged, and whether the current
+    /// burst's was.
+    logged_at: Option<Instant>,
+    burst_logged: bool,
+    /// Bursts since the last logged one that were not logged.
+    unlogged_bursts: u64,
 }
 
 impl AcceptErrors {
@@ -56,19 +70,17 @@ impl AcceptErrors {
             style,
             burst: 0,
             backoff: FIRST_BACKOFF,
+            total: 0,
+            logged_at: None,
+            burst_logged: false,
+            unlogged_bursts: 0,
         }
     }
 
     /// Call after every successful accept: ends a burst.
     pub fn on_success(&mut self) {
-        if self.burst > 0 {
-            crate::runtime::log::log!(
-                "servers[{}]: accepting again after {} accept error(s)",
-                self.style,
-                self.burst
-            );
-            self.burst = 0;
-            self.backoff = FIRST_BACKOFF;
+        if let Some(line) = self.end_burst() {
+            crate::runtime::log::log!("{line}");
         }
     }
 
@@ -78,13 +90,8 @@ impl AcceptErrors {
         if err.kind() == io::ErrorKind::Interrupted {
             return AcceptAction::Retry;
         }
-        self.stats.accept_error();
-        self.burst += 1;
-        if self.burst == 1 {
-            crate::runtime::log::log!(
-                "servers[{}]: accept failed: {err} (counted; further errors in this burst are counted, not logged)",
-                self.style
-            );
+        if let Some(line) = self.count(err, Instant::now()) {
+            crate::runtime::log::log!("{line}");
         }
         if is_per_connection(err) {
             return AcceptAction::Retry;
@@ -92,6 +99,47 @@ impl AcceptErrors {
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         AcceptAction::BackOff(wait)
+    }
+
+    /// Counts one error; the log line for the start of a burst, unless one
+    /// was logged less than [`LOG_EVERY`] ago.
+    fn count(&mut self, err: &io::Error, now: Instant) -> Option<String> {
+        self.stats.accept_error();
+        self.total += 1;
+        self.burst += 1;
+        if self.burst > 1 {
+            return None;
+        }
+        if self.logged_at.is_some_and(|at| now < at + LOG_EVERY) {
+            self.unlogged_bursts += 1;
+            self.burst_logged = false;
+            return None;
+        }
+        let unlogged = match std::mem::take(&mut self.unlogged_bursts) {
+            0 => String::new(),
+            n => format!("; {n} burst(s) since the last logged one were counted, not logged"),
+        };
+        self.logged_at = Some(now);
+        self.burst_logged = true;
+        Some(format!(
+            "servers[{}]: accept failed: {err} (counted; further errors in this burst are counted, not logged{unlogged})",
+            self.style
+        ))
+    }
+
+    /// Ends a burst; the log line for it if its start was logged.
+    fn end_burst(&mut self) -> Option<String> {
+        if self.burst == 0 {
+            return None;
+        }
+        let burst = std::mem::take(&mut self.burst);
+        self.backoff = FIRST_BACKOFF;
+        std::mem::take(&mut self.burst_logged).then(|| {
+            format!(
+                "servers[{}]: accepting again after {burst} accept error(s) in a row; {} in all since start",
+                self.style, self.total
+            )
+        })
     }
 }
 
@@ -198,6 +246,32 @@ mod tests {
         assert_eq!(stats.snapshot().accept_errors, 8);
         errs.on_success();
         assert_eq!(errs.on_error(&emfile), AcceptAction::BackOff(FIRST_BACKOFF));
+    }
+
+    /// The end-of-burst line once said "after 1 accept error(s)" where the
+    /// summary counted 410: it gave the last burst only.
+    #[test]
+    fn the_log_gives_the_total_and_does_not_flood() {
+        let (stats, mut errs) = errors();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let t0 = Instant::now();
+        assert!(errs.count(&emfile, t0).is_some(), "a first burst is logged");
+        assert!(errs.count(&emfile, t0).is_none(), "within a burst: counted");
+        let end = errs.end_burst().expect("its end is logged");
+        assert!(end.contains("after 2 accept error(s) in a row; 2 in all"), "{end}");
+        // 400 one-error bursts within the next second: counted, not logged.
+        for i in 0..400 {
+            let at = t0 + Duration::from_millis(i * 2);
+            assert!(errs.count(&emfile, at).is_none(), "burst {i} logged");
+            assert!(errs.end_burst().is_none(), "burst {i}'s end logged");
+        }
+        let next = errs
+            .count(&emfile, t0 + LOG_EVERY)
+            .expect("logged again after a second");
+        assert!(next.contains("400 burst(s) since the last logged one"), "{next}");
+        let end = errs.end_burst().expect("its end is logged");
+        assert!(end.contains("after 1 accept error(s) in a row; 403 in all"), "{end}");
+        assert_eq!(stats.snapshot().accept_errors, 403, "the summary's count");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::accept::{AcceptAction, AcceptErrors, Mode, admit};
-use crate::runtime::echo::{EchoStream, echo_blocking};
+use crate::runtime::echo::{EchoStream, Serving};
+use crate::runtime::idle::BlockingStream;
 use crate::runtime::listener::wake_acceptors;
 use crate::runtime::server::{Ctx, ServerError};
 use crate::runtime::shutdown::{CLOSE_BUDGET, ConnRegistry, Tracked, report_stragglers};
@@ -18,7 +19,7 @@ use crate::runtime::stats::ConnGuard;
 
 /// A listener whose `accept` blocks its caller (a thread, or a coroutine).
 pub(crate) trait BlockingListener {
-    type Stream: EchoStream + AsRawFd + Send + 'static;
+    type Stream: EchoStream + BlockingStream + AsRawFd + Send + 'static;
 
     fn accept_stream(&self) -> io::Result<Self::Stream>;
     /// Waits without holding up the style's other work.
@@ -105,13 +106,10 @@ pub(crate) fn close_connections(ctx: &Ctx, registry: &ConnRegistry) {
 }
 
 /// The body of a connection's thread or coroutine.
-pub(crate) fn serve<S: EchoStream + AsRawFd>(
+pub(crate) fn serve<S: EchoStream + BlockingStream + AsRawFd>(
     mut conn: Tracked<S>,
     guard: ConnGuard,
-    buffer_size: usize,
-    work: Duration,
+    serving: Serving,
 ) {
-    if echo_blocking(&mut *conn, buffer_size, work, guard.stats()).is_err() {
-        guard.stats().conn_error();
-    }
+    serving.echo(&mut *conn, guard.stats());
 }

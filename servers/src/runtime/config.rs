@@ -34,6 +34,10 @@ pub struct Config {
     /// Busy-polling only: sleep this long when a full pass found nothing to do
     /// (0 = spin, the honest cost of the style).
     pub poll_sleep_us: u64,
+    /// Close a connection that moved no byte in either direction for this
+    /// long (counted as `idle_closed`); `None` = never (the default, so
+    /// benchmarks measure the styles, not a timer).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             nodelay: false,
             work_us: 0,
             poll_sleep_us: 0,
+            idle_timeout: None,
         }
     }
 }

@@ -18,6 +18,8 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::runtime::config::Config;
+use crate::runtime::idle::{BlockingStream, is_timeout};
 use crate::runtime::stats::{ConnGuard, Stats};
 
 /// A socket the echo can run on: reads, writes and a half-close.
@@ -94,6 +96,58 @@ pub fn echo_blocking<S: EchoStream>(
     finish_half_close(stream)
 }
 
+/// What a connection is served with, taken from the config once (the
+/// blocking styles and tasks).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Serving {
+    pub buffer_size: usize,
+    pub work: Duration,
+    /// `--idle-timeout`.
+    pub idle: Option<Duration>,
+}
+
+impl Serving {
+    pub(crate) fn of(config: &Config) -> Serving {
+        Serving {
+            buffer_size: config.buffer_size,
+            work: config.work(),
+            idle: config.idle_timeout,
+        }
+    }
+
+    /// Serves one connection to its end, counting how it ended: a read or
+    /// write that waited out `--idle-timeout` is an idle close, any other
+    /// error a connection error. The socket's own timeouts do the waiting
+    /// ([`BlockingStream`]), so nothing else runs for it.
+    pub(crate) fn echo<S: EchoStream + BlockingStream>(&self, stream: &mut S, stats: &Stats) -> Ending {
+        if let Some(limit) = self.idle
+            && stream.set_idle_timeout(limit).is_err()
+        {
+            stats.conn_error();
+            return Ending::Error;
+        }
+        match echo_blocking(stream, self.buffer_size, self.work, stats) {
+            Ok(()) => Ending::Closed,
+            Err(e) if self.idle.is_some() && is_timeout(&e) => {
+                stats.idle_closed();
+                Ending::Idle
+            }
+            Err(_) => {
+                stats.conn_error();
+                Ending::Error
+            }
+        }
+    }
+}
+
+/// How a blocking connection ended (counted already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Closed,
+    Idle,
+    Error,
+}
+
 fn read_retry<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match r.read(buf) {
@@ -131,18 +185,42 @@ pub struct EchoConn<S> {
     pending: Vec<u8>,
     sent: usize,
     read_closed: bool,
+    /// With `--idle-timeout`: when a byte last moved (see
+    /// [`crate::runtime::idle`]); `None` when idle timeouts are off, so the
+    /// benchmarks pay no clock read.
+    last_active: Option<Instant>,
+    serial: u64,
     _guard: ConnGuard,
 }
 
 impl<S: EchoStream> EchoConn<S> {
-    pub fn new(stream: S, guard: ConnGuard) -> Self {
+    /// A connection to serve; `track_idle` stamps its activity for
+    /// `--idle-timeout`.
+    pub fn new(stream: S, guard: ConnGuard, track_idle: bool) -> Self {
         EchoConn {
             stream,
             pending: Vec::new(),
             sent: 0,
             read_closed: false,
+            last_active: track_idle.then(Instant::now),
+            serial: crate::runtime::idle::next_serial(),
             _guard: guard,
         }
+    }
+
+    /// When a byte last moved (or the connection opened), if tracked.
+    pub fn last_active(&self) -> Option<Instant> {
+        self.last_active
+    }
+
+    /// This connection's number, unique in the process.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// True once the connection has been idle for `limit` at `now`.
+    pub fn idle_for(&self, limit: Duration, now: Instant) -> bool {
+        self.last_active.is_some_and(|at| now >= at + limit)
     }
 
     /// Moves bytes until the socket would block, the peer is done, or
@@ -150,6 +228,22 @@ impl<S: EchoStream> EchoConn<S> {
     /// `scratch` is the loop's shared read buffer; its length bounds what one
     /// connection may hold.
     pub fn drive(
+        &mut self,
+        scratch: &mut [u8],
+        work: Duration,
+        stats: &Stats,
+        budget: usize,
+    ) -> io::Result<Drive> {
+        let drive = self.drive_inner(scratch, work, stats, budget);
+        if let Some(at) = self.last_active.as_mut()
+            && !matches!(drive, Ok(Drive::Idle))
+        {
+            *at = Instant::now();
+        }
+        drive
+    }
+
+    fn drive_inner(
         &mut self,
         scratch: &mut [u8],
         work: Duration,

@@ -9,6 +9,8 @@
 //!   and with an error (back-off), and the loop of readiness-driven styles.
 //! - [`blocking`]: the accept loop of styles whose connection code blocks.
 //! - [`echo`]: the echo itself, blocking and as a non-blocking state machine.
+//! - [`idle`]: `--idle-timeout`, in each style's idiom (socket timeouts,
+//!   a lazy deadline heap, linked timeouts).
 //! - [`poller`]: the mio pieces of the styles that wait in a mio `Poll`.
 //! - [`shutdown`]: the stop flag, its wakers, and the registry of blocking
 //!   connections.
@@ -21,6 +23,7 @@ pub mod accept;
 pub(crate) mod blocking;
 pub mod config;
 pub mod echo;
+pub mod idle;
 pub(crate) mod fork;
 pub mod limits;
 pub mod listener;

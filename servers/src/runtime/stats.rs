@@ -19,6 +19,7 @@ struct Counters {
     bytes_echoed: AtomicU64,
     accept_errors: AtomicU64,
     conn_errors: AtomicU64,
+    idle_closed: AtomicU64,
     active: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -85,19 +86,22 @@ pub struct Summary {
     pub accept_errors: u64,
     /// Connections ended by an error (reset, broken pipe, ...) rather than EOF.
     pub conn_errors: u64,
+    /// Connections closed by `--idle-timeout`.
+    pub idle_closed: u64,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted={} rejected={} bytes_echoed={} peak_conns={} accept_errors={} conn_errors={}",
+            "accepted={} rejected={} bytes_echoed={} peak_conns={} accept_errors={} conn_errors={} idle_closed={}",
             self.accepted,
             self.rejected,
             self.bytes_echoed,
             self.peak_conns,
             self.accept_errors,
-            self.conn_errors
+            self.conn_errors,
+            self.idle_closed
         )
     }
 }
@@ -174,6 +178,7 @@ impl Stats {
             active: c.active.load(Relaxed),
             accept_errors: c.accept_errors.load(Relaxed),
             conn_errors: c.conn_errors.load(Relaxed),
+            idle_closed: c.idle_closed.load(Relaxed),
         }
     }
 
@@ -235,6 +240,13 @@ impl Stats {
         });
     }
 
+    /// A connection closed by `--idle-timeout`.
+    pub(crate) fn idle_closed(&self) {
+        self.each(|c| {
+            c.idle_closed.fetch_add(1, Relaxed);
+        });
+    }
+
     /// A connection the style could not start serving (thread or coroutine
     /// spawn failed, socket setup failed) after it was admitted.
     pub(crate) fn conn_failed(&self) {
@@ -284,6 +296,9 @@ mod tests {
             (s.accepted, s.rejected, s.active, s.peak_conns),
             (3, 1, 2, 2)
         );
+        stats.idle_closed();
+        let line = stats.snapshot().to_string();
+        assert!(line.ends_with("conn_errors=0 idle_closed=1"), "{line}");
         drop((b, c));
         assert_eq!(stats.snapshot().active, 0);
         assert!(stats.is_shared(), "counters live in a shared mapping");

@@ -21,6 +21,7 @@ use may::coroutine;
 use may::net::{TcpListener, TcpStream};
 
 use crate::runtime::blocking::{BlockingListener, accept_loop, close_connections, serve};
+use crate::runtime::echo::Serving;
 use crate::runtime::config::available_cpus;
 use crate::runtime::listener::wake_acceptors;
 use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
@@ -101,7 +102,7 @@ fn accept_connections(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegi
         .config
         .stack_size
         .map(|bytes| bytes / std::mem::size_of::<usize>());
-    let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+    let serving = Serving::of(&ctx.config);
     accept_loop(ctx, listener, registry, "coroutine", |conn, guard| {
         let mut builder = coroutine::Builder::new();
         if let Some(words) = stack_words {
@@ -109,6 +110,6 @@ fn accept_connections(ctx: &Ctx, listener: &TcpListener, registry: &Arc<ConnRegi
         }
         // SAFETY: as for the acceptor: the connection coroutine only does I/O
         // through `may`'s socket and touches no thread-locals.
-        unsafe { builder.spawn(move || serve(conn, guard, buffer_size, work)) }.map(drop)
+        unsafe { builder.spawn(move || serve(conn, guard, serving)) }.map(drop)
     });
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
 use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::idle::{Deadlines, wait_for, poll_millis};
 use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
 /// Reads per connection per turn before it goes to the back of the queue.
@@ -66,6 +67,8 @@ struct Loop {
     scratch: Vec<u8>,
     accept_errors: AcceptErrors,
     accept_paused_until: Option<Instant>,
+    /// `--idle-timeout`'s deadlines, by descriptor.
+    idle: Option<Deadlines>,
 }
 
 impl Loop {
@@ -84,6 +87,7 @@ impl Loop {
             scratch: vec![0u8; ctx.config.buffer_size],
             accept_errors: AcceptErrors::for_ctx(&ctx),
             accept_paused_until: None,
+            idle: Deadlines::new(ctx.config.idle_timeout),
             ctx,
             epfd,
             wake: Arc::new(wake),
@@ -124,13 +128,10 @@ impl Loop {
             let timeout_ms = if !self.again.is_empty() {
                 0
             } else {
-                match self.accept_paused_until {
-                    Some(until) => {
-                        let left = until.saturating_duration_since(Instant::now());
-                        left.as_millis().min(1000) as libc::c_int + 1
-                    }
-                    None => -1,
-                }
+                poll_millis(wait_for([
+                    self.accept_paused_until,
+                    self.idle.as_ref().and_then(Deadlines::next_due),
+                ]))
             };
             // SAFETY: the buffer holds MAX_EVENTS events and outlives the call.
             let n = unsafe {
@@ -165,10 +166,31 @@ impl Loop {
                     self.serve(fd);
                 }
             }
+            self.close_idle();
         }
         // Dropping the table closes every connection.
         self.conns.clear();
         Ok(())
+    }
+
+    /// Closes the connections idle past `--idle-timeout` (closing the
+    /// descriptor also takes it out of the epoll set).
+    fn close_idle(&mut self) {
+        let Some(idle) = self.idle.as_mut() else {
+            return;
+        };
+        let conns = &self.conns;
+        let expired = idle.expire(Instant::now(), |fd, serial| {
+            conns
+                .get(fd)
+                .and_then(Option::as_ref)
+                .filter(|c| c.echo.serial() == serial)
+                .and_then(|c| c.echo.last_active())
+        });
+        for fd in expired {
+            self.conns[fd] = None;
+            self.ctx.stats.idle_closed();
+        }
     }
 
     fn serve(&mut self, fd: RawFd) {
@@ -217,8 +239,12 @@ impl Loop {
         }
         // Data that arrived before registration is reported as a first
         // edge, so nothing is lost by waiting for it.
+        let echo = EchoConn::new(stream, guard, self.idle.is_some());
+        if let (Some(idle), Some(since)) = (self.idle.as_mut(), echo.last_active()) {
+            idle.watch(slot, echo.serial(), since);
+        }
         self.conns[slot] = Some(Conn {
-            echo: EchoConn::new(stream, guard),
+            echo,
             queued: false,
         });
     }

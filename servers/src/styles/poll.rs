@@ -14,10 +14,11 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
 use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::idle::{poll_millis, wait_for};
 use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
 
 /// Reads per connection per wake-up.
@@ -60,6 +61,10 @@ struct Loop<'a> {
     scratch: Vec<u8>,
     errors: AcceptErrors,
     accept_paused_until: Option<Instant>,
+    /// `--idle-timeout`, and when the least recently active connection
+    /// reaches it (poll(2) sleeps no longer).
+    idle: Option<Duration>,
+    next_idle_check: Option<Instant>,
 }
 
 fn pollfd(fd: i32, events: i16) -> libc::pollfd {
@@ -79,6 +84,8 @@ impl<'a> Loop<'a> {
         Loop {
             errors: AcceptErrors::for_ctx(&ctx),
             scratch: vec![0u8; ctx.config.buffer_size],
+            idle: ctx.config.idle_timeout,
+            next_idle_check: None,
             ctx,
             listener,
             waker,
@@ -90,16 +97,7 @@ impl<'a> Loop<'a> {
 
     fn run(&mut self) -> io::Result<()> {
         while !self.ctx.shutdown.is_stopping() {
-            let timeout = match self.accept_paused_until {
-                Some(until) => until
-                    .saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(1000) as i32,
-                None => -1,
-            };
-            // SAFETY: `fds` is a live, initialised vector of pollfd and its
-            // length is passed with it; poll(2) only writes the revents
-            // fields within it.
+            let timeout = poll_millis(wait_for([self.accept_paused_until, self.next_idle_check]));
             let ready = unsafe {
                 libc::poll(
                     self.fds.as_mut_ptr(),
@@ -138,8 +136,33 @@ impl<'a> Loop<'a> {
             if listener_ready {
                 self.accept_all();
             }
+            if self.next_idle_check.is_some_and(|t| Instant::now() >= t) {
+                self.close_idle();
+            }
         }
         Ok(())
+    }
+
+    /// Closes the connections idle past `--idle-timeout`, and notes when
+    /// the next one will be: poll(2) visits every connection on every call,
+    /// so a scan of the same array is in keeping with the style.
+    fn close_idle(&mut self) {
+        let Some(limit) = self.idle else {
+            return;
+        };
+        let now = Instant::now();
+        let mut oldest: Option<Instant> = None;
+        let mut i = self.conns.len();
+        while i > 0 {
+            i -= 1;
+            if self.conns[i].idle_for(limit, now) {
+                self.remove(i);
+                self.ctx.stats.idle_closed();
+            } else if let Some(at) = self.conns[i].last_active() {
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        self.next_idle_check = oldest.map(|at| at + limit);
     }
 
     fn serve(&mut self, i: usize) {
@@ -191,7 +214,12 @@ impl AcceptReady for Loop<'_> {
     fn accepted(&mut self, stream: TcpStream) {
         if let Some((stream, guard)) = admit(&self.ctx, stream, Mode::NonBlocking) {
             self.fds.push(pollfd(stream.as_raw_fd(), libc::POLLIN));
-            self.conns.push(EchoConn::new(stream, guard));
+            let conn = EchoConn::new(stream, guard, self.idle.is_some());
+            if let (Some(limit), Some(since)) = (self.idle, conn.last_active()) {
+                let due = since + limit;
+                self.next_idle_check = Some(self.next_idle_check.map_or(due, |t| t.min(due)));
+            }
+            self.conns.push(conn);
         }
     }
 }

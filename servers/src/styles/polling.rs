@@ -55,6 +55,7 @@ impl Polling {
         let mut accept_paused_until: Option<Instant> = None;
         let mut scratch = vec![0u8; self.ctx.config.buffer_size];
         // The loop checks the flag on every pass, so shutdown needs no waker.
+        let idle = self.ctx.config.idle_timeout;
         while !self.ctx.shutdown.is_stopping() {
             self.accepted_any = false;
             if accept_paused_until.is_none_or(|until| Instant::now() >= until) {
@@ -62,9 +63,22 @@ impl Polling {
                 accept_paused_until = self.accept_ready(usize::MAX);
             }
             let mut busy = self.accepted_any;
+            // One clock read per pass, and only with --idle-timeout: the
+            // pass visits every connection anyway, so that is where idle
+            // ones are found.
+            let now = idle.map(|_| Instant::now());
             let mut i = 0;
             while i < self.conns.len() {
                 match self.conns[i].drive(&mut scratch, work, &self.ctx.stats, BUDGET) {
+                    Ok(Drive::Idle)
+                        if idle
+                            .zip(now)
+                            .is_some_and(|(limit, now)| self.conns[i].idle_for(limit, now)) =>
+                    {
+                        self.conns.swap_remove(i);
+                        self.ctx.stats.idle_closed();
+                        busy = true;
+                    }
                     Ok(Drive::Idle) => i += 1,
                     Ok(Drive::Progressed | Drive::Budget) => {
                         busy = true;
@@ -107,7 +121,8 @@ impl AcceptReady for Polling {
     fn accepted(&mut self, stream: TcpStream) {
         self.accepted_any = true;
         if let Some((stream, guard)) = admit(&self.ctx, stream, Mode::NonBlocking) {
-            self.conns.push(EchoConn::new(stream, guard));
+            let track_idle = self.ctx.config.idle_timeout.is_some();
+            self.conns.push(EchoConn::new(stream, guard, track_idle));
         }
     }
 }

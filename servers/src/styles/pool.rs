@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crate::runtime::blocking::{accept_loop, blocking_listener, close_connections, serve};
+use crate::runtime::echo::Serving;
 use crate::runtime::config::DEFAULT_THREAD_STACK;
 use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
 use crate::runtime::shutdown::{ConnRegistry, Tracked};
@@ -55,7 +56,7 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
 /// A worker: take the next queued connection, serve it to the end, repeat.
 /// Ends when the queue is closed and empty.
 fn work(ctx: &Ctx, jobs: &Mutex<Receiver<Job>>) {
-    let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+    let serving = Serving::of(&ctx.config);
     loop {
         // The lock is held only while waiting for a job, not while serving.
         let job = match jobs.lock() {
@@ -63,7 +64,7 @@ fn work(ctx: &Ctx, jobs: &Mutex<Receiver<Job>>) {
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         match job {
-            Ok((conn, guard)) => serve(conn, guard, buffer_size, work),
+            Ok((conn, guard)) => serve(conn, guard, serving),
             Err(_) => return,
         }
     }

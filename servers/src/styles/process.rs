@@ -30,7 +30,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
-use crate::runtime::echo::echo_blocking;
+use crate::runtime::echo::{Ending, Serving};
 use crate::runtime::fork::{self, Child, exited_cleanly};
 use crate::runtime::log::log;
 use crate::runtime::poller;
@@ -146,24 +146,21 @@ impl Parent {
         let Some((stream, guard)) = admit(ctx, stream, Mode::AsAccepted) else {
             return;
         };
-        let (stats, buffer_size, work) = (
-            Arc::clone(&ctx.stats),
-            ctx.config.buffer_size,
-            ctx.config.work(),
-        );
+        let (stats, serving) = (Arc::clone(&ctx.stats), Serving::of(&ctx.config));
         let fd = stream.as_raw_fd();
         let spawned = fork::spawn(&[fd], move || {
             let mut stream = stream;
-            // The accepted socket shares the listener's non-blocking mode.
-            let served = fork::shut_down_on_sigterm(stream.as_raw_fd())
-                .and_then(|()| stream.set_nonblocking(false))
-                .and_then(|()| echo_blocking(&mut stream, buffer_size, work, &stats));
-            match served {
-                Ok(()) => 0,
-                Err(_) => {
-                    stats.conn_error();
-                    1
-                }
+            let ready = fork::shut_down_on_sigterm(stream.as_raw_fd())
+                .and_then(|()| stream.set_nonblocking(false));
+            if ready.is_err() {
+                stats.conn_error();
+                return 1;
+            }
+            // Counted in the shared counters by `echo`; the exit code tells
+            // the parent whether the child ended as it should.
+            match serving.echo(&mut stream, &stats) {
+                Ending::Closed | Ending::Idle => 0,
+                Ending::Error => 1,
             }
         });
         let child = match spawned {

@@ -24,6 +24,7 @@ use slab::Slab;
 
 use crate::runtime::accept::{AcceptErrors, AcceptReady, Mode, admit};
 use crate::runtime::echo::{Drive, EchoConn};
+use crate::runtime::idle::{Deadlines, wait_for};
 use crate::runtime::poller;
 use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
 
@@ -111,6 +112,8 @@ struct Reactor {
     again: VecDeque<Token>,
     accept_errors: AcceptErrors,
     accept_paused_until: Option<Instant>,
+    /// `--idle-timeout`'s deadlines, by slab key.
+    idle: Option<Deadlines>,
     lp: LoopState,
 }
 
@@ -127,6 +130,7 @@ impl Reactor {
             again: VecDeque::new(),
             accept_errors: AcceptErrors::for_ctx(&ctx),
             accept_paused_until: None,
+            idle: Deadlines::new(ctx.config.idle_timeout),
             lp: LoopState {
                 scratch: vec![0u8; ctx.config.buffer_size],
                 work: ctx.config.work(),
@@ -141,8 +145,10 @@ impl Reactor {
             let timeout = if !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.accept_paused_until
-                    .map(|until| until.saturating_duration_since(Instant::now()))
+                wait_for([
+                    self.accept_paused_until,
+                    self.idle.as_ref().and_then(Deadlines::next_due),
+                ])
             };
             poller::wait(&mut self.poll, &mut events, timeout)?;
             for event in events.iter() {
@@ -174,8 +180,28 @@ impl Reactor {
                     self.dispatch(token, Connection::drive);
                 }
             }
+            self.close_idle();
         }
         Ok(())
+    }
+
+    /// Closes the connections idle past `--idle-timeout`.
+    fn close_idle(&mut self) {
+        let Some(idle) = self.idle.as_mut() else {
+            return;
+        };
+        let conns = &self.conns;
+        let expired = idle.expire(Instant::now(), |key, serial| {
+            conns
+                .get(key)
+                .filter(|c| c.echo.serial() == serial)
+                .and_then(|c| c.echo.last_active())
+        });
+        for key in expired {
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut conn.echo.stream);
+            self.lp.ctx.stats.idle_closed();
+        }
     }
 
     fn dispatch(&mut self, token: Token, callback: fn(&mut Connection, &mut LoopState) -> Next) {
@@ -219,8 +245,12 @@ impl Reactor {
             Ok(()) => {
                 // epoll reports data that arrived before registration as
                 // a first event, so nothing is lost by waiting for it.
+                let echo = EchoConn::new(stream, guard, self.idle.is_some());
+                if let (Some(idle), Some(since)) = (self.idle.as_mut(), echo.last_active()) {
+                    idle.watch(token.0, echo.serial(), since);
+                }
                 entry.insert(Connection {
-                    echo: EchoConn::new(stream, guard),
+                    echo,
                     queued: false,
                 });
             }

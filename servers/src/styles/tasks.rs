@@ -8,6 +8,7 @@
 //! current-thread runtime. Scheduling is cooperative: a task only yields at
 //! an `.await`, so CPU-bound work (`--work-us`) holds its worker thread.
 
+use std::io;
 use std::net::TcpListener as StdListener;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::runtime::accept::{AcceptAction, AcceptErrors, Mode, admit};
 use crate::runtime::config::available_cpus;
-use crate::runtime::echo::{FIRST_READ, burn};
+use crate::runtime::echo::{FIRST_READ, Serving, burn};
 use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
 use crate::runtime::shutdown::CLOSE_BUDGET;
 use crate::runtime::stats::{ConnGuard, Stats};
@@ -83,61 +84,67 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<
         let Some((stream, guard)) = admit(&ctx, stream, Mode::AsAccepted) else {
             continue;
         };
-        tokio::spawn(serve(
-            stream,
-            guard,
-            ctx.config.buffer_size,
-            ctx.config.work(),
-        ));
+        tokio::spawn(serve(stream, guard, Serving::of(&ctx.config)));
     }
 }
 
-async fn serve(mut stream: TcpStream, guard: ConnGuard, buffer_size: usize, work: Duration) {
-    if echo(&mut stream, buffer_size, work, guard.stats())
-        .await
-        .is_err()
-    {
-        guard.stats().conn_error();
+async fn serve(mut stream: TcpStream, guard: ConnGuard, serving: Serving) {
+    let stats = guard.stats();
+    match echo(&mut stream, serving, stats).await {
+        Ok(()) => {}
+        Err(e) if serving.idle.is_some() && e.kind() == io::ErrorKind::TimedOut => {
+            stats.idle_closed()
+        }
+        Err(_) => stats.conn_error(),
     }
 }
 
-async fn echo(
-    stream: &mut TcpStream,
-    buffer_size: usize,
-    work: Duration,
-    stats: &Stats,
-) -> std::io::Result<()> {
-    // Wait for the peer to speak before giving it a buffer, so an idle
-    // connection costs only its task. Readiness can be spurious (tokio
-    // reports a fresh socket ready once), so the first read goes into a
-    // small buffer inside the task and only real data earns the full one.
+/// Awaits one read or write, for at most `--idle-timeout` when it is set
+/// (then `TimedOut`): the task's own timer, in tokio's timer wheel.
+async fn within<T>(
+    idle: Option<Duration>,
+    op: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match idle {
+        None => op.await,
+        Some(limit) => tokio::time::timeout(limit, op)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+    }
+}
+
+async fn echo(stream: &mut TcpStream, serving: Serving, stats: &Stats) -> io::Result<()> {
+    let Serving {
+        buffer_size,
+        work,
+        idle,
+    } = serving;
     let first = loop {
-        stream.readable().await?;
+        within(idle, stream.readable()).await?;
         let mut small = [0u8; FIRST_READ];
         match stream.try_read(&mut small) {
             Ok(n) => break (small, n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
     };
     if first.1 > 0 {
         burn(work);
-        stream.write_all(&first.0[..first.1]).await?;
+        within(idle, stream.write_all(&first.0[..first.1])).await?;
         stats.echoed(first.1);
         let mut buf = vec![0u8; buffer_size];
         loop {
-            let n = stream.read(&mut buf).await?;
+            let n = within(idle, stream.read(&mut buf)).await?;
             if n == 0 {
                 break;
             }
             burn(work);
-            stream.write_all(&buf[..n]).await?;
+            within(idle, stream.write_all(&buf[..n])).await?;
             stats.echoed(n);
         }
     }
-    // Half-close: everything was sent back; now our side says EOF too.
     match stream.shutdown().await {
-        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
     }
 }

@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::thread;
 
 use crate::runtime::blocking::{accept_loop, blocking_listener, close_connections, serve};
+use crate::runtime::echo::Serving;
 use crate::runtime::config::DEFAULT_THREAD_STACK;
 use crate::runtime::server::{Ctx, Runner, ServerError, spawn_runner};
 use crate::runtime::shutdown::ConnRegistry;
@@ -25,12 +26,12 @@ pub(crate) fn start(ctx: Ctx, listener: TcpListener) -> Result<Runner, ServerErr
 fn run(ctx: &Ctx, listener: &TcpListener) {
     let registry = ConnRegistry::new();
     let stack = ctx.config.stack_size.unwrap_or(DEFAULT_THREAD_STACK);
-    let (buffer_size, work) = (ctx.config.buffer_size, ctx.config.work());
+    let serving = Serving::of(&ctx.config);
     accept_loop(ctx, listener, &registry, "thread", |conn, guard| {
         thread::Builder::new()
             .name("threads-conn".into())
             .stack_size(stack)
-            .spawn(move || serve(conn, guard, buffer_size, work))
+            .spawn(move || serve(conn, guard, serving))
             .map(drop)
     });
     close_connections(ctx, &registry);

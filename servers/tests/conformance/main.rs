@@ -11,6 +11,7 @@ mod support;
 mod behaviour;
 mod chunking;
 mod forking;
+mod idle;
 mod process;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

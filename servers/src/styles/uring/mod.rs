@@ -47,14 +47,15 @@
 //! a connection serves it for its whole life.
 //!
 //! This file is the event loop; `ring` queues submissions and reaps
-//! completions, `bufpool` holds the receive buffers.
+//! completions, `bufpool` holds the receive buffers, `stop` ends a loop
+//! without freeing memory the kernel may still use.
 
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::types::{Fd, Fixed, Timespec};
 use io_uring::{cqueue, opcode, squeue};
@@ -63,11 +64,11 @@ use slab::Slab;
 use crate::runtime::accept::{AcceptAction, AcceptErrors, Mode, admit};
 use crate::runtime::echo::burn;
 use crate::runtime::server::{Ctx, Runner, ServerError, make_loops, run_loops, spawn_runner};
-use crate::runtime::shutdown::CLOSE_BUDGET;
 use crate::runtime::stats::ConnGuard;
 
 mod bufpool;
 mod ring;
+mod stop;
 use bufpool::{BGID, BufPool, Held, pool_shape};
 use ring::{CQ_ENTRIES, Ring, new_ring, register_file_table};
 
@@ -83,6 +84,7 @@ const ACCEPT: u64 = 3;
 const BACKOFF: u64 = 4;
 const WAKE: u64 = 5;
 const CANCEL: u64 = 6;
+const IDLE_TIMER: u64 = 7;
 const TAG_BITS: u32 = 3;
 
 fn token(tag: u64, key: usize) -> u64 {
@@ -141,6 +143,9 @@ struct Uring {
     stopping: bool,
     /// Slots in the ring's registered-file table (0: none registered).
     fixed_files: u32,
+    /// `--idle-timeout` as the kernel takes it, boxed so that its address
+    /// stays valid while linked timeouts reference it.
+    idle: Option<Box<Timespec>>,
 }
 
 /// One connection. At most one receive, one send and one shutdown are in
@@ -162,6 +167,9 @@ struct Conn {
     read_closed: bool,
     /// Done (error or finished half-close): close once nothing is in flight.
     closing: bool,
+    /// The linked idle timeout of the receive or send in flight has not
+    /// completed yet.
+    timer_pending: bool,
     _guard: ConnGuard,
 }
 
@@ -173,7 +181,7 @@ struct Out {
 
 impl Conn {
     fn idle(&self) -> bool {
-        !(self.recv_pending || self.send_pending || self.shutdown_pending)
+        !(self.recv_pending || self.send_pending || self.shutdown_pending || self.timer_pending)
     }
 }
 
@@ -204,6 +212,7 @@ impl Uring {
             backoff: Box::new(Timespec::new()),
             stopping: false,
             fixed_files,
+            idle: ctx.config.idle_timeout.map(|d| Box::new(Timespec::from(d))),
             work: ctx.config.work(),
             ctx,
         })
@@ -249,6 +258,7 @@ impl Uring {
                     RECV => self.on_recv(key, res, flags),
                     SEND => self.on_send(key, res),
                     SHUTDOWN => self.on_shutdown(key, res),
+                    IDLE_TIMER => self.on_idle_timer(key),
                     ACCEPT => self.on_accept(res, flags),
                     BACKOFF => {
                         self.accept_paused = false;
@@ -322,6 +332,7 @@ impl Uring {
             shutdown_pending: false,
             read_closed: false,
             closing: false,
+            timer_pending: false,
             _guard: guard,
         });
         // Not registered (table full, or an error): the connection simply
@@ -373,6 +384,10 @@ impl Uring {
                     conn.own = Some(vec![0u8; self.pool.buf_size].into_boxed_slice());
                 }
             }
+            (e, held) if e == -libc::ECANCELED && self.idle.is_some() => {
+                self.pool.release(held);
+                Self::idle_close(conn, &self.ctx);
+            }
             // Interrupted, or the linked send before it fell short (the
             // send's completion handles that): arm it again later.
             (e, held) if e == -libc::EINTR || e == -libc::EAGAIN || e == -libc::ECANCELED => {
@@ -405,6 +420,9 @@ impl Uring {
             }
             // Short (a signal or an error stopped the kernel's retries):
             // `advance` sends the rest, and a lasting error shows up then.
+        } else if res == -libc::ECANCELED && self.idle.is_some() {
+            self.pool.release(conn.out.take().map(|out| out.buf));
+            Self::idle_close(conn, &self.ctx);
         } else if res != -libc::EINTR && res != -libc::EAGAIN {
             // Reset, broken pipe (or a 0-byte send, which would not progress).
             self.pool.release(conn.out.take().map(|out| out.buf));
@@ -424,6 +442,25 @@ impl Uring {
             self.ctx.stats.conn_error();
         }
         conn.closing = true;
+        self.advance(key);
+    }
+
+    /// With `--idle-timeout` only one receive or send is in flight, each
+    /// with its own linked timeout; with the receive or send cancelled by
+    /// it (`ECANCELED`), the connection is closed as idle.
+    fn idle_close(conn: &mut Conn, ctx: &Ctx) {
+        if !conn.closing {
+            conn.closing = true;
+            ctx.stats.idle_closed();
+        }
+    }
+
+    fn on_idle_timer(&mut self, key: usize) {
+        // Fired (ETIME) or cancelled because the operation completed first:
+        // either way what happened shows in the operation's own completion.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.timer_pending = false;
+        }
         self.advance(key);
     }
 
@@ -470,6 +507,18 @@ impl Uring {
                 .flags(squeue::Flags::BUFFER_SELECT),
         }
         .user_data(token(RECV, key));
+        // With --idle-timeout: a timeout linked after the receive or send,
+        // which the kernel starts with it and which cancels it if it waits
+        // longer. The next operation waits for the timer's own completion.
+        let idle_timer = match self.idle.as_deref() {
+            Some(_) if conn.timer_pending => return,
+            Some(limit) => Some(
+                opcode::LinkTimeout::new(limit)
+                    .build()
+                    .user_data(token(IDLE_TIMER, key)),
+            ),
+            None => None,
+        };
         if let Some(out) = conn.out.as_ref() {
             if conn.send_pending {
                 return;
@@ -487,7 +536,13 @@ impl Uring {
                 .build()
                 .user_data(token(SEND, key));
             conn.send_pending = true;
-            if !conn.recv_pending && !conn.read_closed {
+            if let Some(timer) = idle_timer {
+                conn.timer_pending = true;
+                // SAFETY: as for the linked receive below; the timeout
+                // reads the boxed timespec in `self.idle`, which lives as
+                // long as the ring.
+                unsafe { self.io.push(&[send.flags(squeue::Flags::IO_LINK), timer]) };
+            } else if !conn.recv_pending && !conn.read_closed {
                 // The next receive runs only after the send fully succeeded
                 // (back-pressure), without another trip through this loop.
                 conn.recv_pending = true;
@@ -513,57 +568,18 @@ impl Uring {
             }
         } else if !conn.recv_pending {
             conn.recv_pending = true;
+            conn.timer_pending = idle_timer.is_some();
             // SAFETY: the receive writes into a ring buffer, which outlives
             // every operation (see `stop`), or into `own`, which stays in the
-            // connection until the receive completes.
-            unsafe { self.io.push(&[recv]) };
-        }
-    }
-
-    /// Cancels everything, waits until the kernel has finished with every
-    /// operation (and so with every buffer), then closes the connections.
-    fn stop(&mut self) {
-        self.stopping = true;
-        let cancel = token(CANCEL, 0);
-        if let Err(e) = self.io.cancel_all(Instant::now() + CLOSE_BUDGET, cancel) {
-            eprintln!("servers[uring]: waiting for cancelled operations: {e}");
-        }
-        if self.io.inflight > 0 {
-            eprintln!(
-                "servers[uring]: {} operation(s) still in flight at shutdown; leaking their buffers",
-                self.io.inflight
-            );
-            self.leak_buffers();
-        }
-        // Closing the sockets: peers see EOF (RST if they sent unread data).
-        // The file table holds them open too, so it goes first.
-        if self.fixed_files > 0 {
-            let _ = self.io.ring.submitter().unregister_files();
-        }
-        self.conns.clear();
-    }
-
-    /// The kernel may still write into buffers of unfinished operations,
-    /// even after the ring is closed: never free memory it may use.
-    fn leak_buffers(&mut self) {
-        self.pool.leak();
-        for (_, conn) in self.conns.iter_mut() {
-            std::mem::forget(conn.own.take());
-            if let Some(Out {
-                buf: Held::Own(own),
-                ..
-            }) = conn.out.take()
-            {
-                std::mem::forget(own);
+            // connection until the receive completes; a linked timeout reads
+            // the boxed timespec in `self.idle`, which lives as long as the
+            // ring.
+            unsafe {
+                match idle_timer {
+                    Some(timer) => self.io.push(&[recv.flags(squeue::Flags::IO_LINK), timer]),
+                    None => self.io.push(&[recv]),
+                }
             }
-        }
-    }
-}
-
-impl Drop for Uring {
-    fn drop(&mut self) {
-        if self.io.inflight > 0 {
-            self.leak_buffers();
         }
     }
 }
