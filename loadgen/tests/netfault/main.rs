@@ -72,6 +72,14 @@ pub fn no_mismatch(results: &[(Style, RunResult)]) {
     }
 }
 
+/// No error of any kind (so no mismatch either), and messages echoed.
+pub fn no_errors(results: &[(Style, RunResult)]) {
+    no_mismatch(results);
+    for (style, r) in results {
+        assert_eq!(r.errors.total(), 0, "{style}: {}", r.errors.describe());
+    }
+}
+
 /// One fresh connection, `len` bytes out and back, each checked; bounded
 /// by socket timeouts.
 pub fn echo_once(addr: SocketAddr, len: usize) -> Result<(), String> {
