@@ -90,8 +90,9 @@ impl Netns {
         let mut cmd = Command::new(program);
         let fd = self.file.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // made (setns and prctl are plain system calls); `fd` stays open in
-        // the parent, which holds `self` while it spawns.
+        // made (setns and prctl are plain system calls, no allocation). Were
+        // `fd` closed by the time of the spawn (the namespace dropped), setns
+        // would fail with EBADF and the spawn report it: no other effect.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
