@@ -15,7 +15,8 @@
 //! in the figure, which is why the blocking styles look cheapest. `uring`
 //! cannot be run under valgrind (see `main`).
 //!
-//! `cargo bench -p servers --bench instructions [-- --rounds 400 --conns 50 --styles epoll,reactor]`
+//! `cargo bench -p servers --bench instructions [-- --rounds 400 --conns 50 --styles epoll,reactor]
+//! [--server-arg --idle-timeout=30s]`
 //! Needs valgrind; without it the bench says so and exits 0.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,6 +31,8 @@ struct Args {
     rounds: usize,
     conns: usize,
     styles: Vec<Style>,
+    /// Extra flags for every server (`--server-arg --idle-timeout=30s`).
+    server_args: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +40,7 @@ fn parse_args() -> Args {
         rounds: 400,
         conns: 50,
         styles: Style::ALL.to_vec(),
+        server_args: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +56,7 @@ fn parse_args() -> Args {
                     })
                     .collect()
             }
+            "--server-arg" => args.server_args.push(value()),
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }
@@ -65,7 +70,7 @@ struct Traced {
     addr: SocketAddr,
 }
 
-fn start(style: Style, dir: &Path, conns: usize) -> Traced {
+fn start(style: Style, dir: &Path, conns: usize, server_args: &[String]) -> Traced {
     let mut cmd = Command::new("valgrind");
     cmd.args(["--tool=callgrind", "--trace-children=yes", "--quiet"])
         .arg(format!(
@@ -77,8 +82,12 @@ fn start(style: Style, dir: &Path, conns: usize) -> Traced {
         .args(["--addr", "127.0.0.1:0", "--nodelay"]);
     // One worker: the instructions of one loop, not of work stealing. A
     // pool gets one thread per connection, or the rest would wait unserved.
-    let workers = if style == Style::Pool { conns } else { 1 };
-    cmd.args(["--workers", &workers.to_string()]);
+    // Styles without workers refuse the flag.
+    if style.knobs().contains(&servers::Knob::Workers) {
+        let workers = if style == Style::Pool { conns } else { 1 };
+        cmd.args(["--workers", &workers.to_string()]);
+    }
+    cmd.args(server_args);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -124,9 +133,9 @@ fn drive(addr: SocketAddr, conns: usize, rounds: usize) -> bool {
 }
 
 /// Instructions executed by the server (all processes) for one run.
-fn run(style: Style, conns: usize, rounds: usize) -> Option<u64> {
-    let dir = scratch_dir(style, rounds);
-    let traced = start(style, &dir, conns);
+fn run(style: Style, args: &Args, rounds: usize) -> Option<u64> {
+    let (conns, dir) = (args.conns, scratch_dir(style, rounds));
+    let traced = start(style, &dir, conns, &args.server_args);
     let ok = drive(traced.addr, conns, rounds);
     stop(traced);
     let total = total_instructions(&dir);
@@ -190,10 +199,15 @@ fn main() {
     }
     let _ = servers::limits::raise_nofile_limit();
     println!(
-        "# instructions per echoed 64-byte message (callgrind; {} connections; runs of {} and {} rounds, differenced)",
+        "# instructions per echoed 64-byte message (callgrind; {} connections; runs of {} and {} rounds, differenced){}",
         args.conns,
         args.rounds,
-        2 * args.rounds
+        2 * args.rounds,
+        if args.server_args.is_empty() {
+            String::new()
+        } else {
+            format!("; servers run with {}", args.server_args.join(" "))
+        }
     );
     println!("| style | instructions / message | note |");
     println!("|---|---:|---|");
@@ -207,8 +221,8 @@ fn main() {
             );
             continue;
         }
-        let one = run(style, args.conns, args.rounds);
-        let two = run(style, args.conns, 2 * args.rounds);
+        let one = run(style, &args, args.rounds);
+        let two = run(style, &args, 2 * args.rounds);
         let messages = (args.conns * args.rounds) as f64;
         let note = match style {
             Style::Polling => "spins between messages: time-dependent",
