@@ -1,8 +1,9 @@
 //! The `loadgen` command line, in the library so tests parse it in-process:
-//! the flags in [`args`], the commands here, each calling the engine, the
-//! comparison and the report.
+//! the flags in [`args`], the commands here (`soak`'s in its own file),
+//! each calling the engine, the comparison or the soak, and the report.
 
 pub mod args;
+mod soak;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use crate::results::RunResult;
 use crate::results::merge::{Part, merge_parts};
 use crate::results::spec::RunSpec;
 
-pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs};
+pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs, SoakArgs};
 
 /// Exit status of a run that completed but failed (errors, dead server...).
 pub const EXIT_FAILED: i32 = 1;
@@ -36,6 +37,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             }
         }
         Command::Compare(args) => compare_command(&args),
+        Command::Soak(args) => soak::soak_command(&args),
         Command::Report { results, out } => {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;
@@ -200,7 +202,6 @@ fn scenario_command(
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
-    let online = crate::probe::host::affinity(0).unwrap_or_default();
     let targeted = !args.targets.is_empty();
     // Running servers have the CPUs their containers were given.
     let server_cpus = if targeted {
@@ -208,32 +209,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     } else {
         args.server_cpus.0.clone()
     };
-    for cpu in &server_cpus {
-        if !online.contains(cpu) {
-            anyhow::bail!(
-                "--server-cpus: CPU {cpu} is not available to this process (have {online:?})"
-            );
-        }
-    }
-    let client_cpus = match &args.client_cpus {
-        Some(list) => list.0.clone(),
-        None => {
-            let rest: Vec<usize> = online
-                .iter()
-                .copied()
-                .filter(|c| !server_cpus.contains(c))
-                .collect();
-            if rest.is_empty() {
-                note!(
-                    "loadgen compare: only CPU(s) {online:?} available: loadgen shares them with the servers, \
-                     so figures include the client's own load"
-                );
-                online.clone()
-            } else {
-                rest
-            }
-        }
-    };
+    let client_cpus = client_cpus(&server_cpus, args.client_cpus.as_ref())?;
     let out = match &args.out {
         Some(p) => p.clone(),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
@@ -313,6 +289,39 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// Loadgen's CPUs: `--client-cpus`, or every CPU this process may use but
+/// the servers' (all of them, with a warning, if none is left); fails if
+/// a server CPU is not one this process may use.
+fn client_cpus(
+    server_cpus: &[usize],
+    client: Option<&args::CpuList>,
+) -> anyhow::Result<Vec<usize>> {
+    let online = crate::probe::host::affinity(0).unwrap_or_default();
+    for cpu in server_cpus {
+        if !online.contains(cpu) {
+            anyhow::bail!(
+                "--server-cpus: CPU {cpu} is not available to this process (have {online:?})"
+            );
+        }
+    }
+    if let Some(list) = client {
+        return Ok(list.0.clone());
+    }
+    let rest: Vec<usize> = online
+        .iter()
+        .copied()
+        .filter(|c| !server_cpus.contains(c))
+        .collect();
+    if rest.is_empty() {
+        note!(
+            "loadgen: only CPU(s) {online:?} available: loadgen shares them with the servers, \
+             so figures include the client's own load"
+        );
+        return Ok(online);
+    }
+    Ok(rest)
 }
 
 /// Why a comparison as a whole did not succeed: a server that did not
