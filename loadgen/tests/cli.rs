@@ -89,7 +89,10 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["soak", "--duration", "0s"], "--duration"),
         // Too short to fit a trend after the warm-up.
         (&["soak", "--duration", "12s"], "--duration"),
-        (&["soak", "--duration", "30s", "--warmup", "25s"], "--warmup"),
+        (
+            &["soak", "--duration", "30s", "--warmup", "25s"],
+            "--warmup",
+        ),
         (&["soak", "--rate", "0"], "--rate"),
         (&["soak", "--conns", "0"], "--conns"),
         (&["soak", "--churn-rate", "fast"], "--churn-rate"),

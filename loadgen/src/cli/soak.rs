@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 
 use crate::cli::args::SoakArgs;
-use crate::cli::{EXIT_FAILED, EXIT_INTERRUPTED, client_cpus, say, servers_limit, start_guard};
-use crate::cli::{stop_flag, utc_stamp};
+use crate::cli::common::{EXIT_FAILED, EXIT_INTERRUPTED, client_cpus, say, servers_limit};
+use crate::cli::common::{start_guard, stop_flag, utc_stamp};
 use crate::report::soak::failed_checks;
 
 pub(super) fn soak_command(args: &SoakArgs) -> anyhow::Result<i32> {

@@ -157,10 +157,7 @@ fn sample_loop(
     let mut tree = false;
     let mut next = began;
     let mut last_note = began;
-    loop {
-        let Some(s) = crate::probe::procfs::sample_tree(pid, tree) else {
-            break;
-        };
+    while let Some(s) = crate::probe::procfs::sample_tree(pid, tree) {
         tree |= s.processes > 1;
         let pids = if s.pids.is_empty() { vec![pid] } else { s.pids };
         // Exactly, however big the table (the 10 Hz sampler stops counting
@@ -180,7 +177,7 @@ fn sample_loop(
         });
         if now.duration_since(last_note) >= Duration::from_secs(60) {
             last_note = now;
-            note!("{}", progress_line(style, samples.last()));
+            note!("{}", progress_line(style, &samples[samples.len() - 1]));
         }
         // After a stall (a big tree to read), on from now, not in a burst.
         next = (next + interval).max(Instant::now());
@@ -193,15 +190,12 @@ fn sample_loop(
 }
 
 /// A minute's progress on stderr: where the server's figures are now.
-fn progress_line(style: &str, s: Option<&Sample>) -> String {
-    match s {
-        Some(s) => format!(
-            "loadgen soak: {style} at {:.0} s: memory {}, fds {}, threads {}",
-            s.t_s,
-            crate::soak::verdict::mib(s.memory_bytes as f64),
-            s.fds.map_or("-".into(), |f| f.to_string()),
-            s.threads
-        ),
-        None => format!("loadgen soak: {style}: no sample"),
-    }
+fn progress_line(style: &str, s: &Sample) -> String {
+    format!(
+        "loadgen soak: {style} at {:.0} s: memory {}, fds {}, threads {}",
+        s.t_s,
+        crate::soak::verdict::mib(s.memory_bytes as f64),
+        s.fds.map_or("-".into(), |f| f.to_string()),
+        s.threads
+    )
 }
