@@ -73,16 +73,8 @@ pub struct CompareArgs {
     /// Output directory (default: `results/<UTC timestamp>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A `servers` binary to run the styles with (default: this loadgen's
-    /// built-in `serve`, the same code).
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    /// CPUs for the servers, e.g. 0 or 0-1.
-    #[arg(long, default_value = "0", value_parser = parse_cpu_list)]
-    pub server_cpus: CpuList,
-    /// CPUs for loadgen (default: every CPU not given to the servers).
-    #[arg(long, value_parser = parse_cpu_list)]
-    pub client_cpus: Option<CpuList>,
+    #[command(flatten)]
+    pub servers: ServerArgs,
     /// Drive a server that is already running instead of spawning one:
     /// STYLE=HOST:PORT[,fairness=HOST:PORT] (the fairness server runs with
     /// --work-us). Repeat per style; --styles and --server-cpus then do not apply.
@@ -137,8 +129,15 @@ pub struct SoakArgs {
     /// Output directory (default: `results/soak-<UTC timestamp>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+/// How the commands that start servers (compare, soak) start them.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
     /// A `servers` binary to run the styles with (default: this loadgen's
-    /// built-in `serve`).
+    /// built-in `serve`, the same code).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// CPUs for the servers, e.g. 0 or 0-1.

@@ -177,9 +177,9 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     let server_cpus = if targeted {
         Vec::new()
     } else {
-        args.server_cpus.0.clone()
+        args.servers.server_cpus.0.clone()
     };
-    let client_cpus = client_cpus(&server_cpus, args.client_cpus.as_ref())?;
+    let client_cpus = client_cpus(&server_cpus, args.servers.client_cpus.as_ref())?;
     let out = match &args.out {
         Some(p) => p.clone(),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
@@ -216,7 +216,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             .map(crate::probe::docker::Docker::new),
         network: args.network.clone(),
         profile,
-        server_bin: args.server_bin.clone(),
+        server_bin: args.servers.server_bin.clone(),
         server_cpus,
         client_cpus,
         server_cpu_quota,

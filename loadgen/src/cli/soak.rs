@@ -18,8 +18,8 @@ pub(super) fn soak_command(args: &SoakArgs) -> anyhow::Result<i32> {
     let plan = args.plan().unwrap_or_else(|e| e.exit());
     servers_limit();
     let stop = stop_flag()?;
-    let server_cpus = args.server_cpus.0.clone();
-    let client_cpus = client_cpus(&server_cpus, args.client_cpus.as_ref())?;
+    let server_cpus = args.servers.server_cpus.0.clone();
+    let client_cpus = client_cpus(&server_cpus, args.servers.client_cpus.as_ref())?;
     let out = match &args.out {
         Some(p) => p.clone(),
         None => PathBuf::from("results")
@@ -30,7 +30,7 @@ pub(super) fn soak_command(args: &SoakArgs) -> anyhow::Result<i32> {
     let opts = crate::soak::SoakOptions {
         styles: args.styles.0.clone(),
         plan,
-        server_bin: args.server_bin.clone(),
+        server_bin: args.servers.server_bin.clone(),
         server_cpus,
         client_cpus,
         guard: start_guard(),

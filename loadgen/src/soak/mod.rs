@@ -57,14 +57,9 @@ pub mod verdict;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
-
-use anyhow::Context;
-use nix::sched::sched_setaffinity;
-use nix::unistd::Pid;
 
 use crate::compare::guard::Guard;
-use crate::compare::options::{CompareOptions, cpuset};
+use crate::compare::options::CompareOptions;
 use crate::compare::servers::with_server;
 use crate::soak::model::{Plan, SOAK_SCHEMA_VERSION, SoakResults, StyleSoak};
 
@@ -99,14 +94,11 @@ impl SoakOptions {
 /// Soaks every style in turn and returns the results (partial if `stop`
 /// is set); writes no file.
 pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> anyhow::Result<SoakResults> {
-    let started = Instant::now();
-    let environment = crate::probe::host::fingerprint(None);
-    let started_unix_s = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    sched_setaffinity(Pid::from_raw(0), &cpuset(&opts.client_cpus)?)
-        .context("pinning loadgen (--client-cpus)")?;
+    let crate::compare::Start {
+        started,
+        started_unix_s,
+        environment,
+    } = crate::compare::start(&opts.client_cpus)?;
     let servers = opts.servers();
     let (layout, cgroup) =
         crate::compare::cgroup_setup(&servers, crate::probe::cgroup::Layout::detect())?;
