@@ -190,6 +190,10 @@ fn trend_row(s: &mut String, st: &StyleSoak, x: &Series, check: Option<&Check>) 
 fn load_row(s: &mut String, r: &RunResult) {
     let point = r.tags.as_ref().map_or("", |t| t.point.as_str());
     let spec = &r.spec;
+    let asked = match spec.mode {
+        crate::results::spec::Mode::Open { rate } => format!(" at {} msg/s", fmt_rate(rate)),
+        _ => String::new(),
+    };
     let (what, rate, p99) = match point {
         "churn" => (
             format!(
@@ -204,12 +208,12 @@ fn load_row(s: &mut String, r: &RunResult) {
             ),
         ),
         "idle" => (
-            format!("{} idle + {} sending", spec.idle, spec.conns),
+            format!("{} idle + {} sending{asked}", spec.idle, spec.conns),
             format!("{} msg/s", fmt_rate(r.throughput_msgs_per_s)),
             fmt_us(r.latency_us.p99),
         ),
         _ => (
-            format!("{} conns, open loop", spec.conns),
+            format!("{} conns{asked}", spec.conns),
             format!("{} msg/s", fmt_rate(r.throughput_msgs_per_s)),
             fmt_us(r.latency_us.p99),
         ),
