@@ -524,7 +524,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("servers/src", &["runtime", "styles", "cli"]),
     (
         "loadgen/src",
-        &["results", "probe", "engine", "compare", "report", "cli"],
+        &[
+            "results", "probe", "engine", "compare", "soak", "report", "cli",
+        ],
     ),
 ];
 

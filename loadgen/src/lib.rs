@@ -26,6 +26,8 @@
 //! - [`engine`]: one load against one address, to a [`RunResult`];
 //! - [`compare`]: every style through every scenario, to a comparison's
 //!   results (it writes no files);
+//! - [`soak`]: each style's server under a long mixed load, its memory,
+//!   fds and threads sampled and their trends judged (it writes no files);
 //! - [`report`]: what people read (text, JSON, CSV, markdown, charts);
 //! - [`cli`]: the commands, calling the rest.
 
@@ -52,6 +54,7 @@ pub mod engine;
 pub mod probe;
 pub mod report;
 pub mod results;
+pub mod soak;
 
 pub use results::RunResult;
 pub use results::spec::{Mode, RunSpec};

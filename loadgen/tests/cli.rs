@@ -84,6 +84,18 @@ fn bad_flags_exit_2_naming_the_flag() {
             &["run", "--addr", "127.0.0.1:1", "--timeout", "0s"],
             "--timeout",
         ),
+        (&["soak", "--styles", "fibers"], "--styles"),
+        (&["soak", "--styles", "tasks:turbo"], "--styles"),
+        (&["soak", "--duration", "0s"], "--duration"),
+        // Too short to fit a trend after the warm-up.
+        (&["soak", "--duration", "12s"], "--duration"),
+        (
+            &["soak", "--duration", "30s", "--warmup", "25s"],
+            "--warmup",
+        ),
+        (&["soak", "--rate", "0"], "--rate"),
+        (&["soak", "--conns", "0"], "--conns"),
+        (&["soak", "--churn-rate", "fast"], "--churn-rate"),
     ];
     for (args, flag) in cases {
         let out = output({

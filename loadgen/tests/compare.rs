@@ -256,18 +256,14 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
     profile.scenarios = vec![Scenario::Idle, Scenario::Scale];
     profile.by_point = true;
     let opts = loadgen::compare::CompareOptions {
-        styles: vec!["epoll".into(), "reactor".into()],
         profile,
-        server_bin: Some(wrapper),
-        server_cpus: vec![0],
-        client_cpus: vec![0],
-        targets: Vec::new(),
-        docker: None,
-        network: None,
-        server_cpu_quota: None,
-        quota_required: false,
-        repeat: 1,
-        guard: None,
+        ..loadgen::compare::CompareOptions::servers_only(
+            vec!["epoll".into(), "reactor".into()],
+            Some(wrapper),
+            vec![0],
+            vec![0],
+            None,
+        )
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");

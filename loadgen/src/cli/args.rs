@@ -36,6 +36,10 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run each style's server under a long mixed load (open loop, churn,
+    /// idle connections at once), sample its memory, fds and threads every
+    /// second, and judge their trends (soak.json, soak.md).
+    Soak(SoakArgs),
     /// Combine result files of simultaneous runs (several loadgen processes
     /// or hosts against one server) into one: histograms added, throughputs
     /// and errors summed.
@@ -69,16 +73,8 @@ pub struct CompareArgs {
     /// Output directory (default: `results/<UTC timestamp>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A `servers` binary to run the styles with (default: this loadgen's
-    /// built-in `serve`, the same code).
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    /// CPUs for the servers, e.g. 0 or 0-1.
-    #[arg(long, default_value = "0", value_parser = parse_cpu_list)]
-    pub server_cpus: CpuList,
-    /// CPUs for loadgen (default: every CPU not given to the servers).
-    #[arg(long, value_parser = parse_cpu_list)]
-    pub client_cpus: Option<CpuList>,
+    #[command(flatten)]
+    pub servers: ServerArgs,
     /// Drive a server that is already running instead of spawning one:
     /// STYLE=HOST:PORT[,fairness=HOST:PORT] (the fairness server runs with
     /// --work-us). Repeat per style; --styles and --server-cpus then do not apply.
@@ -103,6 +99,91 @@ pub struct CompareArgs {
     /// perf: 3, others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Styles to soak, one after the other: `all` or a comma list; a style
+    /// may name a variant, STYLE:VARIANT (as for compare).
+    #[arg(long, default_value = "reactor,tasks,threads,uring", value_parser = parse_styles)]
+    pub styles: StyleList,
+    /// How long each style is soaked, e.g. 10m, 30s.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// The first part of each soak, not fitted (default: a fifth of
+    /// --duration, at least 5s).
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Open loop: messages per second in total.
+    #[arg(long, default_value_t = crate::soak::model::Plan::OPEN_RATE, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Open loop: connections.
+    #[arg(long, default_value_t = crate::soak::model::Plan::OPEN_CONNS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub conns: u64,
+    /// Churn: connect-echo-close cycles per second.
+    #[arg(long, default_value_t = crate::soak::model::Plan::CHURN_RATE, value_parser = parse_rate)]
+    pub churn_rate: f64,
+    /// Idle connections held open.
+    #[arg(long, default_value_t = crate::soak::model::Plan::IDLE as u64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub idle: u64,
+    /// Output directory (default: `results/soak-<UTC timestamp>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+/// How the commands that start servers (compare, soak) start them.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// A `servers` binary to run the styles with (default: this loadgen's
+    /// built-in `serve`, the same code).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// CPUs for the servers, e.g. 0 or 0-1.
+    #[arg(long, default_value = "0", value_parser = parse_cpu_list)]
+    pub server_cpus: CpuList,
+    /// CPUs for loadgen (default: every CPU not given to the servers).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub client_cpus: Option<CpuList>,
+}
+
+impl SoakArgs {
+    /// The plan the flags ask for; a soak too short to fit a trend after
+    /// its warm-up is refused, naming the flags.
+    pub fn plan(&self) -> Result<crate::soak::model::Plan, clap::Error> {
+        use crate::soak::model::Plan;
+        let bad = |m: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, m + "\n");
+        if self.duration.is_zero() {
+            return Err(bad("--duration must be more than 0".into()));
+        }
+        let warmup = self
+            .warmup
+            .unwrap_or_else(|| Plan::default_warmup(self.duration));
+        let fitted = self.duration.saturating_sub(warmup).as_secs_f64();
+        if fitted < Plan::MIN_FIT_S {
+            let which = if self.warmup.is_some() {
+                "--duration or --warmup"
+            } else {
+                "--duration"
+            };
+            return Err(bad(format!(
+                "{which}: --duration {} leaves {fitted:.0} s after the {} warm-up (--warmup); \
+                 a trend needs at least {} s of samples",
+                humantime::format_duration(self.duration),
+                humantime::format_duration(warmup),
+                Plan::MIN_FIT_S
+            )));
+        }
+        Ok(Plan {
+            open_conns: self.conns as usize,
+            open_rate: self.rate,
+            churn_rate: self.churn_rate,
+            churn_slots: Plan::churn_slots_for(self.churn_rate),
+            idle: self.idle as usize,
+            ..Plan::new(self.duration, warmup)
+        })
+    }
 }
 
 /// `--server-cpu-quota`: CPUs, or none.
@@ -200,7 +281,8 @@ pub struct RunArgs {
     /// Extra connections opened first and held idle.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub idle: u64,
-    /// Open at most this many connections per second (ramp).
+    /// Open at most this many connections per second: a ramp, and in
+    /// churn mode the churn rate.
     #[arg(long, value_parser = parse_rate)]
     pub connect_rate: Option<f64>,
     /// Source addresses, round-robin: 127.0.0.1-127.0.0.8 or a comma list.

@@ -1,8 +1,11 @@
 //! The `loadgen` command line, in the library so tests parse it in-process:
-//! the flags in [`args`], the commands here, each calling the engine, the
-//! comparison and the report.
+//! the flags in [`args`], the commands here (`soak`'s in its own file, what
+//! they share in `common`), each calling the engine, the comparison or the
+//! soak, and the report.
 
 pub mod args;
+mod common;
+mod soak;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,12 +20,9 @@ use crate::results::RunResult;
 use crate::results::merge::{Part, merge_parts};
 use crate::results::spec::RunSpec;
 
-pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs};
-
-/// Exit status of a run that completed but failed (errors, dead server...).
-pub const EXIT_FAILED: i32 = 1;
-/// Exit status of a run interrupted by Ctrl-C (partial results printed).
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs, SoakArgs};
+pub use common::{EXIT_FAILED, EXIT_INTERRUPTED, utc_stamp};
+use common::{client_cpus, say, servers_limit, start_guard, stop_flag};
 
 /// Runs the binary; returns the process exit code.
 pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
@@ -36,6 +36,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             }
         }
         Command::Compare(args) => compare_command(&args),
+        Command::Soak(args) => soak::soak_command(&args),
         Command::Report { results, out } => {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;
@@ -116,35 +117,6 @@ pub fn exit_code(result: &RunResult) -> i32 {
     }
 }
 
-fn stop_flag() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
-        .context("installing the Ctrl-C handler")?;
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
-        .context("installing the SIGTERM handler")?;
-    // A closed terminal ends the run the same way: servers stopped, the
-    // report written.
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&stop))
-        .context("installing the SIGHUP handler")?;
-    Ok(stop)
-}
-
-/// The guard that stops compare's servers should compare die first; a
-/// machine where it cannot start still runs the comparison, and says so.
-fn start_guard() -> Option<Arc<crate::compare::guard::Guard>> {
-    let started = std::env::current_exe().and_then(|exe| crate::compare::guard::Guard::start(&exe));
-    match started {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) => {
-            note!(
-                "loadgen compare: warning: no guard process ({e}): servers die with compare \
-                 (PR_SET_PDEATHSIG), but a wrapper script's children would not"
-            );
-            None
-        }
-    }
-}
-
 fn profile(name: &str) -> crate::compare::profile::Profile {
     // The value parser only lets known names through.
     crate::compare::profile::Profile::named(name).unwrap_or_else(|| {
@@ -200,40 +172,14 @@ fn scenario_command(
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
-    let online = crate::probe::host::affinity(0).unwrap_or_default();
     let targeted = !args.targets.is_empty();
     // Running servers have the CPUs their containers were given.
     let server_cpus = if targeted {
         Vec::new()
     } else {
-        args.server_cpus.0.clone()
+        args.servers.server_cpus.0.clone()
     };
-    for cpu in &server_cpus {
-        if !online.contains(cpu) {
-            anyhow::bail!(
-                "--server-cpus: CPU {cpu} is not available to this process (have {online:?})"
-            );
-        }
-    }
-    let client_cpus = match &args.client_cpus {
-        Some(list) => list.0.clone(),
-        None => {
-            let rest: Vec<usize> = online
-                .iter()
-                .copied()
-                .filter(|c| !server_cpus.contains(c))
-                .collect();
-            if rest.is_empty() {
-                note!(
-                    "loadgen compare: only CPU(s) {online:?} available: loadgen shares them with the servers, \
-                     so figures include the client's own load"
-                );
-                online.clone()
-            } else {
-                rest
-            }
-        }
-    };
+    let client_cpus = client_cpus(&server_cpus, args.servers.client_cpus.as_ref())?;
     let out = match &args.out {
         Some(p) => p.clone(),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
@@ -270,7 +216,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             .map(crate::probe::docker::Docker::new),
         network: args.network.clone(),
         profile,
-        server_bin: args.server_bin.clone(),
+        server_bin: args.servers.server_bin.clone(),
         server_cpus,
         client_cpus,
         server_cpu_quota,
@@ -338,41 +284,6 @@ fn comparison_failures(results: &crate::compare::model::CompareResults) -> Vec<S
         out.push(format!("none of its {} runs succeeded", results.runs.len()));
     }
     out
-}
-
-/// A line on stdout. A closed stdout (`| head -1`) is an error the command
-/// returns (non-zero exit, after its servers are stopped and its report
-/// written), never a panic.
-fn say(line: std::fmt::Arguments) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")
-}
-
-/// `YYYYMMDDTHHMMSSZ` for a time, in UTC.
-pub fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
@@ -458,19 +369,6 @@ fn emit(result: &RunResult, format: Format, out: Option<&PathBuf>) -> anyhow::Re
         }
     }
     Ok(())
-}
-
-/// Raises the open-files limit and returns the soft limit now in force.
-fn servers_limit() -> u64 {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-            note!("loadgen: raised the open-files limit from {soft} to {hard}");
-            return hard;
-        }
-        return soft;
-    }
-    0
 }
 
 fn progress_bar(spec: &RunSpec) -> engine::TickFn {

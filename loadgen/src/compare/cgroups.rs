@@ -38,7 +38,7 @@ pub fn cgroup_setup(
                     left.len(),
                     left.join(", ")
                 );
-                note!("loadgen compare: {note}");
+                note!("loadgen: {note}");
                 setup.note = Some(note);
             }
             Ok((Some(layout), Some(setup)))
@@ -56,7 +56,7 @@ pub fn cgroup_setup(
                     None => String::new(),
                 }
             );
-            note!("loadgen compare: warning: {note}");
+            note!("loadgen: warning: {note}");
             setup.cpu_quota = None;
             setup.note = Some(note);
             Ok((None, Some(setup)))

@@ -36,17 +36,11 @@ use crate::results::{RunResult, SCHEMA_VERSION};
 /// Runs the comparison and returns its results; writes no file (the
 /// caller hands them to [`crate::report::write`]).
 pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<CompareResults> {
-    let started = Instant::now();
-    // Before any load, so the load average says how busy the machine was
-    // without us.
-    let environment = crate::probe::host::fingerprint(None);
-    let started_unix_s = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Loadgen's own threads (created from here on) inherit this CPU set.
-    sched_setaffinity(Pid::from_raw(0), &cpuset(&opts.client_cpus)?)
-        .context("pinning loadgen (--client-cpus)")?;
+    let Start {
+        started,
+        started_unix_s,
+        environment,
+    } = start(&opts.client_cpus)?;
     let server_command = match (&opts.server_bin, opts.targets.is_empty()) {
         (_, false) => match opts.docker {
             Some(_) => "containers, started and stopped through the Docker API".to_string(),
@@ -149,6 +143,34 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         runs,
     };
     Ok(results)
+}
+
+/// When a command that starts servers (compare, soak) began, and the
+/// machine as it was before any load.
+pub struct Start {
+    pub started: Instant,
+    pub started_unix_s: u64,
+    pub environment: crate::results::fingerprint::Fingerprint,
+}
+
+/// Begins such a command: the machine's fingerprint taken before any load
+/// (so that its load average says how busy it was without us), and
+/// loadgen pinned to `client_cpus` (its threads created from here on
+/// inherit the CPU set).
+pub fn start(client_cpus: &[usize]) -> anyhow::Result<Start> {
+    let started = Instant::now();
+    let environment = crate::probe::host::fingerprint(None);
+    let started_unix_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    sched_setaffinity(Pid::from_raw(0), &cpuset(client_cpus)?)
+        .context("pinning loadgen (--client-cpus)")?;
+    Ok(Start {
+        started,
+        started_unix_s,
+        environment,
+    })
 }
 
 /// What every unit of a round shares.

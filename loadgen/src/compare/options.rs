@@ -40,6 +40,35 @@ pub struct CompareOptions {
     pub guard: Option<Arc<Guard>>,
 }
 
+impl CompareOptions {
+    /// Options for starting servers the way compare does, for a command
+    /// that runs loads of its own on them (`loadgen soak`): spawned, no
+    /// CPU quota, one round. The profile is never read then (it only
+    /// gives a style's quota, and there is none).
+    pub fn servers_only(
+        styles: Vec<String>,
+        server_bin: Option<PathBuf>,
+        server_cpus: Vec<usize>,
+        client_cpus: Vec<usize>,
+        guard: Option<Arc<Guard>>,
+    ) -> CompareOptions {
+        CompareOptions {
+            styles,
+            profile: Profile::named("quick").expect("the quick profile exists"),
+            server_bin,
+            server_cpus,
+            client_cpus,
+            targets: Vec::new(),
+            docker: None,
+            network: None,
+            server_cpu_quota: None,
+            quota_required: false,
+            repeat: 1,
+            guard,
+        }
+    }
+}
+
 /// `--target STYLE=HOST:PORT[,fairness=HOST:PORT][,container=NAME][,fairness-container=NAME]`:
 /// a running server of a style, and optionally the one started with
 /// `--work-us` for fairness. With `--docker-socket` the containers default

@@ -52,7 +52,7 @@ pub fn with_server(
     {
         Ok(g) => g.map(Arc::new),
         Err(e) => {
-            note!("loadgen compare: {style}: {e:#}");
+            note!("loadgen: {style}: {e:#}");
             record.problem = Some(format!("did not start: no cgroup: {e:#}"));
             return (record, Vec::new());
         }
@@ -66,7 +66,7 @@ pub fn with_server(
     let server = match ServerProcess::spawn(opts, &args, group.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            note!("loadgen compare: {style}: {e:#}");
+            note!("loadgen: {style}: {e:#}");
             record.problem = Some(format!("did not start: {e:#}"));
             return (record, Vec::new());
         }

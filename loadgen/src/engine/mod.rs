@@ -3,7 +3,8 @@
 //!
 //! A run has three phases, and the clock only covers the last:
 //! 1. connect: every worker opens its connections (idle ones first), at
-//!    `--connect-rate` if given, recording connect latency;
+//!    `--connect-rate` if given (in churn, every reconnect too), recording
+//!    connect latency;
 //! 2. warm-up: once *all* workers are connected, messages flow but are not
 //!    recorded;
 //! 3. measure: for `--duration`, every completed message is recorded.
@@ -53,6 +54,7 @@ use crate::results::spec::{Mode, RunSpec};
 
 pub use control::Control;
 use control::Window;
+pub use output::CLIENT_REASON;
 use worker::Worker;
 
 /// Called about every 100 ms on the thread that called [`run`].

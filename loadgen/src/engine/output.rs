@@ -245,6 +245,11 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
     result
 }
 
+/// How a failed run's reasons begin when they are the client's own doing
+/// (it could not keep its schedule), not the server's: a soak, which
+/// judges the server, reports them without failing it.
+pub const CLIENT_REASON: &str = "the client ";
+
 /// What an open loop did with its schedule, to judge it by.
 struct Schedule<'a> {
     /// The asked and achieved (completed in the window) rates, msg/s.
@@ -284,14 +289,14 @@ impl Schedule<'_> {
         }
         if self.client.client_bound {
             reasons.push(format!(
-                "the client could not keep the schedule: its busiest thread was busy {:.0}% \
+                "{CLIENT_REASON}could not keep the schedule: its busiest thread was busy {:.0}% \
                  of the window (client-bound)",
                 100.0 * self.client.busy_max
             ));
         }
         if self.slots > 0 && self.late_slots as f64 > MAX_LATE * self.slots as f64 {
             reasons.push(format!(
-                "the client fell behind its schedule: {} of {} slots in the window were taken \
+                "{CLIENT_REASON}fell behind its schedule: {} of {} slots in the window were taken \
                  over {} ms late",
                 self.late_slots,
                 self.slots,

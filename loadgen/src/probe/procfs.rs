@@ -176,12 +176,16 @@ fn schedstat_s(pid: u32) -> Option<f64> {
 /// to, as this did by hand).
 fn count_fds(pid: u32, fd_table: u64) -> Option<u64> {
     (fd_table <= MAX_FD_TABLE_TO_COUNT)
-        .then(|| {
-            ::procfs::process::Process::new(i32::try_from(pid).ok()?)
-                .and_then(|p| p.fd_count())
-                .ok()
-        })
+        .then(|| open_fds(pid))
         .flatten()
+}
+
+/// Open fds of a process, counted whatever its table's size (for a caller
+/// that reads rarely: `loadgen soak`, once a second); None once it is gone.
+pub fn open_fds(pid: u32) -> Option<u64> {
+    ::procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .and_then(|p| p.fd_count())
+        .ok()
         .map(|n| n as u64)
 }
 

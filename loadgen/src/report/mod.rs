@@ -1,6 +1,7 @@
 //! Everything a person reads: one run's text, JSON and CSV ([`run`]), and a
 //! comparison's markdown ([`compare`], its cost tables in [`cost`], the perf
 //! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]),
+//! and a soak's `soak.json` and `soak.md` ([`soak`]),
 //! all reading the runs through [`view`] and writing with [`md`].
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
 //!
@@ -13,6 +14,7 @@ pub mod cost;
 pub mod md;
 pub mod perf;
 pub mod run;
+pub mod soak;
 pub mod view;
 
 pub use run::{

@@ -51,7 +51,9 @@ pub struct RunSpec {
     pub pipeline: usize,
     #[serde(flatten)]
     pub mode: Mode,
-    /// Connections opened per second (None: as fast as they complete).
+    /// Connections opened per second (None: as fast as they complete): the
+    /// connect phase's pace and, in churn, the churn rate (every reconnect
+    /// waits its turn).
     pub connect_rate: Option<f64>,
     /// Source addresses, used round-robin (empty: the kernel picks).
     pub source_ips: Vec<IpAddr>,

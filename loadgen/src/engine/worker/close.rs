@@ -1,13 +1,13 @@
 //! How a worker's connections end, and what they leave behind: failures
 //! counted by kind (none once the window is over), messages that time out,
-//! churn's close-and-reconnect, connections still waiting for their first
+//! churn's close-and-reconnect (paced at `--connect-rate` if given), connections still waiting for their first
 //! reply (unserved), and the per-connection fairness figures, which count
 //! the connections that died as well as those still open.
 
 use std::time::{Duration, Instant};
 
 use crate::engine::control::Window;
-use crate::engine::worker::{Conn, Failure, State, Worker};
+use crate::engine::worker::{Conn, Failure, Slot, State, Worker};
 use crate::results::Fairness;
 
 impl Worker<'_> {
@@ -84,25 +84,50 @@ impl Worker<'_> {
     }
 
     /// Churn: closes a connection whose one message came back and opens its
-    /// successor at once; the slot keeps its fairness figures.
+    /// successor, at once or, with `--connect-rate`, at this worker's next
+    /// connect time (one every `threads / rate` seconds: the rate is the
+    /// run's); the slot keeps its fairness figures.
     pub(super) fn recycle(&mut self, key: usize, now: Instant) {
         let old = self.take(key);
-        let (id, completed, last, stall) = (
-            old.id,
-            old.completed,
-            old.last_completion,
-            old.longest_stall,
-        );
+        let slot = Slot {
+            id: old.id,
+            completed: old.completed,
+            last_completion: old.last_completion,
+            longest_stall: old.longest_stall,
+        };
         drop(old);
-        if let Some(new) = self.open(id, now) {
+        let Some(rate) = self.spec.connect_rate else {
+            return self.reopen(slot, now);
+        };
+        let at = self.next_connect.max(now);
+        self.next_connect = at + Duration::from_secs_f64(self.threads as f64 / rate);
+        if at > now {
+            self.reconnect.push_back((at, slot));
+        } else {
+            self.reopen(slot, now);
+        }
+    }
+
+    /// Churn at `--connect-rate`: opens the slots whose time has come.
+    pub(super) fn reconnect_due(&mut self, now: Instant) {
+        while self.reconnect.front().is_some_and(|&(at, _)| at <= now) {
+            if let Some((_, slot)) = self.reconnect.pop_front() {
+                self.reopen(slot, now);
+            }
+        }
+    }
+
+    fn reopen(&mut self, slot: Slot, now: Instant) {
+        if let Some(new) = self.open(slot.id, now) {
             let conn = &mut self.conns[new];
-            conn.completed = completed;
-            conn.last_completion = last;
-            conn.longest_stall = stall;
+            conn.completed = slot.completed;
+            conn.last_completion = slot.last_completion;
+            conn.longest_stall = slot.longest_stall;
         } else {
             // The slot could not reconnect (counted in errors): it keeps
             // what it completed.
-            self.closed_active.push((completed, stall, last));
+            self.closed_active
+                .push((slot.completed, slot.longest_stall, slot.last_completion));
         }
     }
 
@@ -114,8 +139,13 @@ impl Worker<'_> {
             .iter()
             .filter(|(_, c)| c.active.is_some())
             .map(|(_, c)| (c.completed, c.longest_stall, c.last_completion));
+        let between = self
+            .reconnect
+            .iter()
+            .map(|(_, s)| (s.completed, s.longest_stall, s.last_completion));
         // A connection that died went without completions from then on.
         let all: Vec<_> = open_conns
+            .chain(between)
             .chain(self.closed_active.iter().copied())
             .collect();
         for (completed, longest, last) in all {

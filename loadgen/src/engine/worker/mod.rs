@@ -7,7 +7,7 @@
 //! - [`io`]: when a connection may send, and writing, reading and checking
 //!   its bytes, with the latency recorded for every echoed message;
 //! - [`close`]: how connections end (failures by kind, timeouts, churn's
-//!   reconnect) and the fairness figures they leave behind;
+//!   reconnect, paced at `--connect-rate`) and the fairness figures they leave behind;
 //! - [`schedule`]: the open loop's send slots and timer (plain state, no
 //!   sockets).
 
@@ -107,6 +107,16 @@ impl Conn {
     }
 }
 
+/// What a churn slot carries from one connection to the next: its id and
+/// its fairness figures.
+#[derive(Clone, Copy)]
+pub(super) struct Slot {
+    id: u32,
+    completed: u64,
+    last_completion: Option<Instant>,
+    longest_stall: Duration,
+}
+
 /// Why a connection is closed ([`Worker::fail`]).
 pub(super) enum Failure {
     Io(std::io::Error),
@@ -123,6 +133,11 @@ pub(super) struct Worker<'a> {
     conns: Slab<Conn>,
     /// Global ids still to open, in order.
     to_open: VecDeque<u32>,
+    /// Churn at `--connect-rate`: slots closed and waiting for their next
+    /// connect, in order of its time, and when this worker may start its
+    /// next one ([`close`]).
+    reconnect: VecDeque<(Instant, Slot)>,
+    next_connect: Instant,
     pending_connects: usize,
     fd_exhausted: bool,
     /// Open mode: when each connection sends next.
@@ -174,6 +189,8 @@ impl<'a> Worker<'a> {
             poll,
             conns: Slab::new(),
             to_open,
+            reconnect: VecDeque::new(),
+            next_connect: Instant::now(),
             pending_connects: 0,
             fd_exhausted: false,
             schedule,
@@ -229,6 +246,7 @@ impl<'a> Worker<'a> {
                 if window.is_over(now) {
                     break;
                 }
+                self.reconnect_due(now);
                 if self.active_open() == 0 {
                     self.out.ended_early =
                         Some("every active connection was closed before the end of the run".into());
@@ -331,8 +349,9 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Active connections open, and churn slots between two connections.
     fn active_open(&self) -> usize {
-        self.active_conns
+        self.active_conns + self.reconnect.len()
     }
 
     fn poll_timeout(&mut self, now: Instant) -> Duration {
@@ -341,6 +360,9 @@ impl<'a> Worker<'a> {
             // Waiting for the other workers, or pacing connects.
             None => wake = wake.min(now + Duration::from_millis(1)),
             Some(window) => wake = wake.min(window.to),
+        }
+        if let Some(&(at, _)) = self.reconnect.front() {
+            wake = wake.min(at);
         }
         let wake = self.schedule.wake(now, wake, &mut self.syscalls);
         wake.saturating_duration_since(now)
