@@ -153,8 +153,12 @@ for style in ${styles//,/ }; do
   rm -rf "$C10K_RESULTS" && mkdir -p "$C10K_RESULTS"
   echo "== $style: deploy stack $stack (servers first; loadgen at 0 replicas)"
   stacks+=("$stack")
-  timeout 120 docker stack deploy --resolve-image never -c deploy/swarm/stack.yml "$stack" >/dev/null ||
-    { echo "swarm: docker stack deploy $stack failed or took over 120 s" >&2; exit 1; }
+  # --resolve-image never: the image is this engine's own (no registry is
+  # asked, which could stall on a machine whose DNS hangs).
+  if ! said=$(timeout 120 docker stack deploy --resolve-image never -c deploy/swarm/stack.yml "$stack" 2>&1); then
+    echo "swarm: docker stack deploy $stack failed or took over 120 s: $said" >&2
+    exit 1
+  fi
   for svc in server server-fair; do
     swarm_wait 90 "${stack}_$svc to listen" listening "${stack}_$svc" ||
       { log_tail "${stack}_$svc" "${stack}_$svc"; exit 1; }

@@ -245,7 +245,9 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         let sync = crate::compare::replicas::ReplicaSync::new(
             dir,
             n as usize,
-            &host_name(),
+            // Replicas in containers differ by host name, processes on
+            // one host by pid.
+            &format!("{}-{}", host_name(), std::process::id()),
             crate::compare::replicas::WAIT_LIMIT,
         );
         if !sync.install() {

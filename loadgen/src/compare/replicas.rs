@@ -47,7 +47,7 @@ const POLL: Duration = Duration::from_millis(2);
 static SYNC: OnceLock<ReplicaSync> = OnceLock::new();
 
 impl ReplicaSync {
-    /// `me` must differ between the replicas (their host names do).
+    /// `me` must differ between the replicas.
     pub fn new(dir: &Path, count: usize, me: &str, limit: Duration) -> ReplicaSync {
         ReplicaSync {
             dir: dir.to_path_buf(),

@@ -86,7 +86,12 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
         putln!(s, "| network | {} |", results.network);
     }
     // Replicas' comparisons merged run by run (`loadgen merge --comparisons`).
-    let instances = results.runs.iter().map(|r| r.merged_runs).max().unwrap_or(1);
+    let instances = results
+        .runs
+        .iter()
+        .map(|r| r.merged_runs)
+        .max()
+        .unwrap_or(1);
     if instances > 1 {
         putln!(
             s,
