@@ -66,15 +66,14 @@ for style in ${styles//,/ }; do
     bad "--styles: $style is not a style (servers list names them)"
 done
 
-stacks=() made_swarm=0 gwbridge_before=0 started=$SECONDS
+live="" made_swarm=0 gwbridge_before=0 started=$SECONDS
 docker network inspect docker_gwbridge >/dev/null 2>&1 && gwbridge_before=1
 cleanup() {
-  local rc=$? stack
+  local rc=$?
   trap - EXIT INT TERM
-  for stack in "${stacks[@]}"; do
-    [ -n "$stack" ] || continue
-    swarm_stack_rm "$stack" || { [ "$rc" != 0 ] || rc=1; }
-  done
+  if [ -n "$live" ]; then
+    swarm_stack_rm "$live" || { [ "$rc" != 0 ] || rc=1; }
+  fi
   if [ "$made_swarm" = 1 ]; then
     docker swarm leave --force >/dev/null 2>&1 || { echo "swarm: could not leave the swarm made for this run" >&2; [ "$rc" != 0 ] || rc=1; }
     # Made with the swarm for its containers' outside traffic; the engine
@@ -152,7 +151,7 @@ for style in ${styles//,/ }; do
   export C10K_STYLE=$style C10K_RESULTS=$out/replicas/$style
   rm -rf "$C10K_RESULTS" && mkdir -p "$C10K_RESULTS"
   echo "== $style: deploy stack $stack (servers first; loadgen at 0 replicas)"
-  stacks+=("$stack")
+  live=$stack
   # --resolve-image never: the image is this engine's own (no registry is
   # asked, which could stall on a machine whose DNS hangs).
   if ! said=$(timeout 120 docker stack deploy --resolve-image never -c deploy/swarm/stack.yml "$stack" 2>&1); then
@@ -187,11 +186,11 @@ for style in ${styles//,/ }; do
     files+=("/results/$f")
   done
   swarm_stack_rm "$stack"
-  stacks=("${stacks[@]/$stack/}")
+  live=""
   echo "== $style: $replicas replicas ran $((t2 - t1)) s; deploy to removed $((SECONDS - t0)) s"
 done
 
 echo "== merge the replicas' comparisons run by run"
 docker run --rm --name "$SWARM_PREFIX-merge" --network none -v "$out:/results" --entrypoint /loadgen "$image" \
-  merge --comparisons "${files[@]}" --out /results
-echo "swarm: $styles, $replicas replicas on $nodes node(s), $((SECONDS - started)) s; report: $out/report.md"
+  merge --comparisons "${files[@]}" --out /results | sed "s#/results/#$out/#"
+echo "swarm: $styles with $replicas loadgen replicas each on $nodes Swarm node(s), deploy to merged in $((SECONDS - started)) s"
