@@ -58,7 +58,10 @@ if ! docker info >/dev/null 2>&1; then
 fi
 image=${C10K_IMAGE:-c10k-echo:latest}
 export C10K_IMAGE=$image
-if [ "$build" = 1 ] || ! docker image inspect "$image" >/dev/null 2>&1; then
+# An image built before `compare --replicas` (another checkout's) would
+# fail in every replica: built anew then too.
+replicas_known() { docker run --rm --network none --entrypoint /loadgen "$image" compare --help 2>/dev/null | grep -q -- --replica-dir; }
+if [ "$build" = 1 ] || ! docker image inspect "$image" >/dev/null 2>&1 || ! replicas_known; then
   deploy/build-image.sh
 fi
 for style in ${styles//,/ }; do
