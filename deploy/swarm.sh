@@ -60,12 +60,12 @@ image=${C10K_IMAGE:-c10k-echo:latest}
 export C10K_IMAGE=$image
 # An image built before `compare --replicas` (another checkout's) would
 # fail in every replica: built anew then too.
-replicas_known() { docker run --rm --network none --entrypoint /loadgen "$image" compare --help 2>/dev/null | grep -q -- --replica-dir; }
+replicas_known() { docker run --rm --network none --entrypoint /loadgen "$image" compare --help 2>/dev/null | grep -- --replica-dir >/dev/null; }
 if [ "$build" = 1 ] || ! docker image inspect "$image" >/dev/null 2>&1 || ! replicas_known; then
   deploy/build-image.sh
 fi
 for style in ${styles//,/ }; do
-  docker run --rm --network none "$image" list 2>/dev/null | awk '{ print $1 }' | grep -qx "$style" ||
+  docker run --rm --network none "$image" list 2>/dev/null | awk '{ print $1 }' | grep -x "$style" >/dev/null ||
     bad "--styles: $style is not a style (servers list names them)"
 done
 
@@ -133,7 +133,7 @@ listening() {
       return 2
     fi
   done < <(tasks "$svc")
-  timeout 20 docker service logs --raw "$svc" 2>/dev/null | grep -q '^listening on'
+  timeout 20 docker service logs --raw "$svc" 2>/dev/null | grep '^listening on' >/dev/null
 }
 # Every one of the loadgen replicas' tasks has ended.
 all_ended() {
@@ -144,7 +144,9 @@ all_ended() {
 }
 
 export C10K_PROFILE=$profile C10K_REPLICAS=$replicas C10K_SERVER_CPUS=$server_cpus C10K_LOADGEN_CPUS=$loadgen_cpus
-export C10K_NETWORK_NOTE="overlay (Docker Swarm, $nodes node$([ "$nodes" = 1 ] || echo s), $replicas loadgen replicas, server endpoint_mode dnsrr)"
+plural=s
+[ "$nodes" = 1 ] && plural=""
+export C10K_NETWORK_NOTE="overlay (Docker Swarm, $nodes node$plural, $replicas loadgen replicas, server endpoint_mode dnsrr)"
 [ "$profile" = smoke ] && export C10K_WORK_US=200 || export C10K_WORK_US=500
 [ -n "$target" ] && export C10K_LOADGEN_TARGET=$target
 files=()
@@ -196,4 +198,4 @@ done
 echo "== merge the replicas' comparisons run by run"
 docker run --rm --name "$SWARM_PREFIX-merge" --network none -v "$out:/results" --entrypoint /loadgen "$image" \
   merge --comparisons "${files[@]}" --out /results | sed "s#/results/#$out/#"
-echo "swarm: $styles with $replicas loadgen replicas each on $nodes Swarm node(s), deploy to merged in $((SECONDS - started)) s"
+echo "swarm: $styles with $replicas loadgen replicas each on $nodes Swarm node$plural, deploy to merged in $((SECONDS - started)) s"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell pieces shared by deploy/swarm.sh and deploy/swarm-test.sh (sourced).
 # Everything this project makes in a swarm is named c10k-echo-swarm*, so
 # what is ours can be told from what other people run on the same engine.
@@ -37,9 +38,9 @@ swarm_leftovers() {
 # Whether a stack is gone: no service, container or network of its left.
 swarm_stack_gone() {
   local stack=$1
-  ! docker ps -a --format '{{.Names}}' | grep -q "^${stack}_" &&
-    ! docker network ls --format '{{.Name}}' | grep -q "^${stack}_" &&
-    { [ "$(swarm_state)" != active ] || ! docker service ls --format '{{.Name}}' | grep -q "^${stack}_"; }
+  ! docker ps -a --format '{{.Names}}' | grep "^${stack}_" >/dev/null &&
+    ! docker network ls --format '{{.Name}}' | grep "^${stack}_" >/dev/null &&
+    { [ "$(swarm_state)" != active ] || ! docker service ls --format '{{.Name}}' | grep "^${stack}_" >/dev/null; }
 }
 
 # Removes a stack and waits (bounded) until its containers and network

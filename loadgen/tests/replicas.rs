@@ -15,6 +15,16 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `loadgen merge --comparisons FILES --out DIR`, bounded.
+fn merge(files: &[&Path], out: &Path) -> std::process::Output {
+    let mut cmd = loadgen();
+    cmd.args(["merge", "--comparisons"])
+        .args(files)
+        .arg("--out")
+        .arg(out);
+    output_within(cmd, Duration::from_secs(60), "loadgen merge --comparisons")
+}
+
 #[test]
 fn two_replicas_run_in_step_and_merge_into_one_report() {
     let server = in_process(Style::Reactor);
@@ -41,17 +51,9 @@ fn two_replicas_run_in_step_and_merge_into_one_report() {
         assert!(out.status.success(), "{stderr}");
         assert!(!stderr.contains("out of step"), "{stderr}");
     }
-    let mut merge = loadgen();
-    merge
-        .args(["merge", "--comparisons"])
-        .arg(dir.join("r1/results.json"))
-        .arg(dir.join("r2/results.json"))
-        .arg("--out")
-        .arg(&dir);
-    let out = output_within(
-        merge,
-        Duration::from_secs(60),
-        "loadgen merge --comparisons",
+    let out = merge(
+        &[&dir.join("r1/results.json"), &dir.join("r2/results.json")],
+        &dir,
     );
     assert!(
         out.status.success(),
@@ -93,17 +95,9 @@ fn two_replicas_run_in_step_and_merge_into_one_report() {
     let mut short = parts[1].clone();
     short["runs"].as_array_mut().unwrap().pop();
     std::fs::write(dir.join("short.json"), short.to_string()).unwrap();
-    let mut merge = loadgen();
-    merge
-        .args(["merge", "--comparisons"])
-        .arg(dir.join("r1/results.json"))
-        .arg(dir.join("short.json"))
-        .arg("--out")
-        .arg(dir.join("refused"));
-    let out = output_within(
-        merge,
-        Duration::from_secs(60),
-        "loadgen merge --comparisons",
+    let out = merge(
+        &[&dir.join("r1/results.json"), &dir.join("short.json")],
+        &dir.join("refused"),
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
