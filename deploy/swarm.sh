@@ -129,7 +129,6 @@ listening() {
     set -- $line
     if ended "$2"; then
       echo "swarm: $svc's task ended ($2, exit code $3) before listening: ${*:5}" >&2
-      log_tail "$4" "$svc"
       return 2
     fi
   done < <(tasks "$svc")
@@ -143,6 +142,9 @@ all_ended() {
   for state in $(awk '{ print $2 }' <<<"$lines"); do ended "$state" || return 1; done
 }
 
+# The replicas and the merge write as the caller, so that DIR stays theirs.
+C10K_USER="$(id -u):$(id -g)"
+export C10K_USER
 export C10K_PROFILE=$profile C10K_REPLICAS=$replicas C10K_SERVER_CPUS=$server_cpus C10K_LOADGEN_CPUS=$loadgen_cpus
 plural=s
 [ "$nodes" = 1 ] && plural=""
@@ -164,8 +166,10 @@ for style in ${styles//,/ }; do
     exit 1
   fi
   for svc in server server-fair; do
-    swarm_wait 90 "${stack}_$svc to listen" listening "${stack}_$svc" ||
-      { log_tail "${stack}_$svc" "${stack}_$svc"; exit 1; }
+    if ! swarm_wait 90 "${stack}_$svc to listen" listening "${stack}_$svc"; then
+      log_tail "${stack}_$svc" "${stack}_$svc"
+      exit 1
+    fi
   done
   t1=$SECONDS
   echo "== $style: servers listen after $((t1 - t0)) s; scaling loadgen to $replicas replicas"
@@ -196,6 +200,6 @@ for style in ${styles//,/ }; do
 done
 
 echo "== merge the replicas' comparisons run by run"
-docker run --rm --name "$SWARM_PREFIX-merge" --network none -v "$out:/results" --entrypoint /loadgen "$image" \
+docker run --rm --name "$SWARM_PREFIX-merge" --network none --user "$C10K_USER" -v "$out:/results" --entrypoint /loadgen "$image" \
   merge --comparisons "${files[@]}" --out /results | sed "s#/results/#$out/#"
 echo "swarm: $styles with $replicas loadgen replicas each on $nodes Swarm node$plural, deploy to merged in $((SECONDS - started)) s"

@@ -6,12 +6,15 @@
 SWARM_PREFIX=c10k-echo-swarm
 
 # Waits until "$@" succeeds, at most $1 seconds, polling every half
-# second; says what it waited for ($2) when the time runs out.
+# second; says what it waited for ($2) when the time runs out. A check
+# that returns 2 says it never will: the wait ends there, failed.
 swarm_wait() {
-  local limit=$1 what=$2 deadline
+  local limit=$1 what=$2 deadline rc
   shift 2
   deadline=$((SECONDS + limit))
-  until "$@"; do
+  while true; do
+    if "$@"; then return 0; else rc=$?; fi
+    [ "$rc" != 2 ] || return 2
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "swarm: gave up after ${limit} s waiting for $what" >&2
       return 1
