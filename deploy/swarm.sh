@@ -78,7 +78,7 @@ cleanup() {
     swarm_stack_rm "$live" || { [ "$rc" != 0 ] || rc=1; }
   fi
   if [ "$made_swarm" = 1 ]; then
-    docker swarm leave --force >/dev/null 2>&1 || { echo "swarm: could not leave the swarm made for this run" >&2; [ "$rc" != 0 ] || rc=1; }
+    timeout 60 docker swarm leave --force >/dev/null 2>&1 || { echo "swarm: could not leave the swarm made for this run" >&2; [ "$rc" != 0 ] || rc=1; }
     # Made with the swarm for its containers' outside traffic; the engine
     # keeps it after leaving.
     if [ "$gwbridge_before" = 0 ] && docker network inspect docker_gwbridge >/dev/null 2>&1; then

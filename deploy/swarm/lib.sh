@@ -50,6 +50,6 @@ swarm_stack_gone() {
 # are gone: `docker stack rm` returns before they are.
 swarm_stack_rm() {
   local stack=$1
-  docker stack rm "$stack" >/dev/null 2>&1 || true
+  timeout 60 docker stack rm "$stack" >/dev/null 2>&1 || true
   swarm_wait 90 "stack $stack's containers and network to go" swarm_stack_gone "$stack"
 }
