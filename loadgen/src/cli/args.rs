@@ -99,6 +99,17 @@ pub struct CompareArgs {
     /// perf: 3, others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+    /// This is one of N loadgen processes running the same comparison at
+    /// once against the same --target servers (e.g. a Swarm service's
+    /// replicas): before each run, wait (at most 60 s) until all N reach
+    /// it, so their runs overlap and `loadgen merge --comparisons` adds up
+    /// figures measured at the same time. Needs --replica-dir.
+    #[arg(long, requires = "replica_dir", value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub replicas: Option<u32>,
+    /// With --replicas: a folder every replica can write to (one shared
+    /// volume), where each run's waiting is done through files.
+    #[arg(long, requires = "replicas")]
+    pub replica_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -326,6 +337,11 @@ pub struct MergeArgs {
     /// why in `merged_despite`.
     #[arg(long)]
     pub force: bool,
+    /// The files are `loadgen compare` results.json files of replicas
+    /// (`compare --replicas`): merge them run by run, and write
+    /// results.json, report.md and the rest into --out (a folder).
+    #[arg(long, requires = "out")]
+    pub comparisons: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(long)]

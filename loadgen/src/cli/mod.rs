@@ -181,9 +181,25 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     };
     let client_cpus = client_cpus(&server_cpus, args.servers.client_cpus.as_ref())?;
     let out = match &args.out {
-        Some(p) => p.clone(),
+        Some(p) => expand_host(p),
         None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
     };
+    if let (Some(n), Some(dir)) = (args.replicas, &args.replica_dir) {
+        if !targeted {
+            anyhow::bail!("--replicas: only with --target (the servers every replica drives)");
+        }
+        let sync = crate::compare::replicas::ReplicaSync::new(
+            dir,
+            n as usize,
+            // Replicas in containers differ by host name, processes on
+            // one host by pid.
+            &format!("{}-{}", host_name(), std::process::id()),
+            crate::compare::replicas::WAIT_LIMIT,
+        );
+        if !sync.install() {
+            anyhow::bail!("--replicas: this process already runs a comparison in step with others");
+        }
+    }
     let profile = profile(&args.profile);
     let styles = if targeted {
         args.targets.iter().map(|t| t.style.clone()).collect()
@@ -287,6 +303,9 @@ fn comparison_failures(results: &crate::compare::model::CompareResults) -> Vec<S
 }
 
 fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
+    if args.comparisons {
+        return merge_comparisons(args);
+    }
     let mut parts = Vec::new();
     let mut files = Vec::new();
     for path in &args.files {
@@ -322,6 +341,45 @@ fn merge_command(args: &MergeArgs) -> anyhow::Result<i32> {
     Ok(if merged.outcome.ok { 0 } else { EXIT_FAILED })
 }
 
+/// `loadgen merge --comparisons`: replicas' results.json merged run by
+/// run, written with its report into --out.
+fn merge_comparisons(args: &MergeArgs) -> anyhow::Result<i32> {
+    let mut replicas = Vec::new();
+    for path in &args.files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let results = serde_json::from_str(&text).with_context(|| {
+            format!("{} is not a `loadgen compare` results.json", path.display())
+        })?;
+        replicas.push(crate::compare::replicas::Replica {
+            name: path.display().to_string(),
+            results,
+        });
+    }
+    let merged = crate::compare::replicas::merge(&replicas, args.force).context("cannot merge")?;
+    let dir = args.out.clone().unwrap_or_default();
+    crate::report::write(&merged, &dir)?;
+    let failed = merged.runs.iter().filter(|r| !r.outcome.ok).count();
+    say(format_args!(
+        "report: {}  ({} runs of {} replicas merged, {failed} failed)",
+        dir.join("report.md").display(),
+        merged.runs.len(),
+        replicas.len()
+    ))?;
+    let failures = comparison_failures(&merged);
+    for f in &failures {
+        note!("loadgen merge: FAILED: {f}");
+    }
+    Ok(if failures.is_empty() { 0 } else { EXIT_FAILED })
+}
+
+/// This machine's (or container's) host name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| std::process::id().to_string())
+}
+
 /// `{host}` in an --out path becomes this machine's (or container's) host
 /// name, so replicas of one loadgen service write separate files.
 fn expand_host(path: &std::path::Path) -> PathBuf {
@@ -329,10 +387,7 @@ fn expand_host(path: &std::path::Path) -> PathBuf {
     if !text.contains("{host}") {
         return path.to_path_buf();
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| std::process::id().to_string());
-    PathBuf::from(text.replace("{host}", &host))
+    PathBuf::from(text.replace("{host}", &host_name()))
 }
 
 /// `--out`'s path ({host} expanded), its folder made and the file

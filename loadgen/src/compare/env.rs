@@ -123,9 +123,12 @@ impl<'a> Env<'a> {
             self.settle();
         }
         let settled = self.settled.take();
+        let label = format!("{}/{}/{point}", self.target.style, scenario.name());
+        // In step with the other replicas, if this is one (`--replicas`).
+        crate::compare::replicas::before_run(&label);
         let opts = RunOptions {
             server: if sample { self.target.watch() } else { None },
-            label: Some(format!("{}/{}/{point}", self.target.style, scenario.name())),
+            label: Some(label),
             on_tick: None,
         };
         match engine::run(spec, control, opts) {

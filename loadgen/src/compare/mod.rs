@@ -9,6 +9,7 @@ pub mod model;
 pub mod options;
 pub mod profile;
 pub mod progress;
+pub mod replicas;
 pub mod scenarios;
 pub mod servers;
 pub mod variant;

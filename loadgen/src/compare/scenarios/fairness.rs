@@ -38,6 +38,8 @@ pub fn run(env: &mut Env) -> Vec<RunResult> {
     // Before the heavy connection starts: the light run's own settling
     // would wait for it to end.
     env.settle();
+    // The heavy connections of replicas (`--replicas`) start together too.
+    crate::compare::replicas::before_run(&format!("{}/fairness/heavy", env.target.style));
     let stop = Arc::clone(&env.stop);
     let heavy_run = std::thread::Builder::new()
         .name("fairness-heavy".into())

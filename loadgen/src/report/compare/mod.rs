@@ -85,6 +85,19 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     if !results.network.is_empty() {
         putln!(s, "| network | {} |", results.network);
     }
+    // Replicas' comparisons merged run by run (`loadgen merge --comparisons`).
+    let instances = results
+        .runs
+        .iter()
+        .map(|r| r.merged_runs)
+        .max()
+        .unwrap_or(1);
+    if instances > 1 {
+        putln!(
+            s,
+            "| loadgen instances | {instances} at once, in step run by run, merged (histograms added, throughputs summed) |"
+        );
+    }
     let sources: BTreeSet<&str> = results
         .runs
         .iter()
