@@ -69,11 +69,19 @@ impl BarChart {
         }
     }
 
+    /// Row `g`'s bars that can be drawn (None where there is no figure,
+    /// or one a log axis cannot show).
+    fn bars<'a>(&'a self, g: &'a Group) -> impl Iterator<Item = Option<Value>> + 'a {
+        g.bars
+            .iter()
+            .map(|b| b.filter(|v| v.drawable(self.value.log)))
+    }
+
     /// Whether any row has a figure (no chart otherwise).
     pub fn has_values(&self) -> bool {
         self.groups
             .iter()
-            .any(|g| g.bars.iter().any(Option::is_some))
+            .any(|g| self.bars(g).any(|b| b.is_some()))
     }
 
     /// Draws the chart to `dir/file` and gives the report's link to it.
@@ -90,8 +98,8 @@ impl BarChart {
         let root = canvas(&path, height)?;
         let label_px = self.groups.iter().map(|g| g.name.chars().count()).max();
         let label_px = 20 + 8 * label_px.unwrap_or(4) as u32;
-        let values = self.groups.iter().flat_map(|g| g.bars.iter().flatten());
-        let mut extent: Vec<f64> = values.flat_map(|v| v.extent()).collect();
+        let values = || self.groups.iter().flat_map(|g| self.bars(g).flatten());
+        let mut extent: Vec<f64> = values().flat_map(|v| v.extent()).collect();
         extent.extend(self.reference.iter().map(|(v, _)| *v));
         // Room right of the longest bar for its value.
         let top = extent.iter().copied().fold(0.0, f64::max);
@@ -123,8 +131,7 @@ impl BarChart {
             self.row(&mut chart, i, g)?;
         }
         legend(&root, &chart, &entries)?;
-        let bars = || self.groups.iter().flat_map(|g| g.bars.iter().flatten());
-        if bars().any(|v| v.range.is_some()) {
+        if values().any(|v| v.range.is_some()) {
             whiskers_note(&root)?;
         }
         root.present().map_err(plot_err)?;
@@ -141,7 +148,7 @@ impl BarChart {
         let (centre, band) = ((self.groups.len() - 1 - i) as f64, 0.8);
         let h = band / m;
         let text = (FONT, 14).into_font().color(&BLACK);
-        if g.bars.iter().all(Option::is_none) {
+        if self.bars(g).all(|b| b.is_none()) {
             chart
                 .draw_series(std::iter::once(
                     EmptyElement::at((base, centre))
@@ -150,7 +157,7 @@ impl BarChart {
                 .map_err(plot_err)?;
             return Ok(());
         }
-        for (j, bar) in g.bars.iter().enumerate() {
+        for (j, bar) in self.bars(g).enumerate() {
             let Some(v) = bar else { continue };
             let top = centre + band / 2.0 - j as f64 * h;
             let (y0, y1) = (top - 0.08 * h, top - 0.92 * h);

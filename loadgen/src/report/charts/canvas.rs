@@ -48,6 +48,11 @@ impl Value {
         }
     }
 
+    /// Whether it can be drawn: finite, and above zero on a log axis.
+    pub fn drawable(&self, log: bool) -> bool {
+        self.v.is_finite() && (!log || self.v > 0.0)
+    }
+
     /// The values an axis must hold to show this one and its whisker.
     pub fn extent(&self) -> [f64; 3] {
         let (lo, hi) = self.range.unwrap_or((self.v, self.v));
@@ -69,41 +74,28 @@ impl From<Spread> for Value {
 
 /// Distinct colours for the styles (the same style, the same colour in
 /// every chart of a report): Tableau's ten, then two dark ones.
-const STYLE_COLOURS: [RGBColor; 12] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 0, 0),
-    RGBColor(57, 59, 121),
+const STYLE_COLOURS: [u32; 12] = [
+    0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22,
+    0x17becf, 0x000000, 0x393b79,
 ];
 
 /// Light to dark: the entries of a legend that are steps of one thing
 /// (connection counts), in order.
-const STEP_COLOURS: [RGBColor; 6] = [
-    RGBColor(158, 202, 225),
-    RGBColor(107, 174, 214),
-    RGBColor(66, 146, 198),
-    RGBColor(33, 113, 181),
-    RGBColor(8, 81, 156),
-    RGBColor(8, 48, 107),
-];
+const STEP_COLOURS: [u32; 6] = [0x9ecae1, 0x6baed6, 0x4292c6, 0x2171b5, 0x08519c, 0x08306b];
+
+fn rgb(hex: u32) -> RGBColor {
+    RGBColor((hex >> 16) as u8, (hex >> 8) as u8, hex as u8)
+}
 
 pub fn style_colour(i: usize) -> RGBColor {
-    STYLE_COLOURS[i % STYLE_COLOURS.len()]
+    rgb(STYLE_COLOURS[i % STYLE_COLOURS.len()])
 }
 
 /// The colour of step `i` of `n`, spread over the light-to-dark scale.
 pub fn step_colour(i: usize, n: usize) -> RGBColor {
     let last = STEP_COLOURS.len() - 1;
     let at = if n <= 1 { last } else { i * last / (n - 1) };
-    STEP_COLOURS[at.min(last)]
+    rgb(STEP_COLOURS[at.min(last)])
 }
 
 /// How a legend entry is drawn: a line with a marker, a filled box, or a

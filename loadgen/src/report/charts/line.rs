@@ -30,14 +30,16 @@ pub struct LineChart {
 impl LineChart {
     /// Draws the chart to `dir/file` and gives the report's link to it.
     pub fn draw(&self, dir: &Path, file: &str) -> anyhow::Result<Chart> {
-        // A log axis cannot show zero: such points are left out.
-        let drawable = |v: f64| v.is_finite() && (!self.y.log || v > 0.0);
         let shown: Vec<(usize, Vec<(f64, Value)>)> = self
             .series
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let pts = s.points.iter().copied().filter(|(_, v)| drawable(v.v));
+                let pts = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(_, v)| v.drawable(self.y.log));
                 (i, pts.collect::<Vec<_>>())
             })
             .filter(|(_, pts)| !pts.is_empty())
