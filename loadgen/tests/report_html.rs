@@ -4,13 +4,14 @@
 //! nothing it would fetch.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use loadgen::compare::model::CompareResults;
 use loadgen::report::write as write_outputs;
 use scraper::{ElementRef, Html, Selector};
 
 mod common;
-use common::fixture_with_epoll;
+use common::{fixture_with_epoll, loadgen, output_within};
 
 fn write(results: &CompareResults, name: &str) -> (PathBuf, String, Html) {
     let dir = std::env::temp_dir().join(format!("loadgen-html-{name}-{}", std::process::id()));
@@ -142,5 +143,24 @@ fn the_page_fetches_nothing_and_runs_nothing() {
         !style.contains("url(") && !style.contains("@import"),
         "{style}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `loadgen report DIR/results.json` writes the same page from the JSON.
+#[test]
+fn loadgen_report_rebuilds_the_page() {
+    let (dir, _, _) = write(&fixture_with_epoll(), "rebuilt");
+    let first = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let mut cmd = loadgen();
+    cmd.arg("report").arg(dir.join("results.json"));
+    let out = output_within(cmd, Duration::from_secs(60), "loadgen report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = std::fs::read_to_string(dir.join("report.html")).expect("report.html rebuilt");
+    assert_eq!(again, first);
     let _ = std::fs::remove_dir_all(dir);
 }

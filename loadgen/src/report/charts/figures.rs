@@ -220,7 +220,10 @@ pub fn draw_all(view: &View, dir: &Path) -> anyhow::Result<Vec<Chart>> {
             ),
         ];
         for (file, title, y, figure) in lines {
-            charts.push(scale_chart(view, size, title, y, figure).draw(dir, &file)?);
+            let chart = scale_chart(view, size, title, y, figure);
+            if chart.has_values() {
+                charts.push(chart.draw(dir, &file)?);
+            }
         }
         if view.has_reference(size) {
             let ratios = ratio_chart(view, size);

@@ -28,6 +28,12 @@ pub struct LineChart {
 }
 
 impl LineChart {
+    /// Whether any point can be drawn (no chart otherwise).
+    pub fn has_values(&self) -> bool {
+        let mut points = self.series.iter().flat_map(|s| s.points.iter());
+        points.any(|(_, v)| v.drawable(self.y.log))
+    }
+
     /// Draws the chart to `dir/file` and gives the report's link to it.
     pub fn draw(&self, dir: &Path, file: &str) -> anyhow::Result<Chart> {
         let shown: Vec<(usize, Vec<(f64, Value)>)> = self
