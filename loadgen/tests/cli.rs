@@ -271,6 +271,8 @@ fn a_comparison_whose_servers_cannot_start_fails() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let report = std::fs::read_to_string(dir.join("report.md")).expect("report written");
     assert!(report.contains("did not start"), "the report says why");
+    let page = std::fs::read_to_string(dir.join("report.html")).expect("report.html beside it");
+    assert!(page.contains("did not start"), "{page}");
     assert!(
         stderr.contains("did not start"),
         "and so does stderr: {stderr}"

@@ -11,6 +11,7 @@ use loadgen::results::{Tags, record};
 
 mod common;
 use common::compare_fixture as fixture;
+use common::fixture_with_epoll as with_epoll;
 
 fn write(results: &CompareResults, name: &str) -> std::path::PathBuf {
     let dir =
@@ -18,23 +19,6 @@ fn write(results: &CompareResults, name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     write_outputs(results, &dir).expect("report written");
     dir
-}
-
-/// The smoke fixture with `reactor` renamed `epoll`, so it has a reference.
-fn with_epoll() -> CompareResults {
-    let mut f = fixture();
-    for st in f.styles.iter_mut().filter(|s| *s == "reactor") {
-        *st = "epoll".into();
-    }
-    for r in &mut f.runs {
-        if let Some(t) = r.tags.as_mut().filter(|t| t.style == "reactor") {
-            t.style = "epoll".into();
-        }
-    }
-    for s in f.servers.iter_mut().filter(|s| s.style == "reactor") {
-        s.style = "epoll".into();
-    }
-    f
 }
 
 #[test]

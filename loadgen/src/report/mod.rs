@@ -1,8 +1,9 @@
 //! Everything a person reads: one run's text, JSON and CSV ([`run`]), and a
 //! comparison's markdown ([`compare`], its cost tables in [`cost`], the perf
 //! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]),
-//! and a soak's `soak.json` and `soak.md` ([`soak`]),
-//! all reading the runs through [`view`] and writing with [`md`].
+//! a soak's `soak.json` and `soak.md` ([`soak`]),
+//! all reading the runs through [`view`] and writing with [`md`]; [`html`]
+//! makes report.md one self-contained page.
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
 //!
 //! Only [`write()`] here uses the children; they import from each other
@@ -11,6 +12,7 @@
 pub mod charts;
 pub mod compare;
 pub mod cost;
+pub mod html;
 pub mod md;
 pub mod perf;
 pub mod run;
@@ -27,8 +29,9 @@ use anyhow::Context;
 
 use crate::compare::model::CompareResults;
 
-/// Writes results.json, results.csv, report.md and charts/ for `results`
-/// (and perf.md for the perf profile).
+/// Writes results.json, results.csv, report.md, report.html (the same,
+/// one self-contained page) and charts/ for `results` (and perf.md for the
+/// perf profile).
 pub fn write(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results).context("serialising results")?;
@@ -53,7 +56,9 @@ pub fn write(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("results.csv"), csv).context("writing results.csv")?;
     let charts = charts::draw_all(results, &dir.join("charts")).context("drawing charts")?;
     let report = compare::markdown(results, &charts);
-    std::fs::write(dir.join("report.md"), report).context("writing report.md")?;
+    std::fs::write(dir.join("report.md"), &report).context("writing report.md")?;
+    std::fs::write(dir.join("report.html"), html::page(&report, dir))
+        .context("writing report.html")?;
     if perf::applies(results) {
         std::fs::write(dir.join("perf.md"), perf::markdown(results)).context("writing perf.md")?;
     }

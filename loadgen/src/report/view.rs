@@ -126,6 +126,16 @@ impl<'a> View<'a> {
         v
     }
 
+    /// A figure over every repeat of `r`'s point (None where no repeat
+    /// has it).
+    pub fn spread(
+        &self,
+        r: &RunResult,
+        figure: impl Fn(&RunResult) -> Option<f64>,
+    ) -> Option<Spread> {
+        Spread::of(self.repeats(r).into_iter().filter_map(figure).collect())
+    }
+
     /// Rounds in this comparison.
     pub fn rounds(&self) -> u32 {
         self.results.repeat.max(1)

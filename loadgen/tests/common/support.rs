@@ -27,6 +27,23 @@ pub fn compare_fixture() -> CompareResults {
         .expect("the fixture parses as compare results")
 }
 
+/// The fixture with `reactor` renamed `epoll`, so it has a reference.
+pub fn fixture_with_epoll() -> CompareResults {
+    let mut f = compare_fixture();
+    for st in f.styles.iter_mut().filter(|s| *s == "reactor") {
+        *st = "epoll".into();
+    }
+    for r in &mut f.runs {
+        if let Some(t) = r.tags.as_mut().filter(|t| t.style == "reactor") {
+            t.style = "epoll".into();
+        }
+    }
+    for s in f.servers.iter_mut().filter(|s| s.style == "reactor") {
+        s.style = "epoll".into();
+    }
+    f
+}
+
 /// One run of `spec` in this process, to its end.
 pub fn run(spec: &RunSpec) -> RunResult {
     run_with(spec, RunOptions::default())

@@ -1,0 +1,185 @@
+//! A horizontal bar chart: a row per group (a style, named at the left,
+//! so long names never collide), one bar per legend entry in each row
+//! (connection counts, say) or a single bar in the style's colour, the
+//! value written at the bar's end, min–max whiskers where it was repeated,
+//! and an optional reference line (epoll = 1).
+
+use std::path::Path;
+
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+
+use crate::report::charts::axis::{Axis, Scale};
+use crate::report::charts::canvas::{
+    Chart, Entry, Plot, Swatch, Value, axes, builder, canvas, legend, legend_height, legend_width,
+    plot_err, step_colour, style_colour, whisker, whiskers_note,
+};
+
+/// One row: its name and a bar per legend entry (None: no figure).
+pub struct Group {
+    pub name: String,
+    pub bars: Vec<Option<Value>>,
+}
+
+pub struct BarChart {
+    pub title: String,
+    /// The bars' axis (the horizontal one).
+    pub value: Axis,
+    /// Every style in the report's order, so each keeps its colour; a row
+    /// without any figure says so.
+    pub groups: Vec<Group>,
+    /// What the bars of a row stand for, in order (shades of one colour);
+    /// empty: one bar per row, in the style's colour, no legend.
+    pub legend: Vec<String>,
+    /// A dashed line at this value, named in the legend.
+    pub reference: Option<(f64, String)>,
+}
+
+const FONT: &str = "sans-serif";
+
+impl BarChart {
+    fn bars_per_row(&self) -> usize {
+        self.legend.len().max(1)
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let n = self.legend.len();
+        let mut v: Vec<Entry> = (self.legend.iter().enumerate())
+            .map(|(j, name)| Entry {
+                name: name.clone(),
+                colour: step_colour(j, n),
+                swatch: Swatch::Bar,
+            })
+            .collect();
+        if let Some((_, name)) = &self.reference {
+            v.push(Entry {
+                name: name.clone(),
+                colour: RGBColor(0, 0, 0),
+                swatch: Swatch::Dashed,
+            });
+        }
+        v
+    }
+
+    fn colour(&self, row: usize, bar: usize) -> RGBColor {
+        if self.legend.is_empty() {
+            style_colour(row)
+        } else {
+            step_colour(bar, self.legend.len())
+        }
+    }
+
+    /// Row `g`'s bars that can be drawn (None where there is no figure,
+    /// or one a log axis cannot show).
+    fn bars<'a>(&'a self, g: &'a Group) -> impl Iterator<Item = Option<Value>> + 'a {
+        g.bars
+            .iter()
+            .map(|b| b.filter(|v| v.drawable(self.value.log)))
+    }
+
+    /// Whether any row has a figure (no chart otherwise).
+    pub fn has_values(&self) -> bool {
+        self.groups
+            .iter()
+            .any(|g| self.bars(g).any(|b| b.is_some()))
+    }
+
+    /// Draws the chart to `dir/file` and gives the report's link to it.
+    pub fn draw(&self, dir: &Path, file: &str) -> anyhow::Result<Chart> {
+        let entries = self.entries();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let m = self.bars_per_row();
+        let row_px = (8 + 14 * m as u32).max(24);
+        let rows = self.groups.len() as u32 * row_px;
+        let height = (rows + 120)
+            .max(legend_height(entries.len()) + 120)
+            .max(240);
+        let path = dir.join(file);
+        let root = canvas(&path, height)?;
+        let label_px = self.groups.iter().map(|g| g.name.chars().count()).max();
+        let label_px = 20 + 8 * label_px.unwrap_or(4) as u32;
+        let values = || self.groups.iter().flat_map(|g| self.bars(g).flatten());
+        let mut extent: Vec<f64> = values().flat_map(|v| v.extent()).collect();
+        extent.extend(self.reference.iter().map(|(v, _)| *v));
+        // Room right of the longest bar for its value.
+        let top = extent.iter().copied().fold(0.0, f64::max);
+        extent.push(if self.value.log {
+            top * 3.0
+        } else {
+            top * 1.15
+        });
+        let xs = self.value.scale(extent);
+        let ys = Scale::categories(self.groups.iter().map(|g| g.name.clone()).collect());
+        let mut chart = builder(&root, &self.title, label_px, legend_width(&names))
+            .build_cartesian_2d(xs, ys)
+            .map_err(plot_err)?;
+        axes(&mut chart, Some(&self.value.title()), None)?;
+        // Under the bars and their values.
+        if let Some((at, _)) = &self.reference {
+            let yr = chart.y_range();
+            let style = BLACK.stroke_width(2);
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    vec![(*at, yr.start), (*at, yr.end)],
+                    6,
+                    4,
+                    style,
+                )))
+                .map_err(plot_err)?;
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            self.row(&mut chart, i, g)?;
+        }
+        legend(&root, &chart, &entries)?;
+        if values().any(|v| v.range.is_some()) {
+            whiskers_note(&root)?;
+        }
+        root.present().map_err(plot_err)?;
+        Ok(Chart::in_charts(file, &self.title))
+    }
+
+    /// Row `i`: its bars top to bottom within the row's band, each with
+    /// its whisker and its value.
+    fn row(&self, chart: &mut Plot, i: usize, g: &Group) -> anyhow::Result<()> {
+        let xs = chart.x_range();
+        let base = if self.value.log { xs.start } else { 0.0 };
+        let m = self.bars_per_row() as f64;
+        // Row i's centre on the category axis (the first row on top).
+        let (centre, band) = ((self.groups.len() - 1 - i) as f64, 0.8);
+        let h = band / m;
+        let text = (FONT, 14).into_font().color(&BLACK);
+        if self.bars(g).all(|b| b.is_none()) {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((base, centre))
+                        + Text::new("no figure", (6, -7), text.clone()),
+                ))
+                .map_err(plot_err)?;
+            return Ok(());
+        }
+        for (j, bar) in self.bars(g).enumerate() {
+            let Some(v) = bar else { continue };
+            let top = centre + band / 2.0 - j as f64 * h;
+            let (y0, y1) = (top - 0.08 * h, top - 0.92 * h);
+            let end = v.v.max(base);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(base, y0), (end, y1)],
+                    self.colour(i, j).filled(),
+                )))
+                .map_err(plot_err)?;
+            let mid = top - h / 2.0;
+            if let Some((lo, hi)) = v.range {
+                whisker(chart, ((lo.max(base), mid), (hi, mid)), BLACK, 0)?;
+            }
+            let right = v.range.map_or(end, |(_, hi)| hi.max(end));
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((right, mid))
+                        + Text::new(self.value.label(v.v), (6, -6), text.clone()),
+                ))
+                .map_err(plot_err)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! SVG charts of a comparison, one file per figure, drawn with plotters.
+//!
+//! The conventions every chart follows live in the shared parts, so a chart
+//! added later gets them by using them: [`axis`] (every axis names its
+//! unit, "throughput (msgs/s)"; connections on a log axis ticked 1, 10,
+//! 100, 1k, 10k; rates SI-suffixed, 50k, 1.2M; no "1.0"), [`canvas`] (the
+//! legend in a box right of the plot, never on it; min–max whiskers where
+//! a figure was repeated; one colour per style across the report), and two
+//! kinds of chart: [`line::LineChart`] (a line per style over connections)
+//! and [`bars::BarChart`] (a row per style, one bar or one per step, an
+//! optional reference line). [`figures`] builds the comparison's charts
+//! from the runs; a new one is a `LineChart` or `BarChart` drawn with
+//! `.draw(dir, "name.svg")`, whose [`Chart`] the report links.
+
+pub mod axis;
+pub mod bars;
+pub mod canvas;
+pub mod figures;
+pub mod line;
+
+pub use axis::{Axis, Labels};
+pub use bars::{BarChart, Group};
+pub use canvas::{Chart, Value};
+pub use line::{LineChart, Series};
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::compare::model::CompareResults;
+use crate::report::view::View;
+
+/// Draws every chart the results allow into `dir`.
+pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Chart>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    figures::draw_all(&View::new(results), dir)
+}

@@ -1,0 +1,373 @@
+//! The charts as drawn, from the smoke fixture (tests/fixtures) as it was
+//! run and reshaped with an epoll reference and three rounds: each SVG read
+//! for the conventions (connection ticks 1, 10, 100; SI-suffixed rates; no
+//! "1.0" labels; a unit on every numeric axis; the legend box clear of the
+//! plot; whiskers exactly where there are repeats) and rendered to PNG by
+//! rsvg-convert (Debian's librsvg2-bin, which CI installs; without it the
+//! rendering is skipped, saying so).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use loadgen::compare::model::CompareResults;
+use loadgen::report::write as write_outputs;
+
+mod common;
+use common::{compare_fixture, fixture_with_epoll, output_within};
+
+fn write(results: &CompareResults, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-charts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_outputs(results, &dir).expect("report written");
+    dir
+}
+
+/// `f` measured three times: rounds 1 and 2 are round 0 with every figure
+/// the charts read scaled, differently per style (so ratios to epoll
+/// differ between rounds too).
+fn three_rounds(mut f: CompareResults) -> CompareResults {
+    f.repeat = 3;
+    let mut more = Vec::new();
+    for r in &f.runs {
+        let idx = f
+            .styles
+            .iter()
+            .position(|s| Some(s) == r.tags.as_ref().map(|t| &t.style));
+        let step = 0.04 * (idx.unwrap_or(0) + 1) as f64;
+        for (round, k) in [(1u32, 1.0 - step), (2, 1.0 + step / 2.0)] {
+            let mut c = r.clone();
+            c.tags
+                .as_mut()
+                .expect("the fixture's runs are tagged")
+                .repeat = round;
+            c.throughput_msgs_per_s *= k;
+            c.latency_us.p99 = (c.latency_us.p99 as f64 * k) as u64;
+            c.connect.rate_per_s *= k;
+            c.fairness.longest_stall_ms *= k;
+            if let Some(sv) = c.server.as_mut() {
+                sv.rss_per_conn_bytes *= k;
+                sv.cpu_percent *= k;
+            }
+            more.push(c);
+        }
+    }
+    f.runs.extend(more);
+    f
+}
+
+#[derive(Debug)]
+struct Label {
+    text: String,
+    x: f64,
+    y: f64,
+    rotated: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rect {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+impl Rect {
+    fn overlaps(&self, o: &Rect) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
+    }
+
+    fn holds(&self, x: f64, y: f64) -> bool {
+        x >= self.x && x <= self.x + self.w && y >= self.y && y <= self.y + self.h
+    }
+}
+
+/// What a chart shows, as read back from its SVG.
+#[derive(Debug)]
+struct Read {
+    size: (f64, f64),
+    frame: Rect,
+    legend: Option<Rect>,
+    x_ticks: Vec<String>,
+    y_ticks: Vec<String>,
+    /// Axis titles: the horizontal one first, then the rotated one (none
+    /// for a category axis).
+    titles: Vec<String>,
+    legend_entries: Vec<String>,
+    whiskers: usize,
+}
+
+fn num(n: roxmltree::Node, attr: &str) -> f64 {
+    n.attribute(attr)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{attr} of {n:?}"))
+}
+
+fn read(file: &str, svg: &str) -> Read {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg", "{file}");
+    let size = (num(root, "width"), num(root, "height"));
+    let rect = |n| Rect {
+        x: num(n, "x"),
+        y: num(n, "y"),
+        w: num(n, "width"),
+        h: num(n, "height"),
+    };
+    // Outlined rectangles: the frame around the plot (the largest) and
+    // the legend's box.
+    let mut boxes: Vec<Rect> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("none"))
+        .map(rect)
+        .collect();
+    boxes.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
+    assert!(!boxes.is_empty(), "{file}: no frame around the plot");
+    let frame = boxes.remove(0);
+    assert!(
+        boxes.len() <= 1,
+        "{file}: one legend box at most: {boxes:?}"
+    );
+    let legend = boxes.first().copied();
+    let labels: Vec<Label> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| Label {
+            text: n.text().unwrap_or("").trim().to_string(),
+            x: num(n, "x"),
+            y: num(n, "y"),
+            rotated: n.attribute("transform").is_some(),
+        })
+        .collect();
+    let bottom = frame.y + frame.h;
+    let in_x = |l: &Label| l.x >= frame.x - 1.0 && l.x <= frame.x + frame.w + 1.0;
+    let x_ticks = labels
+        .iter()
+        .filter(|l| !l.rotated && in_x(l) && l.y > bottom && l.y < bottom + 25.0)
+        .map(|l| l.text.clone())
+        .collect();
+    let mut left: Vec<&Label> = labels
+        .iter()
+        .filter(|l| !l.rotated && l.x < frame.x && l.y >= frame.y - 10.0 && l.y <= bottom)
+        .collect();
+    // Top to bottom.
+    left.sort_by(|a, b| a.y.total_cmp(&b.y));
+    let y_ticks = left.iter().map(|l| l.text.clone()).collect();
+    let mut titles: Vec<String> = labels
+        .iter()
+        .filter(|l| !l.rotated && in_x(l) && l.y >= bottom + 25.0)
+        .map(|l| l.text.clone())
+        .collect();
+    titles.extend(labels.iter().filter(|l| l.rotated).map(|l| l.text.clone()));
+    let legend_entries = legend.map_or(Vec::new(), |b| {
+        labels
+            .iter()
+            .filter(|l| b.holds(l.x, l.y))
+            .map(|l| l.text.clone())
+            .collect()
+    });
+    // The chart code draws whiskers (their lines and caps, nothing else)
+    // at 80% opacity.
+    let whiskers = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("opacity") == Some("0.8"))
+        .count();
+    Read {
+        size,
+        frame,
+        legend,
+        x_ticks,
+        y_ticks,
+        titles,
+        legend_entries,
+        whiskers,
+    }
+}
+
+/// "throughput (msgs/s)", "p99 round trip (ms, log scale)": the unit.
+fn unit(title: &str) -> Option<&str> {
+    let inner = title.strip_suffix(')')?.rsplit_once(" (")?.1;
+    let unit = inner.trim_end_matches(", log scale");
+    (!unit.is_empty()).then_some(unit)
+}
+
+/// The conventions every chart keeps, whatever it shows.
+fn check_conventions(file: &str, c: &Read) {
+    let ticks = c.x_ticks.iter().chain(&c.y_ticks);
+    for t in ticks {
+        assert!(!t.ends_with(".0"), "{file}: tick label {t:?} ends in .0");
+        let digits = t.chars().filter(char::is_ascii_digit).count();
+        assert!(
+            digits <= 4,
+            "{file}: tick label {t:?} is a long number, not SI-suffixed"
+        );
+    }
+    assert!(!c.x_ticks.is_empty(), "{file}: no x tick labels: {c:?}");
+    assert!(!c.y_ticks.is_empty(), "{file}: no y tick labels: {c:?}");
+    assert!(
+        !c.titles.is_empty() && c.titles.iter().all(|t| unit(t).is_some()),
+        "{file}: every numeric axis names its unit: {:?}",
+        c.titles
+    );
+    if let Some(legend) = c.legend {
+        assert!(
+            !legend.overlaps(&c.frame),
+            "{file}: legend {legend:?} lies on the plot {:?}",
+            c.frame
+        );
+        assert!(
+            legend.x + legend.w <= c.size.0 && legend.y + legend.h <= c.size.1,
+            "{file}: legend {legend:?} runs off the canvas {:?}",
+            c.size
+        );
+        assert!(!c.legend_entries.is_empty(), "{file}: an empty legend");
+    }
+}
+
+/// Every chart of `dir` read back, by file name.
+fn charts(dir: &Path) -> Vec<(String, Read)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("charts"))
+        .expect("charts/ written")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let svg = std::fs::read_to_string(&p).unwrap();
+            let c = read(&name, &svg);
+            check_conventions(&name, &c);
+            (name, c)
+        })
+        .collect()
+}
+
+fn find<'a>(charts: &'a [(String, Read)], file: &str) -> &'a Read {
+    &charts
+        .iter()
+        .find(|(n, _)| n == file)
+        .unwrap_or_else(|| panic!("{file} drawn"))
+        .1
+}
+
+#[test]
+fn axes_read_as_people_write_them() {
+    let f = compare_fixture();
+    let dir = write(&f, "plain");
+    let charts = charts(&dir);
+    assert_eq!(
+        charts.len(),
+        7,
+        "{:?}",
+        charts.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+    // The fixture ran 1 and 20 connections: the axis runs 1 to 100.
+    let tp = find(&charts, "throughput_64B.svg");
+    for t in ["1", "10", "100"] {
+        assert!(tp.x_ticks.iter().any(|x| x == t), "{t} on {:?}", tp.x_ticks);
+    }
+    assert_eq!(tp.titles[0], "concurrent connections (conns, log scale)");
+    assert_eq!(tp.titles[1], "throughput (msgs/s)");
+    // Up to 109.3k msg/s: the rate ticks are SI-suffixed.
+    assert!(tp.y_ticks.iter().any(|t| t == "100k"), "{:?}", tp.y_ticks);
+    // Every style in the legend, which sits right of the plot.
+    assert_eq!(tp.legend_entries, f.styles);
+    let legend = tp.legend.unwrap();
+    assert!(
+        legend.x > tp.frame.x + tp.frame.w,
+        "{legend:?} {:?}",
+        tp.frame
+    );
+    assert_eq!(
+        find(&charts, "p99_64B.svg").titles[1],
+        "p99 round trip (ms, log scale)"
+    );
+    // A bar chart: a row per style (named at the left), no legend.
+    let rss = find(&charts, "rss_per_conn.svg");
+    assert_eq!(rss.titles, ["memory per connection (KiB)"]);
+    assert_eq!(rss.y_ticks, f.styles);
+    assert!(rss.legend.is_none());
+    let churn = find(&charts, "churn.svg");
+    assert_eq!(churn.titles, ["connections opened (conns/s)"]);
+    assert!(
+        churn.x_ticks.iter().any(|t| t.ends_with('k')),
+        "{:?}",
+        churn.x_ticks
+    );
+    // Measured once: no whiskers anywhere.
+    for (name, c) in &charts {
+        assert_eq!(c.whiskers, 0, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn repeats_draw_whiskers_and_epoll_a_ratio_chart() {
+    let dir = write(&three_rounds(fixture_with_epoll()), "rounds");
+    let charts = charts(&dir);
+    let ratio = find(&charts, "ratio_64B.svg");
+    assert_eq!(ratio.titles, ["throughput ÷ epoll's (×)"]);
+    // epoll is the reference line, not a row.
+    assert_eq!(ratio.y_ticks, ["threads", "polling", "tasks", "coroutines"]);
+    assert_eq!(ratio.legend_entries, ["1 conn", "20 conns", "epoll = 1"]);
+    for (name, c) in &charts {
+        // Every figure was measured three times and moved: each point or
+        // bar has a whisker (the ratio chart: a bar per style and count).
+        let points = match name.as_str() {
+            "ratio_64B.svg" => 4 * 2,
+            n if n.starts_with("throughput") || n.starts_with("p99") => 5 * 2,
+            // Only polling used CPU while idle (99%); 0% in every round
+            // has no range.
+            "idle_cpu.svg" => 1,
+            _ => 5,
+        };
+        // A whisker: its line and a cap at each end.
+        assert_eq!(c.whiskers, 3 * points, "{name}");
+    }
+    assert!(
+        std::fs::read_to_string(dir.join("report.md"))
+            .unwrap()
+            .contains("(charts/ratio_64B.svg)")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Width and height of a PNG, from its header.
+fn png_size(png: &[u8]) -> Option<(u32, u32)> {
+    let magic = b"\x89PNG\r\n\x1a\n";
+    if png.len() < 24 || &png[..8] != magic || &png[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Some((be(&png[16..20]), be(&png[20..24])))
+}
+
+#[test]
+fn every_chart_renders_to_png() {
+    let probe = Command::new("rsvg-convert").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("skipped: rsvg-convert is not installed (Debian: librsvg2-bin; CI installs it)");
+        return;
+    }
+    let dir = write(&three_rounds(fixture_with_epoll()), "png");
+    for (name, c) in charts(&dir) {
+        let svg = dir.join("charts").join(&name);
+        let png = svg.with_extension("png");
+        let mut cmd = Command::new("rsvg-convert");
+        cmd.arg(&svg).arg("-o").arg(&png);
+        let out = output_within(cmd, Duration::from_secs(60), "rsvg-convert");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(
+            png_size(&bytes),
+            Some((c.size.0 as u32, c.size.1 as u32)),
+            "{name} rendered at its size"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
