@@ -268,6 +268,7 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
         quota_required: false,
         repeat: 1,
         guard: None,
+        externals: Vec::new(),
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");

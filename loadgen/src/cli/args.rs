@@ -103,6 +103,38 @@ pub struct CompareArgs {
     /// perf: 3, others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+    /// Any other TCP echo server as a row of its own, NAME='COMMAND ...
+    /// {port}', e.g. socat='socat TCP-LISTEN:{port},reuseaddr,fork PIPE':
+    /// run through `sh -c` with {port} a free loopback port, pinned and
+    /// sampled like the styles, ready once the port accepts a connection,
+    /// stopped with SIGTERM (SIGKILL 2 s later). Fairness runs it as it is
+    /// (--work-us is our servers' flag). Repeatable.
+    #[arg(long = "external", value_name = "NAME=COMMAND", value_parser = crate::compare::parse_external)]
+    pub externals: Vec<crate::compare::model::ExternalServer>,
+}
+
+impl CompareArgs {
+    /// The `--external` servers, each named once and not beside `--target`.
+    pub fn externals(&self) -> Result<Vec<crate::compare::model::ExternalServer>, clap::Error> {
+        let conflict = |msg: String| {
+            clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg + "\n")
+        };
+        if !self.externals.is_empty() && !self.targets.is_empty() {
+            return Err(conflict(
+                "--external: not with --target (an external server is started here, beside the styles' own)"
+                    .into(),
+            ));
+        }
+        for (i, e) in self.externals.iter().enumerate() {
+            if self.externals[..i].iter().any(|o| o.name == e.name) {
+                return Err(conflict(format!(
+                    "--external: the name {:?} is given twice (each external server is a row of its own)",
+                    e.name
+                )));
+            }
+        }
+        Ok(self.externals.clone())
+    }
 }
 
 /// `--server-cpu-quota`: CPUs, or none.
