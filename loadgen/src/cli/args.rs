@@ -116,9 +116,8 @@ pub struct CompareArgs {
 impl CompareArgs {
     /// The `--external` servers, each named once and not beside `--target`.
     pub fn externals(&self) -> Result<Vec<crate::compare::model::ExternalServer>, clap::Error> {
-        let conflict = |msg: String| {
-            clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg + "\n")
-        };
+        let conflict =
+            |msg: String| clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg + "\n");
         if !self.externals.is_empty() && !self.targets.is_empty() {
             return Err(conflict(
                 "--external: not with --target (an external server is started here, beside the styles' own)"

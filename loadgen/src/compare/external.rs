@@ -40,7 +40,10 @@ pub fn parse_external(s: &str) -> Result<ExternalServer, String> {
     })?;
     let (name, command) = (name.trim(), command.trim());
     let word = name.len() <= 40
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
@@ -194,8 +197,12 @@ pub struct StderrTail {
 
 impl StderrTail {
     /// Reads `pipe` on a thread of its own until it closes.
-    pub fn collect(pipe: ChildStderr) -> StderrTail {
+    pub fn collect(pipe: Option<ChildStderr>) -> StderrTail {
         let tail = StderrTail::default();
+        let Some(pipe) = pipe else {
+            tail.closed.store(true, Ordering::Release);
+            return tail;
+        };
         let (sink, closed) = (Arc::clone(&tail.bytes), Arc::clone(&tail.closed));
         std::thread::spawn(move || {
             let mut pipe = pipe;
@@ -212,7 +219,7 @@ impl StderrTail {
         tail
     }
 
-    /// Its last lines joined with " | ", or "no output on stderr".
+    /// Its last lines joined with "; ", or "no output on stderr".
     pub fn text(&self) -> String {
         let kept = self.bytes.lock().map(|b| b.clone()).unwrap_or_default();
         let text = String::from_utf8_lossy(&kept);
@@ -224,7 +231,7 @@ impl StderrTail {
         if lines.is_empty() {
             return "no output on stderr".into();
         }
-        lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ")
+        lines[lines.len().saturating_sub(TAIL_LINES)..].join("; ")
     }
 
     /// Waits (bounded) for the last of what a process that has ended

@@ -78,8 +78,7 @@ fn launch(
             }
             // Dies with compare, however compare ends; if compare is
             // already gone, do not start at all.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                || libc::getppid() != parent
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
             {
                 return Err(std::io::Error::other("loadgen compare is gone"));
             }
@@ -179,7 +178,9 @@ impl ServerProcess {
                 .stderr(Stdio::piped());
             let mut child =
                 launch(opts, cmd, group).with_context(|| format!("starting `sh -c {line:?}`"))?;
-            let tail = StderrTail::collect(child.stderr.take().context("server stderr")?);
+            // Kept should it fail: the group that was stopped.
+            record.pid = Some(child.id());
+            let tail = StderrTail::collect(child.stderr.take());
             let server = ServerProcess {
                 pid: child.id(),
                 child,
@@ -252,9 +253,9 @@ impl ServerProcess {
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         match waitid(Id::Pid(Pid::from_raw(self.pid as i32)), flags) {
             Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw(code << 8)),
-            Ok(WaitStatus::Signaled(_, sig, core)) => {
-                Some(ExitStatus::from_raw(sig as i32 | if core { 0x80 } else { 0 }))
-            }
+            Ok(WaitStatus::Signaled(_, sig, core)) => Some(ExitStatus::from_raw(
+                sig as i32 | if core { 0x80 } else { 0 },
+            )),
             _ => None,
         }
     }

@@ -144,10 +144,7 @@ pub fn with_server(
 
 /// Kills what is left in a server's cgroup and removes it (the guard told);
 /// how many processes it killed.
-fn release(
-    group: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
-    guard: Option<&Guard>,
-) -> usize {
+fn release(group: Option<Arc<crate::probe::cgroup::ServerCgroup>>, guard: Option<&Guard>) -> usize {
     let Some(g) = group else { return 0 };
     let killed = g.kill_all(Duration::from_secs(2));
     let dirs = g.dirs().to_vec();
@@ -261,4 +258,3 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
         }
     }
 }
-

@@ -38,21 +38,18 @@ pub fn server_detail(r: &ServerRecord, command: &str, detail: String) -> String 
         (None, Some(code)) => format!("exited {code}"),
         (None, None) => String::new(),
     };
-    // A table would split at a pipe: escaped (GitHub renders it as one).
-    [code(command).replace('|', "\\|"), ended, detail]
+    [code(command), ended, detail]
         .into_iter()
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+        // A table would split at a pipe (GitHub renders the escaped one).
+        .replace('|', "\\|")
 }
 
 /// `text` as inline code: the fence longer than any run of backticks in it.
 fn code(text: &str) -> String {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     format!("{fence} {text} {fence}")
 }
