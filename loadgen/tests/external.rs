@@ -5,14 +5,14 @@
 //! bad values are refused with exit 2 naming the flag. Every wait is
 //! bounded; no timing is asserted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use loadgen::compare::model::{CompareResults, ServerRecord};
 
 mod common;
-use common::{alive, loadgen, output_within, wait_until};
+use common::{alive, loadgen, output_within, scratch, wait_until};
 
 /// socat's echo one-liner, bound to loopback only.
 const SOCAT: &str = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE";
@@ -29,13 +29,6 @@ fn have_socat(test: &str) -> bool {
         eprintln!("{test}: skipped: socat is not installed (apt-get install socat; .ci/run does)");
     }
     found
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-external-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A smoke comparison of epoll and the given externals into `dir/out`.
@@ -99,7 +92,7 @@ fn socat_runs_every_scenario_as_a_row_and_stops_on_sigterm() {
     if !have_socat("socat_runs_every_scenario_as_a_row_and_stops_on_sigterm") {
         return;
     }
-    let dir = scratch("socat");
+    let dir = scratch("external-socat");
     let cmd = compare(&dir, &[format!("socat={SOCAT}")]);
     let out = output_within(cmd, Duration::from_secs(300), "compare with socat");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -171,7 +164,7 @@ fn socat_runs_every_scenario_as_a_row_and_stops_on_sigterm() {
 /// server, 2 s to stop) with exit 1, and nothing it started still runs.
 #[test]
 fn commands_that_do_not_serve_or_stop_fail_their_rows_and_are_killed() {
-    let dir = scratch("failures");
+    let dir = scratch("external-failures");
     let mut externals = vec![
         "never=sleep 30 # {port}".to_string(),
         "quits=exit 3 # {port}".to_string(),
@@ -253,7 +246,7 @@ fn commands_that_do_not_serve_or_stop_fail_their_rows_and_are_killed() {
 /// started): the guard kills its process group.
 #[test]
 fn a_killed_comparison_leaves_no_external_server_behind() {
-    let dir = scratch("sigkill");
+    let dir = scratch("external-sigkill");
     let pidfile = dir.join("pid");
     let external = format!(
         "slow=echo $$ > '{}'; sleep 30 # {{port}}",
@@ -284,7 +277,7 @@ fn a_killed_comparison_leaves_no_external_server_behind() {
 
 #[test]
 fn bad_external_values_exit_2_naming_the_flag() {
-    let dir = scratch("bad");
+    let dir = scratch("external-bad");
     for (args, says) in [
         (vec!["--external", "socat"], "NAME="),
         (
