@@ -251,6 +251,7 @@ fn options(quota: Option<f64>, required: bool) -> CompareOptions {
         quota_required: required,
         repeat: 1,
         guard: None,
+        externals: Vec::new(),
     }
 }
 

@@ -319,7 +319,10 @@ fn key_paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
 const OPTIONAL: &[&str] = &[
     "args",
     "cgroup",
+    "command",
     "cpu_quota",
+    "exit_signal",
+    "externals",
     "leftover_processes_killed",
     "merged_despite",
     "merged_from",

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 mod common;
-use common::{alive, children, loadgen, wait_until, wait_within};
+use common::{alive, children, loadgen, scratch, wait_until, wait_within};
 
 /// A `servers` stand-in that runs loadgen's server as its child, without
 /// `exec`: stopping the wrapper alone would leave the server running.
@@ -27,13 +27,6 @@ fn wrapper(dir: &Path) -> PathBuf {
     .unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A smoke comparison of epoll through the wrapper, writing into `dir`.

@@ -110,7 +110,40 @@ pub struct CompareArgs {
     /// volume), where each run's waiting is done through files.
     #[arg(long, requires = "replicas")]
     pub replica_dir: Option<PathBuf>,
+    /// Any other TCP echo server as a row of its own, NAME='COMMAND ...
+    /// {port}', e.g. socat='socat TCP-LISTEN:{port},reuseaddr,fork PIPE':
+    /// run through `sh -c` with {port} a free loopback port, pinned and
+    /// sampled like the styles, ready once the port accepts a connection,
+    /// stopped with SIGTERM (SIGKILL 2 s later). Fairness runs it as it is
+    /// (--work-us is our servers' flag). Repeatable.
+    #[arg(long = "external", value_name = "NAME=COMMAND", value_parser = crate::compare::parse_external)]
+    pub externals: Vec<crate::compare::model::ExternalServer>,
 }
+
+
+impl CompareArgs {
+    /// The `--external` servers, each named once and not beside `--target`.
+    pub fn externals(&self) -> Result<Vec<crate::compare::model::ExternalServer>, clap::Error> {
+        let conflict =
+            |msg: String| clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg + "\n");
+        if !self.externals.is_empty() && !self.targets.is_empty() {
+            return Err(conflict(
+                "--external: not with --target (an external server is started here, beside the styles' own)"
+                    .into(),
+            ));
+        }
+        for (i, e) in self.externals.iter().enumerate() {
+            if self.externals[..i].iter().any(|o| o.name == e.name) {
+                return Err(conflict(format!(
+                    "--external: the name {:?} is given twice (each external server is a row of its own)",
+                    e.name
+                )));
+            }
+        }
+        Ok(self.externals.clone())
+    }
+}
+
 
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {

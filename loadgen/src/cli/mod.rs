@@ -170,6 +170,7 @@ fn scenario_command(
 }
 
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
+    let externals = args.externals().unwrap_or_else(|e| e.exit());
     servers_limit();
     let stop = stop_flag()?;
     let targeted = !args.targets.is_empty();
@@ -201,7 +202,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     }
     let profile = profile(&args.profile);
-    let styles = if targeted {
+    let mut styles: Vec<String> = if targeted {
         args.targets.iter().map(|t| t.style.clone()).collect()
     } else {
         match &args.styles {
@@ -209,6 +210,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             None => profile.default_styles(),
         }
     };
+    styles.extend(externals.iter().map(|e| e.row()));
     if args.docker_socket.is_some() && !targeted {
         anyhow::bail!("--docker-socket: only with --target (the containers to drive)");
     }
@@ -239,6 +241,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         quota_required: args.server_cpu_quota.is_some_and(|q| q.0.is_some()),
         repeat,
         guard: if targeted { None } else { start_guard() },
+        externals,
     };
     // Before any load: a bad --out fails now, not after the whole run.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;

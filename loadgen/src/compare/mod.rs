@@ -4,9 +4,11 @@
 
 pub mod cgroups;
 pub mod env;
+pub mod external;
 pub mod guard;
 pub mod model;
 pub mod options;
+pub mod process;
 pub mod profile;
 pub mod progress;
 pub mod replicas;
@@ -15,6 +17,7 @@ pub mod servers;
 pub mod variant;
 
 pub use cgroups::{cgroup_setup, stop_grace};
+pub use external::parse_external;
 pub use options::{CompareOptions, TargetSpec, parse_cpus, parse_target};
 
 use std::sync::Arc;
@@ -142,6 +145,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         cgroup,
         servers,
         runs,
+        externals: opts.externals.clone(),
     };
     Ok(results)
 }

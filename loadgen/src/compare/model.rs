@@ -42,6 +42,12 @@ pub struct ServerRecord {
     /// Which of the `--repeat` rounds (0-based).
     #[serde(default, skip_serializing_if = "crate::results::is_default")]
     pub repeat: u32,
+    /// The signal that ended it, by name ("SIGTERM"), where one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<String>,
+    /// An external server's command as run (`sh -c`, its port filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 impl ServerRecord {
@@ -102,6 +108,36 @@ pub struct CompareResults {
     pub cgroup: Option<CgroupSetup>,
     pub servers: Vec<ServerRecord>,
     pub runs: Vec<RunResult>,
+    /// The servers given with `--external`, each a row of its own (its
+    /// [`ExternalServer::row`] name in `styles` and the runs' tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub externals: Vec<ExternalServer>,
+}
+
+/// A server that is not one of this project's styles, given as a command
+/// (`--external NAME='COMMAND ... {port}'`): compare starts, samples and
+/// stops it like a style's server ([`crate::compare::external`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalServer {
+    /// As given, e.g. "socat".
+    pub name: String,
+    /// As given, `{port}` unfilled.
+    pub command: String,
+}
+
+impl ExternalServer {
+    /// Its row in results and in every table of the report: the name
+    /// marked, "socat (external)", so it is never read as a style.
+    pub fn row(&self) -> String {
+        format!("{} (external)", self.name)
+    }
+}
+
+impl CompareResults {
+    /// The external server whose row `style` is, if it is one.
+    pub fn external(&self, style: &str) -> Option<&ExternalServer> {
+        self.externals.iter().find(|e| e.row() == style)
+    }
 }
 
 fn one() -> u32 {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use nix::sched::CpuSet;
 
 use crate::compare::guard::Guard;
-use crate::compare::model::Scenario;
+use crate::compare::model::{ExternalServer, Scenario};
 use crate::compare::profile::Profile;
 
 /// `loadgen compare`'s options.
@@ -38,6 +38,15 @@ pub struct CompareOptions {
     /// The process that stops the servers if compare dies before it can
     /// ([`crate::compare::guard`]); None: none runs.
     pub guard: Option<Arc<Guard>>,
+    /// `--external` servers; each one's row is also in `styles`.
+    pub externals: Vec<ExternalServer>,
+}
+
+impl CompareOptions {
+    /// The external server whose row `style` is, if it is one.
+    pub fn external(&self, style: &str) -> Option<&ExternalServer> {
+        self.externals.iter().find(|e| e.row() == style)
+    }
 }
 
 impl CompareOptions {
@@ -65,6 +74,7 @@ impl CompareOptions {
             quota_required: false,
             repeat: 1,
             guard,
+            externals: Vec::new(),
         }
     }
 }

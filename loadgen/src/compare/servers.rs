@@ -1,26 +1,34 @@
-//! The servers a comparison drives: a process it starts (pinned, in its
-//! own cgroup, stopped with SIGTERM then SIGKILL, its exit checked), or a
-//! running one or a container at a `--target` address.
+//! The servers a comparison drives: a process it starts (a style's, or an
+//! external command's: pinned, in its own cgroup and process group, stopped
+//! with SIGTERM then SIGKILL, its exit checked), or a running one or a
+//! container at a `--target` address.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
-use nix::sched::sched_setaffinity;
-use nix::unistd::Pid;
+use anyhow::Context;
 
 use crate::compare::cgroups::{container_name, quota_for, stop_grace};
 use crate::compare::env::Target;
-use crate::compare::model::ServerRecord;
-use crate::compare::options::{CompareOptions, cpuset};
+use crate::compare::external;
+use crate::compare::guard::Guard;
+use crate::compare::model::{ExternalServer, ServerRecord};
+use crate::compare::options::CompareOptions;
+use crate::compare::process::ServerProcess;
 use crate::compare::variant::Variant;
 use crate::results::RunResult;
 
-/// Starts a server for `style`, runs `body` against it, stops it and checks
-/// how it stopped. A server that does not start yields no runs and a record
-/// that says why.
+/// What a row's server runs: a style's `servers` (the style, then its
+/// flags), or an external command.
+enum Launch<'a> {
+    Style(Vec<String>),
+    External(&'a ExternalServer),
+}
+
+/// Starts a server for `style` (a style, a variant or an external
+/// server's row), runs `body` against it, stops it and checks how it
+/// stopped. A server that does not start yields no runs and a record that
+/// says why.
 pub fn with_server(
     opts: &CompareOptions,
     layout: Option<&crate::probe::cgroup::Layout>,
@@ -35,16 +43,21 @@ pub fn with_server(
         managed_by: "loadgen".into(),
         ..ServerRecord::default()
     };
-    let variant = match Variant::parse(style) {
-        Ok(v) => v,
-        Err(e) => {
+    let launch = match (opts.external(style), Variant::parse(style)) {
+        // `extra` are our servers' flags (fairness's --work-us): an
+        // external command runs as it is.
+        (Some(ext), _) => Launch::External(ext),
+        (None, Ok(variant)) => {
+            let mut args = variant.server_args();
+            args.extend(extra.iter().map(|a| a.to_string()));
+            record.args = args[1..].to_vec();
+            Launch::Style(args)
+        }
+        (None, Err(e)) => {
             record.problem = Some(format!("did not start: {e}"));
             return (record, Vec::new());
         }
     };
-    let mut args = variant.server_args();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    record.args = args[1..].to_vec();
     let quota = quota_for(opts, style);
     let group = match layout
         .map(|l| crate::probe::cgroup::ServerCgroup::create(l, &format!("{style}-{phase}"), quota))
@@ -63,18 +76,21 @@ pub fn with_server(
     }
     record.cgroup = group.as_ref().map(|g| g.name().to_string());
     record.cpu_quota = group.as_ref().and_then(|g| g.quota());
-    let server = match ServerProcess::spawn(opts, &args, group.as_deref()) {
+    let started = match &launch {
+        Launch::Style(args) => ServerProcess::spawn(opts, args, group.as_deref()),
+        Launch::External(ext) => {
+            ServerProcess::start_external(opts, ext, group.as_deref(), &mut record)
+        }
+    };
+    let server = match started {
         Ok(s) => s,
         Err(e) => {
             note!("loadgen: {style}: {e:#}");
             record.problem = Some(format!("did not start: {e:#}"));
+            record.leftover_processes_killed += release(group, guard);
             return (record, Vec::new());
         }
     };
-    if let Some(guard) = guard {
-        // Its own process group, led by it (see `spawn`).
-        guard.watch_group(server.pid);
-    }
     record.started = true;
     record.pid = Some(server.pid);
     // What the server uses doing nothing (polling spins even then): the
@@ -93,32 +109,50 @@ pub fn with_server(
     };
     let runs = body(&target);
     drop(target);
-    let pid = server.pid;
-    let stopped = server.stop(stop_grace(quota.filter(|_| group.is_some())));
-    // Whatever the server left running (a wrapper script's children, a
-    // worker that ignored SIGTERM) dies with its cgroup.
-    if let Some(g) = group {
-        record.leftover_processes_killed = g.kill_all(Duration::from_secs(2));
-        let dirs = g.dirs().to_vec();
-        drop(g);
-        if let Some(guard) = guard {
-            guard.forget_dirs(&dirs);
+    let grace = match launch {
+        Launch::Style(_) => stop_grace(quota.filter(|_| group.is_some())),
+        Launch::External(_) => external::STOP_GRACE,
+    };
+    let stopped = server.stop(grace);
+    // Whatever the server left running outside its process group (a
+    // daemon that made a session of its own) dies with its cgroup.
+    record.leftover_processes_killed = stopped.strays + release(group, guard);
+    record.exit_code = stopped.exit_code;
+    record.exit_signal = stopped.signal.map(external::signal_name);
+    record.summary = stopped.summary.clone();
+    record.problem = stopped.problem;
+    match launch {
+        Launch::Style(_) => {
+            record.stopped_cleanly = stopped.exit_code == Some(0) && stopped.summary.is_some();
+            if !record.stopped_cleanly && record.problem.is_none() {
+                record.problem = Some(match stopped.exit_code {
+                    Some(code) => format!("exited {code} on SIGTERM without a clean summary"),
+                    None => "killed by a signal".into(),
+                });
+            }
+        }
+        Launch::External(_) => {
+            let judged = external::judge_stop(stopped.exit_code, stopped.signal);
+            record.stopped_cleanly = record.problem.is_none() && judged.is_ok();
+            if record.problem.is_none() {
+                record.problem = judged.err();
+            }
         }
     }
-    if let Some(guard) = guard {
-        guard.forget_group(pid);
-    }
-    record.exit_code = stopped.exit_code;
-    record.summary = stopped.summary.clone();
-    record.stopped_cleanly = stopped.exit_code == Some(0) && stopped.summary.is_some();
-    record.problem = stopped.problem;
-    if !record.stopped_cleanly && record.problem.is_none() {
-        record.problem = Some(match stopped.exit_code {
-            Some(code) => format!("exited {code} on SIGTERM without a clean summary"),
-            None => "killed by a signal".into(),
-        });
-    }
     (record, runs)
+}
+
+/// Kills what is left in a server's cgroup and removes it (the guard told);
+/// how many processes it killed.
+fn release(group: Option<Arc<crate::probe::cgroup::ServerCgroup>>, guard: Option<&Guard>) -> usize {
+    let Some(g) = group else { return 0 };
+    let killed = g.kill_all(Duration::from_secs(2));
+    let dirs = g.dirs().to_vec();
+    drop(g);
+    if let Some(guard) = guard {
+        guard.forget_dirs(&dirs);
+    }
+    killed
 }
 
 /// Drives a server that is already there (or a container that the Docker
@@ -221,183 +255,6 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
             Ok(a) => return Ok(a),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-struct ServerProcess {
-    child: Child,
-    pid: u32,
-    addr: std::net::SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-struct Stopped {
-    exit_code: Option<i32>,
-    summary: Option<String>,
-    problem: Option<String>,
-}
-
-impl ServerProcess {
-    /// Starts `servers` with `args` (the style first, then its flags),
-    /// inside `group` from before its first instruction.
-    fn spawn(
-        opts: &CompareOptions,
-        args: &[String],
-        group: Option<&crate::probe::cgroup::ServerCgroup>,
-    ) -> anyhow::Result<ServerProcess> {
-        let mut cmd = match &opts.server_bin {
-            Some(bin) => Command::new(bin),
-            None => {
-                let mut c = Command::new(std::env::current_exe().context("locating loadgen")?);
-                c.arg("serve");
-                c
-            }
-        };
-        cmd.args(args).args(["--addr", "127.0.0.1:0"]);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let set = cpuset(&opts.server_cpus)?;
-        // Open until the child has exec'd (spawn returns after that).
-        let placement = group.map(|g| g.placement()).transpose()?;
-        let fds = placement.as_ref().map(|p| p.raw()).unwrap_or_default();
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec only write(2) on descriptors open in
-        // the parent, sched_setaffinity, setpgid, prctl and getppid run, all
-        // async-signal-safe; `fds` was allocated before the fork and is
-        // only read.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(move || {
-                crate::probe::cgroup::Placement::enter(&fds)?;
-                sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
-                // A process group of its own, so that stopping it reaches a
-                // wrapper script's children too, and a terminal's Ctrl-C
-                // reaches compare alone (which then stops it).
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Dies with compare, however compare ends; if compare is
-                // already gone, do not start at all.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                    || libc::getppid() != parent
-                {
-                    return Err(std::io::Error::other("loadgen compare is gone"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().context("starting the server (--server-bin)")?;
-        drop(placement);
-        let pid = child.id();
-        let stdout = child.stdout.take().context("server stdout")?;
-        let stderr_pipe = child.stderr.take().context("server stderr")?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                if let Ok(mut lines) = sink.lock() {
-                    lines.push(line);
-                }
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = ServerProcess {
-            child,
-            pid,
-            addr: "127.0.0.1:0".parse().expect("address"),
-            stderr,
-        };
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                bail!(
-                    "no listening line within 10 s; stderr: {}",
-                    server.stderr_text()
-                );
-            }
-        };
-        let Some((addr, _, _)) = servers::parse_listening_line(&line) else {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            bail!(
-                "unexpected first line {line:?}; stderr: {}",
-                server.stderr_text()
-            );
-        };
-        server.addr = addr;
-        Ok(server)
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr
-            .lock()
-            .map(|l| l.join(" | "))
-            .unwrap_or_default()
-    }
-
-    /// SIGTERM, then wait at most `grace` (SIGKILL after that).
-    fn stop(mut self, grace: Duration) -> Stopped {
-        let mut problem = None;
-        if let Ok(Some(status)) = self.child.try_wait() {
-            problem = Some(format!(
-                "{} ({status}) before the end of its scenarios",
-                ServerRecord::DIED
-            ));
-        } else {
-            // The whole group: a wrapper that does not `exec` passes
-            // nothing on.
-            let _ = nix::sys::signal::killpg(
-                Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + grace;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    problem.get_or_insert_with(|| {
-                        format!("did not stop within {grace:?} of SIGTERM; killed")
-                    });
-                    let _ = nix::sys::signal::killpg(
-                        Pid::from_raw(self.pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = self.child.kill();
-                    break self.child.wait().ok();
-                }
-            }
-        };
-        // The stderr reader ends with the process; give it a moment to
-        // collect the last line.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let summary = loop {
-            let found = self
-                .stderr
-                .lock()
-                .ok()
-                .and_then(|l| l.iter().find(|l| l.starts_with("summary ")).cloned());
-            if found.is_some() || Instant::now() >= deadline {
-                break found;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Stopped {
-            exit_code: status.and_then(|s| s.code()),
-            summary,
-            problem,
         }
     }
 }

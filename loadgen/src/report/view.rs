@@ -195,6 +195,11 @@ impl<'a> View<'a> {
             .collect()
     }
 
+    /// Whether `style` is the row of an `--external` server.
+    pub fn is_external(&self, style: &str) -> bool {
+        self.results.external(style).is_some()
+    }
+
     /// Whether any run of `style` is in the results (a style that ran
     /// nothing still gets a row of dashes).
     pub fn ran(&self, style: &str) -> bool {

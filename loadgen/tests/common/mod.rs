@@ -19,6 +19,14 @@ pub use procs::{alive, children, wait_until};
 #[allow(unused_imports)]
 pub use support::*;
 
+/// An empty directory of this test process's own under the temp dir.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }

@@ -2,6 +2,7 @@
 //! with every style (in [`sections`]), the perf tables where the profile has
 //! them, the charts, and the runs to distrust.
 
+pub mod external;
 pub mod sections;
 
 use std::collections::BTreeSet;
@@ -139,6 +140,7 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
          wake-up-bound run, e.g. one connection).\n"
     );
     servers_section(&mut s, results);
+    external::section(&mut s, results);
     if perf::applies(results) {
         putln!(
             s,
@@ -178,6 +180,9 @@ fn servers_section(s: &mut String, results: &CompareResults) {
         };
         if !r.args.is_empty() {
             detail = format!("flags `{}`; {detail}", r.args.join(" "));
+        }
+        if let Some(command) = &r.command {
+            detail = external::server_detail(r, command, detail);
         }
         if r.cgroup.is_some() && r.cpu_quota.is_none() {
             detail = format!("no CPU quota; {detail}");

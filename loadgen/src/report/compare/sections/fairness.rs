@@ -36,6 +36,12 @@ pub fn section(s: &mut String, v: &View) {
          | style | light p50 | light p99 | light max | light longest stall | heavy msg/s |\n|---|---:|---:|---:|---:|---:|"
     );
     for (st, r) in &rows {
+        // Our servers' --work-us means nothing to another program.
+        let name = if v.is_external(st) {
+            format!("{st}: as it is, no --work-us")
+        } else {
+            st.clone()
+        };
         let heavy = v
             .fairness_heavy(st)
             .map(|h| format!("{:.0}", h.throughput_msgs_per_s))
@@ -43,7 +49,7 @@ pub fn section(s: &mut String, v: &View) {
         if r.messages == 0 {
             putln!(
                 s,
-                "| {st} | no reply | no reply{} | no reply | {:.1} ms (all of it) | {heavy} |",
+                "| {name} | no reply | no reply{} | no reply | {:.1} ms (all of it) | {heavy} |",
                 mark(r),
                 r.fairness.longest_stall_ms
             );
@@ -51,7 +57,7 @@ pub fn section(s: &mut String, v: &View) {
         }
         putln!(
             s,
-            "| {st} | {} | {}{} | {} | {:.1} ms | {heavy} |",
+            "| {name} | {} | {}{} | {} | {:.1} ms | {heavy} |",
             fmt_us(r.latency_us.p50),
             fmt_us(r.latency_us.p99),
             mark(r),
