@@ -120,7 +120,6 @@ pub struct CompareArgs {
     pub externals: Vec<crate::compare::model::ExternalServer>,
 }
 
-
 impl CompareArgs {
     /// The `--external` servers, each named once and not beside `--target`.
     pub fn externals(&self) -> Result<Vec<crate::compare::model::ExternalServer>, clap::Error> {
@@ -143,7 +142,6 @@ impl CompareArgs {
         Ok(self.externals.clone())
     }
 }
-
 
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
