@@ -254,3 +254,75 @@ fn unserved_connections_that_time_out_are_errors_too() {
     assert_eq!(r.first_reply_us.count, 2);
     assert!(!r.outcome.ok);
 }
+
+/// A churn slot whose connection fails (here: a server that closes every
+/// tenth connection at once) counts the failure and goes on churning. It
+/// used to end the slot for the rest of the run, so one transient failure
+/// (a refused connect, EADDRNOTAVAIL on a busy machine) ended a soak's
+/// whole churn load as "every active connection was closed before the end
+/// of the run".
+#[test]
+fn a_failed_churn_connection_does_not_end_its_slot() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr = listener.local_addr().expect("addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                n += 1;
+                if n % 10 == 0 {
+                    continue; // dropped: closed before a reply
+                }
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                // One connection at a time: a churn slot sends one message.
+                while let Ok(k) = conn.read(&mut buf) {
+                    if k == 0 || conn.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let spec = RunSpec {
+        mode: Mode::Churn,
+        conns: 1,
+        duration: Duration::from_secs(1),
+        ..spec(addr)
+    };
+    let r = run(&spec);
+    stop.store(true, Ordering::Relaxed);
+    server.join().expect("server thread");
+    assert!(
+        !r.outcome
+            .reasons
+            .iter()
+            .any(|why| why.contains("every active connection was closed")),
+        "{:?}",
+        r.outcome.reasons
+    );
+    assert!(
+        r.errors.total() >= 2,
+        "each dropped connection is counted: {}",
+        r.errors.describe()
+    );
+    assert!(!r.outcome.ok, "and fails the run");
+    assert!(
+        r.connect.established >= 30,
+        "the slot went on churning: {} connections",
+        r.connect.established
+    );
+}

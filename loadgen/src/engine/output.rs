@@ -161,8 +161,18 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
              (queued behind busy workers?): the figures describe only the others"
         ));
     }
-    if errors.total() > 0 {
+    if errors.total() > errors.client_own() {
         reasons.push(format!("errors: {}", errors.describe()));
+    }
+    if errors.client_own() > 0 {
+        reasons.push(format!(
+            "{CLIENT_REASON}ran out of local ports or file descriptors: {} connect(s) failed \
+             before reaching the server (addr_unavailable={}, fd_limit={}; add --source-ips, \
+             or raise its open-files limit)",
+            errors.client_own(),
+            errors.addr_unavailable,
+            errors.fd_limit
+        ));
     }
     if errors.mismatch > 0 {
         reasons.push(format!(

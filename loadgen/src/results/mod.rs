@@ -154,6 +154,12 @@ impl Errors {
             + self.other
     }
 
+    /// Failures of the client's own making, before any packet reached the
+    /// server: no local port (EADDRNOTAVAIL) or no file descriptor left.
+    pub fn client_own(&self) -> u64 {
+        self.addr_unavailable + self.fd_limit
+    }
+
     pub fn add(&mut self, o: &Errors) {
         self.refused += o.refused;
         self.reset += o.reset;

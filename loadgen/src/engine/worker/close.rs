@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 use crate::engine::control::Window;
 use crate::engine::worker::{Conn, Failure, Slot, State, Worker};
 use crate::results::Fairness;
+use crate::results::spec::Mode;
+
+/// How soon a churn slot whose connection failed connects again. The
+/// failure is counted and the slot goes on churning: one refused connect
+/// or EADDRNOTAVAIL must not end a slot for the rest of the run (and with
+/// it, for a soak, the whole churn load); the pause keeps a slot from
+/// spinning against a server that is gone.
+const CHURN_RETRY: Duration = Duration::from_millis(10);
 
 impl Worker<'_> {
     /// Closes a connection that failed, counting why.
@@ -42,6 +50,9 @@ impl Worker<'_> {
 
     pub(super) fn remove(&mut self, key: usize) {
         let conn = self.take(key);
+        if self.churns_on(&conn) {
+            return self.retry(Slot::of(&conn));
+        }
         if conn.active.is_some() && conn.state == State::Open {
             self.closed_active
                 .push((conn.completed, conn.longest_stall, conn.last_completion));
@@ -83,19 +94,27 @@ impl Worker<'_> {
         }
     }
 
+    /// True for a churn slot's connection that failed while the run goes on.
+    fn churns_on(&self, conn: &Conn) -> bool {
+        self.spec.mode == Mode::Churn
+            && conn.active.is_some()
+            && !self.window.is_some_and(|w| w.is_over(Instant::now()))
+    }
+
+    /// Churn: the slot connects again after [`CHURN_RETRY`], in turn
+    /// behind the slots already waiting.
+    fn retry(&mut self, slot: Slot) {
+        let soon = Instant::now() + CHURN_RETRY;
+        let at = self.reconnect.back().map_or(soon, |&(t, _)| t.max(soon));
+        self.reconnect.push_back((at, slot));
+    }
+
     /// Churn: closes a connection whose one message came back and opens its
     /// successor, at once or, with `--connect-rate`, at this worker's next
     /// connect time (one every `threads / rate` seconds: the rate is the
     /// run's); the slot keeps its fairness figures.
     pub(super) fn recycle(&mut self, key: usize, now: Instant) {
-        let old = self.take(key);
-        let slot = Slot {
-            id: old.id,
-            completed: old.completed,
-            last_completion: old.last_completion,
-            longest_stall: old.longest_stall,
-        };
-        drop(old);
+        let slot = Slot::of(&self.take(key));
         let Some(rate) = self.spec.connect_rate else {
             return self.reopen(slot, now);
         };
@@ -123,11 +142,13 @@ impl Worker<'_> {
             conn.completed = slot.completed;
             conn.last_completion = slot.last_completion;
             conn.longest_stall = slot.longest_stall;
-        } else {
-            // The slot could not reconnect (counted in errors): it keeps
-            // what it completed.
+        } else if self.window.is_some_and(|w| w.is_over(now)) {
+            // The slot could not reconnect (counted in errors) and the run
+            // is over: it keeps what it completed.
             self.closed_active
                 .push((slot.completed, slot.longest_stall, slot.last_completion));
+        } else {
+            self.retry(slot);
         }
     }
 

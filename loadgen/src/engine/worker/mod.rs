@@ -117,6 +117,18 @@ pub(super) struct Slot {
     longest_stall: Duration,
 }
 
+impl Slot {
+    /// The slot a churn connection belongs to.
+    fn of(conn: &Conn) -> Slot {
+        Slot {
+            id: conn.id,
+            completed: conn.completed,
+            last_completion: conn.last_completion,
+            longest_stall: conn.longest_stall,
+        }
+    }
+}
+
 /// Why a connection is closed ([`Worker::fail`]).
 pub(super) enum Failure {
     Io(std::io::Error),
