@@ -36,6 +36,9 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Hold a comparison against an earlier one: every cell both share, the
+    /// change in %, and whether it is beyond noise (markdown on stdout).
+    Diff(DiffArgs),
     /// Combine result files of simultaneous runs (several loadgen processes
     /// or hosts against one server) into one: histograms added, throughputs
     /// and errors summed.
@@ -103,6 +106,40 @@ pub struct CompareArgs {
     /// perf: 3, others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+    /// An earlier comparison's results.json (or its folder): the report
+    /// gets a "Change against baseline" section, and diff.md is written
+    /// beside it (see `loadgen diff`).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: exit with status 3 when a cell got worse beyond
+    /// noise by more than PCT % (listed on stderr). A failed comparison
+    /// still exits 1, an interrupted one 130.
+    #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_pct)]
+    pub fail_on_regression: Option<f64>,
+}
+
+/// `loadgen diff OLD NEW`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The baseline: a `loadgen compare` results.json, or its folder.
+    pub old: PathBuf,
+    /// The run to hold against it, likewise.
+    pub new: PathBuf,
+    /// Also write the markdown to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit with status 3 when a cell got worse beyond noise by more than
+    /// PCT % (listed on stderr); bad input exits 2.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub fail_on_regression: Option<f64>,
+}
+
+/// A percentage: `10` or `10%`.
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage (want e.g. 10 or 10%)")),
+    }
 }
 
 /// `--server-cpu-quota`: CPUs, or none.

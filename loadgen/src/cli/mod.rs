@@ -3,6 +3,7 @@
 //! comparison and the report.
 
 pub mod args;
+pub mod diff;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -52,6 +53,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             say(format_args!("report: {}", dir.join("report.md").display()))?;
             Ok(0)
         }
+        Command::Diff(args) => diff::command(&args),
         Command::Merge(args) => merge_command(&args),
         Command::Serve { args } => {
             let mut argv = vec![std::ffi::OsString::from("servers")];
@@ -198,6 +200,14 @@ fn scenario_command(
 }
 
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
+    // Before any load: a baseline that cannot be read fails now.
+    let baseline = match &args.baseline {
+        Some(path) => match diff::load("compare", "--baseline", path) {
+            Ok(b) => Some((b, path)),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
     servers_limit();
     let stop = stop_flag()?;
     let online = crate::probe::host::affinity(0).unwrap_or_default();
@@ -282,6 +292,12 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
     let results = crate::compare::run(&opts, Arc::clone(&stop))?;
     crate::report::write(&results, &out)?;
+    let regressed = match &baseline {
+        Some((b, path)) => {
+            diff::against_baseline(b, path, &results, &out, args.fail_on_regression)?
+        }
+        None => 0,
+    };
     let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();
     let unclean = results
         .servers
@@ -311,7 +327,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         // that could not be measured: not a comparison to trust whole.
         EXIT_FAILED
     } else {
-        0
+        regressed
     })
 }
 

@@ -1,7 +1,8 @@
 //! Everything a person reads: one run's text, JSON and CSV ([`run`]), and a
 //! comparison's markdown ([`compare`], its cost tables in [`cost`], the perf
 //! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]),
-//! all reading the runs through [`view`] and writing with [`md`].
+//! all reading the runs through [`view`] and writing with [`md`]; a
+//! comparison held against an earlier one ([`diff`]).
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
 //!
 //! Only [`write()`] here uses the children; they import from each other
@@ -10,6 +11,7 @@
 pub mod charts;
 pub mod compare;
 pub mod cost;
+pub mod diff;
 pub mod md;
 pub mod perf;
 pub mod run;

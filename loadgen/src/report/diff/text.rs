@@ -1,0 +1,244 @@
+//! The change against a baseline in markdown: diff.md (every cell) and
+//! the shorter section at the end of report.md (the cells beyond noise,
+//! what failed or is on one side only, and a pointer to diff.md).
+
+use super::cells::{Cell, Measured, Side, Verdict};
+use super::figures::{Figure, Kind};
+use super::{Diff, noise_floor_pct};
+use crate::report::md::{put, putln};
+
+/// diff.md: the header, the summary, and every cell, a table per scenario.
+pub fn markdown(d: &Diff) -> String {
+    let mut s = String::new();
+    putln!(s, "# Change against a baseline\n");
+    head(&mut s, d);
+    beyond_noise(&mut s, d, "##");
+    one_side(&mut s, d, "##");
+    putln!(s, "## Every cell\n");
+    let mut scenario: Option<&str> = None;
+    for c in &d.cells {
+        if scenario != Some(c.scenario.as_str()) {
+            if scenario.is_some() {
+                s.push('\n');
+            }
+            scenario = Some(c.scenario.as_str());
+            putln!(s, "### {}\n", c.scenario);
+            table_head(&mut s, false);
+        }
+        row(&mut s, c, false);
+    }
+    if d.cells.is_empty() {
+        putln!(s, "The two runs have no cell in common or apart.");
+    }
+    s
+}
+
+/// report.md's section: as diff.md without the full table.
+pub fn section(d: &Diff) -> String {
+    let mut s = String::new();
+    putln!(s, "## Change against baseline\n");
+    head(&mut s, d);
+    beyond_noise(&mut s, d, "###");
+    one_side(&mut s, d, "###");
+    putln!(
+        s,
+        "Every cell, with both runs' figures and the change: [diff.md](diff.md).\n"
+    );
+    s
+}
+
+/// The summary line: cells by verdict.
+pub fn summary(d: &Diff) -> String {
+    let c = d.counts();
+    let mut parts = vec![
+        format!("{} faster or better", c.improved),
+        format!("{} slower or worse", c.regressed),
+        format!("{} within noise", c.within_noise),
+    ];
+    if c.no_base > 0 {
+        parts.push(format!("{} from a baseline of 0", c.no_base));
+    }
+    parts.push(format!("{} failed", c.failed));
+    parts.push(format!("{} on one side only", c.one_side));
+    format!("{} cells: {}", d.cells.len(), parts.join(", "))
+}
+
+fn head(s: &mut String, d: &Diff) {
+    putln!(s, "Baseline: `{}`; new: `{}`.\n", d.old_name, d.new_name);
+    if !d.differences.is_empty() {
+        putln!(
+            s,
+            "**The two runs were not made the same way**, so a change may be the set-up's, not the code's:\n"
+        );
+        for line in &d.differences {
+            putln!(s, "- {line}");
+        }
+        s.push('\n');
+    }
+    putln!(s, "**{}.**\n", summary(d));
+    let floors: Vec<String> = Kind::ALL
+        .iter()
+        .map(|&k| format!("{} ±{:.0}%", k.name(), noise_floor_pct(k)))
+        .collect();
+    putln!(
+        s,
+        "A cell is faster or slower (better or worse where lower is better: latency, CPU, memory) only when \
+         the two runs' ranges (min–max over their repeats; a run measured once is its value) do not overlap \
+         and the change of the medians is beyond the noise floor of its kind: {}. These floors are how far the \
+         same code moved between two back-to-back runs on a 2-core shared machine; measure with `--repeat 3` \
+         on both sides to read smaller changes. ✗: a run of the cell failed there, its figure is not read.\n",
+        floors.join(", ")
+    );
+}
+
+fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
+    let moved: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Improved | Verdict::Regressed))
+        .collect();
+    if moved.is_empty() {
+        putln!(s, "{h} Beyond noise\n\nNo cell moved beyond noise.\n");
+    } else {
+        putln!(s, "{h} Beyond noise\n");
+        table_head(s, true);
+        for c in moved {
+            row(s, c, true);
+        }
+        s.push('\n');
+    }
+    let failed: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Failed(_)))
+        .collect();
+    if !failed.is_empty() {
+        putln!(
+            s,
+            "{h} Failed runs\n\nCells with a run that failed (errors, or not what was asked: see each report's \
+             \"Runs to read with care\"), not compared as numbers:\n"
+        );
+        table_head(s, true);
+        for c in failed {
+            row(s, c, true);
+        }
+        s.push('\n');
+    }
+}
+
+fn one_side(s: &mut String, d: &Diff, h: &str) {
+    let only: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::OnlyIn(_)))
+        .collect();
+    let m = &d.missing;
+    if only.is_empty() && m.rows.is_empty() && m.scenarios.is_empty() {
+        return;
+    }
+    putln!(s, "{h} On one side only\n");
+    for (side, row) in &m.rows {
+        putln!(s, "- row `{row}`: only in the {}", side.name());
+    }
+    for (side, row, scenario) in &m.scenarios {
+        putln!(s, "- `{row}` {scenario}: only in the {}", side.name());
+    }
+    for side in [Side::Old, Side::New] {
+        let n = only
+            .iter()
+            .filter(|c| c.verdict == Verdict::OnlyIn(side))
+            .count();
+        if n > 0 {
+            putln!(
+                s,
+                "- {n} cell(s) only in the {} (listed in the full table{})",
+                side.name(),
+                if h == "##" { " below" } else { ", diff.md" }
+            );
+        }
+    }
+    s.push('\n');
+}
+
+fn table_head(s: &mut String, with_scenario: bool) {
+    if with_scenario {
+        putln!(
+            s,
+            "| row | scenario | point | figure | baseline | new | change | verdict |\n|---|---|---|---|---:|---:|---:|---|"
+        );
+    } else {
+        putln!(
+            s,
+            "| row | point | figure | baseline | new | change | verdict |\n|---|---|---|---:|---:|---:|---|"
+        );
+    }
+}
+
+fn row(s: &mut String, c: &Cell, with_scenario: bool) {
+    put!(s, "| {} |", c.row);
+    if with_scenario {
+        put!(s, " {} |", c.scenario);
+    }
+    let verdict = match c.verdict {
+        Verdict::Improved | Verdict::Regressed => format!("**{}**", c.verdict_text()),
+        _ => c.verdict_text(),
+    };
+    putln!(
+        s,
+        " {} | {} | {} | {} | {} | {verdict} |",
+        c.point,
+        c.figure.name,
+        value(c.figure, c.old.as_ref()),
+        value(c.figure, c.new.as_ref()),
+        change(c.change_pct)
+    );
+}
+
+/// A cell in one line: "reactor scale conns=50 size=64 msg/s: 40.1k/s →
+/// 20.3k/s (−49.4%, slower)".
+pub fn line(c: &Cell) -> String {
+    format!(
+        "{} {} {} {}: {} → {} ({}, {})",
+        c.row,
+        c.scenario,
+        c.point,
+        c.figure.name,
+        value(c.figure, c.old.as_ref()),
+        value(c.figure, c.new.as_ref()),
+        change(c.change_pct),
+        c.verdict_text()
+    )
+}
+
+/// A side's figure: the median, and its range where repeats differ.
+fn value(f: &Figure, m: Option<&Measured>) -> String {
+    let Some(m) = m else { return "–".into() };
+    let fail = if m.failed > 0 {
+        if m.repeats > 1 {
+            format!(" ✗ ({} of {})", m.failed, m.repeats)
+        } else {
+            " ✗".into()
+        }
+    } else {
+        String::new()
+    };
+    let Some(sp) = m.spread else {
+        return format!("no figure{fail}");
+    };
+    let (lo, hi) = (f.unit.fmt(sp.min), f.unit.fmt(sp.max));
+    let range = if sp.n > 1 && lo != hi {
+        format!(" ({lo}–{hi})")
+    } else {
+        String::new()
+    };
+    format!("{}{range}{fail}", f.unit.fmt(sp.median))
+}
+
+/// "+5.4%", "−12.0%", or "–" where there is none.
+pub fn change(pct: Option<f64>) -> String {
+    match pct {
+        Some(x) if x < 0.0 => format!("−{:.1}%", -x),
+        Some(x) => format!("+{x:.1}%"),
+        None => "–".into(),
+    }
+}
