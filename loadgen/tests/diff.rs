@@ -217,7 +217,13 @@ fn a_change_is_read_against_the_ranges_and_the_noise_floor() {
     assert_eq!((v, words.as_str()), (Verdict::Improved, "faster"));
     let (v, words, pct) = verdict(&scaled(1.0 + 4.0 * floor), &base);
     assert_eq!((v, words.as_str()), (Verdict::Regressed, "slower"));
-    assert!(pct.unwrap() < -floor * 100.0);
+    assert!(pct.unwrap() < 0.0);
+    // The floor is a factor either way: a drop by a little more than
+    // 1 / (1 + floor) is beyond it, a drop by a little less is not.
+    for (k, want) in [(1.1, Verdict::Regressed), (0.9, Verdict::WithinNoise)] {
+        let (v, _, _) = verdict(&base, &scaled(1.0 / (1.0 + floor * k)));
+        assert_eq!(v, want, "a drop by a factor of {}", 1.0 + floor * k);
+    }
     // Over the floor but the ranges overlap: noise.
     let wide = [1000.0, 1000.0 * (1.0 + 6.0 * floor)];
     let (v, _, pct) = verdict(&wide, &[wide[1] * 0.99, wide[1] * 0.995]);
@@ -229,7 +235,8 @@ fn a_change_is_read_against_the_ranges_and_the_noise_floor() {
 fn lower_is_better_for_latency_cpu_and_memory_and_higher_for_fairness() {
     // (figure, point, setter, kind, higher value's verdict word)
     type Put = fn(&mut RunResult, f64);
-    let cases: [(&str, (&str, &str, &str), Put, Kind, &str); 5] = [
+    type Case<'a> = (&'a str, (&'a str, &'a str, &'a str), Put, Kind, &'a str);
+    let cases: [Case; 5] = [
         ("p99", SCALE20, p99, Kind::Latency, "worse"),
         (
             "server CPU/msg",

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::figures::{self, Figure, Kind};
-use super::noise_floor_pct;
+use super::figures::{self, Figure, Kind, noise_floor_pct};
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::view::Spread;
 use crate::results::RunResult;
@@ -163,7 +162,7 @@ pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdic
     }
     let change = (b.median - a.median) / a.median.abs() * 100.0;
     let overlap = a.max >= b.min && b.max >= a.min;
-    if overlap || change.abs() <= noise_floor_pct(kind) {
+    if overlap || factor(a.median, b.median) <= 1.0 + noise_floor_pct(kind) / 100.0 {
         return (Some(change), Verdict::WithinNoise);
     }
     let up_is_better = kind.higher_is_better();
@@ -173,6 +172,19 @@ pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdic
         Verdict::Regressed
     };
     (Some(change), verdict)
+}
+
+/// How many times larger the larger of two values is: the same either
+/// way (a halving is a factor of 2, as a doubling is), since run-to-run
+/// noise here scales figures rather than adding to them. Infinite when
+/// their signs differ.
+pub fn factor(a: f64, b: f64) -> f64 {
+    let r = b / a;
+    if r > 0.0 {
+        r.max(1.0 / r)
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Rows (styles), and (row, scenario) pairs, that one side has and the

@@ -56,6 +56,21 @@ impl Kind {
     }
 }
 
+/// How far a figure of each kind moved between two runs of the same code
+/// here, in % of the smaller value (a factor of 1 + floor/100 either way):
+/// a change within it is "within noise" even when the ranges do not
+/// overlap (as they never do for runs measured once). Measured: see the
+/// table in [`super`]'s docs.
+pub fn noise_floor_pct(kind: Kind) -> f64 {
+    match kind {
+        Kind::Throughput => 60.0,
+        Kind::Latency => 100.0,
+        Kind::Cpu => 35.0,
+        Kind::Memory => 5.0,
+        Kind::Fairness => 5.0,
+    }
+}
+
 /// How a figure's value is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unit {

@@ -3,8 +3,8 @@
 //! what failed or is on one side only, and a pointer to diff.md).
 
 use super::cells::{Cell, Measured, Side, Verdict};
-use super::figures::{Figure, Kind};
-use super::{Diff, noise_floor_pct};
+use super::change::Diff;
+use super::figures::{Figure, Kind, noise_floor_pct};
 use crate::report::md::{put, putln};
 
 /// diff.md: the header, the summary, and every cell, a table per scenario.
@@ -78,15 +78,24 @@ fn head(s: &mut String, d: &Diff) {
     putln!(s, "**{}.**\n", summary(d));
     let floors: Vec<String> = Kind::ALL
         .iter()
-        .map(|&k| format!("{} ±{:.0}%", k.name(), noise_floor_pct(k)))
+        .map(|&k| {
+            let f = noise_floor_pct(k);
+            format!(
+                "{} ×{:.2} (+{f:.0}%/−{:.0}%)",
+                k.name(),
+                1.0 + f / 100.0,
+                100.0 * f / (100.0 + f)
+            )
+        })
         .collect();
     putln!(
         s,
         "A cell is faster or slower (better or worse where lower is better: latency, CPU, memory) only when \
          the two runs' ranges (min–max over their repeats; a run measured once is its value) do not overlap \
-         and the change of the medians is beyond the noise floor of its kind: {}. These floors are how far the \
-         same code moved between two back-to-back runs on a 2-core shared machine; measure with `--repeat 3` \
-         on both sides to read smaller changes. ✗: a run of the cell failed there, its figure is not read.\n",
+         and its median moved by more than the noise floor of its kind, a factor either way: {}. The floors \
+         are how far the same code moved between back-to-back runs on a 2-core shared machine (README, \
+         \"Did my change make it faster?\"); run both sides with `--repeat 3` to read changes against their \
+         ranges. ✗: a run of the cell failed there, its figure is not read.\n",
         floors.join(", ")
     );
 }
