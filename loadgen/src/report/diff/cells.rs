@@ -28,11 +28,12 @@ impl Side {
 /// One side of a cell: the figure over the point's repeats.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measured {
-    /// Median and min–max over the repeats that have the figure (None when
-    /// none has it, e.g. every repeat failed before measuring).
+    /// Median and min–max over the repeats that did what was asked (None
+    /// when none did, or none has the figure): what the change is read on.
     pub spread: Option<Spread>,
-    /// Repeats that did not do what was asked (`outcome.ok` false): their
-    /// figures are not read as the server's.
+    /// The same over the repeats that failed (`outcome.ok` false): shown,
+    /// marked, never compared.
+    pub failed_spread: Option<Spread>,
     pub failed: usize,
     pub repeats: usize,
 }
@@ -49,7 +50,7 @@ pub enum Verdict {
     WithinNoise,
     /// The baseline's figure is 0: no change in % to read.
     NoBase,
-    /// A run of the cell failed on this side (or on both: `None`).
+    /// Every repeat of the cell failed on this side (or on both: `None`).
     Failed(Option<Side>),
     /// The cell is in this run only.
     OnlyIn(Side),
@@ -129,16 +130,24 @@ fn group(results: &CompareResults) -> Grouped<'_> {
     g
 }
 
-/// A figure over a point's repeats; None where no repeat has it and none
-/// failed (a figure this run did not measure, e.g. without cgroups).
+/// A figure over a point's repeats, the failed ones apart; None where no
+/// repeat has it and none failed (a figure this run did not measure, e.g.
+/// without cgroups).
 fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
-    let values: Vec<f64> = runs.iter().filter_map(|r| (figure.value)(r)).collect();
+    let values = |ok: bool| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.outcome.ok == ok)
+            .filter_map(|r| (figure.value)(r))
+            .collect()
+    };
     let failed = runs.iter().filter(|r| !r.outcome.ok).count();
-    if values.is_empty() && failed == 0 {
+    let spread = Spread::of(values(true));
+    if spread.is_none() && failed == 0 {
         return None;
     }
     Some(Measured {
-        spread: Spread::of(values),
+        spread,
+        failed_spread: Spread::of(values(false)),
         failed,
         repeats: runs.len(),
     })
@@ -146,8 +155,8 @@ fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
 
 /// The verdict on a figure of `kind` measured on both sides.
 pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdict) {
-    let usable = |m: &Measured| m.spread.filter(|_| m.failed == 0);
-    let (a, b) = match (usable(old), usable(new)) {
+    // Only repeats that did what was asked are read.
+    let (a, b) = match (old.spread, new.spread) {
         (Some(a), Some(b)) => (a, b),
         (None, None) => return (None, Verdict::Failed(None)),
         (None, Some(_)) => return (None, Verdict::Failed(Some(Side::Old))),

@@ -26,6 +26,9 @@ pub struct Counts {
     pub failed: usize,
     pub one_side: usize,
     pub no_base: usize,
+    /// Cells read without a repeat that failed (counted in their verdict
+    /// too).
+    pub left_out: usize,
 }
 
 impl Diff {
@@ -50,6 +53,12 @@ impl Diff {
                 Verdict::Failed(_) => c.failed += 1,
                 Verdict::OnlyIn(_) => c.one_side += 1,
                 Verdict::NoBase => c.no_base += 1,
+            }
+            let failed = |m: &Option<cells::Measured>| m.as_ref().is_some_and(|m| m.failed > 0);
+            if !matches!(cell.verdict, Verdict::Failed(_))
+                && (failed(&cell.old) || failed(&cell.new))
+            {
+                c.left_out += 1;
             }
         }
         c

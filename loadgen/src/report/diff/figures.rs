@@ -65,7 +65,7 @@ pub fn noise_floor_pct(kind: Kind) -> f64 {
     match kind {
         Kind::Throughput => 60.0,
         Kind::Latency => 100.0,
-        Kind::Cpu => 35.0,
+        Kind::Cpu => 40.0,
         Kind::Memory => 5.0,
         Kind::Fairness => 5.0,
     }

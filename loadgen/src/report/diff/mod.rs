@@ -11,28 +11,32 @@
 //! the markdown in [`text`].
 //!
 //! The noise floor ([`noise_floor_pct`]) is a factor either way (+60%
-//! is a factor of 1.6, and so is −37.5%): what the same code moved between
-//! back-to-back runs of `compare --profile quick --styles
-//! epoll,reactor,threads` (1m40s each) on the machine this project is
-//! measured on (2 cores, shared with other people's builds), taken as the
-//! 90th percentile of the cells' factors:
+//! is a factor of 1.6, and so is −37.5%): how far the same code moved
+//! between runs of `compare --profile quick --styles epoll,reactor,threads`
+//! (1m40s to 2m30s each; seven runs, 2026-11-30, on the 2-core VM this project is
+//! measured on, shared with other people's builds throughout). Per kind,
+//! the cells' factors between the two back-to-back runs with nothing else
+//! of ours alongside (the quietest pair), and over all 21 pairs of the
+//! seven runs:
 //!
-//! | kind | quietest pair (n) | all 15 pairs of 6 runs (n) | floor |
+//! | kind | quietest pair: median, p90 (cells) | all 21 pairs: median, p90 (cells) | floor |
 //! |---|---|---|---|
-//! | throughput (msg/s, conn/s) | p90 1.62, median 1.20 (28) | p90 6.4, median 1.8 (427) | 1.6 (+60%) |
-//! | latency (percentiles, stalls) | p90 2.02, median 1.21 (33) | p90 4.5, median 1.7 (495) | 2 (+100%) |
-//! | server CPU (µs/msg, %) | p90 1.40, median 1.06 (25) | p90 1.33, median 1.11 (359) | 1.35 (+35%) |
-//! | memory per connection | max 1.007 (6) | max 1.012 (44) | 1.05 (+5%) |
-//! | fairness (Jain's index) | 1.001 (1) | max 1.001 (13) | 1.05 (+5%) |
+//! | throughput (msg/s, conn/s) | 1.20, 1.62 (28) | 1.86, 6.1 (602) | ×1.6 (+60%) |
+//! | latency (percentiles, stalls) | 1.21, 2.02 (33) | 1.92, 6.1 (721) | ×2 (+100%) |
+//! | server CPU (µs/msg, % of a core) | 1.06, 1.40 (25) | 1.13, 1.38 (511) | ×1.4 (+40%) |
+//! | memory per connection | 1.000, max 1.007 (6) | 1.000, max 1.012 (70) | ×1.05 (+5%) |
+//! | fairness (Jain's index) | 1.001 (1) | 1.000, max 1.001 (22) | ×1.05 (+5%) |
 //!
-//! The quietest pair is the one with nothing but other people's builds
-//! alongside. Throughput and latency move with whatever else the machine
-//! runs (the other runs overlapped a build of this crate or a soak test:
-//! factors of 3 and more); the CPU a server spends per message, counted by
-//! the kernel in its cgroup, hardly does, so it is the figure to read a
-//! change on here. `--repeat 3` on both sides narrows it further: rounds interleave
-//! the styles, so a busy spell widens both runs' ranges, and ranges that
-//! overlap are noise whatever the medians say.
+//! Each floor is about the quietest pair's 90th percentile. Throughput and
+//! latency move with whatever else the machine runs: runs that overlapped
+//! a build of this crate or another person's soak test moved by factors of
+//! 2 to 5 in the median, beyond any useful floor. The CPU a server spends
+//! per message, counted by the kernel in its cgroup, hardly moved in any
+//! pair, so it is the figure to read a change on here. With `--repeat 3`
+//! on both sides the ranges do the rest: rounds interleave the styles, so
+//! a busy spell widens both runs' ranges, and ranges that overlap are
+//! noise whatever the medians say (two such runs: 119 of 129 cells within
+//! noise).
 //!
 //! Reads the comparison's model ([`crate::compare::model`]) and the
 //! report's helpers; runs nothing.

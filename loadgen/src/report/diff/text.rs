@@ -6,6 +6,7 @@ use super::cells::{Cell, Measured, Side, Verdict};
 use super::change::Diff;
 use super::figures::{Figure, Kind, noise_floor_pct};
 use crate::report::md::{put, putln};
+use crate::report::view::Spread;
 
 /// diff.md: the header, the summary, and every cell, a table per scenario.
 pub fn markdown(d: &Diff) -> String {
@@ -60,7 +61,12 @@ pub fn summary(d: &Diff) -> String {
     }
     parts.push(format!("{} failed", c.failed));
     parts.push(format!("{} on one side only", c.one_side));
-    format!("{} cells: {}", d.cells.len(), parts.join(", "))
+    let left_out = if c.left_out > 0 {
+        format!(" ({} read without their failed repeats)", c.left_out)
+    } else {
+        String::new()
+    };
+    format!("{} cells: {}{left_out}", d.cells.len(), parts.join(", "))
 }
 
 fn head(s: &mut String, d: &Diff) {
@@ -95,7 +101,8 @@ fn head(s: &mut String, d: &Diff) {
          and its median moved by more than the noise floor of its kind, a factor either way: {}. The floors \
          are how far the same code moved between back-to-back runs on a 2-core shared machine (README, \
          \"Did my change make it faster?\"); run both sides with `--repeat 3` to read changes against their \
-         ranges. ✗: a run of the cell failed there, its figure is not read.\n",
+         ranges. ✗: runs that failed (errors, or not what was asked) are shown apart and left out; a cell \
+         none of whose runs on a side did what was asked is not compared.\n",
         floors.join(", ")
     );
 }
@@ -124,8 +131,8 @@ fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
     if !failed.is_empty() {
         putln!(
             s,
-            "{h} Failed runs\n\nCells with a run that failed (errors, or not what was asked: see each report's \
-             \"Runs to read with care\"), not compared as numbers:\n"
+            "{h} Failed runs\n\nCells with no run that did what was asked on a side (errors, or not what was \
+             asked: see that report's \"Runs to read with care\"), not compared as numbers:\n"
         );
         table_head(s, true);
         for c in failed {
@@ -219,28 +226,24 @@ pub fn line(c: &Cell) -> String {
     )
 }
 
-/// A side's figure: the median, and its range where repeats differ.
+/// A side's figure: the median, and its range where repeats differ; the
+/// failed repeats' apart, marked ✗.
 fn value(f: &Figure, m: Option<&Measured>) -> String {
     let Some(m) = m else { return "–".into() };
-    let fail = if m.failed > 0 {
-        if m.repeats > 1 {
-            format!(" ✗ ({} of {})", m.failed, m.repeats)
+    let spread = |sp: &Spread| {
+        let (lo, hi) = (f.unit.fmt(sp.min), f.unit.fmt(sp.max));
+        if sp.n > 1 && lo != hi {
+            format!("{} ({lo}–{hi})", f.unit.fmt(sp.median))
         } else {
-            " ✗".into()
+            f.unit.fmt(sp.median)
         }
-    } else {
-        String::new()
     };
-    let Some(sp) = m.spread else {
-        return format!("no figure{fail}");
-    };
-    let (lo, hi) = (f.unit.fmt(sp.min), f.unit.fmt(sp.max));
-    let range = if sp.n > 1 && lo != hi {
-        format!(" ({lo}–{hi})")
-    } else {
-        String::new()
-    };
-    format!("{}{range}{fail}", f.unit.fmt(sp.median))
+    match (&m.spread, &m.failed_spread) {
+        (Some(ok), _) if m.failed == 0 => spread(ok),
+        (Some(ok), _) => format!("{}; ✗ {} of {} left out", spread(ok), m.failed, m.repeats),
+        (None, Some(bad)) => format!("{} ✗", spread(bad)),
+        (None, None) => "no figure ✗".into(),
+    }
 }
 
 /// "+5.4%", "−12.0%", or "–" where there is none.
