@@ -12,7 +12,7 @@ use loadgen::compare::model::CompareResults;
 use loadgen::report::diff::{self, Diff, Kind, Side, Verdict, noise_floor_pct, text};
 
 mod common;
-use common::{loadgen, output_within};
+use common::{loadgen, output_within, smoke_compare};
 
 fn fixture() -> CompareResults {
     serde_json::from_str(include_str!("fixtures/diff-smoke.json"))
@@ -342,6 +342,13 @@ fn write(dir: &Path, name: &str, r: &CompareResults) -> PathBuf {
     path
 }
 
+/// Checks a command's exit status; returns its stderr.
+fn exits(out: &std::process::Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    stderr
+}
+
 fn diff_cmd(args: &[&Path], flags: &[&str]) -> std::process::Output {
     let mut cmd = loadgen();
     cmd.arg("diff").args(args).args(flags);
@@ -359,7 +366,7 @@ fn fail_on_regression_exits_3_and_names_the_cells() {
     let (a, b) = (write(&dir, "old.json", &old), write(&dir, "new.json", &new));
     let out_md = dir.join("diff.md");
     let out = diff_cmd(&[&a, &b], &["--out", out_md.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "no flag, no failure");
+    exits(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| **slower** |"), "{stdout}");
     assert_eq!(
@@ -369,8 +376,7 @@ fn fail_on_regression_exits_3_and_names_the_cells() {
     );
 
     let out = diff_cmd(&[&a, &b], &["--fail-on-regression", "10%"]);
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = exits(&out, 3);
     assert!(
         stderr.contains("regression over 10%: reactor scale conns=20 size=64 msg/s:")
             && stderr.contains("slower"),
@@ -378,20 +384,10 @@ fn fail_on_regression_exits_3_and_names_the_cells() {
     );
     // A regression smaller than PCT does not fail.
     let out = diff_cmd(&[&a, &b], &["--fail-on-regression", "99"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     // A run against itself passes.
     let out = diff_cmd(&[&a, &a], &["--fail-on-regression", "0"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -420,8 +416,7 @@ fn bad_input_exits_2_naming_the_argument_and_the_file() {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     for (old, new, what, why) in cases {
         let out = diff_cmd(&[old, new], &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{old:?} {new:?}: {stderr}");
+        let stderr = exits(&out, 2);
         assert!(
             stderr.contains(&format!("loadgen diff: {what}: ")),
             "{stderr}"
@@ -430,12 +425,7 @@ fn bad_input_exits_2_naming_the_argument_and_the_file() {
     }
     // The folder of a good results.json is read as it.
     let out = diff_cmd(&[&dir, &good], &["--fail-on-regression", "0"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     // compare refuses a bad baseline before it runs anything, and
     // --fail-on-regression without one.
     for (flags, what) in [
@@ -456,8 +446,7 @@ fn bad_input_exits_2_naming_the_argument_and_the_file() {
             .arg(dir.join("never"))
             .args(&flags);
         let out = output_within(cmd, Duration::from_secs(60), "compare with a bad baseline");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        let stderr = exits(&out, 2);
         assert!(stderr.contains(what), "{flags:?}: {stderr}");
         assert!(!dir.join("never").exists(), "nothing ran: {flags:?}");
     }
@@ -469,21 +458,13 @@ fn compare_with_a_baseline_adds_the_change_to_its_report() {
     let dir = temp("compare");
     let baseline = write(&dir, "baseline.json", &fixture());
     let out_dir = dir.join("new");
-    let mut cmd = loadgen();
-    cmd.args([
-        "compare",
-        "--profile",
-        "smoke",
-        "--styles",
-        "epoll",
-        "--out",
-    ])
-    .arg(&out_dir)
-    .arg("--baseline")
-    .arg(&baseline);
+    let mut cmd = smoke_compare("epoll");
+    cmd.arg("--out")
+        .arg(&out_dir)
+        .arg("--baseline")
+        .arg(&baseline);
     let out = output_within(cmd, Duration::from_secs(300), "compare --baseline");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = exits(&out, 0);
     assert!(stderr.contains("against the baseline: "), "{stderr}");
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     let section = report

@@ -10,11 +10,7 @@ use crate::report::view::Spread;
 
 /// diff.md: the header, the summary, and every cell, a table per scenario.
 pub fn markdown(d: &Diff) -> String {
-    let mut s = String::new();
-    putln!(s, "# Change against a baseline\n");
-    head(&mut s, d);
-    beyond_noise(&mut s, d, "##");
-    one_side(&mut s, d, "##");
+    let mut s = summary_part(d, "#");
     putln!(s, "## Every cell\n");
     let mut scenario: Option<&str> = None;
     for c in &d.cells {
@@ -36,15 +32,23 @@ pub fn markdown(d: &Diff) -> String {
 
 /// report.md's section: as diff.md without the full table.
 pub fn section(d: &Diff) -> String {
-    let mut s = String::new();
-    putln!(s, "## Change against baseline\n");
-    head(&mut s, d);
-    beyond_noise(&mut s, d, "###");
-    one_side(&mut s, d, "###");
+    let mut s = summary_part(d, "##");
     putln!(
         s,
         "Every cell, with both runs' figures and the change: [diff.md](diff.md).\n"
     );
+    s
+}
+
+/// What diff.md and the report's section share, under a heading of level
+/// `h`: the runs, the rule, the cells beyond noise, failed and on one side.
+fn summary_part(d: &Diff, h: &str) -> String {
+    let mut s = String::new();
+    putln!(s, "{h} Change against baseline\n");
+    head(&mut s, d);
+    let sub = format!("{h}#");
+    beyond_noise(&mut s, d, &sub);
+    one_side(&mut s, d, &sub);
     s
 }
 
