@@ -40,6 +40,9 @@ pub enum Command {
     /// idle connections at once), sample its memory, fds and threads every
     /// second, and judge their trends (soak.json, soak.md).
     Soak(SoakArgs),
+    /// Hold a comparison against an earlier one: every cell both share, the
+    /// change in %, and whether it is beyond noise (markdown on stdout).
+    Diff(DiffArgs),
     /// Combine result files of simultaneous runs (several loadgen processes
     /// or hosts against one server) into one: histograms added, throughputs
     /// and errors summed.
@@ -118,6 +121,16 @@ pub struct CompareArgs {
     /// (--work-us is our servers' flag). Repeatable.
     #[arg(long = "external", value_name = "NAME=COMMAND", value_parser = crate::compare::parse_external)]
     pub externals: Vec<crate::compare::model::ExternalServer>,
+    /// An earlier comparison's results.json (or its folder): the report
+    /// gets a "Change against baseline" section, and diff.md is written
+    /// beside it (see `loadgen diff`).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: exit with status 3 when a cell got worse beyond
+    /// noise by more than PCT % (listed on stderr). A failed comparison
+    /// still exits 1, an interrupted one 130.
+    #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_pct)]
+    pub fail_on_regression: Option<f64>,
 }
 
 impl CompareArgs {
@@ -225,6 +238,31 @@ impl SoakArgs {
             idle: self.idle as usize,
             ..Plan::new(self.duration, warmup)
         })
+    }
+}
+
+
+/// `loadgen diff OLD NEW`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The baseline: a `loadgen compare` results.json, or its folder.
+    pub old: PathBuf,
+    /// The run to hold against it, likewise.
+    pub new: PathBuf,
+    /// Also write the markdown to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit with status 3 when a cell got worse beyond noise by more than
+    /// PCT % (listed on stderr); bad input exits 2.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub fail_on_regression: Option<f64>,
+}
+
+/// A percentage: `10` or `10%`.
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage (want e.g. 10 or 10%)")),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod args;
 mod common;
+pub mod diff;
 mod soak;
 
 use std::io::{IsTerminal, Write};
@@ -53,6 +54,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
             say(format_args!("report: {}", dir.join("report.md").display()))?;
             Ok(0)
         }
+        Command::Diff(args) => diff::command(&args),
         Command::Merge(args) => merge_command(&args),
         Command::Serve { args } => {
             let mut argv = vec![std::ffi::OsString::from("servers")];
@@ -170,6 +172,14 @@ fn scenario_command(
 }
 
 fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
+    // Before any load: a baseline that cannot be read fails now.
+    let baseline = match &args.baseline {
+        Some(path) => match diff::load("compare", "--baseline", path) {
+            Ok(b) => Some((b, path)),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
     let externals = args.externals().unwrap_or_else(|e| e.exit());
     servers_limit();
     let stop = stop_flag()?;
@@ -247,6 +257,12 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
     let results = crate::compare::run(&opts, Arc::clone(&stop))?;
     crate::report::write(&results, &out)?;
+    let regressed = match &baseline {
+        Some((b, path)) => {
+            diff::against_baseline(b, path, &results, &out, args.fail_on_regression)?
+        }
+        None => 0,
+    };
     let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();
     let unclean = results
         .servers
@@ -276,7 +292,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         // that could not be measured: not a comparison to trust whole.
         EXIT_FAILED
     } else {
-        0
+        regressed
     })
 }
 

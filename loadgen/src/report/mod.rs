@@ -3,7 +3,8 @@
 //! profile's tables and targets in [`perf`]) and SVG charts ([`charts`]),
 //! a soak's `soak.json` and `soak.md` ([`soak`]),
 //! all reading the runs through [`view`] and writing with [`md`]; [`html`]
-//! makes report.md one self-contained page.
+//! makes report.md one self-contained page; a comparison held against an
+//! earlier one ([`diff`]).
 //! Reads [`crate::results`] and the comparison's model; runs nothing.
 //!
 //! Only [`write()`] here uses the children; they import from each other
@@ -12,6 +13,7 @@
 pub mod charts;
 pub mod compare;
 pub mod cost;
+pub mod diff;
 pub mod html;
 pub mod md;
 pub mod perf;

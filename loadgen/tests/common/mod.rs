@@ -31,6 +31,13 @@ pub fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }
 
+/// `loadgen compare --profile smoke --styles STYLES`, for more flags.
+pub fn smoke_compare(styles: &str) -> Command {
+    let mut cmd = loadgen();
+    cmd.args(["compare", "--profile", "smoke", "--styles", styles]);
+    cmd
+}
+
 /// Waits for `child` (stdout and stderr piped) at most `limit`; kills it
 /// and fails the test past that, saying `what` did not finish.
 pub fn wait_within(child: Child, limit: Duration, what: &str) -> Output {

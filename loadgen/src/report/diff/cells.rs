@@ -1,0 +1,336 @@
+//! The cells of a change against a baseline: every (row, scenario, point,
+//! figure) of either run, matched across the two, with both sides' median
+//! and range over the repeats and the verdict on the change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::figures::{self, Figure, Kind, noise_floor_pct};
+use crate::compare::model::{CompareResults, Scenario};
+use crate::report::view::Spread;
+use crate::results::RunResult;
+
+/// Which of the two runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Old,
+    New,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Old => "baseline",
+            Side::New => "new",
+        }
+    }
+}
+
+/// One side of a cell: the figure over the point's repeats.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measured {
+    /// Median and min–max over the repeats that did what was asked (None
+    /// when none did, or none has the figure): what the change is read on.
+    pub spread: Option<Spread>,
+    /// The same over the repeats that failed (`outcome.ok` false): shown,
+    /// marked, never compared.
+    pub failed_spread: Option<Spread>,
+    pub failed: usize,
+    pub repeats: usize,
+}
+
+/// What the change in a cell says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The ranges do not overlap and the change passes the noise floor,
+    /// the better way (faster, or better where lower is better).
+    Improved,
+    /// As Improved, the worse way (slower, worse).
+    Regressed,
+    /// The ranges overlap, or the change is within the noise floor.
+    WithinNoise,
+    /// The baseline's figure is 0: no change in % to read.
+    NoBase,
+    /// Every repeat of the cell failed on this side (or on both: `None`).
+    Failed(Option<Side>),
+    /// The cell is in this run only.
+    OnlyIn(Side),
+}
+
+/// One figure at one point of one row, in both runs.
+pub struct Cell {
+    /// The style, STYLE:VARIANT or external server's name.
+    pub row: String,
+    pub scenario: String,
+    /// The point's parameters, as the newer run names it.
+    pub point: String,
+    pub figure: &'static Figure,
+    pub old: Option<Measured>,
+    pub new: Option<Measured>,
+    /// (new − old) / |old| of the medians, in %.
+    pub change_pct: Option<f64>,
+    pub verdict: Verdict,
+}
+
+impl Cell {
+    pub fn kind(&self) -> Kind {
+        self.figure.kind
+    }
+
+    /// The verdict in words: "faster", "worse", "within noise"...
+    pub fn verdict_text(&self) -> String {
+        let (better, worse) = self.kind().words();
+        match self.verdict {
+            Verdict::Improved => better.into(),
+            Verdict::Regressed => worse.into(),
+            Verdict::WithinNoise => "within noise".into(),
+            Verdict::NoBase => "no % (baseline 0)".into(),
+            Verdict::Failed(None) => "failed in both".into(),
+            Verdict::Failed(Some(side)) => format!("failed in {}", side.name()),
+            Verdict::OnlyIn(side) => format!("only in {}", side.name()),
+        }
+    }
+}
+
+/// What a point is called when matching runs: its parameters without
+/// what was derived from the run itself ("90% of max = 47384/s" is
+/// "90% of max": the rate is the fraction of that run's own maximum), the
+/// words in any order.
+pub fn point_key(point: &str) -> String {
+    let mut words: Vec<&str> = params(point).split_whitespace().collect();
+    words.sort_unstable();
+    words.join(" ")
+}
+
+/// A point's name without its derived part.
+fn params(point: &str) -> &str {
+    point.split(" = ").next().unwrap_or(point).trim()
+}
+
+/// (row, scenario, point key): where a run belongs.
+type Key = (String, String, String);
+
+/// The runs of one side grouped by where they belong (every repeat), and
+/// each point's name as written.
+struct Grouped<'a> {
+    runs: BTreeMap<Key, Vec<&'a RunResult>>,
+    names: BTreeMap<Key, String>,
+}
+
+fn group(results: &CompareResults) -> Grouped<'_> {
+    let mut g = Grouped {
+        runs: BTreeMap::new(),
+        names: BTreeMap::new(),
+    };
+    for r in &results.runs {
+        let Some(t) = &r.tags else { continue };
+        let key = (t.style.clone(), t.scenario.clone(), point_key(&t.point));
+        g.names.insert(key.clone(), params(&t.point).to_string());
+        g.runs.entry(key).or_default().push(r);
+    }
+    g
+}
+
+/// A figure over a point's repeats, the failed ones apart; None where no
+/// repeat has it and none failed (a figure this run did not measure, e.g.
+/// without cgroups).
+fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
+    let values = |ok: bool| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.outcome.ok == ok)
+            .filter_map(|r| (figure.value)(r))
+            .collect()
+    };
+    let failed = runs.iter().filter(|r| !r.outcome.ok).count();
+    let spread = Spread::of(values(true));
+    if spread.is_none() && failed == 0 {
+        return None;
+    }
+    Some(Measured {
+        spread,
+        failed_spread: Spread::of(values(false)),
+        failed,
+        repeats: runs.len(),
+    })
+}
+
+/// The verdict on a figure of `kind` measured on both sides.
+pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdict) {
+    // Only repeats that did what was asked are read.
+    let (a, b) = match (old.spread, new.spread) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => return (None, Verdict::Failed(None)),
+        (None, Some(_)) => return (None, Verdict::Failed(Some(Side::Old))),
+        (Some(_), None) => return (None, Verdict::Failed(Some(Side::New))),
+    };
+    if a.median == 0.0 {
+        return if b.median == 0.0 {
+            (Some(0.0), Verdict::WithinNoise)
+        } else {
+            (None, Verdict::NoBase)
+        };
+    }
+    let change = (b.median - a.median) / a.median.abs() * 100.0;
+    let overlap = a.max >= b.min && b.max >= a.min;
+    if overlap || factor(a.median, b.median) <= 1.0 + noise_floor_pct(kind) / 100.0 {
+        return (Some(change), Verdict::WithinNoise);
+    }
+    let up_is_better = kind.higher_is_better();
+    let verdict = if (change > 0.0) == up_is_better {
+        Verdict::Improved
+    } else {
+        Verdict::Regressed
+    };
+    (Some(change), verdict)
+}
+
+/// How many times larger the larger of two values is: the same either
+/// way (a halving is a factor of 2, as a doubling is), since run-to-run
+/// noise here scales figures rather than adding to them. Infinite when
+/// their signs differ.
+pub fn factor(a: f64, b: f64) -> f64 {
+    let r = b / a;
+    if r > 0.0 {
+        r.max(1.0 / r)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Rows (styles), and (row, scenario) pairs, that one side has and the
+/// other does not.
+#[derive(Debug, Default, PartialEq)]
+pub struct Missing {
+    pub rows: Vec<(Side, String)>,
+    pub scenarios: Vec<(Side, String, String)>,
+}
+
+/// Every cell of either run, in the report's order: scenario (as
+/// `compare` runs them), then row (the newer run's order, then rows only
+/// the baseline has), then point as named, then figure.
+pub fn match_runs(old: &CompareResults, new: &CompareResults) -> (Vec<Cell>, Missing) {
+    let (go, gn) = (group(old), group(new));
+    let keys: BTreeSet<&Key> = go.runs.keys().chain(gn.runs.keys()).collect();
+    let mut cells = Vec::new();
+    for key in keys {
+        let (row, scenario, _) = key;
+        let point = gn
+            .names
+            .get(key)
+            .or_else(|| go.names.get(key))
+            .cloned()
+            .unwrap_or_default();
+        let (o, n) = (go.runs.get(key), gn.runs.get(key));
+        for figure in figures::of(scenario, &point) {
+            let old_m = o.and_then(|runs| measure(runs, figure));
+            let new_m = n.and_then(|runs| measure(runs, figure));
+            let (change_pct, verdict) = match (&old_m, &new_m) {
+                (Some(a), Some(b)) => judge(figure.kind, a, b),
+                (Some(_), None) => (None, Verdict::OnlyIn(Side::Old)),
+                (None, Some(_)) => (None, Verdict::OnlyIn(Side::New)),
+                (None, None) => continue,
+            };
+            cells.push(Cell {
+                row: row.clone(),
+                scenario: scenario.clone(),
+                point: point.clone(),
+                figure,
+                old: old_m,
+                new: new_m,
+                change_pct,
+                verdict,
+            });
+        }
+    }
+    let rows = row_order(old, new);
+    cells.sort_by_key(|c| {
+        (
+            scenario_rank(&c.scenario),
+            rows.iter().position(|r| *r == c.row),
+            point_rank(&c.point),
+        )
+    });
+    (cells, missing(old, new, &rows))
+}
+
+/// The newer run's rows, then those only the baseline has.
+fn row_order(old: &CompareResults, new: &CompareResults) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    let tagged = |r: &CompareResults| -> Vec<String> {
+        let mut v = r.styles.clone();
+        v.extend(
+            r.runs
+                .iter()
+                .filter_map(|x| x.tags.as_ref())
+                .map(|t| t.style.clone()),
+        );
+        v
+    };
+    for st in tagged(new).into_iter().chain(tagged(old)) {
+        if !rows.contains(&st) {
+            rows.push(st);
+        }
+    }
+    rows
+}
+
+/// Where a scenario comes: `compare`'s order, then unknown ones by name.
+fn scenario_rank(name: &str) -> (usize, String) {
+    match Scenario::from_name(name) {
+        Some(sc) => (
+            Scenario::all().iter().position(|&s| s == sc).unwrap_or(0),
+            String::new(),
+        ),
+        None => (Scenario::all().len(), name.to_string()),
+    }
+}
+
+/// Points in the order of their numbers ("conns=50" before "conns=1000"),
+/// then by name: each number is compared as a number.
+fn point_rank(point: &str) -> Vec<(u8, u64, String)> {
+    let mut out = Vec::new();
+    let mut rest = point;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits > 0 {
+            out.push((0, rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let text = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            out.push((1, 0, rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    out
+}
+
+fn missing(old: &CompareResults, new: &CompareResults, rows: &[String]) -> Missing {
+    let ran = |r: &CompareResults, row: &str| -> BTreeSet<String> {
+        r.runs
+            .iter()
+            .filter_map(|x| x.tags.as_ref())
+            .filter(|t| t.style == row)
+            .map(|t| t.scenario.clone())
+            .collect()
+    };
+    let mut m = Missing::default();
+    for row in rows {
+        let (o, n) = (ran(old, row), ran(new, row));
+        match (o.is_empty(), n.is_empty()) {
+            (false, true) => m.rows.push((Side::Old, row.clone())),
+            (true, false) => m.rows.push((Side::New, row.clone())),
+            _ => {
+                for sc in o.difference(&n) {
+                    m.scenarios.push((Side::Old, row.clone(), sc.clone()));
+                }
+                for sc in n.difference(&o) {
+                    m.scenarios.push((Side::New, row.clone(), sc.clone()));
+                }
+            }
+        }
+    }
+    m
+}

@@ -1,0 +1,260 @@
+//! The change against a baseline in markdown: diff.md (every cell) and
+//! the shorter section at the end of report.md (the cells beyond noise,
+//! what failed or is on one side only, and a pointer to diff.md).
+
+use super::cells::{Cell, Measured, Side, Verdict};
+use super::change::Diff;
+use super::figures::{Figure, Kind, noise_floor_pct};
+use crate::report::md::{put, putln};
+use crate::report::view::Spread;
+
+/// diff.md: the header, the summary, and every cell, a table per scenario.
+pub fn markdown(d: &Diff) -> String {
+    let mut s = summary_part(d, "#");
+    putln!(s, "## Every cell\n");
+    let mut scenario: Option<&str> = None;
+    for c in &d.cells {
+        if scenario != Some(c.scenario.as_str()) {
+            if scenario.is_some() {
+                s.push('\n');
+            }
+            scenario = Some(c.scenario.as_str());
+            putln!(s, "### {}\n", c.scenario);
+            table_head(&mut s, false);
+        }
+        row(&mut s, c, false);
+    }
+    if d.cells.is_empty() {
+        putln!(s, "The two runs have no cell in common or apart.");
+    }
+    s
+}
+
+/// report.md's section: as diff.md without the full table.
+pub fn section(d: &Diff) -> String {
+    let mut s = summary_part(d, "##");
+    putln!(
+        s,
+        "Every cell, with both runs' figures and the change: [diff.md](diff.md).\n"
+    );
+    s
+}
+
+/// What diff.md and the report's section share, under a heading of level
+/// `h`: the runs, the rule, the cells beyond noise, failed and on one side.
+fn summary_part(d: &Diff, h: &str) -> String {
+    let mut s = String::new();
+    putln!(s, "{h} Change against baseline\n");
+    head(&mut s, d);
+    let sub = format!("{h}#");
+    beyond_noise(&mut s, d, &sub);
+    one_side(&mut s, d, &sub);
+    s
+}
+
+/// The summary line: cells by verdict.
+pub fn summary(d: &Diff) -> String {
+    let c = d.counts();
+    let mut parts = vec![
+        format!("{} faster or better", c.improved),
+        format!("{} slower or worse", c.regressed),
+        format!("{} within noise", c.within_noise),
+    ];
+    if c.no_base > 0 {
+        parts.push(format!("{} from a baseline of 0", c.no_base));
+    }
+    parts.push(format!("{} failed", c.failed));
+    parts.push(format!("{} on one side only", c.one_side));
+    let left_out = if c.left_out > 0 {
+        format!(" ({} read without their failed repeats)", c.left_out)
+    } else {
+        String::new()
+    };
+    format!("{} cells: {}{left_out}", d.cells.len(), parts.join(", "))
+}
+
+fn head(s: &mut String, d: &Diff) {
+    putln!(s, "Baseline: `{}`; new: `{}`.\n", d.old_name, d.new_name);
+    if !d.differences.is_empty() {
+        putln!(
+            s,
+            "**The two runs were not made the same way**, so a change may be the set-up's, not the code's:\n"
+        );
+        for line in &d.differences {
+            putln!(s, "- {line}");
+        }
+        s.push('\n');
+    }
+    putln!(s, "**{}.**\n", summary(d));
+    let floors: Vec<String> = Kind::ALL
+        .iter()
+        .map(|&k| {
+            let f = noise_floor_pct(k);
+            format!(
+                "{} ×{:.2} (+{f:.0}%/−{:.0}%)",
+                k.name(),
+                1.0 + f / 100.0,
+                100.0 * f / (100.0 + f)
+            )
+        })
+        .collect();
+    putln!(
+        s,
+        "A cell is faster or slower (better or worse where lower is better: latency, CPU, memory) only when \
+         the two runs' ranges (min–max over their repeats; a run measured once is its value) do not overlap \
+         and its median moved by more than the noise floor of its kind, a factor either way: {}. The floors \
+         are how far the same code moved between back-to-back runs on a 2-core shared machine (README, \
+         \"Did my change make it faster?\"); run both sides with `--repeat 3` to read changes against their \
+         ranges. ✗: runs that failed (errors, or not what was asked) are shown apart and left out; a cell \
+         none of whose runs on a side did what was asked is not compared.\n",
+        floors.join(", ")
+    );
+}
+
+fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
+    let moved: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Improved | Verdict::Regressed))
+        .collect();
+    if moved.is_empty() {
+        putln!(s, "{h} Beyond noise\n\nNo cell moved beyond noise.\n");
+    } else {
+        putln!(s, "{h} Beyond noise\n");
+        table_head(s, true);
+        for c in moved {
+            row(s, c, true);
+        }
+        s.push('\n');
+    }
+    let failed: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Failed(_)))
+        .collect();
+    if !failed.is_empty() {
+        putln!(
+            s,
+            "{h} Failed runs\n\nCells with no run that did what was asked on a side (errors, or not what was \
+             asked: see that report's \"Runs to read with care\"), not compared as numbers:\n"
+        );
+        table_head(s, true);
+        for c in failed {
+            row(s, c, true);
+        }
+        s.push('\n');
+    }
+}
+
+fn one_side(s: &mut String, d: &Diff, h: &str) {
+    let only: Vec<&Cell> = d
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::OnlyIn(_)))
+        .collect();
+    let m = &d.missing;
+    if only.is_empty() && m.rows.is_empty() && m.scenarios.is_empty() {
+        return;
+    }
+    putln!(s, "{h} On one side only\n");
+    for (side, row) in &m.rows {
+        putln!(s, "- row `{row}`: only in the {}", side.name());
+    }
+    for (side, row, scenario) in &m.scenarios {
+        putln!(s, "- `{row}` {scenario}: only in the {}", side.name());
+    }
+    for side in [Side::Old, Side::New] {
+        let n = only
+            .iter()
+            .filter(|c| c.verdict == Verdict::OnlyIn(side))
+            .count();
+        if n > 0 {
+            putln!(
+                s,
+                "- {n} cell(s) only in the {} (listed in the full table{})",
+                side.name(),
+                if h == "##" { " below" } else { ", diff.md" }
+            );
+        }
+    }
+    s.push('\n');
+}
+
+fn table_head(s: &mut String, with_scenario: bool) {
+    if with_scenario {
+        putln!(
+            s,
+            "| row | scenario | point | figure | baseline | new | change | verdict |\n|---|---|---|---|---:|---:|---:|---|"
+        );
+    } else {
+        putln!(
+            s,
+            "| row | point | figure | baseline | new | change | verdict |\n|---|---|---|---:|---:|---:|---|"
+        );
+    }
+}
+
+fn row(s: &mut String, c: &Cell, with_scenario: bool) {
+    put!(s, "| {} |", c.row);
+    if with_scenario {
+        put!(s, " {} |", c.scenario);
+    }
+    let verdict = match c.verdict {
+        Verdict::Improved | Verdict::Regressed => format!("**{}**", c.verdict_text()),
+        _ => c.verdict_text(),
+    };
+    putln!(
+        s,
+        " {} | {} | {} | {} | {} | {verdict} |",
+        c.point,
+        c.figure.name,
+        value(c.figure, c.old.as_ref()),
+        value(c.figure, c.new.as_ref()),
+        change(c.change_pct)
+    );
+}
+
+/// A cell in one line: "reactor scale conns=50 size=64 msg/s: 40.1k/s →
+/// 20.3k/s (−49.4%, slower)".
+pub fn line(c: &Cell) -> String {
+    format!(
+        "{} {} {} {}: {} → {} ({}, {})",
+        c.row,
+        c.scenario,
+        c.point,
+        c.figure.name,
+        value(c.figure, c.old.as_ref()),
+        value(c.figure, c.new.as_ref()),
+        change(c.change_pct),
+        c.verdict_text()
+    )
+}
+
+/// A side's figure: the median, and its range where repeats differ; the
+/// failed repeats' apart, marked ✗.
+fn value(f: &Figure, m: Option<&Measured>) -> String {
+    let Some(m) = m else { return "–".into() };
+    let spread = |sp: &Spread| {
+        let (lo, hi) = (f.unit.fmt(sp.min), f.unit.fmt(sp.max));
+        if sp.n > 1 && lo != hi {
+            format!("{} ({lo}–{hi})", f.unit.fmt(sp.median))
+        } else {
+            f.unit.fmt(sp.median)
+        }
+    };
+    match (&m.spread, &m.failed_spread) {
+        (Some(ok), _) if m.failed == 0 => spread(ok),
+        (Some(ok), _) => format!("{}; ✗ {} of {} left out", spread(ok), m.failed, m.repeats),
+        (None, Some(bad)) => format!("{} ✗", spread(bad)),
+        (None, None) => "no figure ✗".into(),
+    }
+}
+
+/// "+5.4%", "−12.0%", or "–" where there is none.
+pub fn change(pct: Option<f64>) -> String {
+    match pct {
+        Some(x) if x < 0.0 => format!("−{:.1}%", -x),
+        Some(x) => format!("+{x:.1}%"),
+        None => "–".into(),
+    }
+}
