@@ -476,6 +476,11 @@ fn compare_with_a_baseline_adds_the_change_to_its_report() {
         "{section}"
     );
     assert!(section.contains("[diff.md](diff.md)"), "{section}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Change against baseline"),
+        "report.html is report.md as a page, the section included"
+    );
     let md = std::fs::read_to_string(out_dir.join("diff.md")).unwrap();
     assert!(
         md.contains("### scale") && md.contains("| epoll | conns=20 size=64 | msg/s |"),

@@ -241,7 +241,6 @@ impl SoakArgs {
     }
 }
 
-
 /// `loadgen diff OLD NEW`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {

@@ -130,5 +130,8 @@ pub fn write(diff: &Diff, dir: &Path) -> anyhow::Result<()> {
     }
     md.push('\n');
     md.push_str(&text::section(diff));
-    std::fs::write(&report, md).context("writing report.md")
+    std::fs::write(&report, &md).context("writing report.md")?;
+    // report.html is report.md as a page: it gets the section too.
+    std::fs::write(dir.join("report.html"), crate::report::html::page(&md, dir))
+        .context("writing report.html")
 }
