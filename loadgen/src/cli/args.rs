@@ -103,6 +103,12 @@ pub struct CompareArgs {
     /// perf: 3, others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+    /// The capacity scenario's latency objective, PERCENTILE=DURATION: the
+    /// highest rate at which p50, p90, p99, p99.9 or max of the corrected
+    /// latency stays within DURATION, e.g. p99=1ms, p99.9=5ms
+    /// (default: p99=1ms).
+    #[arg(long, value_parser = crate::compare::capacity::Slo::parse)]
+    pub slo: Option<crate::compare::capacity::Slo>,
 }
 
 /// `--server-cpu-quota`: CPUs, or none.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::capacity::CapacitySearch;
 use crate::results::RunResult;
 use crate::results::fingerprint::Fingerprint;
 
@@ -102,6 +103,10 @@ pub struct CompareResults {
     pub cgroup: Option<CgroupSetup>,
     pub servers: Vec<ServerRecord>,
     pub runs: Vec<RunResult>,
+    /// What each `capacity` search found, its steps judged against the
+    /// objective (the steps' runs are in `runs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacitySearch>,
 }
 
 fn one() -> u32 {
@@ -122,6 +127,7 @@ pub enum Scenario {
     Idle,
     Scale,
     Open,
+    Capacity,
     Churn,
     Fairness,
 }
@@ -138,6 +144,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Scale => "scale",
             Scenario::Open => "open",
+            Scenario::Capacity => "capacity",
             Scenario::Churn => "churn",
             Scenario::Fairness => "fairness",
         }
@@ -159,6 +166,6 @@ mod tests {
             let clap = <Scenario as clap::ValueEnum>::from_str(s.name(), false);
             assert_eq!(clap, Ok(s), "{}", s.name());
         }
-        assert_eq!(Scenario::all().len(), 5);
+        assert_eq!(Scenario::all().len(), 6);
     }
 }

@@ -52,6 +52,7 @@ use crate::results::RunResult;
 use crate::results::spec::{Mode, RunSpec};
 
 pub use control::Control;
+pub use output::is_client_reason;
 use control::Window;
 use worker::Worker;
 

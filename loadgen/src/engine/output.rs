@@ -245,6 +245,16 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
     result
 }
 
+/// Whether a reason a run failed for says that the client, not the server,
+/// could not keep the open loop's schedule (saturated, or its slots taken
+/// late): the run then describes loadgen, not the server.
+pub fn is_client_reason(reason: &str) -> bool {
+    reason.starts_with(CLIENT_REASON)
+}
+
+/// How every reason that blames the client starts.
+const CLIENT_REASON: &str = "the client ";
+
 /// What an open loop did with its schedule, to judge it by.
 struct Schedule<'a> {
     /// The asked and achieved (completed in the window) rates, msg/s.
@@ -284,14 +294,14 @@ impl Schedule<'_> {
         }
         if self.client.client_bound {
             reasons.push(format!(
-                "the client could not keep the schedule: its busiest thread was busy {:.0}% \
+                "{CLIENT_REASON}could not keep the schedule: its busiest thread was busy {:.0}% \
                  of the window (client-bound)",
                 100.0 * self.client.busy_max
             ));
         }
         if self.slots > 0 && self.late_slots as f64 > MAX_LATE * self.slots as f64 {
             reasons.push(format!(
-                "the client fell behind its schedule: {} of {} slots in the window were taken \
+                "{CLIENT_REASON}fell behind its schedule: {} of {} slots in the window were taken \
                  over {} ms late",
                 self.late_slots,
                 self.slots,
@@ -299,5 +309,31 @@ impl Schedule<'_> {
             ));
         }
         reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_that_blame_the_client_say_so() {
+        let client = ClientStats {
+            client_bound: true,
+            busy_max: 0.97,
+            ..ClientStats::default()
+        };
+        let schedule = Schedule {
+            asked: 1000.0,
+            achieved: 500.0,
+            unfinished: 3,
+            slots: 100,
+            late_slots: 50,
+            client: &client,
+        };
+        let reasons = schedule.judge();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        let blamed: Vec<bool> = reasons.iter().map(|r| is_client_reason(r)).collect();
+        assert_eq!(blamed, [false, true, true], "{reasons:?}");
     }
 }

@@ -198,6 +198,13 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
             title: title.to_string(),
         });
     }
+    for (file, title, items) in crate::report::capacity::charts(results) {
+        bar_chart(&dir.join(&file), &title, "messages/s", &items, false)?;
+        charts.push(Chart {
+            file: format!("charts/{file}"),
+            title,
+        });
+    }
     Ok(charts)
 }
 
