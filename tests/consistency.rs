@@ -90,3 +90,21 @@ fn every_scenario_has_a_section_in_the_comparison_report() {
         );
     }
 }
+
+#[test]
+fn every_scenario_has_a_row_in_the_readme_table_of_scenarios() {
+    let readme = read("README.md");
+    let table = readme
+        .split("| scenario | what it does | `--scenario` |")
+        .nth(1)
+        .expect("README has the table of scenarios");
+    let table = table.split("\n\n").next().unwrap_or_default();
+    for scenario in Scenario::all() {
+        let row = format!("\n| {} |", scenario.name());
+        assert!(
+            table.contains(&row),
+            "README's table of scenarios has no row {:?}",
+            row.trim()
+        );
+    }
+}

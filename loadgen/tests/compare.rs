@@ -34,7 +34,7 @@ fn smoke_comparison_over_every_style() {
     assert_eq!(results.styles.len(), servers::Style::ALL.len());
     same_keys_as_before(&serde_json::from_str(&text).unwrap());
     for style in &results.styles {
-        for scenario in ["scale", "idle", "open", "churn", "fairness"] {
+        for scenario in ["scale", "idle", "open", "capacity", "churn", "fairness"] {
             let rows = results
                 .runs
                 .iter()
@@ -46,6 +46,10 @@ fn smoke_comparison_over_every_style() {
                 .count();
             assert!(rows > 0, "{style} has {scenario} rows");
         }
+        // One capacity search (smoke: 20 connections), within its step cap.
+        let searches: Vec<_> = results.capacity.iter().filter(|c| &c.style == style).collect();
+        assert_eq!(searches.len(), 1, "{style}: {searches:?}");
+        assert!(!searches[0].steps.is_empty() && searches[0].steps.len() <= 4);
         let servers: Vec<_> = results
             .servers
             .iter()

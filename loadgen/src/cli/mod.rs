@@ -183,6 +183,12 @@ fn scenario_command(
     let mut env = crate::compare::env::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
     // Alone, `open` has no maximum from `scale`: it probes one.
     let runs = crate::compare::scenarios::run(scenario, &mut env, &[]);
+    // A capacity search's runs are its steps, failing by design past the
+    // capacity: what they found is a line per search.
+    let searches = crate::compare::scenarios::capacity::searches(&runs, profile.capacity_slo);
+    for c in &searches {
+        say(format_args!("{}", report::capacity::line(c)))?;
+    }
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&runs).context("serialising results")?;
         std::fs::write(path, json + "\n")
@@ -190,7 +196,12 @@ fn scenario_command(
     }
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         EXIT_INTERRUPTED
-    } else if !runs.is_empty() && runs.iter().all(|r| r.outcome.ok) {
+    } else if !runs.is_empty()
+        && runs
+            .iter()
+            .all(|r| r.outcome.ok || crate::compare::scenarios::capacity::is_step(r))
+        && searches.iter().all(|c| c.capacity_msgs_per_s.is_some())
+    {
         0
     } else {
         EXIT_FAILED

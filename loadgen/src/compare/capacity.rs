@@ -111,6 +111,11 @@ impl Slo {
         })
     }
 
+    /// The limit, as `--slo` takes it ("1ms", "1ms 500us").
+    pub fn limit(&self) -> String {
+        humantime::format_duration(Duration::from_micros(self.limit_us)).to_string()
+    }
+
     /// Its percentile of `p`, microseconds.
     pub fn value_us(&self, p: &Percentiles) -> u64 {
         self.percentile.of(p)
@@ -120,8 +125,7 @@ impl Slo {
 impl fmt::Display for Slo {
     /// "p99 ≤ 1ms".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let limit = humantime::format_duration(Duration::from_micros(self.limit_us));
-        write!(f, "{} ≤ {limit}", self.percentile.name())
+        write!(f, "{} ≤ {}", self.percentile.name(), self.limit())
     }
 }
 

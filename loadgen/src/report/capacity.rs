@@ -72,9 +72,41 @@ pub fn value(s: &CapacitySearch) -> f64 {
 
 /// The capacity in words: a number only where the server bounded it.
 pub fn text(cell: &Cell) -> String {
-    let s = cell.median;
-    let rate = match (&cell.spread, s.capacity_msgs_per_s) {
-        (Some(sp), _) if cell.rounds > 1 && sp.min != sp.max => format!(
+    words(cell.median, cell.spread.filter(|_| cell.rounds > 1))
+}
+
+/// One search in a line, for the command line.
+pub fn line(s: &CapacitySearch) -> String {
+    let mut out = format!(
+        "capacity at {} conns, {}: {}",
+        s.conns,
+        s.slo,
+        words(s, None)
+    );
+    if let Some(v) = s.value_us {
+        out += &format!(" ({} {} there)", s.slo.percentile.name(), fmt_us(v));
+    }
+    if let Some(f) = first_fail(s) {
+        out += &format!(
+            "; at {}/s: {}",
+            fmt_rate(f.rate),
+            short_why(f, &s.slo)
+        );
+    }
+    out + &format!("; {} steps", s.steps.len())
+}
+
+/// The lowest failing step above the capacity.
+pub fn first_fail(s: &CapacitySearch) -> Option<&CapacityStep> {
+    s.steps
+        .iter()
+        .find(|st| !st.pass && Some(st.rate) == s.failed_at_msgs_per_s)
+}
+
+/// `s`'s capacity in words, with its range over the rounds where given.
+fn words(s: &CapacitySearch, rounds: Option<Spread>) -> String {
+    let rate = match (rounds, s.capacity_msgs_per_s) {
+        (Some(sp), _) if sp.min != sp.max => format!(
             "{}/s ({}–{})",
             fmt_rate(sp.median),
             fmt_rate(sp.min),

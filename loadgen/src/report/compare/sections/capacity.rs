@@ -4,7 +4,7 @@
 //! a collapsed block (the steps are many; the table is what is read).
 
 use crate::compare::capacity::{Bound, CapacitySearch, Slo};
-use crate::report::capacity::{Cell, cells, short_why, slo, text};
+use crate::report::capacity::{Cell, cells, first_fail, short_why, slo, text};
 use crate::report::md::{fmt_rate, put, putln};
 use crate::report::view::View;
 use crate::results::fmt_us;
@@ -24,7 +24,7 @@ pub fn section(s: &mut String, v: &View) {
          the rate was achieved: doubling from a quarter of the closed-loop maximum until a step failed, then \
          bisecting to within 5%. \"≥ X (client limit)\": the step above X failed because loadgen could not \
          offer the rate, so X is a floor, not the server's capacity.\n",
-        fmt_us(slo.limit_us)
+        slo.limit()
     );
     putln!(
         s,
@@ -39,7 +39,9 @@ pub fn section(s: &mut String, v: &View) {
             c.conns,
             text(c),
             m.value_us.map(fmt_us).unwrap_or_else(|| "—".into()),
-            first_fail(m, &slo),
+            first_fail(m)
+                .map(|f| format!("{}/s: {}", fmt_rate(f.rate), short_why(f, &slo)))
+                .unwrap_or_else(|| "—".into()),
             m.steps.len(),
             if m.converged || m.bound == Bound::NonePassed {
                 ""
@@ -51,20 +53,6 @@ pub fn section(s: &mut String, v: &View) {
     s.push('\n');
     reading(s, v, &cells, &slo);
     trace(s, v, &slo);
-}
-
-/// The lowest failing rate above the capacity and why it failed.
-fn first_fail(m: &CapacitySearch, slo: &Slo) -> String {
-    let Some(rate) = m.failed_at_msgs_per_s else {
-        return "—".into();
-    };
-    let why = m
-        .steps
-        .iter()
-        .find(|st| !st.pass && st.rate == rate)
-        .map(|st| short_why(st, slo))
-        .unwrap_or_default();
-    format!("{}/s: {why}", fmt_rate(rate))
 }
 
 /// Which style took the most at each connection count, and what share of
