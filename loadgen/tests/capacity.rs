@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use clap::Parser;
 use loadgen::compare::capacity::{Bound, MIN_ACHIEVED, Percentile, Slo};
 use loadgen::compare::env::{Env, Target};
 use loadgen::compare::model::CompareResults;
 use loadgen::compare::profile::Profile;
 use loadgen::compare::scenarios::capacity;
-use clap::Parser;
 use loadgen::report::md::fmt_rate;
 use loadgen::{RunResult, cli};
 
@@ -69,7 +69,12 @@ fn the_search_finds_a_capacity_below_a_servers_known_limit() {
     let trace: Vec<String> = f
         .steps
         .iter()
-        .map(|s| format!("{:.0}/s -> {:.0}/s p99 {} us: {:?}", s.rate, s.achieved, s.value_us, s.why))
+        .map(|s| {
+            format!(
+                "{:.0}/s -> {:.0}/s p99 {} us: {:?}",
+                s.rate, s.achieved, s.value_us, s.why
+            )
+        })
         .collect();
     let capacity = f
         .capacity_msgs_per_s
@@ -151,7 +156,10 @@ fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
         .split("\n## churn")
         .next()
         .unwrap();
-    assert!(section.contains("| style | conns | capacity | p99 there |"), "{section}");
+    assert!(
+        section.contains("| style | conns | capacity | p99 there |"),
+        "{section}"
+    );
     for s in &f.capacity {
         assert!(
             section.contains(&format!("| {} | {} | ", s.style, s.conns)),
@@ -163,7 +171,10 @@ fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
             "{section}"
         );
     }
-    assert!(section.contains("**Reading.** At 20 connections"), "{section}");
+    assert!(
+        section.contains("**Reading.** At 20 connections"),
+        "{section}"
+    );
     // Its steps are not listed among the runs to distrust.
     let care = report.split("## Runs to read with care").nth(1).unwrap();
     assert!(!care.contains("/capacity/"), "{care}");
@@ -179,7 +190,12 @@ fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
 #[test]
 fn a_client_limited_search_reads_as_a_floor_and_a_failed_one_as_a_ceiling() {
     let mut f = compare_fixture();
-    let mut steps: Vec<RunResult> = f.runs.iter().filter(|r| capacity::is_step(r)).cloned().collect();
+    let mut steps: Vec<RunResult> = f
+        .runs
+        .iter()
+        .filter(|r| capacity::is_step(r))
+        .cloned()
+        .collect();
     let styles: Vec<String> = f.capacity.iter().map(|s| s.style.clone()).collect();
     let (floor, ceiling) = (&styles[0], &styles[1]);
     let rate_of = |r: &RunResult| match r.spec.mode {
@@ -221,23 +237,21 @@ fn a_client_limited_search_reads_as_a_floor_and_a_failed_one_as_a_ceiling() {
     assert_eq!(bound(floor), Bound::Client);
     assert_eq!(bound(ceiling), Bound::NonePassed);
     let (dir, report) = report_of(&f, "floor");
-    let row = |style: &str| {
-        report
+    let row_has = |style: &str, cell: String| {
+        let row = report
             .lines()
             .find(|l| l.starts_with(&format!("| {style} | 20 | ")))
-            .unwrap_or_else(|| panic!("{style} row: {report}"))
-            .to_string()
+            .unwrap_or_else(|| panic!("{style} row: {report}"));
+        assert!(row.contains(&cell), "{cell:?} in {row}");
     };
-    assert!(
-        row(floor).contains(&format!("| ≥ {}/s (client limit) |", fmt_rate(floor_lowest))),
-        "{}",
-        row(floor)
+    row_has(
+        floor,
+        format!("| ≥ {}/s (client limit) |", fmt_rate(floor_lowest)),
     );
-    assert!(row(floor).contains("client-bound"), "{}", row(floor));
-    assert!(
-        row(ceiling).contains(&format!("| < {}/s (no step passed) |", fmt_rate(ceiling_lowest))),
-        "{}",
-        row(ceiling)
+    row_has(floor, "client-bound".into());
+    row_has(
+        ceiling,
+        format!("| < {}/s (no step passed) |", fmt_rate(ceiling_lowest)),
     );
     let _ = std::fs::remove_dir_all(dir);
 }

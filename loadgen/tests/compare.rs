@@ -47,9 +47,9 @@ fn smoke_comparison_over_every_style() {
             assert!(rows > 0, "{style} has {scenario} rows");
         }
         // One capacity search (smoke: 20 connections), within its step cap.
-        let searches: Vec<_> = results.capacity.iter().filter(|c| &c.style == style).collect();
-        assert_eq!(searches.len(), 1, "{style}: {searches:?}");
-        assert!(!searches[0].steps.is_empty() && searches[0].steps.len() <= 4);
+        let search = results.capacity.iter().find(|c| &c.style == style);
+        let steps = search.map_or(0, |c| c.steps.len());
+        assert!((1..=4).contains(&steps), "{style}: {search:?}");
         let servers: Vec<_> = results
             .servers
             .iter()

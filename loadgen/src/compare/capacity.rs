@@ -89,7 +89,8 @@ impl Default for Slo {
 impl Slo {
     /// Parses `PERCENTILE=DURATION`, e.g. `p99=1ms`, `p99.9=500us`, `max=20ms`.
     pub fn parse(s: &str) -> Result<Slo, String> {
-        let want = "want PERCENTILE=DURATION, e.g. p99=1ms (percentiles: p50, p90, p99, p99.9, max)";
+        let want =
+            "want PERCENTILE=DURATION, e.g. p99=1ms (percentiles: p50, p90, p99, p99.9, max)";
         let (p, d) = s
             .split_once('=')
             .ok_or_else(|| format!("{s:?} is not a latency objective: {want}"))?;
@@ -157,7 +158,8 @@ pub enum Bound {
     /// the server's side (latency, shortfall, errors).
     Server,
     /// loadgen: that step was client-limited, so the capacity is at least
-    /// the passing rate, not a figure of the server's.
+    /// the passing rate, not a figure of the server's (and unknown where
+    /// no step passed).
     Client,
     /// No step failed before the step cap: at least the passing rate.
     NotReached,
@@ -252,9 +254,9 @@ pub fn summarise(
         .filter(|s| !s.pass && s.rate > above)
         .min_by(|a, b| a.rate.total_cmp(&b.rate));
     let bound = match (best, first_fail) {
+        (_, Some(f)) if f.client_limited => Bound::Client,
         (None, _) => Bound::NonePassed,
         (Some(_), None) => Bound::NotReached,
-        (Some(_), Some(f)) if f.client_limited => Bound::Client,
         (Some(_), Some(_)) => Bound::Server,
     };
     let converged = matches!(
@@ -301,12 +303,18 @@ mod tests {
         }
         assert_eq!(Slo::default(), Slo::parse("p99=1ms").unwrap());
         assert_eq!(Slo::default().to_string(), "p99 ≤ 1ms");
-        assert_eq!(Slo::parse("p99.9=1500us").unwrap().to_string(), "p99.9 ≤ 1ms 500us");
+        assert_eq!(
+            Slo::parse("p99.9=1500us").unwrap().to_string(),
+            "p99.9 ≤ 1ms 500us"
+        );
         for bad in [
             "", "p99", "1ms", "p98=1ms", "p99=", "p99=fast", "p99=0ms", "p99=10ns", "=1ms",
         ] {
             let e = Slo::parse(bad).expect_err(bad);
-            assert!(e.contains("want PERCENTILE=DURATION") || e.contains("1us"), "{bad}: {e}");
+            assert!(
+                e.contains("want PERCENTILE=DURATION") || e.contains("1us"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -350,8 +358,17 @@ mod tests {
         ]);
         assert_eq!(mixed.bound, Bound::Server);
         let none = s(vec![step(1000.0, false, false), step(500.0, false, false)]);
-        assert_eq!((none.bound, none.capacity_msgs_per_s), (Bound::NonePassed, None));
+        assert_eq!(
+            (none.bound, none.capacity_msgs_per_s),
+            (Bound::NonePassed, None)
+        );
         assert_eq!(none.failed_at_msgs_per_s, Some(500.0));
+        // Nothing passed, and the lowest step could not be offered: unknown.
+        let unknown = s(vec![step(1000.0, false, false), step(500.0, false, true)]);
+        assert_eq!(
+            (unknown.bound, unknown.capacity_msgs_per_s),
+            (Bound::Client, None)
+        );
         let all = s(vec![step(1000.0, true, false), step(2000.0, true, false)]);
         assert_eq!(all.bound, Bound::NotReached);
         assert_eq!(all.capacity_msgs_per_s, Some(2000.0));

@@ -52,8 +52,8 @@ use crate::results::RunResult;
 use crate::results::spec::{Mode, RunSpec};
 
 pub use control::Control;
-pub use output::is_client_reason;
 use control::Window;
+pub use output::is_client_reason;
 use worker::Worker;
 
 /// Called about every 100 ms on the thread that called [`run`].

@@ -87,11 +87,7 @@ pub fn line(s: &CapacitySearch) -> String {
         out += &format!(" ({} {} there)", s.slo.percentile.name(), fmt_us(v));
     }
     if let Some(f) = first_fail(s) {
-        out += &format!(
-            "; at {}/s: {}",
-            fmt_rate(f.rate),
-            short_why(f, &s.slo)
-        );
+        out += &format!("; at {}/s: {}", fmt_rate(f.rate), short_why(f, &s.slo));
     }
     out + &format!("; {} steps", s.steps.len())
 }
@@ -117,6 +113,10 @@ fn words(s: &CapacitySearch, rounds: Option<Spread>) -> String {
     };
     match s.bound {
         Bound::Server => rate,
+        Bound::Client if s.capacity_msgs_per_s.is_none() => format!(
+            "unknown (client-bound from {}/s)",
+            fmt_rate(s.failed_at_msgs_per_s.unwrap_or(0.0))
+        ),
         Bound::Client => format!("≥ {rate} (client limit)"),
         Bound::NotReached => format!("≥ {rate} (no step failed)"),
         Bound::NonePassed => format!(
@@ -145,10 +145,13 @@ pub fn short_why(step: &CapacityStep, slo: &Slo) -> String {
     }
 }
 
+/// A bar chart's file name, title and bars (a label and a value each).
+pub type BarChart = (String, String, Vec<(String, f64)>);
+
 /// The capacity charts: per connection count, its file name, title and a
 /// bar per style (the median capacity; nothing for a style none of whose
 /// steps passed).
-pub fn charts(results: &CompareResults) -> Vec<(String, String, Vec<(String, f64)>)> {
+pub fn charts(results: &CompareResults) -> Vec<BarChart> {
     let Some(slo) = slo(results) else {
         return Vec::new();
     };

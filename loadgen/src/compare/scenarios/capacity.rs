@@ -65,8 +65,9 @@ impl Search {
             match (self.pass, self.fail) {
                 (Some(p), None) => Some(p * 2.0),
                 (None, Some(f)) => Some((f / 2.0).round()).filter(|&r| r >= self.floor.max(1.0)),
-                (Some(p), Some(f)) if f - p > PRECISION * p => Some(((p + f) / 2.0).round())
-                    .filter(|&r| r > p && r < f),
+                (Some(p), Some(f)) if f - p > PRECISION * p => {
+                    Some(((p + f) / 2.0).round()).filter(|&r| r > p && r < f)
+                }
                 _ => None,
             }
         };
@@ -83,7 +84,10 @@ pub fn run(env: &mut Env, earlier: &[RunResult]) -> Vec<RunResult> {
     let p = env.profile.clone();
     let mut out = Vec::new();
     for &conns in &p.capacity_conns {
-        let mut search = Search::new(start_rate(earlier, conns, p.capacity_start), p.capacity_max_steps);
+        let mut search = Search::new(
+            start_rate(earlier, conns, p.capacity_start),
+            p.capacity_max_steps,
+        );
         while let Some(rate) = search.next_rate() {
             if env.interrupted() {
                 return out;
@@ -190,8 +194,16 @@ mod tests {
         assert_eq!(&rates[..5], [1000.0, 2000.0, 4000.0, 8000.0, 16000.0]);
         assert_eq!(&rates[5..], [12000.0, 14000.0, 13000.0, 13500.0]);
         // Ends with the fail (13,500) within 5% of the pass (13,000).
-        let best = rates.iter().copied().filter(|&r| r <= 13_000.0).fold(0.0, f64::max);
-        let fail = rates.iter().copied().filter(|&r| r > 13_000.0).fold(f64::MAX, f64::min);
+        let best = rates
+            .iter()
+            .copied()
+            .filter(|&r| r <= 13_000.0)
+            .fold(0.0, f64::max);
+        let fail = rates
+            .iter()
+            .copied()
+            .filter(|&r| r > 13_000.0)
+            .fold(f64::MAX, f64::min);
         assert_eq!((best, fail), (13_000.0, 13_500.0));
         assert!(fail - best <= PRECISION * best);
     }
@@ -211,7 +223,10 @@ mod tests {
         assert_eq!(&rates[..4], [8000.0, 4000.0, 2000.0, 1000.0]);
         assert_eq!(&rates[4..], [1500.0, 1750.0, 1625.0, 1563.0]);
         // Nothing passes: three halvings, then it stops.
-        assert_eq!(tried(8000.0, 10, |_| false), [8000.0, 4000.0, 2000.0, 1000.0]);
+        assert_eq!(
+            tried(8000.0, 10, |_| false),
+            [8000.0, 4000.0, 2000.0, 1000.0]
+        );
     }
 
     #[test]
@@ -240,7 +255,10 @@ mod tests {
         let found = summarise("epoll", 50, 0, Slo::default(), steps);
         assert_eq!(found.bound, Bound::Client);
         let x = found.capacity_msgs_per_s.unwrap();
-        assert!(x <= client_limit && x >= client_limit * (1.0 - PRECISION), "{x}");
+        assert!(
+            x <= client_limit && x >= client_limit * (1.0 - PRECISION),
+            "{x}"
+        );
     }
 
     #[test]

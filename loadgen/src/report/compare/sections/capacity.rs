@@ -16,7 +16,10 @@ pub fn section(s: &mut String, v: &View) {
     };
     let cells = cells(results);
     let name = slo.percentile.name();
-    putln!(s, "## capacity: the highest rate each style takes at {slo}\n");
+    putln!(
+        s,
+        "## capacity: the highest rate each style takes at {slo}\n"
+    );
     putln!(
         s,
         "Per style and connection count, a search for the highest open-loop rate (one message in flight per \
@@ -43,10 +46,10 @@ pub fn section(s: &mut String, v: &View) {
                 .map(|f| format!("{}/s: {}", fmt_rate(f.rate), short_why(f, &slo)))
                 .unwrap_or_else(|| "—".into()),
             m.steps.len(),
-            if m.converged || m.bound == Bound::NonePassed {
-                ""
-            } else {
+            if m.bound == Bound::Server && !m.converged {
                 " (not within 5%)"
+            } else {
+                ""
             }
         );
     }
@@ -67,8 +70,34 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
             .filter(|c| c.conns == n && c.median.capacity_msgs_per_s.is_some())
             .collect();
         at.sort_by(|a, b| median(b).total_cmp(&median(a)));
+        let failed = |bound: Bound| -> Vec<&str> {
+            cells
+                .iter()
+                .filter(|c| c.conns == n && c.median.capacity_msgs_per_s.is_none())
+                .filter(|c| c.median.bound == bound)
+                .map(|c| c.style.as_str())
+                .collect()
+        };
+        let (none, unknown) = (failed(Bound::NonePassed), failed(Bound::Client));
+        let mut rest = String::new();
+        if !none.is_empty() {
+            rest += &format!("; {} met it at no rate tried", none.join(", "));
+        }
+        if !unknown.is_empty() {
+            rest += &format!(
+                "; for {} loadgen could not offer even the lowest rate tried",
+                unknown.join(", ")
+            );
+        }
         let Some(top) = at.first() else {
-            sentences.push(format!("At {n} connections no style met {slo} at any rate tried."));
+            let mut line = format!("At {n} connections no style met {slo} at any rate tried");
+            if !unknown.is_empty() {
+                line += &format!(
+                    " ({}: loadgen could not offer even the lowest rate)",
+                    unknown.join(", ")
+                );
+            }
+            sentences.push(line + ".");
             continue;
         };
         let mut line = format!(
@@ -84,20 +113,16 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
                 .collect();
             line += ", loadgen's own limit, so it is a floor";
             if !tied.is_empty() {
-                line += &format!(" (as for {}: those are not told apart here)", tied.join(", "));
+                line += &format!(
+                    " (as for {}: those are not told apart here)",
+                    tied.join(", ")
+                );
             }
         }
         if let Some(last) = at.last().filter(|l| l.style != top.style) {
             line += &format!("; {} the least ({})", last.style, text(last));
         }
-        let none: Vec<&str> = cells
-            .iter()
-            .filter(|c| c.conns == n && c.median.capacity_msgs_per_s.is_none())
-            .map(|c| c.style.as_str())
-            .collect();
-        if !none.is_empty() {
-            line += &format!("; {} met it at no rate tried", none.join(", "));
-        }
+        line += &rest;
         line.push('.');
         sentences.push(line);
         // Against the closed-loop maximum at the same connection count.
