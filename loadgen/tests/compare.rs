@@ -335,6 +335,7 @@ const OPTIONAL: &[&str] = &[
     "settle_s",
     "settled",
     "tags",
+    "why",
 ];
 
 /// results.json keeps its schema: the key paths of a smoke comparison made

@@ -164,9 +164,12 @@ pub fn charts(results: &CompareResults) -> Vec<BarChart> {
                 .filter(|c| c.conns == conns && c.median.capacity_msgs_per_s.is_some())
                 .map(|c| (c.style.clone(), c.spread.map_or(0.0, |s| s.median)))
                 .collect();
-            let limited = cells
-                .iter()
-                .any(|c| c.conns == conns && c.median.bound != Bound::Server);
+            // Drawn bars that are floors, not the server's capacity.
+            let limited = cells.iter().any(|c| {
+                c.conns == conns
+                    && c.median.capacity_msgs_per_s.is_some()
+                    && c.median.bound != Bound::Server
+            });
             (!items.is_empty()).then(|| {
                 (
                     format!("capacity_{conns}c.svg"),

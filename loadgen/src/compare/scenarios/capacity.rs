@@ -105,7 +105,11 @@ pub fn run(env: &mut Env, earlier: &[RunResult]) -> Vec<RunResult> {
                 ..env.base_spec()
             };
             let point = format!("conns={conns} rate={rate:.0}/s");
-            let Some(r) = env.run(Scenario::Capacity, point, &spec, true) else {
+            // Not sampled: the sampler shares loadgen's CPU, and the search
+            // wants all of it for the offered rate (a step past the
+            // capacity leaves a queue behind, so the server settles first).
+            env.settle();
+            let Some(r) = env.run(Scenario::Capacity, point, &spec, false) else {
                 // The run could not be set up: nothing to judge.
                 break;
             };
