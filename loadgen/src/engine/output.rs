@@ -16,7 +16,7 @@ use crate::results::{
 const CLIENT_BOUND: f64 = 0.90;
 
 /// An open loop that completes less than this share of its rate fails.
-const MIN_ACHIEVED: f64 = 0.95;
+pub const MIN_ACHIEVED: f64 = 0.95;
 
 /// An open loop that takes more than this share of its slots late fails.
 const MAX_LATE: f64 = 0.01;

@@ -25,8 +25,9 @@ pub fn section(s: &mut String, v: &View) {
         "Per style and connection count, a search for the highest open-loop rate (one message in flight per \
          connection) at which the corrected {name} stayed within {}, no error occurred and at least 99% of \
          the rate was achieved: doubling from a quarter of the closed-loop maximum until a step failed, then \
-         bisecting to within 5%. \"≥ X (client limit)\": the step above X failed because loadgen could not \
-         offer the rate, so X is a floor, not the server's capacity.\n",
+         bisecting to within 5%. A step that met all three while loadgen itself was saturated passes (the \
+         client only adds delay); one that missed while it was is loadgen's: \"≥ X (client limit)\" means the \
+         step above X was such a miss, so X is a floor, not the server's capacity.\n",
         slo.limit()
     );
     putln!(
@@ -189,7 +190,9 @@ fn trace(s: &mut String, v: &View, slo: &Slo) {
                 if rounds {
                     put!(s, " {} |", c.repeat + 1);
                 }
-                let verdict = if st.pass {
+                let verdict = if st.pass && st.client_limited {
+                    "pass (loadgen saturated: the latency is an upper bound)".to_string()
+                } else if st.pass {
                     "pass".to_string()
                 } else {
                     format!("**fail**: {}", st.why.join("; "))
