@@ -144,18 +144,23 @@ fn report_of(results: &CompareResults, name: &str) -> (std::path::PathBuf, Strin
     (dir, report)
 }
 
-#[test]
-fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
-    let f = compare_fixture();
-    assert!(!f.capacity.is_empty(), "the fixture has capacity searches");
-    let (dir, report) = report_of(&f, "fixture");
-    let section = report
+/// The capacity section of a report (at the default objective).
+fn capacity_section(report: &str) -> &str {
+    report
         .split("\n## capacity: the highest rate each style takes at p99 ≤ 1ms\n")
         .nth(1)
         .expect("a capacity section")
         .split("\n## churn")
         .next()
-        .unwrap();
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
+    let f = compare_fixture();
+    assert!(!f.capacity.is_empty(), "the fixture has capacity searches");
+    let (dir, report) = report_of(&f, "fixture");
+    let section = capacity_section(&report);
     assert!(
         section.contains("| style | conns | capacity | p99 there |"),
         "{section}"
@@ -178,6 +183,7 @@ fn the_report_has_a_capacity_table_a_chart_a_reading_and_the_trace() {
     // Its steps are not listed among the runs to distrust.
     let care = report.split("## Runs to read with care").nth(1).unwrap();
     assert!(!care.contains("/capacity/"), "{care}");
+    assert_eq!(section.matches("At 20 connections").count(), 1, "{section}");
     let chart = dir.join("charts/capacity_20c.svg");
     let svg = std::fs::read_to_string(&chart).expect("the capacity chart");
     roxmltree::Document::parse(&svg).expect("the chart is SVG");
@@ -254,5 +260,40 @@ fn a_client_limited_search_reads_as_a_floor_and_a_failed_one_as_a_ceiling() {
         ceiling,
         format!("| < {}/s (no step passed) |", fmt_rate(ceiling_lowest)),
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two connection counts: a row each per style, a sentence and a chart each.
+#[test]
+fn each_connection_count_gets_its_rows_sentence_and_chart() {
+    let mut f = compare_fixture();
+    let more: Vec<_> = f
+        .capacity
+        .iter()
+        .map(|s| loadgen::compare::capacity::CapacitySearch {
+            conns: 1000,
+            ..s.clone()
+        })
+        .collect();
+    f.capacity.extend(more);
+    let (dir, report) = report_of(&f, "two");
+    for n in [20, 1000] {
+        let reading = capacity_section(&report)
+            .lines()
+            .find(|l| l.starts_with("**Reading.**"))
+            .expect("the capacity reading");
+        assert_eq!(
+            reading.matches(&format!("At {n} connections")).count(),
+            1,
+            "{reading}"
+        );
+        for s in &f.styles {
+            assert!(
+                report.contains(&format!("| {s} | {n} | ")),
+                "{s} at {n}: {report}"
+            );
+        }
+        assert!(dir.join(format!("charts/capacity_{n}c.svg")).exists());
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

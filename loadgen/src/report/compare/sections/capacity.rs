@@ -63,6 +63,7 @@ pub fn section(s: &mut String, v: &View) {
 /// its closed-loop maximum that is.
 fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
     let mut conns: Vec<usize> = cells.iter().map(|c| c.conns).collect();
+    conns.sort_unstable();
     conns.dedup();
     let mut sentences = Vec::new();
     for n in conns {
@@ -137,16 +138,23 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
             .collect();
         let lo = shares.iter().min_by(|a, b| a.0.total_cmp(&b.0));
         let hi = shares.iter().max_by(|a, b| a.0.total_cmp(&b.0));
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            sentences.push(format!(
-                "Where the server set the limit, capacity was {:.0}% ({}) to {:.0}% ({}) of the closed-loop \
-                 maximum at {n} connections: the rest of that maximum only comes with a queue long enough to \
-                 break the objective, so {n}-connection capacity planning starts from these figures, not from \
-                 the scale table.",
+        let share = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo.1 != hi.1 => Some(format!(
+                "{:.0}% ({}) to {:.0}% ({})",
                 100.0 * lo.0,
                 lo.1,
                 100.0 * hi.0,
                 hi.1
+            )),
+            (Some(one), _) => Some(format!("{:.0}% ({})", 100.0 * one.0, one.1)),
+            _ => None,
+        };
+        if let Some(share) = share {
+            sentences.push(format!(
+                "Where the server set the limit, capacity was {share} of the closed-loop maximum at {n} \
+                 connections: the rest of that maximum only comes with a queue long enough to break the \
+                 objective, so capacity planning at {n} connections starts from these figures, not from the \
+                 scale table."
             ));
         }
     }
