@@ -34,13 +34,18 @@ fn every_style_has_a_service_and_a_fairness_service_in_both_compose_files() {
     }
 }
 
+/// The README from `marker` on.
+fn readme_after(marker: &str) -> String {
+    read("README.md")
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has {marker:?}"))
+        .to_string()
+}
+
 #[test]
 fn every_style_is_in_the_readme_table_of_styles() {
-    let readme = read("README.md");
-    let table = readme
-        .split("## The styles")
-        .nth(1)
-        .expect("README has a section `## The styles`");
+    let table = readme_after("## The styles");
     for style in Style::ALL {
         let row = format!("| `{}` |", style.name());
         assert!(
@@ -87,6 +92,20 @@ fn every_scenario_has_a_section_in_the_comparison_report() {
         assert!(
             report.contains(&heading),
             "report.md has no section {heading:?}"
+        );
+    }
+}
+
+#[test]
+fn every_scenario_has_a_row_in_the_readme_table_of_scenarios() {
+    let table = readme_after("| scenario | what it does | `--scenario` |");
+    let table = table.split("\n\n").next().unwrap_or_default();
+    for scenario in Scenario::all() {
+        let row = format!("\n| {} |", scenario.name());
+        assert!(
+            table.contains(&row),
+            "README's table of scenarios has no row {:?}",
+            row.trim()
         );
     }
 }

@@ -34,7 +34,7 @@ fn smoke_comparison_over_every_style() {
     assert_eq!(results.styles.len(), servers::Style::ALL.len());
     same_keys_as_before(&serde_json::from_str(&text).unwrap());
     for style in &results.styles {
-        for scenario in ["scale", "idle", "open", "churn", "fairness"] {
+        for scenario in ["scale", "idle", "open", "capacity", "churn", "fairness"] {
             let rows = results
                 .runs
                 .iter()
@@ -46,6 +46,10 @@ fn smoke_comparison_over_every_style() {
                 .count();
             assert!(rows > 0, "{style} has {scenario} rows");
         }
+        // One capacity search (smoke: 20 connections), within its step cap.
+        let search = results.capacity.iter().find(|c| &c.style == style);
+        let steps = search.map_or(0, |c| c.steps.len());
+        assert!((1..=4).contains(&steps), "{style}: {search:?}");
         let servers: Vec<_> = results
             .servers
             .iter()
@@ -330,6 +334,7 @@ const OPTIONAL: &[&str] = &[
     "settle_s",
     "settled",
     "tags",
+    "why",
 ];
 
 /// results.json keeps its schema: the key paths of a smoke comparison made

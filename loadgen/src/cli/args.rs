@@ -131,6 +131,12 @@ pub struct CompareArgs {
     /// still exits 1, an interrupted one 130.
     #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_pct)]
     pub fail_on_regression: Option<f64>,
+    /// The capacity scenario's latency objective, PERCENTILE=DURATION: the
+    /// highest rate at which p50, p90, p99, p99.9 or max of the corrected
+    /// latency stays within DURATION, e.g. p99=1ms, p99.9=5ms
+    /// (default: p99=1ms).
+    #[arg(long, value_parser = crate::compare::capacity::Slo::parse)]
+    pub slo: Option<crate::compare::capacity::Slo>,
 }
 
 impl CompareArgs {

@@ -157,6 +157,12 @@ fn scenario_command(
     let mut env = crate::compare::env::Env::new(&profile, &target, Arc::clone(&stop), &mut on_run);
     // Alone, `open` has no maximum from `scale`: it probes one.
     let runs = crate::compare::scenarios::run(scenario, &mut env, &[]);
+    // A capacity search's runs are its steps, failing by design past the
+    // capacity: what they found is a line per search.
+    let searches = crate::compare::scenarios::capacity::searches(&runs, profile.capacity_slo);
+    for c in &searches {
+        say(format_args!("{}", report::capacity::line(c)))?;
+    }
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&runs).context("serialising results")?;
         std::fs::write(path, json + "\n")
@@ -164,7 +170,12 @@ fn scenario_command(
     }
     Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
         EXIT_INTERRUPTED
-    } else if !runs.is_empty() && runs.iter().all(|r| r.outcome.ok) {
+    } else if !runs.is_empty()
+        && runs
+            .iter()
+            .all(|r| r.outcome.ok || crate::compare::scenarios::capacity::is_step(r))
+        && searches.iter().all(|c| c.capacity_msgs_per_s.is_some())
+    {
         0
     } else {
         EXIT_FAILED
@@ -211,7 +222,16 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             anyhow::bail!("--replicas: this process already runs a comparison in step with others");
         }
     }
-    let profile = profile(&args.profile);
+    let mut profile = profile(&args.profile);
+    if let Some(slo) = args.slo {
+        if !profile.runs(crate::compare::model::Scenario::Capacity) {
+            note!(
+                "loadgen compare: --slo: the {} profile runs no capacity scenario",
+                profile.name
+            );
+        }
+        profile.capacity_slo = slo;
+    }
     let mut styles: Vec<String> = if targeted {
         args.targets.iter().map(|t| t.style.clone()).collect()
     } else {
@@ -263,7 +283,12 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         }
         None => 0,
     };
-    let failed = results.runs.iter().filter(|r| !r.outcome.ok).count();
+    // Capacity steps past the capacity fail by design (the report judges them).
+    let failed = results
+        .runs
+        .iter()
+        .filter(|r| !r.outcome.ok && !crate::compare::scenarios::capacity::is_step(r))
+        .count();
     let unclean = results
         .servers
         .iter()

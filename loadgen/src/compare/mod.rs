@@ -2,6 +2,7 @@
 //! machine, each server in its own process pinned to its own CPUs, and a
 //! report of where each style wins and where it breaks.
 
+pub mod capacity;
 pub mod cgroups;
 pub mod env;
 pub mod external;
@@ -144,6 +145,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         repeat,
         cgroup,
         servers,
+        capacity: scenarios::capacity::searches(&runs, opts.profile.capacity_slo),
         runs,
         externals: opts.externals.clone(),
     };

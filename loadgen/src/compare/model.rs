@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::capacity::CapacitySearch;
 use crate::results::RunResult;
 use crate::results::fingerprint::Fingerprint;
 
@@ -112,6 +113,10 @@ pub struct CompareResults {
     /// [`ExternalServer::row`] name in `styles` and the runs' tags).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub externals: Vec<ExternalServer>,
+    /// What each `capacity` search found, its steps judged against the
+    /// objective (the steps' runs are in `runs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacitySearch>,
 }
 
 /// A server that is not one of this project's styles, given as a command
@@ -158,6 +163,7 @@ pub enum Scenario {
     Idle,
     Scale,
     Open,
+    Capacity,
     Churn,
     Fairness,
 }
@@ -174,6 +180,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Scale => "scale",
             Scenario::Open => "open",
+            Scenario::Capacity => "capacity",
             Scenario::Churn => "churn",
             Scenario::Fairness => "fairness",
         }
@@ -195,6 +202,6 @@ mod tests {
             let clap = <Scenario as clap::ValueEnum>::from_str(s.name(), false);
             assert_eq!(clap, Ok(s), "{}", s.name());
         }
-        assert_eq!(Scenario::all().len(), 5);
+        assert_eq!(Scenario::all().len(), 6);
     }
 }

@@ -101,7 +101,11 @@ impl TargetSpec {
                 self.fairness_addr.as_deref(),
                 self.fairness_container.as_deref(),
             ),
-            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => (None, None),
+            Scenario::Idle
+            | Scenario::Scale
+            | Scenario::Open
+            | Scenario::Capacity
+            | Scenario::Churn => (None, None),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::compare::capacity::Slo;
 use crate::compare::model::Scenario;
 
 /// How a profile's plan changes for some styles.
@@ -34,6 +35,16 @@ pub struct Profile {
     pub idle_rate_per_conn: f64,
     /// `open`: fractions of the measured maximum.
     pub open_fractions: Vec<f64>,
+    /// `capacity`: the connection counts searched, the objective (`--slo`
+    /// sets it), each step's measured time and warm-up, the most steps one
+    /// search takes, and its first rate where no `scale` maximum says
+    /// better.
+    pub capacity_conns: Vec<usize>,
+    pub capacity_slo: Slo,
+    pub capacity_step: Duration,
+    pub capacity_warmup: Duration,
+    pub capacity_max_steps: usize,
+    pub capacity_start: f64,
     /// `churn`: connections cycling at once.
     pub churn_slots: usize,
     /// `fairness`: light connections and their rate (messages/s each), the
@@ -72,6 +83,12 @@ impl Profile {
             idle_active: 100,
             idle_rate_per_conn: 20.0,
             open_fractions: vec![0.5, 0.9],
+            capacity_conns: vec![50, 1000],
+            capacity_slo: Slo::default(),
+            capacity_step: Duration::from_secs(1),
+            capacity_warmup: Duration::from_millis(250),
+            capacity_max_steps: 10,
+            capacity_start: 1000.0,
             churn_slots: 20,
             fairness_light: 50,
             fairness_light_rate: 10.0,
@@ -96,6 +113,10 @@ impl Profile {
                 idle: 200,
                 idle_active: 10,
                 open_fractions: vec![0.5],
+                capacity_conns: vec![20],
+                capacity_step: Duration::from_millis(300),
+                capacity_warmup: Duration::from_millis(100),
+                capacity_max_steps: 4,
                 churn_slots: 4,
                 fairness_light: 5,
                 fairness_work_us: 200,
@@ -106,6 +127,8 @@ impl Profile {
                 duration: Duration::from_secs(5),
                 warmup: Duration::from_secs(1),
                 scale_conns: vec![1, 10, 100, 1000, 10_000],
+                capacity_step: Duration::from_secs(5),
+                capacity_warmup: Duration::from_secs(1),
                 churn_slots: 50,
                 ..quick
             }),
@@ -157,7 +180,11 @@ impl Profile {
     pub fn own_server(&self, scenario: Scenario) -> Option<Vec<String>> {
         match scenario {
             Scenario::Fairness => Some(vec!["--work-us".into(), self.fairness_work_us.to_string()]),
-            Scenario::Idle | Scenario::Scale | Scenario::Open | Scenario::Churn => None,
+            Scenario::Idle
+            | Scenario::Scale
+            | Scenario::Open
+            | Scenario::Capacity
+            | Scenario::Churn => None,
         }
     }
 
@@ -185,6 +212,8 @@ impl Profile {
                 Scenario::Scale => self.scale_conns.len() * self.scale_sizes.len(),
                 Scenario::Idle | Scenario::Churn => 1,
                 Scenario::Open => self.open_fractions.len(),
+                // At most: a search may end sooner.
+                Scenario::Capacity => self.capacity_conns.len() * self.capacity_max_steps,
                 Scenario::Fairness => 2,
             })
             .sum()
@@ -193,6 +222,14 @@ impl Profile {
     /// A rough wall-clock estimate for one style, in seconds.
     pub fn seconds_per_style(&self) -> f64 {
         let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
+        // Capacity steps have a length of their own.
+        let (capacity_runs, capacity_s) = if self.runs(Scenario::Capacity) {
+            let n = self.capacity_conns.len() * self.capacity_max_steps;
+            let per_step = (self.capacity_warmup + self.capacity_step).as_secs_f64() + 0.3;
+            (n, n as f64 * per_step)
+        } else {
+            (0, 0.0)
+        };
         let idle = if self.runs(Scenario::Idle) {
             self.idle
         } else {
@@ -204,7 +241,7 @@ impl Profile {
             0
         };
         let connects = (idle + scale) as f64 / 20_000.0;
-        self.runs_per_style() as f64 * per_run + connects + 1.0
+        (self.runs_per_style() - capacity_runs) as f64 * per_run + capacity_s + connects + 1.0
     }
 }
 
@@ -274,6 +311,6 @@ mod tests {
         // Other profiles run every scenario for every style.
         let quick = Profile::named("quick").unwrap();
         assert_eq!(quick.for_style("polling:sleep100"), quick);
-        assert_eq!(quick.runs_per_style(), 4 * 2 + 1 + 2 + 1 + 2);
+        assert_eq!(quick.runs_per_style(), 4 * 2 + 1 + 2 + 2 * 10 + 1 + 2);
     }
 }

@@ -16,7 +16,7 @@ use crate::results::{
 const CLIENT_BOUND: f64 = 0.90;
 
 /// An open loop that completes less than this share of its rate fails.
-const MIN_ACHIEVED: f64 = 0.95;
+pub const MIN_ACHIEVED: f64 = 0.95;
 
 /// An open loop that takes more than this share of its slots late fails.
 const MAX_LATE: f64 = 0.01;
@@ -256,9 +256,16 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
 }
 
 /// How a failed run's reasons begin when they are the client's own doing
-/// (it could not keep its schedule), not the server's: a soak, which
-/// judges the server, reports them without failing it.
+/// (it could not keep its schedule, or had no local port or fd for a
+/// connect), not the server's: a soak, which judges the server, reports
+/// them without failing it, and a capacity search does not take them for
+/// the server's limit.
 pub const CLIENT_REASON: &str = "the client ";
+
+/// Whether a reason a run failed for is the client's own ([`CLIENT_REASON`]).
+pub fn is_client_reason(reason: &str) -> bool {
+    reason.starts_with(CLIENT_REASON)
+}
 
 /// What an open loop did with its schedule, to judge it by.
 struct Schedule<'a> {
@@ -314,5 +321,31 @@ impl Schedule<'_> {
             ));
         }
         reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_that_blame_the_client_say_so() {
+        let client = ClientStats {
+            client_bound: true,
+            busy_max: 0.97,
+            ..ClientStats::default()
+        };
+        let schedule = Schedule {
+            asked: 1000.0,
+            achieved: 500.0,
+            unfinished: 3,
+            slots: 100,
+            late_slots: 50,
+            client: &client,
+        };
+        let reasons = schedule.judge();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        let blamed: Vec<bool> = reasons.iter().map(|r| is_client_reason(r)).collect();
+        assert_eq!(blamed, [false, true, true], "{reasons:?}");
     }
 }

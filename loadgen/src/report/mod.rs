@@ -10,6 +10,7 @@
 //! Only [`write()`] here uses the children; they import from each other
 //! (never from this module), so the imports run one way.
 
+pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod cost;

@@ -180,6 +180,11 @@ impl<'a> View<'a> {
         Spread::of(values)
     }
 
+    /// The results it reads.
+    pub fn results(&self) -> &'a CompareResults {
+        self.results
+    }
+
     pub fn styles(&self) -> Vec<String> {
         self.results.styles.clone()
     }

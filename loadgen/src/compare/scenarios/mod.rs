@@ -2,6 +2,7 @@
 //! [`Scenario`] to its module (an exhaustive match: a new scenario does not
 //! compile until it has one).
 
+pub mod capacity;
 pub mod churn;
 pub mod fairness;
 pub mod idle;
@@ -14,7 +15,8 @@ use crate::compare::profile::Profile;
 use crate::results::RunResult;
 
 /// Runs `scenario` against `env`'s server; `earlier` are the style's runs
-/// so far (`open` takes its rates from `scale`'s maximum, or probes).
+/// so far (`open` takes its rates from `scale`'s maximum, or probes;
+/// `capacity` starts its searches from it).
 pub fn run(scenario: Scenario, env: &mut Env, earlier: &[RunResult]) -> Vec<RunResult> {
     match scenario {
         Scenario::Idle => idle::run(env),
@@ -28,6 +30,7 @@ pub fn run(scenario: Scenario, env: &mut Env, earlier: &[RunResult]) -> Vec<RunR
             });
             open::run(env, max)
         }
+        Scenario::Capacity => capacity::run(env, earlier),
         Scenario::Churn => churn::run(env),
         Scenario::Fairness => fairness::run(env),
     }

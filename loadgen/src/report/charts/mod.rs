@@ -33,5 +33,35 @@ use crate::report::view::View;
 /// Draws every chart the results allow into `dir`.
 pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Chart>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    figures::draw_all(&View::new(results), dir)
+    let view = View::new(results);
+    let mut charts = figures::draw_all(&view, dir)?;
+    // Capacity at the objective: a bar per style (every style listed, so
+    // each keeps its colour), per connection count.
+    for (file, title, items) in crate::report::capacity::charts(results) {
+        let groups = view
+            .styles()
+            .into_iter()
+            .map(|style| {
+                let bar = items
+                    .iter()
+                    .find(|(s, _)| *s == style)
+                    .map(|&(_, v)| Value { v, range: None });
+                Group {
+                    name: style,
+                    bars: vec![bar],
+                }
+            })
+            .collect();
+        let chart = BarChart {
+            title,
+            value: Axis::rate("capacity at the objective", "msgs/s"),
+            groups,
+            legend: Vec::new(),
+            reference: None,
+        };
+        if chart.has_values() {
+            charts.push(chart.draw(dir, &file)?);
+        }
+    }
+    Ok(charts)
 }

@@ -8,6 +8,7 @@ pub mod sections;
 use std::collections::BTreeSet;
 
 use crate::compare::model::{CompareResults, Scenario};
+use crate::compare::scenarios::capacity::is_step;
 use crate::report::charts::Chart;
 use crate::report::cost::setup_rows;
 use crate::report::md::putln;
@@ -29,8 +30,9 @@ fn section(scenario: Scenario) -> (u8, Section) {
         Scenario::Scale => (0, sections::scale::section),
         Scenario::Idle => (1, sections::idle::section),
         Scenario::Open => (2, sections::open::section),
-        Scenario::Churn => (3, sections::churn::section),
-        Scenario::Fairness => (4, sections::fairness::section),
+        Scenario::Capacity => (3, sections::capacity::section),
+        Scenario::Churn => (4, sections::churn::section),
+        Scenario::Fairness => (5, sections::fairness::section),
     }
 }
 
@@ -207,18 +209,34 @@ fn servers_section(s: &mut String, results: &CompareResults) {
 }
 
 fn trust_section(s: &mut String, results: &CompareResults) {
+    // A capacity search pushes each style until a step fails: its steps'
+    // verdicts are in the capacity section, not among the runs to distrust.
+    let judged = |r: &&RunResult| !is_step(r);
     let bound: Vec<&RunResult> = results
         .runs
         .iter()
+        .filter(judged)
         .filter(|r| r.client.client_bound)
         .collect();
-    let failed: Vec<&RunResult> = results.runs.iter().filter(|r| !r.outcome.ok).collect();
+    let failed: Vec<&RunResult> = results
+        .runs
+        .iter()
+        .filter(judged)
+        .filter(|r| !r.outcome.ok)
+        .collect();
     let stretched: Vec<(&RunResult, String)> = results
         .runs
         .iter()
         .filter_map(|r| Some((r, sampling_note(r.server.as_ref()?)?)))
         .collect();
     putln!(s, "## Runs to read with care\n");
+    if results.runs.iter().any(is_step) {
+        putln!(
+            s,
+            "Capacity search steps are left out here: past each style's capacity they fail by design, and the \
+             capacity section gives each one's verdict.\n"
+        );
+    }
     if bound.is_empty() {
         putln!(s, "No run was client-bound.\n");
     } else {

@@ -249,5 +249,9 @@ pub fn of(scenario: &str, point: &str) -> &'static [Figure] {
         Scenario::Churn => CHURN,
         Scenario::Fairness if point == "heavy" => FAIRNESS_HEAVY,
         Scenario::Fairness => FAIRNESS_LIGHT,
+        // A search's steps are probes at rates each run chose for itself:
+        // no two runs' steps are the same cell. (Its result, the capacity,
+        // is not a run's figure; comparing it is left for later.)
+        Scenario::Capacity => &[],
     }
 }

@@ -3,6 +3,7 @@
 //! cells and marks of a run, and styles ranked by a figure. The report's
 //! skeleton ([`super`]) picks the section of each scenario.
 
+pub mod capacity;
 pub mod churn;
 pub mod fairness;
 pub mod idle;
