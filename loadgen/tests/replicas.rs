@@ -50,6 +50,10 @@ fn two_replicas_run_in_step_and_merge_into_one_report() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(!stderr.contains("out of step"), "{stderr}");
+        assert!(
+            stderr.contains("the capacity scenario is left out"),
+            "{stderr}"
+        );
     }
     let out = merge(
         &[&dir.join("r1/results.json"), &dir.join("r2/results.json")],

@@ -232,6 +232,17 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         }
         profile.capacity_slo = slo;
     }
+    if args.replicas.is_some() && profile.runs(crate::compare::model::Scenario::Capacity) {
+        // Each replica's search would choose its next rate from its own
+        // steps, so the replicas' runs would not line up to be merged.
+        note!(
+            "loadgen compare: --replicas: the capacity scenario is left out (each replica's \
+             search would choose its own rates; merged runs must be the same runs)"
+        );
+        profile
+            .scenarios
+            .retain(|&s| s != crate::compare::model::Scenario::Capacity);
+    }
     let mut styles: Vec<String> = if targeted {
         args.targets.iter().map(|t| t.style.clone()).collect()
     } else {
