@@ -258,7 +258,10 @@ mod tests {
         assert!(errs.count(&emfile, t0).is_some(), "a first burst is logged");
         assert!(errs.count(&emfile, t0).is_none(), "within a burst: counted");
         let end = errs.end_burst().expect("its end is logged");
-        assert!(end.contains("after 2 accept error(s) in a row; 2 in all"), "{end}");
+        assert!(
+            end.contains("after 2 accept error(s) in a row; 2 in all"),
+            "{end}"
+        );
         // 400 one-error bursts within the next second: counted, not logged.
         for i in 0..400 {
             let at = t0 + Duration::from_millis(i * 2);
@@ -268,9 +271,15 @@ mod tests {
         let next = errs
             .count(&emfile, t0 + LOG_EVERY)
             .expect("logged again after a second");
-        assert!(next.contains("400 burst(s) since the last logged one"), "{next}");
+        assert!(
+            next.contains("400 burst(s) since the last logged one"),
+            "{next}"
+        );
         let end = errs.end_burst().expect("its end is logged");
-        assert!(end.contains("after 1 accept error(s) in a row; 403 in all"), "{end}");
+        assert!(
+            end.contains("after 1 accept error(s) in a row; 403 in all"),
+            "{end}"
+        );
         assert_eq!(stats.snapshot().accept_errors, 403, "the summary's count");
     }
 

@@ -119,7 +119,11 @@ impl Serving {
     /// write that waited out `--idle-timeout` is an idle close, any other
     /// error a connection error. The socket's own timeouts do the waiting
     /// ([`BlockingStream`]), so nothing else runs for it.
-    pub(crate) fn echo<S: EchoStream + BlockingStream>(&self, stream: &mut S, stats: &Stats) -> Ending {
+    pub(crate) fn echo<S: EchoStream + BlockingStream>(
+        &self,
+        stream: &mut S,
+        stats: &Stats,
+    ) -> Ending {
         if let Some(limit) = self.idle
             && stream.set_idle_timeout(limit).is_err()
         {

@@ -54,13 +54,20 @@ fn an_idle_connection_is_closed_after_the_limit_and_an_active_one_never() {
         let mut active = connect(addr);
         let mut pings = 0u32;
         while opened.elapsed() < LIMIT * 5 / 2 {
-            assert_eq!(round_trip(&mut active, &[pings as u8]), [pings as u8], "{style}");
+            assert_eq!(
+                round_trip(&mut active, &[pings as u8]),
+                [pings as u8],
+                "{style}"
+            );
             pings += 1;
             thread::sleep(LIMIT / 10);
         }
         let (closed, after) = watcher.join().expect("watcher");
         closed.unwrap_or_else(|e| panic!("{style}: idle connection after {after:?}: {e}"));
-        assert!(after >= LIMIT, "{style}: idle connection closed early, after {after:?}");
+        assert!(
+            after >= LIMIT,
+            "{style}: idle connection closed early, after {after:?}"
+        );
         assert_eq!(
             round_trip(&mut active, b"still here"),
             b"still here",
