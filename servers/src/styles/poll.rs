@@ -98,6 +98,9 @@ impl<'a> Loop<'a> {
     fn run(&mut self) -> io::Result<()> {
         while !self.ctx.shutdown.is_stopping() {
             let timeout = poll_millis(wait_for([self.accept_paused_until, self.next_idle_check]));
+            // SAFETY: `fds` is a live, initialised vector of pollfd and its
+            // length is passed with it; poll(2) only writes the revents
+            // fields within it.
             let ready = unsafe {
                 libc::poll(
                     self.fds.as_mut_ptr(),

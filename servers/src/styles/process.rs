@@ -150,6 +150,7 @@ impl Parent {
         let fd = stream.as_raw_fd();
         let spawned = fork::spawn(&[fd], move || {
             let mut stream = stream;
+            // The accepted socket shares the listener's non-blocking mode.
             let ready = fork::shut_down_on_sigterm(stream.as_raw_fd())
                 .and_then(|()| stream.set_nonblocking(false));
             if ready.is_err() {

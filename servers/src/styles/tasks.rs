@@ -119,6 +119,10 @@ async fn echo(stream: &mut TcpStream, serving: Serving, stats: &Stats) -> io::Re
         work,
         idle,
     } = serving;
+    // Wait for the peer to speak before giving it a buffer, so an idle
+    // connection costs only its task. Readiness can be spurious (tokio
+    // reports a fresh socket ready once), so the first read goes into a
+    // small buffer inside the task and only real data earns the full one.
     let first = loop {
         within(idle, stream.readable()).await?;
         let mut small = [0u8; FIRST_READ];
@@ -143,6 +147,7 @@ async fn echo(stream: &mut TcpStream, serving: Serving, stats: &Stats) -> io::Re
             stats.echoed(n);
         }
     }
+    // Half-close: everything was sent back; now our side says EOF too.
     match stream.shutdown().await {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
