@@ -46,10 +46,38 @@ swarm_stack_gone() {
     { [ "$(swarm_state)" != active ] || ! docker service ls --format '{{.Name}}' | grep "^${stack}_" >/dev/null; }
 }
 
-# Removes a stack and waits (bounded) until its containers and network
-# are gone: `docker stack rm` returns before they are.
-swarm_stack_rm() {
+# What is left of a stack, one line each ("kind name").
+swarm_stack_left() {
   local stack=$1
+  if [ "$(swarm_state)" = active ]; then
+    docker service ls --format '{{.Name}}' 2>/dev/null | grep "^${stack}_" | sed 's/^/service /'
+  fi
+  docker ps -a --format '{{.Names}} ({{.Status}})' | grep "^${stack}_" | sed 's/^/container /'
+  docker network ls --format '{{.Name}}' | grep "^${stack}_" | sed 's/^/network /'
+  true
+}
+
+# Removes a stack and waits (bounded) until its containers and network
+# are gone: `docker stack rm` returns before they are. The engine's own
+# removal can lag by minutes on a busy machine (CI saw a stack outlast
+# 90 s), so after 45 s (SWARM_RM_PATIENCE) what is left is named and removed by hand: the
+# stack's containers (docker rm -f) and then its network.
+swarm_stack_rm() {
+  local stack=$1 name
+  local patience=${SWARM_RM_PATIENCE:-45}
   timeout 60 docker stack rm "$stack" >/dev/null 2>&1 || true
-  swarm_wait 90 "stack $stack's containers and network to go" swarm_stack_gone "$stack"
+  swarm_wait "$patience" "stack $stack's containers and network to go" swarm_stack_gone "$stack" 2>/dev/null && return 0
+  echo "swarm: stack $stack not gone ${patience} s after docker stack rm; removing what is left by hand: $(swarm_stack_left "$stack" | tr '\n' ' ')" >&2
+  for name in $(docker ps -a --format '{{.Names}}' | grep "^${stack}_"); do
+    timeout 30 docker rm -f "$name" >/dev/null 2>&1 || true
+  done
+  swarm_wait 30 "stack $stack's containers to go" \
+    bash -c "! docker ps -a --format '{{.Names}}' | grep '^${stack}_' >/dev/null" || true
+  for name in $(docker network ls --format '{{.Name}}' | grep "^${stack}_"); do
+    timeout 30 docker network rm "$name" >/dev/null 2>&1 || true
+  done
+  if ! swarm_wait 60 "stack $stack's containers and network to go" swarm_stack_gone "$stack"; then
+    echo "swarm: left of stack $stack: $(swarm_stack_left "$stack" | tr '\n' ' ')" >&2
+    return 1
+  fi
 }
