@@ -69,6 +69,7 @@ fn scale_run(t: &RunResult, style: &str, conns: usize, rate: f64, bound: bool) -
         scenario: "scale".into(),
         point: format!("conns={conns} size=64"),
         repeat: 0,
+        partner_of: String::new(),
     });
     r.label = Some(format!("{style}/scale/conns={conns} size=64"));
     r.spec.conns = conns;
@@ -93,6 +94,7 @@ fn idle_run(t: &RunResult, style: &str, idle: usize, per_conn: f64, cpu: f64) ->
         scenario: "idle".into(),
         point: format!("idle={idle} active=10"),
         repeat: 0,
+        partner_of: String::new(),
     });
     r.spec.idle = idle;
     let sv = r

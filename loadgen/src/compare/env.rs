@@ -54,7 +54,11 @@ pub struct Env<'a> {
     /// Set on Ctrl-C: runs end early.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Told about every run as it ends.
-    pub on_run: &'a mut dyn FnMut(&RunResult),
+    pub on_run: &'a mut (dyn FnMut(&RunResult) + Send),
+    /// Where this run is one of a side-by-side pair
+    /// ([`crate::compare::pair`]): each run waits there for its partner's
+    /// before it starts, so the two are measured over the same seconds.
+    pub rendezvous: Option<Arc<crate::compare::pair::Rendezvous>>,
     /// The server's settling before the next run ([`Env::settle`]), when
     /// it has happened and that run has not taken it yet.
     settled: Option<(Duration, bool)>,
@@ -65,13 +69,14 @@ impl<'a> Env<'a> {
         profile: &'a Profile,
         target: &'a Target,
         stop: Arc<std::sync::atomic::AtomicBool>,
-        on_run: &'a mut dyn FnMut(&RunResult),
+        on_run: &'a mut (dyn FnMut(&RunResult) + Send),
     ) -> Env<'a> {
         Env {
             profile,
             target,
             stop,
             on_run,
+            rendezvous: None,
             settled: None,
         }
     }
@@ -126,6 +131,10 @@ impl<'a> Env<'a> {
         let label = format!("{}/{}/{point}", self.target.style, scenario.name());
         // In step with the other replicas, if this is one (`--replicas`).
         crate::compare::replicas::before_run(&label);
+        // And with the partner's run, if this is one of a pair.
+        if let Some(rv) = &self.rendezvous {
+            rv.meet(&label);
+        }
         let opts = RunOptions {
             server: if sample { self.target.watch() } else { None },
             label: Some(label),
@@ -144,6 +153,7 @@ impl<'a> Env<'a> {
                     scenario: scenario.name().into(),
                     point,
                     repeat: 0,
+                    partner_of: String::new(),
                 });
                 (self.on_run)(&r);
                 Some(r)

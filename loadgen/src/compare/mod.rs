@@ -9,6 +9,7 @@ pub mod external;
 pub mod guard;
 pub mod model;
 pub mod options;
+pub mod pair;
 pub mod process;
 pub mod profile;
 pub mod progress;
@@ -93,14 +94,16 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         // Someone else's servers; containers have cgroups of their own.
         (None, container_setup(opts))
     };
-    let progress = Progress::new(total_runs * repeat as usize);
+    let units = round_units(opts);
+    let partner_runs = pair::extra_runs(opts, &units);
+    let progress = Progress::new((total_runs + partner_runs) * repeat as usize);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
     // Round by round, every style in each: drift over the run (thermal,
     // other tenants) then hits every style alike.
     // Point by point where the profile allows it (perf): at each point
-    // every style in turn, a fresh server each.
-    let units = round_units(opts);
+    // every style in turn, a fresh server each, and where it pairs, each
+    // beside a fresh epoll server ([`pair`]).
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
         for (style, step) in &units {
@@ -117,6 +120,9 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
                 progress: &progress,
             };
             match step {
+                Some(step) if pair::pairs(opts, style, *step) => {
+                    pair::compare_pair(&round, style, *step, &mut runs, &mut servers)
+                }
                 Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
                 None => compare_style(&round, style, &mut runs, &mut servers),
             }

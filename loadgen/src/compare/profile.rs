@@ -62,6 +62,10 @@ pub struct Profile {
     /// Take the styles in turn at each point, a fresh server each
     /// ([`Profile::steps`]), instead of each style whole.
     pub by_point: bool,
+    /// At each scale point, run every style beside a fresh epoll server,
+    /// both measured over the same seconds ([`crate::compare::pair`]);
+    /// only where `by_point`.
+    pub side_by_side: bool,
     /// The styles `compare` runs without `--styles` (None: every style).
     pub styles: Option<&'static [&'static str]>,
     /// How the plan changes for some styles.
@@ -98,6 +102,7 @@ impl Profile {
             server_cpu_quota: None,
             repeat: 1,
             by_point: false,
+            side_by_side: false,
             styles: None,
             per_style: PerStyle::Same,
             perf_tables: false,
@@ -145,6 +150,7 @@ impl Profile {
                 server_cpu_quota: Some(perf::SERVER_CPU_QUOTA),
                 repeat: perf::REPEAT,
                 by_point: true,
+                side_by_side: true,
                 styles: Some(perf::STYLES),
                 per_style: PerStyle::PollingIdleOnly {
                     idle: perf::POLLING_IDLE,

@@ -13,7 +13,7 @@ use crate::results::{
 };
 
 /// Busy fraction above which the client is the bottleneck.
-const CLIENT_BOUND: f64 = 0.90;
+pub const CLIENT_BOUND: f64 = 0.90;
 
 /// An open loop that completes less than this share of its rate fails.
 pub const MIN_ACHIEVED: f64 = 0.95;

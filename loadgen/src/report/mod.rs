@@ -46,12 +46,19 @@ pub fn write(results: &CompareResults, dir: &Path) -> anyhow::Result<()> {
             scenario: String::new(),
             point: String::new(),
             repeat: 0,
+            partner_of: String::new(),
         });
         csv.push_str(&format!(
             "{},{},{},{},{}\n",
             t.style,
             t.scenario,
-            t.point.replace(',', ";"),
+            // A side-by-side partner run is told from the reference's own.
+            if t.is_partner() {
+                format!("{} beside {}", t.point, t.partner_of)
+            } else {
+                t.point.clone()
+            }
+            .replace(',', ";"),
             t.repeat,
             run::csv_row(r)
         ));

@@ -80,6 +80,10 @@ impl Spread {
     }
 }
 
+fn is_partner(r: &RunResult) -> bool {
+    r.tags.as_ref().is_some_and(|t| t.is_partner())
+}
+
 fn key(r: &RunResult) -> Option<(&str, &str, &str)> {
     r.tags
         .as_ref()
@@ -100,13 +104,17 @@ impl<'a> View<'a> {
     pub fn new(results: &'a CompareResults) -> Self {
         let mut medians = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for r in &results.runs {
+        // A partner run is another style's denominator, never a cell.
+        for r in results.runs.iter().filter(|r| !is_partner(r)) {
             let Some(k) = key(r) else { continue };
             if !seen.insert(k) {
                 continue;
             }
-            let mut reps: Vec<&RunResult> =
-                results.runs.iter().filter(|o| key(o) == Some(k)).collect();
+            let mut reps: Vec<&RunResult> = results
+                .runs
+                .iter()
+                .filter(|o| key(o) == Some(k) && !is_partner(o))
+                .collect();
             // The lower median: with an even count, the slower of the two.
             reps.sort_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s));
             medians.push(reps[(reps.len() - 1) / 2]);
@@ -120,7 +128,7 @@ impl<'a> View<'a> {
             .results
             .runs
             .iter()
-            .filter(|o| key(o) == key(r))
+            .filter(|o| key(o) == key(r) && !is_partner(o))
             .collect();
         v.sort_by_key(|o| o.tags.as_ref().map(|t| t.repeat));
         v
@@ -143,7 +151,9 @@ impl<'a> View<'a> {
 
     /// A figure of `style` at a scale point, over the repeats; with
     /// `per_reference`, each repeat's figure divided by epoll's in the same
-    /// round (a paired ratio: drift between rounds cancels).
+    /// round (a paired ratio: drift between rounds cancels), the epoll run
+    /// measured beside it where there is one (side by side, the machine's
+    /// speed from second to second cancels too: [`crate::compare::pair`]).
     pub fn scale_spread(
         &self,
         style: &str,
@@ -169,15 +179,36 @@ impl<'a> View<'a> {
                     return Some(x);
                 }
                 let round = r.tags.as_ref().map(|t| t.repeat);
-                let e = reference
-                    .as_ref()?
-                    .iter()
-                    .find(|e| e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0)?;
+                let e = self.partner(r).or_else(|| {
+                    reference.as_ref()?.iter().copied().find(|e| {
+                        e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0
+                    })
+                })?;
                 let y = figure(e)?;
                 (y > 0.0).then(|| x / y)
             })
             .collect();
         Spread::of(values)
+    }
+
+    /// The reference's run measured side by side with `r` (same point,
+    /// same round), if it had one and it carried messages.
+    pub fn partner(&self, r: &RunResult) -> Option<&'a RunResult> {
+        let t = r.tags.as_ref()?;
+        self.results.runs.iter().find(|e| {
+            e.messages > 0
+                && e.tags.as_ref().is_some_and(|p| {
+                    p.partner_of == t.style
+                        && p.scenario == t.scenario
+                        && p.point == t.point
+                        && p.repeat == t.repeat
+                })
+        })
+    }
+
+    /// Whether any run here was measured side by side with a partner.
+    pub fn has_partners(&self) -> bool {
+        self.results.runs.iter().any(is_partner)
     }
 
     /// The results it reads.

@@ -372,7 +372,7 @@ impl Histograms {
 }
 
 /// Where a run belongs in a comparison.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tags {
     pub style: String,
     pub scenario: String,
@@ -381,6 +381,19 @@ pub struct Tags {
     /// Which of `compare --repeat N` rounds (0-based) measured it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub repeat: u32,
+    /// Set on a run of the reference style (epoll) measured side by side
+    /// with this style's run at the same point and round (the perf
+    /// profile's pairs, [`crate::compare::pair`]): it is that style's
+    /// denominator, not a cell of the reference's own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub partner_of: String,
+}
+
+impl Tags {
+    /// A run measured beside another style's, only to be its reference.
+    pub fn is_partner(&self) -> bool {
+        !self.partner_of.is_empty()
+    }
 }
 
 /// A latency in microseconds, in the unit that reads best.

@@ -125,6 +125,7 @@ pub fn measure(target: &Target, plan: &Plan, stop: &Arc<AtomicBool>) -> Measured
                         scenario: "soak".into(),
                         point: point.into(),
                         repeat: 0,
+                        partner_of: String::new(),
                     });
                     measured.runs.push(r);
                 }

@@ -248,6 +248,7 @@ mod tests {
                     scenario: "soak".into(),
                     point: load.to_string(),
                     repeat: 0,
+                    partner_of: String::new(),
                 });
                 r.errors = Default::default();
                 r.outcome = Outcome {

@@ -277,6 +277,7 @@ mod tests {
                 scenario: "scale".into(),
                 point: String::new(),
                 repeat: 0,
+                partner_of: String::new(),
             });
             r.spec.conns = conns;
             r.messages = 1;

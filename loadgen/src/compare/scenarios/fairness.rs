@@ -66,6 +66,7 @@ pub fn run(env: &mut Env) -> Vec<RunResult> {
             scenario: Scenario::Fairness.name().into(),
             point: "heavy".into(),
             repeat: 0,
+            partner_of: String::new(),
         });
         (env.on_run)(&r);
         out.push(r);

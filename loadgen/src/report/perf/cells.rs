@@ -316,6 +316,7 @@ mod tests {
             scenario: "scale".into(),
             point: format!("conns={conns} size={SIZE}"),
             repeat: 0,
+            partner_of: String::new(),
         });
         r.label = Some(format!("{style}/scale/conns={conns}"));
         r.spec.conns = conns;
@@ -342,6 +343,7 @@ mod tests {
             scenario: "idle".into(),
             point: format!("idle={idle} active={IDLE_ACTIVE}"),
             repeat: 0,
+            partner_of: String::new(),
         });
         r.spec.idle = idle;
         r.spec.conns = IDLE_ACTIVE;
