@@ -11,7 +11,14 @@ use loadgen::RunResult;
 use loadgen::compare::model::CompareResults;
 use loadgen::report::diff::{self, Diff, Kind, Side, Verdict, noise_floor_pct, text};
 
+// The capacity cells' and the absolute floors' tests, in files of their
+// own beside this one (tests/capacity.rs is the capacity scenario's own
+// test target, hence the paths).
+#[path = "diff/capacity.rs"]
+mod capacity;
 mod common;
+#[path = "diff/floors.rs"]
+mod floors;
 use common::{loadgen, output_within, smoke_compare};
 
 fn fixture() -> CompareResults {
@@ -265,8 +272,9 @@ fn lower_is_better_for_latency_cpu_and_memory_and_higher_for_fairness() {
         ("msg/s", SCALE20, msgs, Kind::Throughput, "faster"),
     ];
     for (figure, at, put, kind, up) in cases {
+        // Far enough from zero that the change passes every absolute floor.
         let k = 1.0 + 4.0 * noise_floor_pct(kind) / 100.0;
-        let (lo, hi) = ([100.0, 101.0], [100.0 * k, 101.0 * k]);
+        let (lo, hi) = ([10_000.0, 10_100.0], [10_000.0 * k, 10_100.0 * k]);
         for (old, new, word) in [(&lo, &hi, up), (&hi, &lo, opposite(up))] {
             let (mut a, mut b) = (fixture(), fixture());
             set(&mut a, at, old, put);

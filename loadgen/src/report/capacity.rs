@@ -1,7 +1,8 @@
 //! The capacity searches a report reads (`results.capacity`): one cell per
 //! style and connection count, the median of its rounds with their range,
 //! and the words for a result ("≥ 45.2k/s (client limit)"). Read by the
-//! capacity section and its chart; writes nothing.
+//! capacity section, its chart and a change against a baseline; writes
+//! nothing.
 
 use crate::compare::capacity::{Bound, CapacitySearch, CapacityStep, Slo};
 use crate::compare::model::CompareResults;
@@ -19,6 +20,9 @@ pub struct Cell<'a> {
     /// The capacity over the rounds that passed a step.
     pub spread: Option<Spread>,
     pub rounds: usize,
+    /// Every round's search, by capacity (a change against a baseline
+    /// reads what each bounded: [`crate::report::diff::capacity`]).
+    pub searches: Vec<&'a CapacitySearch>,
 }
 
 /// The objective the searches were judged against (one per comparison).
@@ -59,6 +63,7 @@ pub fn cells(results: &CompareResults) -> Vec<Cell<'_>> {
                         .collect(),
                 ),
                 rounds: rounds.len(),
+                searches: rounds,
             });
         }
     }
@@ -100,7 +105,7 @@ pub fn first_fail(s: &CapacitySearch) -> Option<&CapacityStep> {
 }
 
 /// `s`'s capacity in words, with its range over the rounds where given.
-fn words(s: &CapacitySearch, rounds: Option<Spread>) -> String {
+pub fn words(s: &CapacitySearch, rounds: Option<Spread>) -> String {
     let rate = match (rounds, s.capacity_msgs_per_s) {
         (Some(sp), _) if sp.min != sp.max => format!(
             "{}/s ({}–{})",

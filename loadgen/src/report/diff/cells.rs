@@ -1,10 +1,11 @@
 //! The cells of a change against a baseline: every (row, scenario, point,
 //! figure) of either run, matched across the two, with both sides' median
-//! and range over the repeats and the verdict on the change.
+//! and range over the repeats and the verdict on the change ([`judge`]);
+//! the capacity cells come from [`super::capacity`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::figures::{self, Figure, Kind, noise_floor_pct};
+use super::figures::{self, Figure, Kind, noise_floor_abs, noise_floor_pct};
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::view::Spread;
 use crate::results::RunResult;
@@ -36,6 +37,21 @@ pub struct Measured {
     pub failed_spread: Option<Spread>,
     pub failed: usize,
     pub repeats: usize,
+    /// Where some repeat found a bound rather than a value (a capacity
+    /// search loadgen limited, or none of whose steps passed): what the
+    /// repeats prove together. The change is read on it, not the spread.
+    pub bounds: Option<Bounds>,
+    /// How the side is written where it is more than a number (a
+    /// capacity, as the report writes it: "≥ 45.2k/s (client limit)").
+    pub words: Option<String>,
+}
+
+/// What a side's repeats prove of a figure: at least `lo`, at most `hi`
+/// (infinite: no upper bound).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    pub lo: f64,
+    pub hi: f64,
 }
 
 /// What the change in a cell says.
@@ -50,6 +66,9 @@ pub enum Verdict {
     WithinNoise,
     /// The baseline's figure is 0: no change in % to read.
     NoBase,
+    /// A side is a bound (a capacity "≥ X" or "< X"), and the bounds do
+    /// not prove a change beyond noise either way.
+    Bounded,
     /// Every repeat of the cell failed on this side (or on both: `None`).
     Failed(Option<Side>),
     /// The cell is in this run only.
@@ -84,6 +103,7 @@ impl Cell {
             Verdict::Regressed => worse.into(),
             Verdict::WithinNoise => "within noise".into(),
             Verdict::NoBase => "no % (baseline 0)".into(),
+            Verdict::Bounded => "undecided (a bound)".into(),
             Verdict::Failed(None) => "failed in both".into(),
             Verdict::Failed(Some(side)) => format!("failed in {}", side.name()),
             Verdict::OnlyIn(side) => format!("only in {}", side.name()),
@@ -150,11 +170,19 @@ fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
         failed_spread: Spread::of(values(false)),
         failed,
         repeats: runs.len(),
+        bounds: None,
+        words: None,
     })
 }
 
-/// The verdict on a figure of `kind` measured on both sides.
-pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdict) {
+/// The verdict on a figure measured on both sides: a change is beyond
+/// noise when the ranges do not overlap and the medians moved by more than
+/// both floors of the figure, its kind's factor and its unit's absolute
+/// amount. Where a side is a bound, read on the bounds (`judge_bounds`).
+pub fn judge(figure: &Figure, old: &Measured, new: &Measured) -> (Option<f64>, Verdict) {
+    if old.bounds.is_some() || new.bounds.is_some() {
+        return judge_bounds(figure, &proven(old), &proven(new));
+    }
     // Only repeats that did what was asked are read.
     let (a, b) = match (old.spread, new.spread) {
         (Some(a), Some(b)) => (a, b),
@@ -162,25 +190,79 @@ pub fn judge(kind: Kind, old: &Measured, new: &Measured) -> (Option<f64>, Verdic
         (None, Some(_)) => return (None, Verdict::Failed(Some(Side::Old))),
         (Some(_), None) => return (None, Verdict::Failed(Some(Side::New))),
     };
+    let past_abs = (b.median - a.median).abs() > noise_floor_abs(figure.unit);
     if a.median == 0.0 {
-        return if b.median == 0.0 {
-            (Some(0.0), Verdict::WithinNoise)
-        } else {
-            (None, Verdict::NoBase)
+        // No % from 0; a move within the absolute floor is noise all the
+        // same (an idle CPU of 0% in one run and one clock tick in another).
+        return match (b.median == 0.0, past_abs) {
+            (true, _) => (Some(0.0), Verdict::WithinNoise),
+            (false, false) => (None, Verdict::WithinNoise),
+            (false, true) => (None, Verdict::NoBase),
         };
     }
     let change = (b.median - a.median) / a.median.abs() * 100.0;
     let overlap = a.max >= b.min && b.max >= a.min;
-    if overlap || factor(a.median, b.median) <= 1.0 + noise_floor_pct(kind) / 100.0 {
+    if overlap || !past_abs || !past_rel(figure, a.median, b.median) {
         return (Some(change), Verdict::WithinNoise);
     }
-    let up_is_better = kind.higher_is_better();
-    let verdict = if (change > 0.0) == up_is_better {
+    (Some(change), direction(figure, change))
+}
+
+/// Beyond the relative floor of the figure's kind.
+fn past_rel(figure: &Figure, a: f64, b: f64) -> bool {
+    factor(a, b) > 1.0 + noise_floor_pct(figure.kind) / 100.0
+}
+
+/// Better or worse, by the figure's direction and the change's sign.
+fn direction(figure: &Figure, change: f64) -> Verdict {
+    if (change > 0.0) == figure.kind.higher_is_better() {
         Verdict::Improved
     } else {
         Verdict::Regressed
+    }
+}
+
+/// What a side proves: its bounds, or the range of its values.
+fn proven(m: &Measured) -> Option<Bounds> {
+    m.bounds.or(m.spread.map(|s| Bounds {
+        lo: s.min,
+        hi: s.max,
+    }))
+}
+
+/// The verdict where a side is a bound (a capacity loadgen limited is
+/// only "at least X"; one where no step passed only "below X"): a change
+/// is called only where the bounds prove it, and the change given is the
+/// least they prove. Up: the new side's least value is above the old
+/// side's greatest by more than both floors (a floor of 30k/s against
+/// 10k/s is faster; a floor of 10k/s against 30k/s is nothing, the server
+/// may take any more). Down: the old side's least above the new side's
+/// greatest, likewise. Otherwise undecided, with no change in %: whatever
+/// the medians say, the true values may be anywhere in the bounds.
+fn judge_bounds(
+    figure: &Figure,
+    old: &Option<Bounds>,
+    new: &Option<Bounds>,
+) -> (Option<f64>, Verdict) {
+    let (a, b) = match (old, new) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => return (None, Verdict::Failed(None)),
+        (None, Some(_)) => return (None, Verdict::Failed(Some(Side::Old))),
+        (Some(_), None) => return (None, Verdict::Failed(Some(Side::New))),
     };
-    (Some(change), verdict)
+    let apart = |lo: f64, hi: f64| {
+        lo > hi && lo - hi > noise_floor_abs(figure.unit) && past_rel(figure, hi, lo)
+    };
+    let pct = |from: f64, to: f64| (from > 0.0).then(|| (to - from) / from * 100.0);
+    if apart(b.lo, a.hi) {
+        let change = pct(a.hi, b.lo);
+        return (change, direction(figure, 1.0));
+    }
+    if apart(a.lo, b.hi) {
+        let change = pct(a.lo, b.hi);
+        return (change, direction(figure, -1.0));
+    }
+    (None, Verdict::Bounded)
 }
 
 /// How many times larger the larger of two values is: the same either
@@ -224,7 +306,7 @@ pub fn match_runs(old: &CompareResults, new: &CompareResults) -> (Vec<Cell>, Mis
             let old_m = o.and_then(|runs| measure(runs, figure));
             let new_m = n.and_then(|runs| measure(runs, figure));
             let (change_pct, verdict) = match (&old_m, &new_m) {
-                (Some(a), Some(b)) => judge(figure.kind, a, b),
+                (Some(a), Some(b)) => judge(figure, a, b),
                 (Some(_), None) => (None, Verdict::OnlyIn(Side::Old)),
                 (None, Some(_)) => (None, Verdict::OnlyIn(Side::New)),
                 (None, None) => continue,
@@ -241,6 +323,7 @@ pub fn match_runs(old: &CompareResults, new: &CompareResults) -> (Vec<Cell>, Mis
             });
         }
     }
+    cells.extend(super::capacity::cells(old, new));
     let rows = row_order(old, new);
     cells.sort_by_key(|c| {
         (

@@ -4,6 +4,7 @@
 
 use super::cells::{self, Cell, Missing, Verdict};
 use crate::compare::model::CompareResults;
+use crate::report::capacity;
 
 /// A comparison against a baseline: its cells and what one side lacks.
 pub struct Diff {
@@ -26,6 +27,8 @@ pub struct Counts {
     pub failed: usize,
     pub one_side: usize,
     pub no_base: usize,
+    /// Cells where a side is only a bound and the bounds decide nothing.
+    pub bounded: usize,
     /// Cells read without a repeat that failed (counted in their verdict
     /// too).
     pub left_out: usize,
@@ -53,6 +56,7 @@ impl Diff {
                 Verdict::Failed(_) => c.failed += 1,
                 Verdict::OnlyIn(_) => c.one_side += 1,
                 Verdict::NoBase => c.no_base += 1,
+                Verdict::Bounded => c.bounded += 1,
             }
             let failed = |m: &Option<cells::Measured>| m.as_ref().is_some_and(|m| m.failed > 0);
             if !matches!(cell.verdict, Verdict::Failed(_))
@@ -111,5 +115,9 @@ fn differences(old: &CompareResults, new: &CompareResults) -> Vec<String> {
         None => "no cgroups".into(),
     };
     differs("server CPU quota", quota(old), quota(new));
+    // Capacities at two objectives are cells on one side each: say why.
+    if let (Some(a), Some(b)) = (capacity::slo(old), capacity::slo(new)) {
+        differs("capacity objective", a.to_string(), b.to_string());
+    }
     out
 }

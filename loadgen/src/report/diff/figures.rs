@@ -1,7 +1,10 @@
 //! Which figures of a run a change against a baseline compares, per
-//! scenario: the ones its section of report.md shows. Each has a kind,
-//! which says which way is better and how much it moves between two runs
-//! of the same code on this machine (the noise floor, in [`super`]).
+//! scenario: the ones its section of report.md shows, and the capacity a
+//! search found ([`CAPACITY`], read by [`super::capacity`]). Each has a
+//! kind, which says which way is better and how much it moves between two
+//! runs of the same code on this machine (the relative noise floor, in
+//! [`super`]), and a unit, in which its absolute floor is
+//! ([`noise_floor_abs`]): how little a figure near zero has to move.
 
 use crate::compare::model::Scenario;
 use crate::report::cost::{cgroup, cpu_us_per_msg};
@@ -54,6 +57,19 @@ impl Kind {
             Kind::Fairness => "fairness",
         }
     }
+
+    /// The units a kind's absolute floor is stated in ([`floor_text`]):
+    /// CPU is two quantities, per message and in % of a core; latency's
+    /// floor in ms (stalls) is the one in µs.
+    pub fn floor_units(self) -> &'static [Unit] {
+        match self {
+            Kind::Throughput => &[Unit::PerSec],
+            Kind::Latency => &[Unit::Us],
+            Kind::Cpu => &[Unit::UsPerMsg, Unit::PercentCore],
+            Kind::Memory => &[Unit::Bytes],
+            Kind::Fairness => &[Unit::Index],
+        }
+    }
 }
 
 /// How far a figure of each kind moved between two runs of the same code
@@ -68,6 +84,78 @@ pub fn noise_floor_pct(kind: Kind) -> f64 {
         Kind::Cpu => 40.0,
         Kind::Memory => 5.0,
         Kind::Fairness => 5.0,
+    }
+}
+
+/// The least a figure in `unit` must move, as well as its kind's relative
+/// floor, for a verdict: in the unit itself. A factor says nothing near
+/// zero, where a clock tick, a page or a wake-up is a factor of 3 (CPU
+/// 3% → 0%, memory 0.06 → 0.02 KiB a connection, latency 20 → 45 µs). Each
+/// is chosen from the figures in real results (the diff fixture, a smoke
+/// run with two rounds, tests/fixtures/diff-smoke.json, and the quick run
+/// in docs/sample-report) to be above what a figure moves between rounds
+/// of the same code and below any change between styles worth reading. An
+/// exhaustive match on the unit, since the unit is the quantity: a new unit
+/// does not compile until it has a floor.
+pub fn noise_floor_abs(unit: Unit) -> f64 {
+    match unit {
+        // Rates are whole messages (or connections) over the window:
+        // 10/s is 3 of them in smoke's 0.3 s, 15 in quick's 1.5 s. The
+        // least rate compared in the fixture is churn's 480 conn/s (60% of
+        // it is 288/s), so this only binds on a server that answered next
+        // to nothing either way (the sample's pool: 0/s for fairness's
+        // heavy connection).
+        Unit::PerSec => 10.0,
+        // A round trip on loopback between the two CPUs, two wake-ups, is
+        // about 50 µs here (the fixture's p50 at one connection: 49-52 µs
+        // over both styles and rounds; the sample's p99 there 77-169 µs):
+        // a change under that is the scheduler's, not the code's.
+        Unit::Us => LATENCY_FLOOR_US,
+        // The longest stall is a latency in ms: the same floor.
+        Unit::Ms => LATENCY_FLOOR_US / 1000.0,
+        // The kernel counts the cgroup's CPU in ns, so what moves is the
+        // work: the fixture's two rounds of each style moved by 0.2-0.6 µs
+        // a message at scale's points (epoll 36.87 and 36.25 at 1
+        // connection, 4.82 and 5.17 at 20). The leanest figure here is
+        // 4.8 µs (fixture) to 6.5 µs (sample), where 40% is 2 µs already.
+        Unit::UsPerMsg => 1.0,
+        // procfs counts CPU in 10 ms clock ticks: one tick is 3.3 points of
+        // a core over smoke's 0.3 s window (the fixture's idle reactor read
+        // 0% in one round and 3.3% in the other) and 0.7 over quick's 1.5 s.
+        // The event loops' idle CPU in the sample is 4-8%; a style that
+        // polls idle sockets burns 100%.
+        Unit::PercentCore => 5.0,
+        // Memory is counted in 4 KiB pages over the idle connections (200
+        // in smoke): the fixture's idle reactor read 98 and 410 B a
+        // connection in its two rounds (a heap grown by some 60 KiB). What
+        // a connection costs is KiBs (sample: threads 9.7 KiB, coroutines
+        // 7.7, tasks 1.6; with the kernel's 0.6-1.5 KiB for event loops).
+        // The noise is a total over the connections, the floor per
+        // connection: over quick's 10,000 a page is 0.4 B, so there it
+        // hides changes of a few hundred bytes a connection that are real.
+        Unit::Bytes => 512.0,
+        // The fixture's light connections' index read 0.980 and 1.000 for
+        // epoll's two rounds (0.989 and 1.000 reactor's); the relative 5%
+        // is larger anywhere above 0.4.
+        Unit::Index => 0.02,
+    }
+}
+
+/// The latency floor, µs (see [`noise_floor_abs`]).
+const LATENCY_FLOOR_US: f64 = 50.0;
+
+/// A unit's absolute floor in words, for the text: "50 µs", "5 points of
+/// a core".
+pub fn floor_text(unit: Unit) -> String {
+    let v = noise_floor_abs(unit);
+    match unit {
+        Unit::PerSec => format!("{v:.0}/s"),
+        Unit::Us => format!("{v:.0} µs"),
+        Unit::Ms => format!("{v} ms"),
+        Unit::UsPerMsg => format!("{v:.1} µs a message"),
+        Unit::Bytes => format!("{:.1} KiB a connection", v / 1024.0),
+        Unit::PercentCore => format!("{v:.0} points of a core"),
+        Unit::Index => format!("{v} of Jain's index"),
     }
 }
 
@@ -105,6 +193,17 @@ pub struct Figure {
     pub unit: Unit,
     pub value: fn(&RunResult) -> Option<f64>,
 }
+
+/// The capacity a search found for a style at a connection count and an
+/// objective: not a run's figure (its `value` reads none) but the
+/// searches' result, kept in `results.capacity` and read there by
+/// [`super::capacity`].
+pub static CAPACITY: Figure = Figure {
+    name: "capacity",
+    kind: Kind::Throughput,
+    unit: Unit::PerSec,
+    value: |_| None,
+};
 
 /// A latency percentile, when the run completed a message to take it of.
 fn latency(r: &RunResult, pick: fn(&crate::results::Percentiles) -> u64) -> Option<f64> {
@@ -250,8 +349,47 @@ pub fn of(scenario: &str, point: &str) -> &'static [Figure] {
         Scenario::Fairness if point == "heavy" => FAIRNESS_HEAVY,
         Scenario::Fairness => FAIRNESS_LIGHT,
         // A search's steps are probes at rates each run chose for itself:
-        // no two runs' steps are the same cell. (Its result, the capacity,
-        // is not a run's figure; comparing it is left for later.)
+        // no two runs' steps are the same cell. Its result, the capacity,
+        // is compared instead ([`CAPACITY`]).
         Scenario::Capacity => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every figure's absolute floor is stated: its unit is one its kind's
+    /// floor is written in, or the stall's ms, the same floor as µs.
+    #[test]
+    fn every_figure_has_an_absolute_floor_its_kind_states() {
+        let lists = [
+            SCALE,
+            IDLE,
+            OPEN_PROBE,
+            OPEN,
+            CHURN,
+            FAIRNESS_LIGHT,
+            FAIRNESS_HEAVY,
+            ANY,
+            std::slice::from_ref(&CAPACITY),
+        ];
+        for f in lists.iter().flat_map(|l| l.iter()) {
+            assert!(
+                f.kind.floor_units().contains(&f.unit)
+                    || (f.kind, f.unit) == (Kind::Latency, Unit::Ms),
+                "{}: {:?} in {:?}",
+                f.name,
+                f.unit,
+                f.kind
+            );
+            assert!(noise_floor_abs(f.unit) > 0.0, "{}", f.name);
+        }
+        assert_eq!(
+            noise_floor_abs(Unit::Ms) * 1000.0,
+            noise_floor_abs(Unit::Us)
+        );
+        assert_eq!(floor_text(Unit::Us), "50 µs");
+        assert_eq!(floor_text(Unit::Ms), "0.05 ms");
     }
 }

@@ -7,8 +7,9 @@
 //! passes the noise floor of the figure's kind; otherwise "within noise".
 //! Cells, rows and scenarios on one side only are listed, runs that failed
 //! are marked and not read as numbers. Which figures each scenario is read
-//! on, and their noise floors, are in [`figures`]; the whole in [`change`];
-//! the markdown in [`text`].
+//! on, and their noise floors, are in [`figures`]; the capacity a search
+//! found, where a side may be only a bound, in [`capacity`]; the whole in
+//! [`change`]; the markdown in [`text`].
 //!
 //! The noise floor ([`noise_floor_pct`]) is a factor either way (+60%
 //! is a factor of 1.6, and so is −37.5%): how far the same code moved
@@ -27,8 +28,14 @@
 //! | memory per connection | 1.000, max 1.007 (6) | 1.000, max 1.012 (70) | ×1.05 (+5%) |
 //! | fairness (Jain's index) | 1.001 (1) | 1.000, max 1.001 (22) | ×1.05 (+5%) |
 //!
-//! Each floor is about the quietest pair's 90th percentile. Throughput and
-//! latency move with whatever else the machine runs: runs that overlapped
+//! Each floor is about the quietest pair's 90th percentile. A factor says
+//! nothing near zero (CPU 3% → 0% is a factor of infinity and one clock
+//! tick), so a change must also pass an absolute floor in the figure's
+//! unit ([`figures::noise_floor_abs`]: 10/s, 50 µs, 1 µs a message or 5
+//! points of a core, 0.5 KiB a connection, 0.02 of Jain's index), each
+//! chosen from what the figures move between rounds of the same code.
+//!
+//! Throughput and latency move with whatever else the machine runs: runs that overlapped
 //! a build of this crate or another person's soak test moved by factors of
 //! 2 to 5 in the median, beyond any useful floor. The CPU a server spends
 //! per message, counted by the kernel in its cgroup, hardly moved in any
@@ -41,6 +48,7 @@
 //! Reads the comparison's model ([`crate::compare::model`]) and the
 //! report's helpers; runs nothing.
 
+pub mod capacity;
 pub mod cells;
 pub mod change;
 pub mod figures;
@@ -54,7 +62,7 @@ use crate::compare::model::CompareResults;
 use crate::results::SCHEMA_VERSION;
 pub use cells::{Cell, Missing, Side, Verdict};
 pub use change::{Counts, Diff};
-pub use figures::{Kind, noise_floor_pct};
+pub use figures::{Kind, noise_floor_abs, noise_floor_pct};
 
 /// Why a baseline or a run to compare could not be read.
 #[derive(Debug, thiserror::Error)]

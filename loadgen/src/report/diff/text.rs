@@ -4,7 +4,7 @@
 
 use super::cells::{Cell, Measured, Side, Verdict};
 use super::change::Diff;
-use super::figures::{Figure, Kind, noise_floor_pct};
+use super::figures::{Figure, Kind, floor_text, noise_floor_pct};
 use crate::report::md::{put, putln};
 use crate::report::view::Spread;
 
@@ -63,6 +63,9 @@ pub fn summary(d: &Diff) -> String {
     if c.no_base > 0 {
         parts.push(format!("{} from a baseline of 0", c.no_base));
     }
+    if c.bounded > 0 {
+        parts.push(format!("{} undecided (a side only a bound)", c.bounded));
+    }
     parts.push(format!("{} failed", c.failed));
     parts.push(format!("{} on one side only", c.one_side));
     let left_out = if c.left_out > 0 {
@@ -90,11 +93,13 @@ fn head(s: &mut String, d: &Diff) {
         .iter()
         .map(|&k| {
             let f = noise_floor_pct(k);
+            let abs: Vec<String> = k.floor_units().iter().map(|&u| floor_text(u)).collect();
             format!(
-                "{} ×{:.2} (+{f:.0}%/−{:.0}%)",
+                "{} ×{:.2} (+{f:.0}%/−{:.0}%) and {}",
                 k.name(),
                 1.0 + f / 100.0,
-                100.0 * f / (100.0 + f)
+                100.0 * f / (100.0 + f),
+                abs.join(" or ")
             )
         })
         .collect();
@@ -102,11 +107,14 @@ fn head(s: &mut String, d: &Diff) {
         s,
         "A cell is faster or slower (better or worse where lower is better: latency, CPU, memory) only when \
          the two runs' ranges (min–max over their repeats; a run measured once is its value) do not overlap \
-         and its median moved by more than the noise floor of its kind, a factor either way: {}. The floors \
-         are how far the same code moved between back-to-back runs on a 2-core shared machine (README, \
-         \"Did my change make it faster?\"); run both sides with `--repeat 3` to read changes against their \
-         ranges. ✗: runs that failed (errors, or not what was asked) are shown apart and left out; a cell \
-         none of whose runs on a side did what was asked is not compared.\n",
+         and its median moved by more than the noise floor of its kind, a factor either way, and by more than \
+         its absolute floor (near zero a factor says nothing): {}. The floors are how far the same code moved \
+         between runs on a 2-core shared machine (README, \"Did my change make it faster?\"); run both sides \
+         with `--repeat 3` to read changes against their ranges. A capacity loadgen limited (≥) or below the \
+         lowest rate tried (<) is a bound: a change is called only where the bounds prove it (≥/≤ before the \
+         change: at least that much), otherwise it is undecided. ✗: runs that failed (errors, or not what was \
+         asked) are shown apart and left out; a cell none of whose runs on a side did what was asked is not \
+         compared.\n",
         floors.join(", ")
     );
 }
@@ -210,7 +218,7 @@ fn row(s: &mut String, c: &Cell, with_scenario: bool) {
         c.figure.name,
         value(c.figure, c.old.as_ref()),
         value(c.figure, c.new.as_ref()),
-        change(c.change_pct)
+        cell_change(c)
     );
 }
 
@@ -225,15 +233,31 @@ pub fn line(c: &Cell) -> String {
         c.figure.name,
         value(c.figure, c.old.as_ref()),
         value(c.figure, c.new.as_ref()),
-        change(c.change_pct),
+        cell_change(c),
         c.verdict_text()
     )
+}
+
+/// A cell's change: where a side is a bound, the least the bounds prove
+/// ("≥ +120.0%", "≤ −90.0%").
+fn cell_change(c: &Cell) -> String {
+    let bounded = [&c.old, &c.new]
+        .iter()
+        .any(|m| m.as_ref().is_some_and(|m| m.bounds.is_some()));
+    match c.change_pct {
+        Some(x) if bounded && x > 0.0 => format!("≥ {}", change(Some(x))),
+        Some(x) if bounded && x < 0.0 => format!("≤ {}", change(Some(x))),
+        pct => change(pct),
+    }
 }
 
 /// A side's figure: the median, and its range where repeats differ; the
 /// failed repeats' apart, marked ✗.
 fn value(f: &Figure, m: Option<&Measured>) -> String {
     let Some(m) = m else { return "–".into() };
+    if let Some(words) = &m.words {
+        return words.clone();
+    }
     let spread = |sp: &Spread| {
         let (lo, hi) = (f.unit.fmt(sp.min), f.unit.fmt(sp.max));
         if sp.n > 1 && lo != hi {
