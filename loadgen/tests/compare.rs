@@ -366,3 +366,97 @@ fn same_keys_as_before(doc: &serde_json::Value) {
         .collect();
     assert!(gone.is_empty(), "keys results.json lost: {gone:?}");
 }
+
+/// The perf profile's pairs: at a scale point each style runs beside a
+/// fresh epoll server, the two measured over the same seconds, and the
+/// epoll run is tagged as that style's partner (its denominator), apart
+/// from epoll's own run. (A smoke-sized profile, 2 s windows: one after
+/// the other the two runs would start at least 2 s apart.)
+#[test]
+fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
+    let dir = std::env::temp_dir().join(format!("loadgen-pairs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("servers");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} serve \"$@\"\n",
+            env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
+    profile.scenarios = vec![Scenario::Scale];
+    profile.scale_conns = vec![20];
+    profile.duration = std::time::Duration::from_secs(2);
+    profile.by_point = true;
+    profile.side_by_side = true;
+    let opts = loadgen::compare::CompareOptions {
+        profile,
+        ..loadgen::compare::CompareOptions::servers_only(
+            vec!["epoll".into(), "reactor".into()],
+            Some(wrapper),
+            vec![0],
+            vec![0],
+            None,
+        )
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");
+    let order: Vec<(String, String)> = results
+        .servers
+        .iter()
+        .map(|s| (s.phase.clone(), s.style.clone()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("scale conns=20 size=64", "epoll"),
+        ("scale conns=20 size=64 beside reactor", "epoll"),
+        ("scale conns=20 size=64", "reactor"),
+    ]
+    .map(|(p, s)| (p.to_string(), s.to_string()))
+    .to_vec();
+    assert_eq!(order, want);
+    assert!(results.servers.iter().all(|s| s.stopped_cleanly));
+    assert_eq!(results.runs.len(), 3);
+    let tags = |i: usize| results.runs[i].tags.clone().unwrap();
+    assert_eq!(
+        (tags(0).style.as_str(), tags(0).is_partner()),
+        ("epoll", false)
+    );
+    assert_eq!(
+        (tags(1).style.as_str(), tags(1).partner_of.as_str()),
+        ("epoll", "reactor")
+    );
+    assert_eq!(
+        (tags(2).style.as_str(), tags(2).is_partner()),
+        ("reactor", false)
+    );
+    assert!(
+        results
+            .runs
+            .iter()
+            .all(|r| r.messages > 0 && r.errors.total() == 0)
+    );
+    // Measured together: started within the same second or the next.
+    let (a, b) = (
+        results.runs[1].started_unix_s,
+        results.runs[2].started_unix_s,
+    );
+    assert!(a.abs_diff(b) <= 1, "partner started at {a}, reactor at {b}");
+    // epoll's own run is its cell; the partner run is reactor's denominator.
+    let view = loadgen::report::view::View::new(&results);
+    assert!(std::ptr::eq(
+        view.scale_point("epoll", 20, 64).unwrap(),
+        &results.runs[0]
+    ));
+    let ratio = view.vs_reference("reactor", 20, 64).unwrap();
+    let want = results.runs[2].throughput_msgs_per_s / results.runs[1].throughput_msgs_per_s;
+    assert!((ratio - want).abs() < 1e-9, "{ratio} against {want}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

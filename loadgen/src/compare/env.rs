@@ -59,6 +59,9 @@ pub struct Env<'a> {
     /// ([`crate::compare::pair`]): each run waits there for its partner's
     /// before it starts, so the two are measured over the same seconds.
     pub rendezvous: Option<Arc<crate::compare::pair::Rendezvous>>,
+    /// Set on the reference's side of a pair: the style whose partner its
+    /// runs are ([`Tags::partner_of`]).
+    pub partner_of: Option<String>,
     /// The server's settling before the next run ([`Env::settle`]), when
     /// it has happened and that run has not taken it yet.
     settled: Option<(Duration, bool)>,
@@ -77,6 +80,7 @@ impl<'a> Env<'a> {
             stop,
             on_run,
             rendezvous: None,
+            partner_of: None,
             settled: None,
         }
     }
@@ -128,7 +132,10 @@ impl<'a> Env<'a> {
             self.settle();
         }
         let settled = self.settled.take();
-        let label = format!("{}/{}/{point}", self.target.style, scenario.name());
+        let mut label = format!("{}/{}/{point}", self.target.style, scenario.name());
+        if let Some(style) = &self.partner_of {
+            label.push_str(&format!(" beside {style}"));
+        }
         // In step with the other replicas, if this is one (`--replicas`).
         crate::compare::replicas::before_run(&label);
         // And with the partner's run, if this is one of a pair.
@@ -153,7 +160,7 @@ impl<'a> Env<'a> {
                     scenario: scenario.name().into(),
                     point,
                     repeat: 0,
-                    partner_of: String::new(),
+                    partner_of: self.partner_of.clone().unwrap_or_default(),
                 });
                 (self.on_run)(&r);
                 Some(r)

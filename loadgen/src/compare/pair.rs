@@ -158,6 +158,7 @@ pub(super) fn compare_pair(
     let (mut own_runs, mut own_servers) = (Vec::new(), Vec::new());
     let mut partner = |ref_env: &mut super::env::Env| {
         ref_env.rendezvous = Some(Arc::clone(&rv));
+        ref_env.partner_of = Some(style.to_string());
         let mut partner_runs = Vec::new();
         let mut own = |env: &mut super::env::Env| {
             env.rendezvous = Some(Arc::clone(&rv));
@@ -184,22 +185,10 @@ pub(super) fn compare_pair(
             &mut own_runs,
             &mut own_servers,
         );
-        for r in &mut partner_runs {
-            if let Some(t) = r.tags.as_mut() {
-                t.partner_of = style.to_string();
-            }
-        }
         partner_runs
     };
     let partner_phase = format!("{phase} beside {style}");
-    round.on_server(
-        reference,
-        &partner_phase,
-        None,
-        &mut partner,
-        runs,
-        servers,
-    );
+    round.on_server(reference, &partner_phase, None, &mut partner, runs, servers);
     if round.opts.client_cpus.len() == 1 {
         shared_client(runs, &mut own_runs);
     }

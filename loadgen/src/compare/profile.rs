@@ -271,7 +271,7 @@ pub mod perf {
     /// CPUs each server gets (CFS bandwidth in its own cgroup): low enough
     /// that one loadgen CPU drives the leanest styles server-bound at 50 and
     /// 1,000 connections on a 2-core machine (measured: see the README).
-    pub const SERVER_CPU_QUOTA: f64 = 0.5;
+    pub const SERVER_CPU_QUOTA: f64 = 0.25;
     /// Rounds of every style: each ratio is a median with its min-max.
     pub const REPEAT: u32 = 3;
     /// Idle connections the `polling` variants hold (they burn CPU in

@@ -54,7 +54,9 @@ use crate::results::spec::{Mode, RunSpec};
 
 pub use control::Control;
 use control::Window;
-pub use output::{CLIENT_BOUND, CLIENT_REASON, MIN_ACHIEVED as OPEN_MIN_ACHIEVED, is_client_reason};
+pub use output::{
+    CLIENT_BOUND, CLIENT_REASON, MIN_ACHIEVED as OPEN_MIN_ACHIEVED, is_client_reason,
+};
 use worker::Worker;
 
 /// Called about every 100 ms on the thread that called [`run`].

@@ -170,24 +170,25 @@ impl<'a> View<'a> {
         } else {
             None
         };
-        let values = reps
-            .iter()
-            .filter(|r| r.messages > 0)
-            .filter_map(|r| {
-                let x = figure(r)?;
-                if !per_reference {
-                    return Some(x);
-                }
-                let round = r.tags.as_ref().map(|t| t.repeat);
-                let e = self.partner(r).or_else(|| {
-                    reference.as_ref()?.iter().copied().find(|e| {
-                        e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0
-                    })
-                })?;
-                let y = figure(e)?;
-                (y > 0.0).then(|| x / y)
-            })
-            .collect();
+        let values =
+            reps.iter()
+                .filter(|r| r.messages > 0)
+                .filter_map(|r| {
+                    let x = figure(r)?;
+                    if !per_reference {
+                        return Some(x);
+                    }
+                    let round = r.tags.as_ref().map(|t| t.repeat);
+                    let e =
+                        self.partner(r).or_else(|| {
+                            reference.as_ref()?.iter().copied().find(|e| {
+                                e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0
+                            })
+                        })?;
+                    let y = figure(e)?;
+                    (y > 0.0).then(|| x / y)
+                })
+                .collect();
         Spread::of(values)
     }
 

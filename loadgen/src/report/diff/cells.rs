@@ -142,7 +142,11 @@ fn group(results: &CompareResults) -> Grouped<'_> {
         names: BTreeMap::new(),
     };
     for r in &results.runs {
-        let Some(t) = &r.tags else { continue };
+        // A side-by-side partner run is another row's denominator, not a
+        // cell of the reference's own.
+        let Some(t) = r.tags.as_ref().filter(|t| !t.is_partner()) else {
+            continue;
+        };
         let key = (t.style.clone(), t.scenario.clone(), point_key(&t.point));
         g.names.insert(key.clone(), params(&t.point).to_string());
         g.runs.entry(key).or_default().push(r);

@@ -93,7 +93,32 @@ pub fn setup_sentence(results: &CompareResults) -> String {
             unquoted.join(", ")
         )
     };
-    quota + &except + &rounds
+    quota + &except + &pairs(results) + &rounds
+}
+
+/// How the side-by-side pairs were measured, where the run had them.
+fn pairs(results: &CompareResults) -> String {
+    let mut paired: Vec<usize> = results
+        .runs
+        .iter()
+        .filter(|r| r.tags.as_ref().is_some_and(|t| t.is_partner()))
+        .map(|r| r.spec.conns)
+        .collect();
+    paired.sort_unstable();
+    paired.dedup();
+    if paired.is_empty() {
+        return String::new();
+    }
+    let at: Vec<String> = paired.iter().map(|c| cells::thousands(*c)).collect();
+    format!(
+        " **Side by side:** at {} connections every style ran beside a fresh epoll server of its own, both \
+         servers on the server CPUs with the same quota and both measured over the same seconds (each driven \
+         by its own loadgen thread), and its ratios are to that epoll run: the machine's speed, which moves \
+         ±15% from one 3-second window to the next here, is then the same for both. epoll's own row is its \
+         run alone. At other connection counts (two runs' sockets would not fit in one loadgen's open-files \
+         limit) the styles ran one after the other.",
+        at.join(" and ")
+    )
 }
 
 /// perf.md: the tables with a heading and what they are.
