@@ -212,6 +212,13 @@ fn perf_md_and_report_hold_the_verdicts() {
         "{perf}"
     );
     assert!(perf.contains("| coroutines | not run |"), "{perf}");
+    // Who was the limit: loadgen's CPU per cell (no cgroups here, so no
+    // server share).
+    assert!(
+        perf.contains("### Who was the limit (64 B, closed loop)"),
+        "{perf}"
+    );
+    assert!(perf.contains("| epoll | loadgen "), "{perf}");
     assert!(perf.contains("**Throughput: 5 pass, 2 miss**"), "{perf}");
 
     // Memory: reactor 2.44 KiB > 2 KiB; tasks judged on its smaller variant.

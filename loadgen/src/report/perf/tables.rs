@@ -198,8 +198,77 @@ pub fn tables(results: &CompareResults) -> String {
     );
     putln!(s, "{}\n", mem_tally.sentence("Memory"));
 
+    limit_table(&mut s, &view);
     polling_table(&mut s, &view);
     s
+}
+
+/// Who was the limit in each throughput cell: loadgen's CPU (the busiest
+/// thread; for a side-by-side pair, its two threads' sum, since they shared
+/// the client CPU), highest over the rounds, and the share of its quota
+/// the server used, lowest over the rounds. Server-bound is the second
+/// near 100% with the first well under it.
+fn limit_table(s: &mut String, view: &View) {
+    let mut styles = vec![reference().to_string()];
+    styles.extend(
+        TARGETS
+            .iter()
+            .flat_map(|t| t.variants.iter())
+            .filter(|v| **v != reference() && view.styles().iter().any(|st| st == *v))
+            .map(|v| v.to_string()),
+    );
+    if styles
+        .iter()
+        .all(|st| view.scale_points(st, SIZE).is_empty())
+    {
+        return;
+    }
+    putln!(
+        s,
+        "### Who was the limit ({SIZE} B, closed loop)\n\n\
+         Each cell: loadgen's CPU, the busiest thread's share of the measured window (side by side, the sum of \
+         the two runs' threads, which shared the client CPU), highest over the rounds; then the share of its CPU \
+         quota the server used (its cgroup's CPU time over quota × window), lowest over the rounds. A run is \
+         server-bound when the server used all of its quota and loadgen stayed well under 90%.\n"
+    );
+    put!(s, "| style |");
+    for c in CONNS {
+        put!(s, " {} conns |", thousands(c));
+    }
+    s.push_str("\n|---|");
+    for _ in CONNS {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for st in &styles {
+        put!(s, "| {st} |");
+        for c in CONNS {
+            let Some(r) = view.scale_point(st, c, SIZE) else {
+                s.push_str(" – |");
+                continue;
+            };
+            let reps = view.repeats(r);
+            let client = reps
+                .iter()
+                .map(|r| r.client.busy_max + view.partner(r).map_or(0.0, |p| p.client.busy_max))
+                .fold(0.0, f64::max);
+            let used = reps
+                .iter()
+                .filter_map(|r| {
+                    let cg = cgroup(r)?;
+                    Some(cg.cpu_s? / (cg.cpu_quota? * r.measured_s))
+                })
+                .filter(|u| u.is_finite())
+                .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.min(u))));
+            put!(s, " loadgen {:.0}%", client * 100.0);
+            match used {
+                Some(u) => put!(s, ", server {:.0}% of its quota |", u * 100.0),
+                None => s.push_str(" |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
 }
 
 /// Server CPU per message against epoll's, for every style with a
