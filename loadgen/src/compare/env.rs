@@ -138,9 +138,15 @@ impl<'a> Env<'a> {
         }
         // In step with the other replicas, if this is one (`--replicas`).
         crate::compare::replicas::before_run(&label);
-        // And with the partner's run, if this is one of a pair.
-        if let Some(rv) = &self.rendezvous {
-            rv.meet(&label);
+        // And with the partner's run, if this is one of a pair. A reference
+        // run that would not be measured beside its partner is nobody's
+        // denominator: it is not run (the style's ratio then falls back to
+        // epoll's own run of the round).
+        if let Some(rv) = &self.rendezvous
+            && !rv.meet(&label, &self.stop)
+            && self.partner_of.is_some()
+        {
+            return None;
         }
         let opts = RunOptions {
             server: if sample { self.target.watch() } else { None },

@@ -95,7 +95,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         (None, container_setup(opts))
     };
     let units = round_units(opts);
-    let partner_runs = pair::extra_runs(opts, &units);
+    let partner_runs = pair::extra_runs(opts, layout.is_some(), &units);
     let progress = Progress::new((total_runs + partner_runs) * repeat as usize);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
@@ -120,7 +120,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
                 progress: &progress,
             };
             match step {
-                Some(step) if pair::pairs(opts, style, *step) => {
+                Some(step) if pair::pairs(opts, round.layout.is_some(), style, *step) => {
                     pair::compare_pair(&round, style, *step, &mut runs, &mut servers)
                 }
                 Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),

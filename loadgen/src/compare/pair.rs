@@ -19,9 +19,11 @@
 //! alone; a partner run is tagged [`crate::results::Tags::partner_of`] and
 //! is only ever a denominator.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::cgroups::quota_for;
 use super::options::CompareOptions;
 use super::scenarios::Step;
 use super::{Round, ServerRecord};
@@ -53,12 +55,13 @@ impl Rendezvous {
     }
 
     /// Waits until the partner's run arrives too; false (after saying so)
-    /// where it ran alone.
-    pub fn meet(&self, label: &str) -> bool {
-        self.meet_within(label, MEET_LIMIT)
+    /// where it did not (it ended first, it did not come within
+    /// [`MEET_LIMIT`], or `stop` was set: Ctrl-C).
+    pub fn meet(&self, label: &str, stop: &AtomicBool) -> bool {
+        self.meet_within(label, MEET_LIMIT, stop)
     }
 
-    fn meet_within(&self, label: &str, limit: Duration) -> bool {
+    fn meet_within(&self, label: &str, limit: Duration, stop: &AtomicBool) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.left {
             note!("loadgen: {label}: its side-by-side partner had ended; it ran alone");
@@ -78,21 +81,24 @@ impl Rendezvous {
                 return true;
             }
             let now = Instant::now();
-            if st.left || now >= deadline {
+            if st.left || now >= deadline || stop.load(Ordering::Relaxed) {
                 st.waiting -= 1;
                 note!(
                     "loadgen: {label}: its side-by-side partner {}; it ran alone",
                     if st.left {
                         "ended first"
+                    } else if stop.load(Ordering::Relaxed) {
+                        "was stopped"
                     } else {
                         "did not come"
                     }
                 );
                 return false;
             }
+            // In slices, so that Ctrl-C is seen.
             st = self
                 .met
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, (deadline - now).min(Duration::from_millis(100)))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -106,13 +112,26 @@ impl Rendezvous {
     }
 }
 
+/// Leaves the rendezvous when dropped, so that a side that ends any way
+/// (a panic included) releases its partner at once.
+struct Leaving<'a>(&'a Rendezvous);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 /// Whether `style`'s `step` runs beside a reference server: the profile
 /// asks for pairs, the step is a scale point, the style is ours to start
 /// (not `--target`) and not the reference, the reference is in the
-/// comparison, and both runs' sockets fit in this one process's open-file
-/// limit (10,000 connections twice do not fit in 20,000: those points run
-/// one at a time, as without pairs).
-pub fn pairs(opts: &CompareOptions, style: &str, step: Step) -> bool {
+/// comparison, both servers get cgroups (`cgroups`) with a CPU quota
+/// (unquoted, two servers would share the CPU thread by thread, and a
+/// many-threaded style would take more of it than epoll), and both runs'
+/// sockets fit in this one process's open-file limit (10,000 connections
+/// twice do not fit in 20,000: those points run one at a time, as without
+/// pairs).
+pub fn pairs(opts: &CompareOptions, cgroups: bool, style: &str, step: Step) -> bool {
     let reference = crate::report::view::reference();
     let Step::Scale { conns, .. } = step else {
         return false;
@@ -121,6 +140,9 @@ pub fn pairs(opts: &CompareOptions, style: &str, step: Step) -> bool {
         && style != reference
         && opts.targets.is_empty()
         && opts.styles.iter().any(|s| s == reference)
+        && cgroups
+        && quota_for(opts, style).is_some()
+        && quota_for(opts, reference).is_some()
         && 2 * conns + FD_SLACK <= fd_limit()
 }
 
@@ -135,16 +157,17 @@ fn fd_limit() -> usize {
 }
 
 /// How many partner runs a round adds: one per paired unit.
-pub fn extra_runs(opts: &CompareOptions, units: &[(String, Option<Step>)]) -> usize {
+pub fn extra_runs(opts: &CompareOptions, cgroups: bool, units: &[(String, Option<Step>)]) -> usize {
     units
         .iter()
-        .filter(|(st, step)| step.is_some_and(|s| pairs(opts, st, s)))
+        .filter(|(st, step)| step.is_some_and(|s| pairs(opts, cgroups, st, s)))
         .count()
 }
 
 /// `style`'s `step` on a fresh server, measured over the same seconds as
 /// a fresh reference server's; both servers' records and runs are kept,
-/// the reference's runs tagged as `style`'s partner.
+/// the reference's runs tagged as `style`'s partner. Where the reference
+/// server did not start, the style still runs, alone.
 pub(super) fn compare_pair(
     round: &Round,
     style: &str,
@@ -156,7 +179,9 @@ pub(super) fn compare_pair(
     let phase = step.name();
     let rv = Arc::new(Rendezvous::new());
     let (mut own_runs, mut own_servers) = (Vec::new(), Vec::new());
+    let mut paired = false;
     let mut partner = |ref_env: &mut super::env::Env| {
+        paired = true;
         ref_env.rendezvous = Some(Arc::clone(&rv));
         ref_env.partner_of = Some(style.to_string());
         let mut partner_runs = Vec::new();
@@ -164,12 +189,13 @@ pub(super) fn compare_pair(
             env.rendezvous = Some(Arc::clone(&rv));
             std::thread::scope(|s| {
                 let other = s.spawn(|| {
-                    let got = step.run(ref_env);
-                    rv.leave();
-                    got
+                    let _leaving = Leaving(&rv);
+                    step.run(ref_env)
                 });
-                let got = step.run(env);
-                rv.leave();
+                let got = {
+                    let _leaving = Leaving(&rv);
+                    step.run(env)
+                };
                 partner_runs = other.join().unwrap_or_else(|_| {
                     note!("loadgen: {style}: the side-by-side reference run panicked");
                     Vec::new()
@@ -188,9 +214,14 @@ pub(super) fn compare_pair(
         partner_runs
     };
     let partner_phase = format!("{phase} beside {style}");
+    let before = runs.len();
     round.on_server(reference, &partner_phase, None, &mut partner, runs, servers);
+    if !paired {
+        note!("loadgen: {style}: {phase}: no {reference} server to run beside; running it alone");
+        return super::compare_step(round, style, step, runs, servers);
+    }
     if round.opts.client_cpus.len() == 1 {
-        shared_client(runs, &mut own_runs);
+        shared_client(&mut runs[before..], &mut own_runs);
     }
     runs.append(&mut own_runs);
     servers.append(&mut own_servers);
@@ -199,9 +230,11 @@ pub(super) fn compare_pair(
 /// The two engines of a pair shared one client CPU: each thread's own
 /// busy share says little, their sum says whether loadgen was the limit.
 /// Both runs are marked client-bound when it passed the engine's mark.
-fn shared_client(all: &mut [RunResult], own: &mut [RunResult]) {
+/// `partners` are the reference's runs of this pair, `own` the style's.
+fn shared_client(partners: &mut [RunResult], own: &mut [RunResult]) {
     let (Some(partner), Some(mine)) = (
-        all.iter_mut()
+        partners
+            .iter_mut()
             .rev()
             .find(|r| r.tags.as_ref().is_some_and(|t| t.is_partner())),
         own.last_mut(),
@@ -224,9 +257,11 @@ mod tests {
         let rv = Arc::new(Rendezvous::new());
         let other = {
             let rv = Arc::clone(&rv);
-            std::thread::spawn(move || rv.meet_within("b", Duration::from_secs(10)))
+            std::thread::spawn(move || {
+                rv.meet_within("b", Duration::from_secs(10), &AtomicBool::new(false))
+            })
         };
-        assert!(rv.meet_within("a", Duration::from_secs(10)));
+        assert!(rv.meet_within("a", Duration::from_secs(10), &AtomicBool::new(false)));
         assert!(other.join().unwrap());
     }
 
@@ -234,7 +269,16 @@ mod tests {
     fn a_partner_that_never_comes_is_waited_for_a_bounded_time() {
         let rv = Rendezvous::new();
         let t = Instant::now();
-        assert!(!rv.meet_within("a", Duration::from_millis(50)));
+        assert!(!rv.meet_within("a", Duration::from_millis(50), &AtomicBool::new(false)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn ctrl_c_releases_a_waiting_run() {
+        let rv = Rendezvous::new();
+        let stop = AtomicBool::new(true);
+        let t = Instant::now();
+        assert!(!rv.meet_within("a", Duration::from_secs(30), &stop));
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -243,7 +287,9 @@ mod tests {
         let rv = Arc::new(Rendezvous::new());
         let waiting = {
             let rv = Arc::clone(&rv);
-            std::thread::spawn(move || rv.meet_within("a", Duration::from_secs(30)))
+            std::thread::spawn(move || {
+                rv.meet_within("a", Duration::from_secs(30), &AtomicBool::new(false))
+            })
         };
         // Leave once the other side waits (bounded: 10 s at most).
         let until = Instant::now() + Duration::from_secs(10);
@@ -252,6 +298,6 @@ mod tests {
         }
         rv.leave();
         assert!(!waiting.join().unwrap());
-        assert!(!rv.meet_within("b", Duration::from_secs(30)));
+        assert!(!rv.meet_within("b", Duration::from_secs(30), &AtomicBool::new(false)));
     }
 }

@@ -79,11 +79,16 @@ pub fn setup_rows(results: &CompareResults) -> String {
     {
         putln!(s, "| cgroup note | {note} |");
     }
+    let pairs = View::new(results).side_by_side_words();
+    if let Some(text) = pairs.trim().strip_prefix("**Side by side:**") {
+        putln!(s, "| side by side |{text} |");
+    }
     if results.repeat > 1 {
         putln!(
             s,
-            "| repeats | {} rounds, every style in each round before the next; each cell is the median, ranges are min–max, and ratios pair each round with epoll's of the same round |",
-            results.repeat
+            "| repeats | {} rounds, every style in each round before the next; each cell is the median, ranges are min–max, and each round's ratio is to {} |",
+            results.repeat,
+            View::new(results).reference_words()
         );
     }
     s
@@ -161,8 +166,9 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     let reference = reference();
     putln!(
         s,
-        "**Cost vs {reference}**: each style's CPU per message divided by {reference}'s in the same round \
-         (below 1: leaner than the raw-epoll server).\n"
+        "**Cost vs {reference}**: each style's CPU per message divided by {} \
+         (below 1: leaner than the raw-epoll server).\n",
+        v.reference_words()
     );
     let ratios = cost_vs_reference(s, v, &styles, &conns, size);
     let lean = ratios

@@ -212,6 +212,64 @@ impl<'a> View<'a> {
         self.results.runs.iter().any(is_partner)
     }
 
+    /// How the side-by-side pairs were measured, where the run had them (a
+    /// sentence starting with a space; empty where none ran).
+    pub fn side_by_side_words(&self) -> String {
+        let results = self.results;
+        let mut paired: Vec<usize> = results
+            .runs
+            .iter()
+            .filter(|r| r.tags.as_ref().is_some_and(|t| t.is_partner()))
+            .map(|r| r.spec.conns)
+            .collect();
+        paired.sort_unstable();
+        paired.dedup();
+        if paired.is_empty() {
+            return String::new();
+        }
+        let at: Vec<String> = paired
+            .iter()
+            .map(|c| crate::report::md::thousands(*c))
+            .collect();
+        let alone: Vec<String> = results
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let t = r.tags.as_ref()?;
+                (t.scenario == "scale" && !paired.contains(&r.spec.conns)).then_some(r.spec.conns)
+            })
+            .collect::<std::collections::BTreeSet<usize>>()
+            .into_iter()
+            .map(crate::report::md::thousands)
+            .collect();
+        let rest = if alone.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " At {} connections (two runs' sockets would not fit in one loadgen's open-files limit) the styles \
+                 ran one after the other.",
+                alone.join(" and ")
+            )
+        };
+        format!(
+            " **Side by side:** at {} connections every style ran beside a fresh epoll server of its own, both \
+             servers on the server CPUs with the same quota and both measured over the same seconds (each driven \
+             by its own loadgen thread), and its ratios are to that epoll run: the machine's speed, which moves \
+             ±15% from one 3-second window to the next on a shared VM, is then the same for both. epoll's own row is its \
+             run alone. The two runs' measured windows start together to within their connect times.{rest}",
+            at.join(" and ")
+        )
+    }
+
+    /// A ratio's denominator, in words, for the tables' texts.
+    pub fn reference_words(&self) -> &'static str {
+        if self.has_partners() {
+            "the epoll run beside it where the two ran side by side, else epoll's in the same round"
+        } else {
+            "epoll's in the same round"
+        }
+    }
+
     /// The results it reads.
     pub fn results(&self) -> &'a CompareResults {
         self.results

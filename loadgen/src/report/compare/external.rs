@@ -22,7 +22,11 @@ pub fn section(s: &mut String, results: &CompareResults) {
          summary line: \"stopped cleanly\" means it ended on SIGTERM (of the signal, or exiting 0 or 143) within \
          those 2 s. It ran every scenario as it is: the fairness scenario's `--work-us` (CPU burnt per chunk \
          read) is a flag of this project's servers, so its fairness row has light connections beside a heavy \
-         one with no such work, and does not compare with the styles' rows there.\n"
+         one with no such work, and does not compare with the styles' rows there. Its memory per idle \
+         connection is what it was charged (or its process tree held) over the connections loadgen held: a \
+         server that takes connections on one at a time (socat forks a process per accepted connection) may \
+         still have many waiting in its listen backlog when the sample is taken, so read that figure as a \
+         floor.\n"
     );
     for e in &results.externals {
         putln!(s, "- {}: {}", e.row(), code(&e.command));

@@ -242,12 +242,23 @@ fn trust_section(s: &mut String, results: &CompareResults) {
     } else {
         putln!(
             s,
-            "Client-bound (loadgen's busiest thread over 90% busy):\n"
+            "Client-bound (loadgen's busiest thread over 90% busy; side by side, its two runs' threads together, \
+             on one client CPU):\n"
         );
+        let view = crate::report::view::View::new(results);
         for r in bound {
+            let with = view
+                .partner(r)
+                .map(|p| {
+                    format!(
+                        " (side by side: {:.0}% with its partner's thread)",
+                        (r.client.busy_max + p.client.busy_max) * 100.0
+                    )
+                })
+                .unwrap_or_default();
             putln!(
                 s,
-                "- {}: {:.0}% busy",
+                "- {}: {:.0}% busy{with}",
                 r.label.as_deref().unwrap_or("run"),
                 r.client.busy_max * 100.0
             );

@@ -6,6 +6,7 @@
 use super::targets::{Goal, Target, Verdict};
 use crate::compare::profile::perf::{CONNS, IDLE, SIZE};
 use crate::report::md::put;
+pub use crate::report::md::thousands;
 use crate::report::view::{View, reference};
 use crate::results::RunResult;
 
@@ -139,19 +140,6 @@ pub struct MemoryCell {
 
 pub fn variant_suffix(name: &str) -> &str {
     name.split_once(':').map(|(_, v)| v).unwrap_or(name)
-}
-
-/// 10000 → "10,000".
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn point(view: &View, r: &RunResult, reference: &RunResult) -> Point {

@@ -27,6 +27,7 @@ pub use targets::{
 
 use crate::compare::model::CompareResults;
 use crate::report::md::putln;
+use crate::report::view::View;
 
 /// Whether `results` come from a profile whose report has the perf tables.
 pub fn applies(results: &CompareResults) -> bool {
@@ -64,10 +65,11 @@ pub fn setup_sentence(results: &CompareResults) -> String {
     };
     let rounds = if results.repeat > 1 {
         format!(
-            " Every cell was measured {} times, round by round over the styles; ratios are paired with epoll's of \
-             the same round, shown as median (min–max), and a target is met only if every round met it \
-             (inconclusive where the range straddles it).",
-            results.repeat
+            " Every cell was measured {} times, round by round over the styles; each round's ratio is to {}, \
+             shown as median (min–max), and a target is met only if every round met it (inconclusive where the \
+             range straddles it).",
+            results.repeat,
+            View::new(results).reference_words()
         )
     } else {
         " Every cell was measured once (--repeat 1): no spread is known.".into()
@@ -93,32 +95,7 @@ pub fn setup_sentence(results: &CompareResults) -> String {
             unquoted.join(", ")
         )
     };
-    quota + &except + &pairs(results) + &rounds
-}
-
-/// How the side-by-side pairs were measured, where the run had them.
-fn pairs(results: &CompareResults) -> String {
-    let mut paired: Vec<usize> = results
-        .runs
-        .iter()
-        .filter(|r| r.tags.as_ref().is_some_and(|t| t.is_partner()))
-        .map(|r| r.spec.conns)
-        .collect();
-    paired.sort_unstable();
-    paired.dedup();
-    if paired.is_empty() {
-        return String::new();
-    }
-    let at: Vec<String> = paired.iter().map(|c| cells::thousands(*c)).collect();
-    format!(
-        " **Side by side:** at {} connections every style ran beside a fresh epoll server of its own, both \
-         servers on the server CPUs with the same quota and both measured over the same seconds (each driven \
-         by its own loadgen thread), and its ratios are to that epoll run: the machine's speed, which moves \
-         ±15% from one 3-second window to the next here, is then the same for both. epoll's own row is its \
-         run alone. At other connection counts (two runs' sockets would not fit in one loadgen's open-files \
-         limit) the styles ran one after the other.",
-        at.join(" and ")
-    )
+    quota + &except + &View::new(results).side_by_side_words() + &rounds
 }
 
 /// perf.md: the tables with a heading and what they are.

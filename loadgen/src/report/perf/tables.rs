@@ -121,11 +121,18 @@ pub fn tables(results: &CompareResults) -> String {
         s.push('\n');
         putln!(
             s,
-            "Each cell: the style's messages/s divided by epoll's at the same connection count in this run, the \
-             target, and the verdict. Where a style has variants (tasks: current_thread = `--workers 0`, \
+            "Each cell: the style's messages/s divided by {} at the same connection count, the \
+             target, and the verdict.{} Where a style has variants (tasks: current_thread = `--workers 0`, \
              multi_thread = the default runtime) the best is judged and each is shown below it. client-bound: \
              loadgen's busiest thread was over 90% busy in that run, so its figure is loadgen's limit; a miss there \
-             may be loadgen's, and where epoll itself was client-bound the ratio is inflated.\n"
+             may be loadgen's, and where epoll itself was client-bound the ratio is inflated.\n",
+            view.reference_words(),
+            if view.has_partners() {
+                " A style's rate in brackets over epoll's rate in the first row need not give its ratio: that \
+                 row is epoll's run alone, the ratio is to the epoll run beside the style."
+            } else {
+                ""
+            }
         );
         putln!(s, "{}\n", tally.sentence("Throughput"));
     }
@@ -248,9 +255,15 @@ fn limit_table(s: &mut String, view: &View) {
                 continue;
             };
             let reps = view.repeats(r);
+            // A pair's two threads shared the client CPU only where there
+            // was one.
+            let shared = view.results().client_cpus.len() == 1;
             let client = reps
                 .iter()
-                .map(|r| r.client.busy_max + view.partner(r).map_or(0.0, |p| p.client.busy_max))
+                .map(|r| {
+                    let partner = view.partner(r).filter(|_| shared);
+                    r.client.busy_max + partner.map_or(0.0, |p| p.client.busy_max)
+                })
                 .fold(0.0, f64::max);
             let used = reps
                 .iter()
@@ -292,9 +305,10 @@ fn cost_table(s: &mut String, view: &View) {
         s,
         "### Server CPU per message against epoll ({SIZE} B, closed loop)\n\n\
          Each cell: the style's server CPU time per echoed message (its cgroup's, over the measured window) \
-         divided by epoll's in the same round, median (min–max over the rounds), and the style's own µs per \
+         divided by {}, median (min–max over the rounds), and the style's own µs per \
          message. Below 1 is leaner. No targets: this is the figure that ranks the styles whether or not a run \
-         was server-bound.\n"
+         was server-bound.\n",
+        view.reference_words()
     );
     cost_vs_reference(s, view, &styles, &CONNS, SIZE);
 }

@@ -112,8 +112,9 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
     let reference = reference();
     put!(
         s,
-        "**vs {reference}, {size} B**: each style's messages/s divided by {reference}'s at the same connection \
-         count in this run († client-bound: that style's figure is loadgen's limit).\n\n| style |"
+        "**vs {reference}, {size} B**: each style's messages/s divided by {} at the same connection \
+         count († client-bound: that style's figure is loadgen's limit).\n\n| style |",
+        v.reference_words()
     );
     conns_header(s, conns);
     for style in styles {
