@@ -242,20 +242,7 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
     let dir = std::env::temp_dir().join(format!("loadgen-by-point-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("servers");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} serve \"$@\"\n",
-            env!("CARGO_BIN_EXE_loadgen")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let wrapper = serve_wrapper(&dir);
     let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
     profile.scenarios = vec![Scenario::Idle, Scenario::Scale];
     profile.by_point = true;
@@ -385,20 +372,7 @@ fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
     let dir = std::env::temp_dir().join(format!("loadgen-pairs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("servers");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} serve \"$@\"\n",
-            env!("CARGO_BIN_EXE_loadgen")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let wrapper = serve_wrapper(&dir);
     let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
     profile.scenarios = vec![Scenario::Scale];
     profile.scale_conns = vec![20];
@@ -470,4 +444,24 @@ fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
     let want = results.runs[2].throughput_msgs_per_s / results.runs[1].throughput_msgs_per_s;
     assert!((ratio - want).abs() < 1e-9, "{ratio} against {want}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `servers` binary for compare: a script that runs loadgen's own
+/// `serve`, written into `dir`.
+fn serve_wrapper(dir: &std::path::Path) -> std::path::PathBuf {
+    let wrapper = dir.join("servers");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} serve \"$@\"\n",
+            env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    wrapper
 }

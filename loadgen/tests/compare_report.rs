@@ -327,3 +327,40 @@ fn process_tree_figures_are_named() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Servers in containers are sampled through the Docker API, whose memory
+/// figure is the container's cgroup charge, the kernel's share included:
+/// the idle table and its reading say so, not "no cgroup" and "user space
+/// only" (what a containerized run's report said before).
+#[test]
+fn container_memory_is_the_containers_cgroup_charge() {
+    let mut f = fixture();
+    let idle_labels: Vec<String> = f
+        .runs
+        .iter()
+        .filter(|r| r.tags.as_ref().is_some_and(|t| t.scenario == "idle"))
+        .filter_map(|r| r.label.clone())
+        .collect();
+    assert!(!idle_labels.is_empty());
+    for r in f
+        .runs
+        .iter_mut()
+        .filter(|r| r.tags.as_ref().is_some_and(|t| t.scenario == "idle"))
+    {
+        let sv = r.server.as_mut().expect("fixture has server figures");
+        sv.memory_measure = "cgroup".into();
+        sv.cgroup = None;
+    }
+    let (dir, report) = build_from(&f);
+    assert!(
+        report.contains("| threads | 11.8 KiB | as the first column (the container's cgroup) |"),
+        "{report}"
+    );
+    assert!(!report.contains("– (no cgroup)"), "{report}");
+    assert!(
+        report.contains("its container's cgroup charge, the kernel's share included"),
+        "{report}"
+    );
+    assert!(!report.contains("user space only"), "{report}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -107,7 +107,14 @@ fn quota_each(cg: &CgroupSetup, why: &str) -> Option<String> {
 /// The idle table's cell: memory per connection charged to the server's
 /// cgroup, and the kernel's part of it.
 pub fn idle_memory_cell(r: &RunResult) -> String {
+    let in_container = r
+        .server
+        .as_ref()
+        .is_some_and(|sv| sv.memory_measure == "cgroup");
     match cgroup(r) {
+        // Sampled through the Docker API: the first column is already the
+        // container's cgroup charge, the kernel's included.
+        None if in_container => "as the first column (the container's cgroup)".into(),
         None => "– (no cgroup)".into(),
         Some(cg) => {
             let total = cg

@@ -39,15 +39,7 @@ pub fn tables(results: &CompareResults) -> String {
             }
         );
     } else {
-        put!(s, "| style |");
-        for c in CONNS {
-            put!(s, " {} conns |", thousands(c));
-        }
-        s.push_str("\n|---|");
-        for _ in CONNS {
-            s.push_str("---|");
-        }
-        s.push('\n');
+        conns_columns(&mut s);
         put!(s, "| {reference} (the reference, msg/s) |");
         for c in CONNS {
             match view.scale_point(reference, c, SIZE) {
@@ -210,6 +202,19 @@ pub fn tables(results: &CompareResults) -> String {
     s
 }
 
+/// A table's head: the style, then one column per perf connection count.
+fn conns_columns(s: &mut String) {
+    put!(s, "| style |");
+    for c in CONNS {
+        put!(s, " {} conns |", thousands(c));
+    }
+    s.push_str("\n|---|");
+    for _ in CONNS {
+        s.push_str("---|");
+    }
+    s.push('\n');
+}
+
 /// Who was the limit in each throughput cell: loadgen's CPU (the busiest
 /// thread; for a side-by-side pair, its two threads' sum, since they shared
 /// the client CPU), highest over the rounds, and the share of its quota
@@ -238,15 +243,7 @@ fn limit_table(s: &mut String, view: &View) {
          quota the server used (its cgroup's CPU time over quota × window), lowest over the rounds. A run is \
          server-bound when the server used all of its quota and loadgen stayed well under 90%.\n"
     );
-    put!(s, "| style |");
-    for c in CONNS {
-        put!(s, " {} conns |", thousands(c));
-    }
-    s.push_str("\n|---|");
-    for _ in CONNS {
-        s.push_str("---|");
-    }
-    s.push('\n');
+    conns_columns(s);
     for st in &styles {
         put!(s, "| {st} |");
         for c in CONNS {

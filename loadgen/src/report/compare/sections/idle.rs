@@ -78,7 +78,9 @@ pub fn section(s: &mut String, v: &View) {
          above the server's listening baseline. With the kernel's: everything charged to the server's cgroup \
          (its pages and the kernel's sockets, buffers, epoll items, stacks) at the end of the window, less the \
          cgroup's charge before the first connection; the part in brackets is the kernel's alone. That is the \
-         C10K cost of a connection; user-space RSS alone misses most of it.\n"
+         C10K cost of a connection; user-space RSS alone misses most of it. For a server in a container the \
+         first column is already its container's cgroup charge (as the Docker API reports it, the kernel's \
+         included), which is then all there is.\n"
     );
     let cpu = |st: &str| {
         v.idle_run(st)
@@ -89,6 +91,12 @@ pub fn section(s: &mut String, v: &View) {
     let with_kernel = rows
         .iter()
         .all(|(_, r)| cgroup(r).is_some_and(|c| c.memory_per_conn_bytes.is_some()));
+    // Containers: the sampled figure is the container's cgroup charge.
+    let containers = rows.iter().all(|(_, r)| {
+        r.server
+            .as_ref()
+            .is_some_and(|sv| sv.memory_measure == "cgroup")
+    });
     let mem = ranked(v, |st| {
         v.idle_run(st).and_then(|r| {
             let cg = cgroup(r).and_then(|c| c.memory_per_conn_bytes);
@@ -109,6 +117,8 @@ pub fn section(s: &mut String, v: &View) {
             hi.1,
             if with_kernel {
                 ", the kernel's share included"
+            } else if containers {
+                ", its container's cgroup charge, the kernel's share included"
             } else {
                 ", user space only"
             },
