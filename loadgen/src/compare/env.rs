@@ -58,7 +58,7 @@ pub struct Env<'a> {
     /// Where this run is one of a side-by-side pair
     /// ([`crate::compare::pair`]): each run waits there for its partner's
     /// before it starts, so the two are measured over the same seconds.
-    pub rendezvous: Option<Arc<crate::compare::pair::Rendezvous>>,
+    pub rendezvous: Option<Arc<crate::compare::rendezvous::Rendezvous>>,
     /// Set on the reference's side of a pair: the style whose partner its
     /// runs are ([`Tags::partner_of`]).
     pub partner_of: Option<String>,

@@ -13,6 +13,7 @@ pub mod pair;
 pub mod process;
 pub mod profile;
 pub mod progress;
+pub mod rendezvous;
 pub mod replicas;
 pub mod scenarios;
 pub mod servers;
@@ -121,7 +122,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
             };
             match step {
                 Some(step) if pair::pairs(opts, round.layout.is_some(), style, *step) => {
-                    pair::compare_pair(&round, style, *step, &mut runs, &mut servers)
+                    compare_pair(&round, style, *step, &mut runs, &mut servers)
                 }
                 Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
                 None => compare_style(&round, style, &mut runs, &mut servers),
@@ -285,6 +286,69 @@ fn compare_step(
 ) {
     let phase = step.name();
     round.on_server(style, &phase, None, &mut |env| step.run(env), runs, servers);
+}
+
+/// `style`'s `step` on a fresh server, measured over the same seconds as
+/// a fresh reference server's; both servers' records and runs are kept,
+/// the reference's runs tagged as `style`'s partner. Where the reference
+/// server did not start, the style still runs, alone.
+fn compare_pair(
+    round: &Round,
+    style: &str,
+    step: Step,
+    runs: &mut Vec<RunResult>,
+    servers: &mut Vec<ServerRecord>,
+) {
+    let reference = model::reference();
+    let phase = step.name();
+    let rv = Arc::new(rendezvous::Rendezvous::new());
+    let (mut own_runs, mut own_servers) = (Vec::new(), Vec::new());
+    let mut paired = false;
+    let mut partner = |ref_env: &mut Env| {
+        paired = true;
+        ref_env.rendezvous = Some(Arc::clone(&rv));
+        ref_env.partner_of = Some(style.to_string());
+        let mut partner_runs = Vec::new();
+        let mut own = |env: &mut Env| {
+            env.rendezvous = Some(Arc::clone(&rv));
+            std::thread::scope(|s| {
+                let other = s.spawn(|| {
+                    let _leaving = rendezvous::Leaving(&rv);
+                    step.run(ref_env)
+                });
+                let got = {
+                    let _leaving = rendezvous::Leaving(&rv);
+                    step.run(env)
+                };
+                partner_runs = other.join().unwrap_or_else(|_| {
+                    note!("loadgen: {style}: the side-by-side reference run panicked");
+                    Vec::new()
+                });
+                got
+            })
+        };
+        round.on_server(
+            style,
+            &phase,
+            None,
+            &mut own,
+            &mut own_runs,
+            &mut own_servers,
+        );
+        partner_runs
+    };
+    let partner_phase = format!("{phase} beside {style}");
+    let before = runs.len();
+    round.on_server(reference, &partner_phase, None, &mut partner, runs, servers);
+    if !paired {
+        note!("loadgen: {style}: {phase}: no {reference} server to run beside; running it alone");
+        return compare_step(round, style, step, runs, servers);
+    }
+    if round.opts.client_cpus.len() == 1 {
+        pair::shared_client(&mut runs[before..], &mut own_runs);
+    }
+    runs.append(&mut own_runs);
+    servers.append(&mut own_servers);
 }
 
 /// One style whole: every scenario that needs no server of its own on one

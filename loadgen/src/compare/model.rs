@@ -191,6 +191,12 @@ impl Scenario {
     }
 }
 
+/// The style every other one's throughput is a ratio to: the raw-epoll
+/// server, the in-project stand-in for the machine's limit.
+pub fn reference() -> &'static str {
+    servers::Style::Epoll.name()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,19 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use servers::Style;
-
 use crate::compare::model::{CompareResults, Scenario};
 use crate::results::RunResult;
 
 /// p99 above which a style is taken to have stopped serving well.
 pub const KNEE_P99_US: u64 = 10_000;
 
-/// The style every other one's throughput is a ratio to: the raw-epoll
-/// server, the in-project stand-in for the machine's limit.
-pub fn reference() -> &'static str {
-    Style::Epoll.name()
-}
+pub use crate::compare::model::reference;
 
 /// Looks runs up by style, scenario and point. With `--repeat N` each
 /// point was measured N times: lookups give the median run (by

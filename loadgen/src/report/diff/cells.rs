@@ -1,7 +1,8 @@
 //! The cells of a change against a baseline: every (row, scenario, point,
 //! figure) of either run, matched across the two, with both sides' median
 //! and range over the repeats and the verdict on the change ([`judge`]);
-//! the capacity cells come from [`super::capacity`].
+//! the capacity cells, which come from the searches and not from runs,
+//! are handed in by the caller (the diff's capacity module makes them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -292,8 +293,13 @@ pub struct Missing {
 
 /// Every cell of either run, in the report's order: scenario (as
 /// `compare` runs them), then row (the newer run's order, then rows only
-/// the baseline has), then point as named, then figure.
-pub fn match_runs(old: &CompareResults, new: &CompareResults) -> (Vec<Cell>, Missing) {
+/// the baseline has), then point as named, then figure; `extra` (the
+/// capacity cells) sorted in among them.
+pub fn match_runs(
+    old: &CompareResults,
+    new: &CompareResults,
+    extra: Vec<Cell>,
+) -> (Vec<Cell>, Missing) {
     let (go, gn) = (group(old), group(new));
     let keys: BTreeSet<&Key> = go.runs.keys().chain(gn.runs.keys()).collect();
     let mut cells = Vec::new();
@@ -327,7 +333,7 @@ pub fn match_runs(old: &CompareResults, new: &CompareResults) -> (Vec<Cell>, Mis
             });
         }
     }
-    cells.extend(super::capacity::cells(old, new));
+    cells.extend(extra);
     let rows = row_order(old, new);
     cells.sort_by_key(|c| {
         (

@@ -36,7 +36,8 @@ pub struct Counts {
 
 impl Diff {
     pub fn new(old: &CompareResults, new: &CompareResults, old_name: &str, new_name: &str) -> Diff {
-        let (cells, missing) = cells::match_runs(old, new);
+        // Capacity cells come from the searches, not from runs.
+        let (cells, missing) = cells::match_runs(old, new, super::capacity::cells(old, new));
         Diff {
             old_name: old_name.into(),
             new_name: new_name.into(),
