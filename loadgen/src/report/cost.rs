@@ -25,17 +25,19 @@ pub fn cpu_us_per_msg(r: &RunResult) -> Option<f64> {
     cgroup(r)?.cpu_us_per_msg
 }
 
-/// Whether a run was server-bound: the server was throttled in most of the
-/// window's quota periods and loadgen was not saturated.
+/// The share of its CPU quota the server used over the measured window
+/// (its cgroup's CPU time over quota × window), where it had a quota.
+pub fn quota_used(r: &RunResult) -> Option<f64> {
+    let cg = cgroup(r)?;
+    let (quota, cpu_s) = (cg.cpu_quota?, cg.cpu_s?);
+    let used = cpu_s / (quota * r.measured_s);
+    (r.measured_s > 0.0 && used.is_finite()).then_some(used)
+}
+
+/// Whether a run was server-bound: the server used at least 90% of what
+/// its quota allowed and loadgen was not saturated.
 pub fn server_bound(r: &RunResult) -> bool {
-    let Some(cg) = cgroup(r) else {
-        return false;
-    };
-    let (Some(quota), Some(cpu_s)) = (cg.cpu_quota, cg.cpu_s) else {
-        return false;
-    };
-    // The server used at least 90% of what its quota allowed.
-    !r.client.client_bound && r.measured_s > 0.0 && cpu_s >= 0.9 * quota * r.measured_s
+    !r.client.client_bound && quota_used(r).is_some_and(|u| u >= 0.9)
 }
 
 /// The report's lines on how servers ran: for the machine table.

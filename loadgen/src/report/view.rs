@@ -213,7 +213,7 @@ impl<'a> View<'a> {
         let mut paired: Vec<usize> = results
             .runs
             .iter()
-            .filter(|r| r.tags.as_ref().is_some_and(|t| t.is_partner()))
+            .filter(|r| is_partner(r))
             .map(|r| r.spec.conns)
             .collect();
         paired.sort_unstable();
@@ -225,15 +225,10 @@ impl<'a> View<'a> {
             .iter()
             .map(|c| crate::report::md::thousands(*c))
             .collect();
-        let alone: Vec<String> = results
-            .runs
-            .iter()
-            .filter_map(|r| {
-                let t = r.tags.as_ref()?;
-                (t.scenario == "scale" && !paired.contains(&r.spec.conns)).then_some(r.spec.conns)
-            })
-            .collect::<std::collections::BTreeSet<usize>>()
+        let alone: Vec<String> = self
+            .scale_conns()
             .into_iter()
+            .filter(|c| !paired.contains(c))
             .map(crate::report::md::thousands)
             .collect();
         let rest = if alone.is_empty() {

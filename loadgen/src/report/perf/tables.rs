@@ -9,7 +9,7 @@ use super::cells::{RatioCell, memory_cell, ratio_cell, thousands, variant_suffix
 use super::targets::{TARGETS, Verdict};
 use crate::compare::model::CompareResults;
 use crate::compare::profile::perf::{CONNS, IDLE, IDLE_ACTIVE, SIZE};
-use crate::report::cost::{cgroup, cost_vs_reference, cpu_us_per_msg};
+use crate::report::cost::{cgroup, cost_vs_reference, cpu_us_per_msg, quota_used};
 use crate::report::md::{fmt_rate, kib, put, putln};
 use crate::report::view::{View, reference};
 use crate::results::fmt_us;
@@ -264,11 +264,7 @@ fn limit_table(s: &mut String, view: &View) {
                 .fold(0.0, f64::max);
             let used = reps
                 .iter()
-                .filter_map(|r| {
-                    let cg = cgroup(r)?;
-                    Some(cg.cpu_s? / (cg.cpu_quota? * r.measured_s))
-                })
-                .filter(|u| u.is_finite())
+                .filter_map(|r| quota_used(r))
                 .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.min(u))));
             put!(s, " loadgen {:.0}%", client * 100.0);
             match used {
