@@ -246,34 +246,18 @@ fn a_point_by_point_profile_takes_the_styles_in_turn_at_each_point() {
     let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
     profile.scenarios = vec![Scenario::Idle, Scenario::Scale];
     profile.by_point = true;
-    let opts = loadgen::compare::CompareOptions {
-        profile,
-        ..loadgen::compare::CompareOptions::servers_only(
-            vec!["epoll".into(), "reactor".into()],
-            Some(wrapper),
-            vec![0],
-            vec![0],
-            None,
-        )
-    };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");
-    let order: Vec<(String, String)> = results
-        .servers
-        .iter()
-        .map(|s| (s.phase.clone(), s.style.clone()))
-        .collect();
-    let want: Vec<(String, String)> = [
-        ("idle", "epoll"),
-        ("idle", "reactor"),
-        ("scale conns=1 size=64", "epoll"),
-        ("scale conns=1 size=64", "reactor"),
-        ("scale conns=20 size=64", "epoll"),
-        ("scale conns=20 size=64", "reactor"),
-    ]
-    .map(|(p, s)| (p.to_string(), s.to_string()))
-    .to_vec();
-    assert_eq!(order, want);
+    let results = compare_in_process(profile, None, wrapper);
+    assert_eq!(
+        server_order(&results),
+        [
+            ("idle", "epoll"),
+            ("idle", "reactor"),
+            ("scale conns=1 size=64", "epoll"),
+            ("scale conns=1 size=64", "reactor"),
+            ("scale conns=20 size=64", "epoll"),
+            ("scale conns=20 size=64", "reactor"),
+        ]
+    );
     for s in &results.servers {
         assert!(
             s.stopped_cleanly,
@@ -380,33 +364,15 @@ fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
     profile.by_point = true;
     profile.side_by_side = true;
     profile.server_cpu_quota = Some(0.25);
-    let opts = loadgen::compare::CompareOptions {
-        profile,
-        server_cpu_quota: Some(0.25),
-        quota_required: true,
-        ..loadgen::compare::CompareOptions::servers_only(
-            vec!["epoll".into(), "reactor".into()],
-            Some(wrapper),
-            vec![0],
-            vec![0],
-            None,
-        )
-    };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");
-    let order: Vec<(String, String)> = results
-        .servers
-        .iter()
-        .map(|s| (s.phase.clone(), s.style.clone()))
-        .collect();
-    let want: Vec<(String, String)> = [
-        ("scale conns=20 size=64", "epoll"),
-        ("scale conns=20 size=64 beside reactor", "epoll"),
-        ("scale conns=20 size=64", "reactor"),
-    ]
-    .map(|(p, s)| (p.to_string(), s.to_string()))
-    .to_vec();
-    assert_eq!(order, want);
+    let results = compare_in_process(profile, Some(0.25), wrapper);
+    assert_eq!(
+        server_order(&results),
+        [
+            ("scale conns=20 size=64", "epoll"),
+            ("scale conns=20 size=64 beside reactor", "epoll"),
+            ("scale conns=20 size=64", "reactor"),
+        ]
+    );
     assert!(results.servers.iter().all(|s| s.stopped_cleanly));
     assert_eq!(results.runs.len(), 3);
     let tags = |i: usize| results.runs[i].tags.clone().unwrap();
@@ -444,6 +410,39 @@ fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
     let want = results.runs[2].throughput_msgs_per_s / results.runs[1].throughput_msgs_per_s;
     assert!((ratio - want).abs() < 1e-9, "{ratio} against {want}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// epoll and reactor compared in-process under `profile`, servers and
+/// loadgen on CPU 0, through `servers` (a [`serve_wrapper`]); `quota`,
+/// where given, is required of the cgroups.
+fn compare_in_process(
+    profile: loadgen::compare::profile::Profile,
+    quota: Option<f64>,
+    servers: std::path::PathBuf,
+) -> CompareResults {
+    let opts = loadgen::compare::CompareOptions {
+        profile,
+        server_cpu_quota: quota,
+        quota_required: quota.is_some(),
+        ..loadgen::compare::CompareOptions::servers_only(
+            vec!["epoll".into(), "reactor".into()],
+            Some(servers),
+            vec![0],
+            vec![0],
+            None,
+        )
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    loadgen::compare::run(&opts, stop).expect("the comparison runs")
+}
+
+/// The servers a comparison started, in order, as (phase, style).
+fn server_order(results: &CompareResults) -> Vec<(&str, &str)> {
+    results
+        .servers
+        .iter()
+        .map(|s| (s.phase.as_str(), s.style.as_str()))
+        .collect()
 }
 
 /// A `servers` binary for compare: a script that runs loadgen's own
