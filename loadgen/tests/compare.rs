@@ -55,7 +55,12 @@ fn smoke_comparison_over_every_style() {
             .iter()
             .filter(|s| &s.style == style)
             .collect();
-        assert_eq!(servers.len(), 2, "{style}: main and fairness servers");
+        // Point by point: a fresh server for idle and for each scale point
+        // of each round, one for the other scenarios, one for fairness.
+        let phases: BTreeSet<&str> = servers.iter().map(|s| s.phase.as_str()).collect();
+        for phase in ["idle", "scale conns=20 size=64", "main", "fairness"] {
+            assert!(phases.contains(phase), "{style}: {phases:?}");
+        }
         for s in servers {
             assert!(s.stopped_cleanly, "{style} {}: {:?}", s.phase, s.problem);
         }
@@ -188,7 +193,7 @@ fn repeats_interleave_the_styles_and_the_quota_holds() {
     let order: Vec<(String, u32)> = results
         .servers
         .iter()
-        .filter(|s| s.phase == "main")
+        .filter(|s| s.phase == "scale conns=20 size=64")
         .map(|s| (s.style.clone(), s.repeat))
         .collect();
     let want: Vec<(String, u32)> = [("epoll", 0), ("reactor", 0), ("epoll", 1), ("reactor", 1)]
@@ -409,6 +414,117 @@ fn a_side_by_side_profile_measures_each_style_beside_a_fresh_epoll() {
     let ratio = view.vs_reference("reactor", 20, 64).unwrap();
     let want = results.runs[2].throughput_msgs_per_s / results.runs[1].throughput_msgs_per_s;
     assert!((ratio - want).abs() < 1e-9, "{ratio} against {want}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The default profile's way (smoke is the quick profile made small):
+/// the scale points in two rounds, each style's beside a fresh epoll server
+/// in each round, the other scenarios once, every server in a quarter of a
+/// CPU but fairness's, which runs without a quota (throttling would stall
+/// every style's light connections alike). The report's ratios are then
+/// medians over the paired rounds. Where cgroups cannot be made it skips,
+/// saying so (pairs need a quota).
+#[test]
+fn the_default_profile_pairs_and_repeats_the_scale_points() {
+    let writable = loadgen::probe::cgroup::Layout::detect()
+        .and_then(|l| loadgen::probe::cgroup::ServerCgroup::create(&l, "check", None))
+        .is_ok();
+    if !writable {
+        eprintln!("default_pairs: skipped: cgroups not writable here, and pairs need a CPU quota");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("loadgen-default-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = serve_wrapper(&dir);
+    let profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
+    let quota = profile.server_cpu_quota;
+    assert_eq!(quota, Some(0.25), "the default profile has a quota");
+    let opts = loadgen::compare::CompareOptions {
+        repeat: profile.repeat,
+        profile,
+        server_cpu_quota: quota,
+        ..loadgen::compare::CompareOptions::servers_only(
+            vec!["epoll".into(), "reactor".into()],
+            Some(wrapper),
+            vec![0],
+            vec![0],
+            None,
+        )
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let results = loadgen::compare::run(&opts, stop).expect("the comparison runs");
+    assert_eq!(results.repeat, 2);
+    let tags: Vec<&loadgen::results::Tags> = results
+        .runs
+        .iter()
+        .filter_map(|r| r.tags.as_ref())
+        .collect();
+    for point in ["conns=1 size=64", "conns=20 size=64"] {
+        for round in 0..2 {
+            let at = |style: &str, partner_of: &str| {
+                tags.iter()
+                    .filter(|t| {
+                        t.style == style
+                            && t.scenario == "scale"
+                            && t.point == point
+                            && t.repeat == round
+                            && t.partner_of == partner_of
+                    })
+                    .count()
+            };
+            assert_eq!(at("reactor", ""), 1, "reactor {point} round {round}");
+            assert_eq!(at("epoll", ""), 1, "epoll {point} round {round}");
+            assert_eq!(at("epoll", "reactor"), 1, "a partner {point} round {round}");
+        }
+    }
+    for scenario in ["idle", "open", "capacity", "churn", "fairness"] {
+        let rounds: BTreeSet<u32> = tags
+            .iter()
+            .filter(|t| t.scenario == scenario)
+            .map(|t| t.repeat)
+            .collect();
+        assert_eq!(rounds, BTreeSet::from([0]), "{scenario} runs once");
+    }
+    for s in &results.servers {
+        assert!(
+            s.stopped_cleanly,
+            "{} {}: {:?}",
+            s.style, s.phase, s.problem
+        );
+        let want = if s.phase == "fairness" {
+            None
+        } else {
+            Some(0.25)
+        };
+        assert_eq!(s.cpu_quota, want, "{} {}", s.style, s.phase);
+    }
+    // Each ratio is the median of the two rounds' paired ratios.
+    let view = loadgen::report::view::View::new(&results);
+    let ratio = view.vs_reference_spread("reactor", 20, 64).unwrap();
+    assert_eq!(ratio.n, 2, "{ratio:?}");
+    let paired: Vec<f64> = results
+        .runs
+        .iter()
+        .filter(|r| {
+            r.tags.as_ref().is_some_and(|t| {
+                t.style == "reactor" && t.scenario == "scale" && t.point == "conns=20 size=64"
+            })
+        })
+        .map(|r| r.throughput_msgs_per_s / view.partner(r).unwrap().throughput_msgs_per_s)
+        .collect();
+    let (lo, hi) = (paired[0].min(paired[1]), paired[0].max(paired[1]));
+    assert!(
+        (ratio.min - lo).abs() < 1e-9 && (ratio.max - hi).abs() < 1e-9,
+        "{ratio:?} {paired:?}"
+    );
+    // open and capacity started from the style's scale runs, not a probe.
+    assert!(
+        !tags
+            .iter()
+            .any(|t| t.scenario == "open" && t.point.starts_with("probe")),
+        "open took its maximum from the scale points"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -94,12 +94,14 @@ pub struct CompareArgs {
     /// CPUs each server gets, through CFS bandwidth in a cgroup of its own
     /// (10 ms period), e.g. 0.5; `none` for no quota. Makes the runs
     /// server-bound when loadgen has more CPU than that. Default: the
-    /// profile's (perf: see loadgen/src/compare/profile.rs; others: none).
+    /// profile's, 0.25 (fairness's servers and perf's polling run without);
+    /// given here, it applies to every server.
     #[arg(long, value_parser = parse_quota)]
     pub server_cpu_quota: Option<Quota>,
-    /// Measure every cell this many times, round by round over the styles,
-    /// and report the median with its min-max (default: the profile's;
-    /// perf: 3, others: 1).
+    /// Rounds: measure every cell this many times, round by round over the
+    /// styles, and report the median with its min-max (default: the
+    /// profile's; perf: 3 of everything; smoke, quick, full: 2 of the scale
+    /// points, the other scenarios once; with --target: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
     /// This is one of N loadgen processes running the same comparison at

@@ -265,7 +265,11 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         None if targeted => None,
         None => profile.server_cpu_quota,
     };
-    let repeat = args.repeat.unwrap_or(profile.repeat);
+    // Servers at --target addresses are not ours to quota or pair: one
+    // round unless asked (their figures do not rank the styles anyway).
+    let repeat = args
+        .repeat
+        .unwrap_or(if targeted { 1 } else { profile.repeat });
     let opts = crate::compare::CompareOptions {
         styles,
         targets: args.targets.clone(),

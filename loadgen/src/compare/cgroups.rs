@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::compare::model::CgroupSetup;
+use crate::compare::model::{CgroupSetup, Scenario};
 use crate::compare::options::CompareOptions;
 
 /// Finds the cgroup layout and checks that a server's group can be made
@@ -99,16 +99,19 @@ pub fn container_setup(opts: &CompareOptions) -> Option<CgroupSetup> {
     Some(setup)
 }
 
-/// The quota of `style`'s server: the one given on the command line for
-/// every style; else the profile's plan for the style (perf runs `polling`
-/// without), unless `--server-cpu-quota none` turned it off.
-pub fn quota_for(opts: &CompareOptions, style: &str) -> Option<f64> {
+/// The quota of `style`'s server (for `scenario`'s own server, where it
+/// has one): the one given on the command line for every style and
+/// scenario; else the profile's plan for the style (perf runs `polling`
+/// without) and the scenario (fairness runs without), unless
+/// `--server-cpu-quota none` turned it off.
+pub fn quota_for(opts: &CompareOptions, style: &str, scenario: Option<Scenario>) -> Option<f64> {
     if opts.quota_required {
-        opts.server_cpu_quota
-    } else {
-        opts.server_cpu_quota
-            .and(opts.profile.for_style(style).server_cpu_quota)
+        return opts.server_cpu_quota;
     }
+    let p = opts.profile.for_style(style);
+    opts.server_cpu_quota
+        .and(p.server_cpu_quota)
+        .filter(|_| scenario.is_none_or(|sc| p.quota_in(sc)))
 }
 
 /// How long a server gets to stop after SIGTERM: 5 s of a whole CPU, so

@@ -56,13 +56,12 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         (Some(p), true) => p.display().to_string(),
         (None, true) => format!("{} serve", std::env::current_exe()?.display()),
     };
+    let repeat = opts.repeat.max(1);
     let estimate = opts
         .styles
         .iter()
-        .map(|st| opts.profile.for_style(st).seconds_per_style())
-        .sum::<f64>()
-        * 1.1
-        * f64::from(opts.repeat.max(1));
+        .map(|st| opts.profile.for_style(st).seconds_per_style(repeat))
+        .sum::<f64>();
     let servers_on = if opts.targets.is_empty() {
         format!("servers on CPUs {:?}", opts.server_cpus)
     } else {
@@ -86,18 +85,18 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     let total_runs: usize = opts
         .styles
         .iter()
-        .map(|st| opts.profile.for_style(st).runs_per_style())
+        .map(|st| opts.profile.for_style(st).runs_in(repeat))
         .sum();
-    let repeat = opts.repeat.max(1);
     let (layout, cgroup) = if opts.targets.is_empty() {
         cgroup_setup(opts, crate::probe::cgroup::Layout::detect())?
     } else {
         // Someone else's servers; containers have cgroups of their own.
         (None, container_setup(opts))
     };
-    let units = round_units(opts);
-    let partner_runs = pair::extra_runs(opts, layout.is_some(), &units);
-    let progress = Progress::new((total_runs + partner_runs) * repeat as usize);
+    let partner_runs: usize = (0..repeat)
+        .map(|round| pair::extra_runs(opts, layout.is_some(), &round_units(opts, round)))
+        .sum();
+    let progress = Progress::new(total_runs + partner_runs);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
     // Round by round, every style in each: drift over the run (thermal,
@@ -107,7 +106,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     // beside a fresh epoll server ([`pair`]).
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
-        for (style, step) in &units {
+        for (style, step) in &round_units(opts, round) {
             // Ctrl-C, SIGTERM, SIGHUP, or nobody left to read our stderr.
             if stop.load(std::sync::atomic::Ordering::Relaxed)
                 || crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed)
@@ -119,8 +118,10 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
                 layout: layout.as_ref(),
                 stop: &stop,
                 progress: &progress,
+                number: round,
             };
             match step {
+                Some(Step::Rest) => compare_rest(&round, style, &mut runs, &mut servers),
                 Some(step) if pair::pairs(opts, round.layout.is_some(), style, *step) => {
                     compare_pair(&round, style, *step, &mut runs, &mut servers)
                 }
@@ -194,15 +195,32 @@ struct Round<'a> {
     layout: Option<&'a crate::probe::cgroup::Layout>,
     stop: &'a Arc<AtomicBool>,
     progress: &'a Progress,
+    /// Which round, from 0.
+    number: u32,
 }
 
-/// What one round runs, in order: each style whole, or, where the profile
-/// goes point by point, at each step every style whose plan has it.
-fn round_units(opts: &CompareOptions) -> Vec<(String, Option<Step>)> {
+/// What round `round` runs, in order: each style whole, or, where the
+/// profile goes point by point, at each step every style whose plan has
+/// it (a round after the first only the steps the profile repeats).
+/// Servers at `--target` addresses are taken whole where the profile has
+/// more than idle and scale points (a container started and stopped per
+/// point would cost more than the points).
+fn round_units(opts: &CompareOptions, round: u32) -> Vec<(String, Option<Step>)> {
+    let in_round = |p: &profile::Profile, step: &Step| match step.scenario() {
+        Some(sc) => p.in_round(sc, round),
+        None => p.scenarios.iter().any(|&sc| p.in_round(sc, round)),
+    };
     let plans: Option<Vec<(&String, Vec<Step>)>> = opts
         .styles
         .iter()
-        .map(|st| scenarios::steps(&opts.profile.for_style(st)).map(|p| (st, p)))
+        .map(|st| {
+            let p = opts.profile.for_style(st);
+            let steps = scenarios::steps(&p)?;
+            if !opts.targets.is_empty() && steps.contains(&Step::Rest) {
+                return None;
+            }
+            Some((st, steps.into_iter().filter(|s| in_round(&p, s)).collect()))
+        })
         .collect();
     let Some(plans) = plans else {
         return opts.styles.iter().map(|st| (st.clone(), None)).collect();
@@ -267,7 +285,15 @@ impl Round<'_> {
                 let flags: Vec<&str> = own
                     .map(|(_, f)| f.iter().map(String::as_str).collect())
                     .unwrap_or_default();
-                with_server(self.opts, self.layout, style, phase, &flags, &mut body)
+                let scenario = own.map(|(sc, _)| sc);
+                with_server(
+                    self.opts,
+                    self.layout,
+                    (style, scenario),
+                    phase,
+                    &flags,
+                    &mut body,
+                )
             }
         };
         servers.push(record);
@@ -351,28 +377,87 @@ fn compare_pair(
     servers.append(&mut own_servers);
 }
 
-/// One style whole: every scenario that needs no server of its own on one
-/// server, idle first (its baseline RSS is then that of a fresh server),
-/// then each of the others on a server of its own.
+/// One style whole: every scenario of this round that needs no server of
+/// its own on one server, idle first (its baseline RSS is then that of a
+/// fresh server), then each of the others on a server of its own.
 fn compare_style(
     round: &Round,
     style: &str,
     runs: &mut Vec<RunResult>,
     servers: &mut Vec<ServerRecord>,
 ) {
+    let p = round.opts.profile.for_style(style);
+    let these: Vec<Scenario> = p
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|&sc| p.in_round(sc, round.number))
+        .collect();
+    compare_scenarios(round, style, &these, Vec::new(), runs, servers);
+}
+
+/// A point-by-point comparison's [`Step::Rest`]: the style's scenarios
+/// other than idle and scale, whole, after its scale points (`open` and
+/// `capacity` start from the style's server-bound scale maximum of this
+/// round).
+fn compare_rest(
+    round: &Round,
+    style: &str,
+    runs: &mut Vec<RunResult>,
+    servers: &mut Vec<ServerRecord>,
+) {
+    let p = round.opts.profile.for_style(style);
+    let rest: Vec<Scenario> = p
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|&sc| !matches!(sc, Scenario::Idle | Scenario::Scale))
+        .filter(|&sc| p.in_round(sc, round.number))
+        .collect();
+    let earlier: Vec<RunResult> = runs
+        .iter()
+        .filter(|r| {
+            r.tags.as_ref().is_some_and(|t| {
+                t.style == style && !t.is_partner() && t.scenario == Scenario::Scale.name()
+            })
+        })
+        .cloned()
+        .collect();
+    compare_scenarios(round, style, &rest, earlier, runs, servers);
+}
+
+/// `scenarios` of one style: those that need no server of their own on
+/// one server, in order, then each of the others on a server of its own;
+/// `earlier` are the style's runs the scenarios may start from (not kept
+/// again).
+fn compare_scenarios(
+    round: &Round,
+    style: &str,
+    scenarios: &[Scenario],
+    earlier: Vec<RunResult>,
+    runs: &mut Vec<RunResult>,
+    servers: &mut Vec<ServerRecord>,
+) {
     let p = &round.opts.profile.for_style(style);
-    let mut main = |env: &mut Env| {
-        let mut out = Vec::new();
-        for &sc in &p.scenarios {
-            if p.own_server(sc).is_none() {
-                let runs = scenarios::run(sc, env, &out);
-                out.extend(runs);
+    let shared: Vec<Scenario> = scenarios
+        .iter()
+        .copied()
+        .filter(|&sc| p.own_server(sc).is_none())
+        .collect();
+    if !shared.is_empty() {
+        let mut main = |env: &mut Env| {
+            let mut seen = earlier.clone();
+            let mut out = Vec::new();
+            for &sc in &shared {
+                let got = scenarios::run(sc, env, &seen);
+                seen.extend(got.iter().cloned());
+                out.extend(got);
             }
-        }
-        out
-    };
-    round.on_server(style, "main", None, &mut main, runs, servers);
-    for &sc in &p.scenarios {
+            out
+        };
+        round.on_server(style, "main", None, &mut main, runs, servers);
+    }
+    for &sc in scenarios {
         let Some(flags) = p.own_server(sc) else {
             continue;
         };

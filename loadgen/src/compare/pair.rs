@@ -47,8 +47,8 @@ pub fn pairs(opts: &CompareOptions, cgroups: bool, style: &str, step: Step) -> b
         && opts.targets.is_empty()
         && opts.styles.iter().any(|s| s == reference)
         && cgroups
-        && quota_for(opts, style).is_some()
-        && quota_for(opts, reference).is_some()
+        && quota_for(opts, style, None).is_some()
+        && quota_for(opts, reference, None).is_some()
         && 2 * conns + FD_SLACK <= fd_limit()
 }
 

@@ -8,6 +8,14 @@ use std::time::Duration;
 use crate::compare::capacity::Slo;
 use crate::compare::model::Scenario;
 
+/// CPUs each server gets in the default profile (`quick`, and `smoke` and
+/// `full` built on it): the perf profile's quarter of a CPU. Two servers
+/// side by side then take half the server CPU and each loadgen engine
+/// thread stays near a quarter busy, so the server is the limit (measured
+/// in the perf profile: loadgen at most 51% busy for a pair); a smaller
+/// quota would make every cell server-bound and say nothing of the style.
+pub const DEFAULT_SERVER_CPU_QUOTA: f64 = 0.25;
+
 /// How a profile's plan changes for some styles.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PerStyle {
@@ -57,8 +65,17 @@ pub struct Profile {
     pub scenarios: Vec<Scenario>,
     /// CPUs of CFS bandwidth each server gets (`--server-cpu-quota`).
     pub server_cpu_quota: Option<f64>,
+    /// Scenarios whose servers run without the profile's quota: fairness
+    /// (its heavy connection alone needs more than a quarter of a CPU, so
+    /// under the quota CFS throttling would stall every style's light
+    /// connections alike, and the scenario asks who is preempted, not who
+    /// is throttled).
+    pub quota_free: Vec<Scenario>,
     /// Rounds of every style (`--repeat`).
     pub repeat: u32,
+    /// Rounds after the first take only the scale points (the figures
+    /// that rank the styles); the other scenarios run once.
+    pub repeat_scale_only: bool,
     /// Take the styles in turn at each point, a fresh server each
     /// ([`Profile::steps`]), instead of each style whole.
     pub by_point: bool,
@@ -99,10 +116,12 @@ impl Profile {
             fairness_heavy_size: 16 * 1024,
             fairness_work_us: 500,
             scenarios: Scenario::all().to_vec(),
-            server_cpu_quota: None,
-            repeat: 1,
-            by_point: false,
-            side_by_side: false,
+            server_cpu_quota: Some(DEFAULT_SERVER_CPU_QUOTA),
+            quota_free: vec![Scenario::Fairness],
+            repeat: 2,
+            repeat_scale_only: true,
+            by_point: true,
+            side_by_side: true,
             styles: None,
             per_style: PerStyle::Same,
             perf_tables: false,
@@ -149,8 +168,7 @@ impl Profile {
                 scenarios: vec![Scenario::Idle, Scenario::Scale],
                 server_cpu_quota: Some(perf::SERVER_CPU_QUOTA),
                 repeat: perf::REPEAT,
-                by_point: true,
-                side_by_side: true,
+                repeat_scale_only: false,
                 styles: Some(perf::STYLES),
                 per_style: PerStyle::PollingIdleOnly {
                     idle: perf::POLLING_IDLE,
@@ -209,47 +227,88 @@ impl Profile {
         self.scenarios.contains(&scenario)
     }
 
-    /// Number of load runs one style gets (for the time estimate), the
-    /// fairness scenario's heavy connection included.
-    pub fn runs_per_style(&self) -> usize {
-        self.scenarios
-            .iter()
-            .map(|s| match s {
-                Scenario::Scale => self.scale_conns.len() * self.scale_sizes.len(),
-                Scenario::Idle | Scenario::Churn => 1,
-                Scenario::Open => self.open_fractions.len(),
-                // At most: a search may end sooner.
-                Scenario::Capacity => self.capacity_conns.len() * self.capacity_max_steps,
-                Scenario::Fairness => 2,
+    /// Whether `scenario`'s servers get the profile's CPU quota.
+    pub fn quota_in(&self, scenario: Scenario) -> bool {
+        !self.quota_free.contains(&scenario)
+    }
+
+    /// Whether round `round` (from 0) runs `scenario`.
+    pub fn in_round(&self, scenario: Scenario, round: u32) -> bool {
+        round == 0 || !self.repeat_scale_only || scenario == Scenario::Scale
+    }
+
+    /// Number of load runs one style gets in `rounds` rounds, the fairness
+    /// scenario's heavy connection included (for the progress count).
+    pub fn runs_in(&self, rounds: u32) -> usize {
+        (0..rounds.max(1))
+            .map(|round| {
+                self.scenarios
+                    .iter()
+                    .filter(|&&s| self.in_round(s, round))
+                    .map(|&s| self.runs_of(s))
+                    .sum::<usize>()
             })
             .sum()
     }
 
-    /// A rough wall-clock estimate for one style, in seconds.
-    pub fn seconds_per_style(&self) -> f64 {
+    /// Number of load runs one style gets in one round.
+    pub fn runs_per_style(&self) -> usize {
+        self.scenarios.iter().map(|&s| self.runs_of(s)).sum()
+    }
+
+    fn runs_of(&self, scenario: Scenario) -> usize {
+        match scenario {
+            Scenario::Scale => self.scale_conns.len() * self.scale_sizes.len(),
+            Scenario::Idle | Scenario::Churn => 1,
+            Scenario::Open => self.open_fractions.len(),
+            // At most: a search may end sooner.
+            Scenario::Capacity => self.capacity_conns.len() * self.capacity_max_steps,
+            Scenario::Fairness => 2,
+        }
+    }
+
+    /// A rough wall-clock estimate for one style over `rounds` rounds, in
+    /// seconds: each load run's warm-up and window, capacity steps at
+    /// their own length (a search may end sooner), connecting, and where
+    /// the profile goes point by point a fresh server per step.
+    pub fn seconds_per_style(&self, rounds: u32) -> f64 {
+        (0..rounds.max(1))
+            .map(|round| self.seconds_in_round(round))
+            .sum()
+    }
+
+    fn seconds_in_round(&self, round: u32) -> f64 {
         let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
-        // Capacity steps have a length of their own.
-        let (capacity_runs, capacity_s) = if self.runs(Scenario::Capacity) {
-            let n = self.capacity_conns.len() * self.capacity_max_steps;
-            let per_step = (self.capacity_warmup + self.capacity_step).as_secs_f64() + 0.3;
-            (n, n as f64 * per_step)
-        } else {
-            (0, 0.0)
-        };
-        let idle = if self.runs(Scenario::Idle) {
-            self.idle
-        } else {
-            0
-        };
-        let scale: usize = if self.runs(Scenario::Scale) {
-            self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
-        } else {
-            0
-        };
-        let connects = (idle + scale) as f64 / 20_000.0;
-        (self.runs_per_style() - capacity_runs) as f64 * per_run + capacity_s + connects + 1.0
+        let runs = |sc: Scenario| self.runs(sc) && self.in_round(sc, round);
+        let mut s = 0.0;
+        let mut servers = 0;
+        for &sc in self.scenarios.iter().filter(|&&sc| runs(sc)) {
+            s += match sc {
+                Scenario::Capacity => {
+                    let per_step = (self.capacity_warmup + self.capacity_step).as_secs_f64() + 0.3;
+                    (self.capacity_conns.len() * self.capacity_max_steps) as f64 * per_step
+                }
+                _ => self.runs_of(sc) as f64 * per_run,
+            };
+            servers += match sc {
+                Scenario::Scale if self.by_point => self.scale_conns.len() * self.scale_sizes.len(),
+                Scenario::Idle if self.by_point => 1,
+                _ => 0,
+            };
+        }
+        let connects = if runs(Scenario::Idle) { self.idle } else { 0 }
+            + if runs(Scenario::Scale) {
+                self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
+            } else {
+                0
+            };
+        // A server's start and stop, and its settling: measured about 0.6 s.
+        s + connects as f64 / 20_000.0 + (servers + 1) as f64 * SERVER_START_STOP_S
     }
 }
+
+/// A server's start, settling and stop, in seconds (for the estimate).
+const SERVER_START_STOP_S: f64 = 0.6;
 
 /// The `perf` profile's plan: every style against `epoll` at a few points,
 /// server-bound (a CPU quota), repeated; `report::perf` judges it.
@@ -318,5 +377,27 @@ mod tests {
         let quick = Profile::named("quick").unwrap();
         assert_eq!(quick.for_style("polling:sleep100"), quick);
         assert_eq!(quick.runs_per_style(), 4 * 2 + 1 + 2 + 2 * 10 + 1 + 2);
+    }
+
+    #[test]
+    fn the_default_profile_repeats_only_the_scale_points_and_quotas_all_but_fairness() {
+        let quick = Profile::named("quick").unwrap();
+        assert_eq!(quick.server_cpu_quota, Some(DEFAULT_SERVER_CPU_QUOTA));
+        assert_eq!(quick.repeat, 2);
+        // The second round adds the scale points alone (4 counts, 2 sizes).
+        assert_eq!(quick.runs_in(2), quick.runs_per_style() + 4 * 2);
+        assert_eq!(quick.runs_in(1), quick.runs_per_style());
+        assert!(quick.in_round(Scenario::Scale, 1));
+        assert!(!quick.in_round(Scenario::Open, 1));
+        assert!(!quick.quota_in(Scenario::Fairness));
+        assert!(quick.quota_in(Scenario::Capacity));
+        // perf repeats everything it has.
+        let perf = Profile::named("perf").unwrap();
+        assert!(perf.in_round(Scenario::Idle, 2));
+        assert_eq!(
+            crate::compare::scenarios::steps(&quick).unwrap().last(),
+            Some(&crate::compare::scenarios::Step::Rest)
+        );
+        assert!(quick.seconds_per_style(2) > quick.seconds_per_style(1));
     }
 }

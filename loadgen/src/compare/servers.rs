@@ -12,7 +12,7 @@ use crate::compare::cgroups::{container_name, quota_for, stop_grace};
 use crate::compare::env::Target;
 use crate::compare::external;
 use crate::compare::guard::Guard;
-use crate::compare::model::{ExternalServer, ServerRecord};
+use crate::compare::model::{ExternalServer, Scenario, ServerRecord};
 use crate::compare::options::CompareOptions;
 use crate::compare::process::ServerProcess;
 use crate::compare::variant::Variant;
@@ -29,14 +29,18 @@ enum Launch<'a> {
 /// server's row), runs `body` against it, stops it and checks how it
 /// stopped. A server that does not start yields no runs and a record that
 /// says why.
+///
+/// `who` is the style and, for a scenario's own server (fairness), that
+/// scenario: its quota is the profile's for it ([`quota_for`]).
 pub fn with_server(
     opts: &CompareOptions,
     layout: Option<&crate::probe::cgroup::Layout>,
-    style: &str,
+    who: (&str, Option<Scenario>),
     phase: &str,
     extra: &[&str],
     body: &mut dyn FnMut(&Target) -> Vec<RunResult>,
 ) -> (ServerRecord, Vec<RunResult>) {
+    let (style, scenario) = who;
     let mut record = ServerRecord {
         style: style.into(),
         phase: phase.into(),
@@ -58,7 +62,7 @@ pub fn with_server(
             return (record, Vec::new());
         }
     };
-    let quota = quota_for(opts, style);
+    let quota = quota_for(opts, style, scenario);
     let group = match layout
         .map(|l| crate::probe::cgroup::ServerCgroup::create(l, &format!("{style}-{phase}"), quota))
         .transpose()

@@ -123,10 +123,17 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> anyhow::Result<SoakResu
             break;
         }
         let mut measured = load::Measured::default();
-        let (server, _) = with_server(&servers, layout.as_ref(), style, "soak", &[], &mut |t| {
-            measured = load::measure(t, plan, &stop);
-            Vec::new()
-        });
+        let (server, _) = with_server(
+            &servers,
+            layout.as_ref(),
+            (style, None),
+            "soak",
+            &[],
+            &mut |t| {
+                measured = load::measure(t, plan, &stop);
+                Vec::new()
+            },
+        );
         let soaked = judged(style, server, measured, plan);
         note!(
             "loadgen soak: {style}: {}",

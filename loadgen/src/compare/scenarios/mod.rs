@@ -44,7 +44,13 @@ pub fn run(scenario: Scenario, env: &mut Env, earlier: &[RunResult]) -> Vec<RunR
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     Idle,
-    Scale { conns: usize, size: usize },
+    Scale {
+        conns: usize,
+        size: usize,
+    },
+    /// The style's other scenarios, whole, as without points (`open` and
+    /// `capacity` read the style's scale runs of the round before them).
+    Rest,
 }
 
 impl Step {
@@ -53,30 +59,39 @@ impl Step {
         match self {
             Step::Idle => "idle".into(),
             Step::Scale { conns, size } => format!("scale conns={conns} size={size}"),
+            Step::Rest => "main".into(),
         }
     }
 }
 
 impl Step {
+    /// Runs an idle or scale step on `env`'s server; [`Step::Rest`] runs
+    /// on servers of its own (`compare_rest` in [`crate::compare`]).
     pub fn run(&self, env: &mut Env) -> Vec<RunResult> {
         match *self {
             Step::Idle => idle::run(env),
             Step::Scale { conns, size } => {
                 scale::scale_point(env, conns, size).into_iter().collect()
             }
+            Step::Rest => Vec::new(),
+        }
+    }
+
+    /// The scenario a step belongs to (None: several).
+    pub fn scenario(&self) -> Option<Scenario> {
+        match self {
+            Step::Idle => Some(Scenario::Idle),
+            Step::Scale { .. } => Some(Scenario::Scale),
+            Step::Rest => None,
         }
     }
 }
 
 /// The steps of a point-by-point comparison (`by_point`), in order, or
-/// None where the profile takes each style whole (it has scenarios that
-/// need a style's other results, like `open`, or one server throughout).
+/// None where the profile takes each style whole: idle, each scale point,
+/// then the rest ([`Step::Rest`]) where the profile has other scenarios.
 pub fn steps(p: &Profile) -> Option<Vec<Step>> {
-    if !p.by_point
-        || p.scenarios
-            .iter()
-            .any(|s| !matches!(s, Scenario::Idle | Scenario::Scale))
-    {
+    if !p.by_point {
         return None;
     }
     let mut steps = Vec::new();
@@ -91,6 +106,12 @@ pub fn steps(p: &Profile) -> Option<Vec<Step>> {
                     .map(|&conns| Step::Scale { conns, size }),
             );
         }
+    }
+    if p.scenarios
+        .iter()
+        .any(|s| !matches!(s, Scenario::Idle | Scenario::Scale))
+    {
+        steps.push(Step::Rest);
     }
     Some(steps)
 }
