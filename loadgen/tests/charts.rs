@@ -338,6 +338,316 @@ fn repeats_draw_whiskers_and_epoll_a_ratio_chart() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// tasks's planted figure at 20 connections, where it failed: far above
+/// any other (about 110k/s), so an axis that held it would read "M".
+const PLANTED: f64 = 5e6;
+
+/// The fixture with epoll in three rounds, where tasks failed at 20
+/// connections in every round (4 of 20 connections unserved, with the
+/// planted throughput and a 9 s p99), threads failed in one round of three
+/// there (the fastest, with the planted throughput: its median still
+/// stands, its whisker must leave that round out), and of the scale runs
+/// only polling's at 20 connections were client-bound.
+fn failing_fixture() -> CompareResults {
+    let mut f = fixture_with_epoll();
+    for r in &mut f.runs {
+        let t = r.tags.clone().expect("the fixture's runs are tagged");
+        if t.scenario != "scale" {
+            continue;
+        }
+        r.client.client_bound = t.style == "polling" && r.spec.conns == 20;
+        if t.style == "tasks" && r.spec.conns == 20 {
+            r.conns_unserved = 4;
+            r.outcome.ok = false;
+            r.outcome.reasons =
+                vec!["4 of 20 connections sent and never got a reply (planted)".into()];
+            r.throughput_msgs_per_s = PLANTED;
+            r.latency_us.p99 = 9_000_000;
+        }
+    }
+    let mut f = three_rounds(f);
+    for r in &mut f.runs {
+        let t = r.tags.as_ref().unwrap();
+        if t.style == "threads" && t.scenario == "scale" && r.spec.conns == 20 && t.repeat == 2 {
+            r.outcome.ok = false;
+            r.throughput_msgs_per_s = PLANTED;
+        }
+    }
+    f
+}
+
+/// The shapes of a chart that stand for figures, as read from its SVG.
+struct Shapes<'a> {
+    doc: roxmltree::Document<'a>,
+}
+
+/// A colour as the SVG writes it: "#D62728".
+fn hex(c: u32) -> String {
+    format!("#{c:06X}")
+}
+
+fn points(n: roxmltree::Node) -> Vec<(f64, f64)> {
+    let p = n.attribute("points").unwrap_or("");
+    (p.split_whitespace())
+        .filter_map(|xy| {
+            let (x, y) = xy.split_once(',')?;
+            Some((x.parse().ok()?, y.parse().ok()?))
+        })
+        .collect()
+}
+
+fn span(pts: &[(f64, f64)]) -> (f64, f64, f64, f64) {
+    let xs = pts.iter().map(|p| p.0);
+    let ys = pts.iter().map(|p| p.1);
+    (
+        xs.clone().fold(f64::INFINITY, f64::min),
+        xs.fold(f64::NEG_INFINITY, f64::max),
+        ys.clone().fold(f64::INFINITY, f64::min),
+        ys.fold(f64::NEG_INFINITY, f64::max),
+    )
+}
+
+impl<'a> Shapes<'a> {
+    fn of(svg: &'a str) -> Shapes<'a> {
+        Shapes {
+            doc: roxmltree::Document::parse(svg).expect("an SVG"),
+        }
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = roxmltree::Node<'_, 'a>> {
+        self.doc.descendants()
+    }
+
+    /// The centres of the markers in `colour` inside `frame` (the
+    /// legend's swatches are outside it): (filled, hollow).
+    fn markers(&self, colour: &str, frame: &Rect) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+        let (mut filled, mut hollow) = (Vec::new(), Vec::new());
+        for n in self.nodes() {
+            let fill = n.attribute("fill");
+            let stroke = n.attribute("stroke");
+            let at = match n.tag_name().name() {
+                "circle" if fill == Some(colour) || stroke == Some(colour) => {
+                    let at = (num(n, "cx"), num(n, "cy"));
+                    if fill == Some(colour) {
+                        &mut filled
+                    } else {
+                        &mut hollow
+                    }
+                    .push(at);
+                    continue;
+                }
+                "rect" if fill == Some(colour) && num(n, "width") <= 10.0 => {
+                    (num(n, "x") + 4.0, num(n, "y") + 4.0)
+                }
+                "polygon" if fill == Some(colour) => {
+                    let (x0, x1, y0, _) = span(&points(n));
+                    filled.push(((x0 + x1) / 2.0, y0 + 5.0));
+                    continue;
+                }
+                // An outline: a closed polyline a marker wide, at full
+                // opacity (whiskers are at 80%).
+                "polyline" if stroke == Some(colour) && n.attribute("opacity") == Some("1") => {
+                    let (x0, x1, y0, y1) = span(&points(n));
+                    if x1 - x0 > 10.0 || y1 - y0 > 10.0 {
+                        continue;
+                    }
+                    hollow.push(((x0 + x1) / 2.0, (y0 + y1) / 2.0));
+                    continue;
+                }
+                _ => continue,
+            };
+            filled.push(at);
+        }
+        let inside = |v: Vec<(f64, f64)>| v.into_iter().filter(|p| frame.holds(p.0, p.1)).collect();
+        (inside(filled), inside(hollow))
+    }
+
+    /// Every vertex of the lines in `colour` (polylines wider than a
+    /// marker, at full opacity).
+    fn line_vertices(&self, colour: &str) -> Vec<(f64, f64)> {
+        self.nodes()
+            .filter(|n| {
+                n.has_tag_name("polyline")
+                    && n.attribute("stroke") == Some(colour)
+                    && n.attribute("opacity") == Some("1")
+            })
+            .map(points)
+            .filter(|p| {
+                let (x0, x1, y0, y1) = span(p);
+                x1 - x0 > 10.0 || y1 - y0 > 10.0
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The bars in `colour` inside `frame`: (filled, hollow) counts.
+    fn bars(&self, colour: &str, frame: &Rect) -> (usize, usize) {
+        let filled = self
+            .nodes()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(colour))
+            .filter(|n| frame.holds(num(*n, "x"), num(*n, "y")))
+            .count();
+        let hollow = self
+            .nodes()
+            .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some(colour))
+            .filter(|n| n.attribute("opacity") == Some("1") && points(*n).len() == 5)
+            .count();
+        (filled, hollow)
+    }
+
+    /// The ✗ marks: where, and in which colour.
+    fn crosses(&self) -> Vec<(f64, f64, String)> {
+        self.nodes()
+            .filter(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some("✗"))
+            .map(|n| {
+                (
+                    num(n, "x"),
+                    num(n, "y"),
+                    n.attribute("fill").unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.nodes()
+            .filter(|n| n.has_tag_name("text"))
+            .map(|n| n.text().unwrap_or("").trim().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn failed_cells_are_not_drawn_and_client_bound_ones_are_hollow() {
+    let f = failing_fixture();
+    let dir = write(&f, "failed");
+    let charts = charts(&dir);
+    let svg = |name: &str| std::fs::read_to_string(dir.join("charts").join(name)).unwrap();
+    let failed_note = "✗ failed: not drawn (errors or unserved connections)";
+    // Styles' colours: the report's order (threads, polling, epoll, tasks,
+    // coroutines) in Tableau's ten.
+    let (threads, polling, tasks) = (hex(0x1f77b4), hex(0xff7f0e), hex(0xd62728));
+
+    let tp = find(&charts, "throughput_64B.svg");
+    let text = svg("throughput_64B.svg");
+    let shapes = Shapes::of(&text);
+    // The planted 5M/s (tasks' failed cell, threads' failed round) is
+    // nowhere on the axis: the y ticks stop in the hundreds of thousands.
+    assert!(
+        tp.y_ticks.iter().all(|t| !t.ends_with('M')),
+        "{:?}",
+        tp.y_ticks
+    );
+    // threads: both points drawn (its median round did not fail), filled.
+    let (filled, hollow) = shapes.markers(&threads, &tp.frame);
+    assert_eq!(
+        (filled.len(), hollow.len()),
+        (2, 0),
+        "threads {filled:?} {hollow:?}"
+    );
+    let x1 = filled.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x20 = filled.iter().map(|p| p.0).fold(0.0, f64::max);
+    assert!(x20 > x1 + 100.0, "1 and 20 conns apart: {x1} {x20}");
+    // polling at 20 connections was client-bound: hollow there, filled at 1.
+    let (filled, hollow) = shapes.markers(&polling, &tp.frame);
+    assert_eq!(filled.len(), 1, "polling filled {filled:?}");
+    assert!((filled[0].0 - x1).abs() < 2.0, "{filled:?}");
+    assert_eq!(hollow.len(), 1, "polling hollow {hollow:?}");
+    assert!((hollow[0].0 - x20).abs() < 2.0, "{hollow:?}");
+    // tasks failed at 20 connections: a marker at 1 only, no line vertex at
+    // 20, and a ✗ in its colour on the x axis at 20.
+    let (filled, hollow) = shapes.markers(&tasks, &tp.frame);
+    assert_eq!(filled.len(), 1, "tasks {filled:?}");
+    assert!((filled[0].0 - x1).abs() < 2.0, "{filled:?}");
+    assert!(hollow.is_empty(), "{hollow:?}");
+    let vertices = shapes.line_vertices(&tasks);
+    assert!(
+        vertices.iter().all(|p| (p.0 - x20).abs() > 2.0),
+        "tasks' line reaches its failed point: {vertices:?}"
+    );
+    // The other lines are drawn (the check above can see one).
+    assert!(
+        (shapes.line_vertices(&threads).iter()).any(|p| (p.0 - x20).abs() < 2.0),
+        "threads' line"
+    );
+    let crosses = shapes.crosses();
+    assert_eq!(crosses.len(), 1, "{crosses:?}");
+    let (x, y, colour) = &crosses[0];
+    let bottom = tp.frame.y + tp.frame.h;
+    assert!(
+        (x - x20).abs() < 2.0 && *y < bottom && *y > bottom - 30.0,
+        "{crosses:?}"
+    );
+    assert_eq!(colour, &tasks);
+    let texts = shapes.texts();
+    assert!(texts.iter().any(|t| t == failed_note), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("hollow marker: client-bound")),
+        "{texts:?}"
+    );
+
+    // The ratio chart: the 20-connection bars (the darker step) are
+    // threads' and coroutines' filled, polling's hollow, and tasks' a ✗ at
+    // the axis with no bar.
+    let ratio = find(&charts, "ratio_64B.svg");
+    let text = svg("ratio_64B.svg");
+    let shapes = Shapes::of(&text);
+    let dark = hex(0x08306b);
+    assert_eq!(shapes.bars(&dark, &ratio.frame), (2, 1));
+    let crosses = shapes.crosses();
+    assert_eq!(crosses.len(), 1, "{crosses:?}");
+    let (x, _, colour) = &crosses[0];
+    assert!(
+        *x > ratio.frame.x && *x < ratio.frame.x + 20.0,
+        "{crosses:?}"
+    );
+    assert_eq!(colour, &dark);
+    assert!(shapes.texts().iter().any(|t| t == failed_note));
+    assert!(
+        (shapes.texts().iter()).any(|t| t.starts_with("hollow bar: client-bound")),
+        "{:?}",
+        shapes.texts()
+    );
+    // No ratio reads 5M/110k: the axis ends within a few ×.
+    assert!(
+        ratio
+            .x_ticks
+            .iter()
+            .all(|t| t.parse::<f64>().is_ok_and(|v| v < 10.0)),
+        "{:?}",
+        ratio.x_ticks
+    );
+
+    // Every other chart read from tasks' failed run has its ✗ and the
+    // note; the charts of runs that did not fail have neither.
+    for (name, _) in &charts {
+        let text = svg(name);
+        let shapes = Shapes::of(&text);
+        let reads_it = [
+            "throughput_64B.svg",
+            "p99_64B.svg",
+            "ratio_64B.svg",
+            "cpu_per_10k.svg",
+        ]
+        .contains(&name.as_str());
+        assert_eq!(shapes.crosses().len(), usize::from(reads_it), "{name}");
+        assert_eq!(
+            shapes.texts().iter().any(|t| t == failed_note),
+            reads_it,
+            "{name}"
+        );
+    }
+    // The CPU chart: tasks' row has no bar, its ✗ is in its colour.
+    let cpu = find(&charts, "cpu_per_10k.svg");
+    let text = svg("cpu_per_10k.svg");
+    let shapes = Shapes::of(&text);
+    assert_eq!(shapes.bars(&tasks, &cpu.frame), (0, 0));
+    assert_eq!(shapes.crosses()[0].2, tasks);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Width and height of a PNG, from its header.
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     let magic = b"\x89PNG\r\n\x1a\n";

@@ -262,7 +262,7 @@ where
         0 => return area.draw(&Circle::new(at, 4, line)).map_err(plot_err),
         1 => vec![(-4, -4), (4, -4), (4, 4), (-4, 4), (-4, -4)],
         // TriangleMarker's: its centre at `at`, 5 px to each corner.
-        _ => vec![(0, -5), (4, 3), (-4, 3), (0, -5)],
+        _ => vec![(0, -5), (5, 3), (-4, 3), (0, -5)],
     };
     area.draw(&(EmptyElement::at(at) + PathElement::new(outline, line)))
         .map_err(plot_err)
