@@ -269,19 +269,22 @@ where
 }
 
 /// The ✗ of a failed cell, centred `offset` pixels from `at` (on the axis
-/// where the figure would have been), in the colour of what failed.
+/// where the figure would have been), in the colour of what failed, on a
+/// white patch so that an axis line under it breaks there.
 pub fn failed_mark<CT: CoordTranslate>(
     area: &DrawingArea<SVGBackend, CT>,
     at: CT::From,
     offset: (i32, i32),
     colour: RGBColor,
 ) -> anyhow::Result<()> {
-    let style = (FONT, 17)
+    let style = (FONT, 18)
         .into_font()
         .style(FontStyle::Bold)
         .color(&colour)
         .pos(Pos::new(HPos::Center, VPos::Center));
-    area.draw(&(EmptyElement::at(at) + Text::new("✗", offset, style)))
+    let (x, y) = offset;
+    let patch = Rectangle::new([(x - 6, y - 7), (x + 6, y + 7)], WHITE.filled());
+    area.draw(&(EmptyElement::at(at) + patch + Text::new("✗", offset, style)))
         .map_err(plot_err)
 }
 

@@ -121,8 +121,9 @@ impl LineChart {
                 marker(chart.plotting_area(), (x, v.v), *i, colour, v.client_bound)?;
             }
         }
-        // The ✗s on the x axis, stacked upwards where several styles
-        // failed at one x.
+        // The ✗s on the x axis line itself (a little above it, on a log
+        // axis, is its lowest tick: a ✗ there would read as a value), stacked
+        // upwards where several styles failed at one x.
         let bottom = chart.y_range().start;
         let mut at_x: BTreeMap<i32, i32> = BTreeMap::new();
         for (i, pts) in &shown {
@@ -132,7 +133,7 @@ impl LineChart {
                 }
                 let (px, _) = chart.backend_coord(&(*x, bottom));
                 let k = at_x.entry(px).or_default();
-                let offset = (0, -10 - 15 * *k);
+                let offset = (0, -15 * *k);
                 failed_mark(
                     chart.plotting_area(),
                     (*x, bottom),
