@@ -5,7 +5,10 @@
 //! unit, "throughput (msgs/s)"; connections on a log axis ticked 1, 10,
 //! 100, 1k, 10k; rates SI-suffixed, 50k, 1.2M; no "1.0"), [`canvas`] (the
 //! legend in a box right of the plot, never on it; min–max whiskers where
-//! a figure was repeated; one colour per style across the report), and two
+//! a figure was repeated; one colour per style across the report; a failed
+//! run, ✗ in the tables, never drawn as a value but as a ✗ on the axis; a
+//! client-bound figure hollow, a server's filled; a note under the chart
+//! for each of these it has), and two
 //! kinds of chart: [`line::LineChart`] (a line per style over connections)
 //! and [`bars::BarChart`] (a row per style, one bar or one per step, an
 //! optional reference line). [`figures`] builds the comparison's charts
