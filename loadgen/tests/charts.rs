@@ -15,6 +15,9 @@ use loadgen::report::write as write_outputs;
 
 mod common;
 use common::{compare_fixture, fixture_with_epoll, output_within};
+#[path = "charts/svg.rs"]
+mod svg;
+use svg::{Read, Shapes, hex, read};
 
 fn write(results: &CompareResults, name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-charts-{name}-{}", std::process::id()));
@@ -54,134 +57,6 @@ fn three_rounds(mut f: CompareResults) -> CompareResults {
     }
     f.runs.extend(more);
     f
-}
-
-#[derive(Debug)]
-struct Label {
-    text: String,
-    x: f64,
-    y: f64,
-    rotated: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Rect {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-}
-
-impl Rect {
-    fn overlaps(&self, o: &Rect) -> bool {
-        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
-    }
-
-    fn holds(&self, x: f64, y: f64) -> bool {
-        x >= self.x && x <= self.x + self.w && y >= self.y && y <= self.y + self.h
-    }
-}
-
-/// What a chart shows, as read back from its SVG.
-#[derive(Debug)]
-struct Read {
-    size: (f64, f64),
-    frame: Rect,
-    legend: Option<Rect>,
-    x_ticks: Vec<String>,
-    y_ticks: Vec<String>,
-    /// Axis titles: the horizontal one first, then the rotated one (none
-    /// for a category axis).
-    titles: Vec<String>,
-    legend_entries: Vec<String>,
-    whiskers: usize,
-}
-
-fn num(n: roxmltree::Node, attr: &str) -> f64 {
-    n.attribute(attr)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{attr} of {n:?}"))
-}
-
-fn read(file: &str, svg: &str) -> Read {
-    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let root = doc.root_element();
-    assert_eq!(root.tag_name().name(), "svg", "{file}");
-    let size = (num(root, "width"), num(root, "height"));
-    let rect = |n| Rect {
-        x: num(n, "x"),
-        y: num(n, "y"),
-        w: num(n, "width"),
-        h: num(n, "height"),
-    };
-    // Outlined rectangles: the frame around the plot (the largest) and
-    // the legend's box.
-    let mut boxes: Vec<Rect> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("none"))
-        .map(rect)
-        .collect();
-    boxes.sort_by(|a, b| (b.w * b.h).total_cmp(&(a.w * a.h)));
-    assert!(!boxes.is_empty(), "{file}: no frame around the plot");
-    let frame = boxes.remove(0);
-    assert!(
-        boxes.len() <= 1,
-        "{file}: one legend box at most: {boxes:?}"
-    );
-    let legend = boxes.first().copied();
-    let labels: Vec<Label> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .map(|n| Label {
-            text: n.text().unwrap_or("").trim().to_string(),
-            x: num(n, "x"),
-            y: num(n, "y"),
-            rotated: n.attribute("transform").is_some(),
-        })
-        .collect();
-    let bottom = frame.y + frame.h;
-    let in_x = |l: &Label| l.x >= frame.x - 1.0 && l.x <= frame.x + frame.w + 1.0;
-    let x_ticks = labels
-        .iter()
-        .filter(|l| !l.rotated && in_x(l) && l.y > bottom && l.y < bottom + 25.0)
-        .map(|l| l.text.clone())
-        .collect();
-    let mut left: Vec<&Label> = labels
-        .iter()
-        .filter(|l| !l.rotated && l.x < frame.x && l.y >= frame.y - 10.0 && l.y <= bottom)
-        .collect();
-    // Top to bottom.
-    left.sort_by(|a, b| a.y.total_cmp(&b.y));
-    let y_ticks = left.iter().map(|l| l.text.clone()).collect();
-    let mut titles: Vec<String> = labels
-        .iter()
-        .filter(|l| !l.rotated && in_x(l) && l.y >= bottom + 25.0)
-        .map(|l| l.text.clone())
-        .collect();
-    titles.extend(labels.iter().filter(|l| l.rotated).map(|l| l.text.clone()));
-    let legend_entries = legend.map_or(Vec::new(), |b| {
-        labels
-            .iter()
-            .filter(|l| b.holds(l.x, l.y))
-            .map(|l| l.text.clone())
-            .collect()
-    });
-    // The chart code draws whiskers (their lines and caps, nothing else)
-    // at 80% opacity.
-    let whiskers = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("polyline") && n.attribute("opacity") == Some("0.8"))
-        .count();
-    Read {
-        size,
-        frame,
-        legend,
-        x_ticks,
-        y_ticks,
-        titles,
-        legend_entries,
-        whiskers,
-    }
 }
 
 /// "throughput (msgs/s)", "p99 round trip (ms, log scale)": the unit.
@@ -335,6 +210,175 @@ fn repeats_draw_whiskers_and_epoll_a_ratio_chart() {
             .unwrap()
             .contains("(charts/ratio_64B.svg)")
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// tasks's planted figure at 20 connections, where it failed: far above
+/// any other (about 110k/s), so an axis that held it would read "M".
+const PLANTED: f64 = 5e6;
+
+/// The fixture with epoll in three rounds, where tasks failed at 20
+/// connections in every round (4 of 20 connections unserved, with the
+/// planted throughput and a 9 s p99), threads failed in one round of three
+/// there (the fastest, with the planted throughput: its median still
+/// stands, its whisker must leave that round out), and of the scale runs
+/// only polling's at 20 connections were client-bound.
+fn failing_fixture() -> CompareResults {
+    let mut f = fixture_with_epoll();
+    for r in &mut f.runs {
+        let t = r.tags.clone().expect("the fixture's runs are tagged");
+        if t.scenario != "scale" {
+            continue;
+        }
+        r.client.client_bound = t.style == "polling" && r.spec.conns == 20;
+        if t.style == "tasks" && r.spec.conns == 20 {
+            r.conns_unserved = 4;
+            r.outcome.ok = false;
+            r.outcome.reasons =
+                vec!["4 of 20 connections sent and never got a reply (planted)".into()];
+            r.throughput_msgs_per_s = PLANTED;
+            r.latency_us.p99 = 9_000_000;
+        }
+    }
+    let mut f = three_rounds(f);
+    for r in &mut f.runs {
+        let t = r.tags.as_ref().unwrap();
+        if t.style == "threads" && t.scenario == "scale" && r.spec.conns == 20 && t.repeat == 2 {
+            r.outcome.ok = false;
+            r.throughput_msgs_per_s = PLANTED;
+        }
+    }
+    f
+}
+
+#[test]
+fn failed_cells_are_not_drawn_and_client_bound_ones_are_hollow() {
+    let f = failing_fixture();
+    let dir = write(&f, "failed");
+    let charts = charts(&dir);
+    let svg = |name: &str| std::fs::read_to_string(dir.join("charts").join(name)).unwrap();
+    let failed_note = "✗ failed: not drawn (errors or unserved connections)";
+    // Styles' colours: the report's order (threads, polling, epoll, tasks,
+    // coroutines) in Tableau's ten.
+    let (threads, polling, tasks) = (hex(0x1f77b4), hex(0xff7f0e), hex(0xd62728));
+
+    let tp = find(&charts, "throughput_64B.svg");
+    let text = svg("throughput_64B.svg");
+    let shapes = Shapes::of(&text);
+    // The planted 5M/s (tasks' failed cell, threads' failed round) is
+    // nowhere on the axis: the y ticks stop in the hundreds of thousands.
+    assert!(
+        tp.y_ticks.iter().all(|t| !t.ends_with('M')),
+        "{:?}",
+        tp.y_ticks
+    );
+    // threads: both points drawn (its median round did not fail), filled.
+    let (filled, hollow) = shapes.markers(&threads, &tp.frame);
+    assert_eq!(
+        (filled.len(), hollow.len()),
+        (2, 0),
+        "threads {filled:?} {hollow:?}"
+    );
+    let x1 = filled.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x20 = filled.iter().map(|p| p.0).fold(0.0, f64::max);
+    assert!(x20 > x1 + 100.0, "1 and 20 conns apart: {x1} {x20}");
+    // polling at 20 connections was client-bound: hollow there, filled at 1.
+    let (filled, hollow) = shapes.markers(&polling, &tp.frame);
+    assert_eq!(filled.len(), 1, "polling filled {filled:?}");
+    assert!((filled[0].0 - x1).abs() < 2.0, "{filled:?}");
+    assert_eq!(hollow.len(), 1, "polling hollow {hollow:?}");
+    assert!((hollow[0].0 - x20).abs() < 2.0, "{hollow:?}");
+    // tasks failed at 20 connections: a marker at 1 only, no line vertex at
+    // 20, and a ✗ in its colour on the x axis at 20.
+    let (filled, hollow) = shapes.markers(&tasks, &tp.frame);
+    assert_eq!(filled.len(), 1, "tasks {filled:?}");
+    assert!((filled[0].0 - x1).abs() < 2.0, "{filled:?}");
+    assert!(hollow.is_empty(), "{hollow:?}");
+    let vertices = shapes.line_vertices(&tasks);
+    assert!(
+        vertices.iter().all(|p| (p.0 - x20).abs() > 2.0),
+        "tasks' line reaches its failed point: {vertices:?}"
+    );
+    // The other lines are drawn (the check above can see one).
+    assert!(
+        (shapes.line_vertices(&threads).iter()).any(|p| (p.0 - x20).abs() < 2.0),
+        "threads' line"
+    );
+    let crosses = shapes.crosses();
+    assert_eq!(crosses.len(), 1, "{crosses:?}");
+    let (x, y, colour) = &crosses[0];
+    let bottom = tp.frame.y + tp.frame.h;
+    assert!(
+        (x - x20).abs() < 2.0 && (y - bottom).abs() < 2.0,
+        "on the axis: {crosses:?}"
+    );
+    assert_eq!(colour, &tasks);
+    let texts = shapes.texts();
+    assert!(texts.iter().any(|t| t == failed_note), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("hollow marker: client-bound")),
+        "{texts:?}"
+    );
+
+    // The ratio chart: the 20-connection bars (the darker step) are
+    // threads' and coroutines' filled, polling's hollow, and tasks' a ✗ at
+    // the axis with no bar.
+    let ratio = find(&charts, "ratio_64B.svg");
+    let text = svg("ratio_64B.svg");
+    let shapes = Shapes::of(&text);
+    let dark = hex(0x08306b);
+    assert_eq!(shapes.bars(&dark, &ratio.frame), (2, 1));
+    let crosses = shapes.crosses();
+    assert_eq!(crosses.len(), 1, "{crosses:?}");
+    let (x, _, colour) = &crosses[0];
+    assert!(
+        *x > ratio.frame.x && *x < ratio.frame.x + 20.0,
+        "{crosses:?}"
+    );
+    assert_eq!(colour, &dark);
+    assert!(shapes.texts().iter().any(|t| t == failed_note));
+    assert!(
+        (shapes.texts().iter()).any(|t| t.starts_with("hollow bar: client-bound")),
+        "{:?}",
+        shapes.texts()
+    );
+    // No ratio reads 5M/110k: the axis ends within a few ×.
+    assert!(
+        ratio
+            .x_ticks
+            .iter()
+            .all(|t| t.parse::<f64>().is_ok_and(|v| v < 10.0)),
+        "{:?}",
+        ratio.x_ticks
+    );
+
+    // Every other chart read from tasks' failed run has its ✗ and the
+    // note; the charts of runs that did not fail have neither.
+    for (name, _) in &charts {
+        let text = svg(name);
+        let shapes = Shapes::of(&text);
+        let reads_it = [
+            "throughput_64B.svg",
+            "p99_64B.svg",
+            "ratio_64B.svg",
+            "cpu_per_10k.svg",
+        ]
+        .contains(&name.as_str());
+        assert_eq!(shapes.crosses().len(), usize::from(reads_it), "{name}");
+        assert_eq!(
+            shapes.texts().iter().any(|t| t == failed_note),
+            reads_it,
+            "{name}"
+        );
+    }
+    // The CPU chart: tasks' row has no bar, its ✗ is in its colour.
+    let cpu = find(&charts, "cpu_per_10k.svg");
+    let text = svg("cpu_per_10k.svg");
+    let shapes = Shapes::of(&text);
+    assert_eq!(shapes.bars(&tasks, &cpu.frame), (0, 0));
+    assert_eq!(shapes.crosses()[0].2, tasks);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -74,6 +74,15 @@ impl Spread {
     }
 }
 
+/// Whether a run failed: the engine's verdict (`outcome.ok`), which is
+/// false where it had errors, where not every connection that sent got a
+/// reply ([`RunResult::served`]), where no message completed, or where it
+/// was cut short. Such a cell is marked ✗ in every table and drawn as no
+/// value in any chart: one decision for both.
+pub fn failed(r: &RunResult) -> bool {
+    !r.outcome.ok
+}
+
 fn is_partner(r: &RunResult) -> bool {
     r.tags.as_ref().is_some_and(|t| t.is_partner())
 }

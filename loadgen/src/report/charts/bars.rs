@@ -2,7 +2,9 @@
 //! so long names never collide), one bar per legend entry in each row
 //! (connection counts, say) or a single bar in the style's colour, the
 //! value written at the bar's end, min–max whiskers where it was repeated,
-//! and an optional reference line (epoll = 1).
+//! hollow bars where loadgen was the limit, and an optional reference line
+//! (epoll = 1). A failed cell has no bar: a ✗ on the axis stands in its
+//! place.
 
 use std::path::Path;
 
@@ -11,15 +13,21 @@ use plotters::prelude::*;
 
 use crate::report::charts::axis::{Axis, Scale};
 use crate::report::charts::canvas::{
-    Chart, Entry, Plot, Swatch, Value, axes, builder, canvas, legend, legend_height, legend_width,
-    plot_err, step_colour, style_colour, whisker, whiskers_note,
+    Cell, Chart, Entry, FAILED_NOTE, NOTE_ROW, Plot, Swatch, WHISKERS_NOTE, axes, builder, canvas,
+    failed_mark, legend, legend_height, legend_width, notes, plot_err, step_colour, style_colour,
+    whisker,
 };
 
 /// One row: its name and a bar per legend entry (None: no figure).
 pub struct Group {
     pub name: String,
-    pub bars: Vec<Option<Value>>,
+    pub bars: Vec<Option<Cell>>,
 }
+
+/// The note under a chart whose hollow bars are runs where loadgen was
+/// the limit.
+pub const HOLLOW_NOTE: &str =
+    "hollow bar: client-bound (loadgen was the limit); filled: it was not";
 
 pub struct BarChart {
     pub title: String,
@@ -33,6 +41,9 @@ pub struct BarChart {
     pub legend: Vec<String>,
     /// A dashed line at this value, named in the legend.
     pub reference: Option<(f64, String)>,
+    /// What a hollow bar means, in the note under the chart where it has
+    /// one ([`HOLLOW_NOTE`] for a figure of one run).
+    pub hollow_note: &'static str,
 }
 
 const FONT: &str = "sans-serif";
@@ -70,18 +81,35 @@ impl BarChart {
     }
 
     /// Row `g`'s bars that can be drawn (None where there is no figure,
-    /// or one a log axis cannot show).
-    fn bars<'a>(&'a self, g: &'a Group) -> impl Iterator<Item = Option<Value>> + 'a {
-        g.bars
-            .iter()
-            .map(|b| b.filter(|v| v.drawable(self.value.log)))
+    /// or one a log axis cannot show; a failed one is drawn as its ✗).
+    fn bars<'a>(&'a self, g: &'a Group) -> impl Iterator<Item = Option<Cell>> + 'a {
+        let log = self.value.log;
+        (g.bars.iter()).map(move |b| b.filter(|c| c.figure().is_none_or(|v| v.drawable(log))))
     }
 
-    /// Whether any row has a figure (no chart otherwise).
+    /// Whether any row has a figure to draw (no chart otherwise).
     pub fn has_values(&self) -> bool {
         self.groups
             .iter()
-            .any(|g| self.bars(g).any(|b| b.is_some()))
+            .any(|g| self.bars(g).any(|b| b.and_then(|c| c.figure()).is_some()))
+    }
+
+    /// What the chart's notes say: whiskers, hollow bars and ✗s, those it
+    /// has.
+    fn notes(&self) -> Vec<String> {
+        let cells = || self.groups.iter().flat_map(|g| self.bars(g).flatten());
+        let figures = || cells().filter_map(|c| c.figure());
+        let mut lines = Vec::new();
+        if figures().any(|v| v.range.is_some()) {
+            lines.push(WHISKERS_NOTE.to_string());
+        }
+        if figures().any(|v| v.client_bound) {
+            lines.push(self.hollow_note.to_string());
+        }
+        if cells().any(|c| c == Cell::Failed) {
+            lines.push(FAILED_NOTE.to_string());
+        }
+        lines
     }
 
     /// Draws the chart to `dir/file` and gives the report's link to it.
@@ -91,14 +119,19 @@ impl BarChart {
         let m = self.bars_per_row();
         let row_px = (8 + 14 * m as u32).max(24);
         let rows = self.groups.len() as u32 * row_px;
+        let lines = self.notes();
         let height = (rows + 120)
             .max(legend_height(entries.len()) + 120)
-            .max(240);
+            .max(240)
+            + NOTE_ROW * lines.len() as u32;
         let path = dir.join(file);
         let root = canvas(&path, height)?;
         let label_px = self.groups.iter().map(|g| g.name.chars().count()).max();
         let label_px = 20 + 8 * label_px.unwrap_or(4) as u32;
-        let values = || self.groups.iter().flat_map(|g| self.bars(g).flatten());
+        let values = || {
+            let cells = self.groups.iter().flat_map(|g| self.bars(g).flatten());
+            cells.filter_map(|c| c.figure())
+        };
         let mut extent: Vec<f64> = values().flat_map(|v| v.extent()).collect();
         extent.extend(self.reference.iter().map(|(v, _)| *v));
         // Room right of the longest bar for its value.
@@ -110,9 +143,15 @@ impl BarChart {
         });
         let xs = self.value.scale(extent);
         let ys = Scale::categories(self.groups.iter().map(|g| g.name.clone()).collect());
-        let mut chart = builder(&root, &self.title, label_px, legend_width(&names))
-            .build_cartesian_2d(xs, ys)
-            .map_err(plot_err)?;
+        let mut chart = builder(
+            &root,
+            &self.title,
+            label_px,
+            legend_width(&names),
+            lines.len(),
+        )
+        .build_cartesian_2d(xs, ys)
+        .map_err(plot_err)?;
         axes(&mut chart, Some(&self.value.title()), None)?;
         // Under the bars and their values.
         if let Some((at, _)) = &self.reference {
@@ -131,9 +170,7 @@ impl BarChart {
             self.row(&mut chart, i, g)?;
         }
         legend(&root, &chart, &entries)?;
-        if values().any(|v| v.range.is_some()) {
-            whiskers_note(&root)?;
-        }
+        notes(&root, &lines)?;
         root.present().map_err(plot_err)?;
         Ok(Chart::in_charts(file, &self.title))
     }
@@ -158,17 +195,44 @@ impl BarChart {
             return Ok(());
         }
         for (j, bar) in self.bars(g).enumerate() {
-            let Some(v) = bar else { continue };
             let top = centre + band / 2.0 - j as f64 * h;
+            let mid = top - h / 2.0;
+            let colour = self.colour(i, j);
+            let v = match bar {
+                None => continue,
+                Some(Cell::Failed) => {
+                    // On the axis, where the bar would start.
+                    failed_mark(chart.plotting_area(), (base, mid), (9, 0), colour)?;
+                    chart
+                        .draw_series(std::iter::once(
+                            EmptyElement::at((base, mid))
+                                + Text::new("failed", (20, -6), text.clone()),
+                        ))
+                        .map_err(plot_err)?;
+                    continue;
+                }
+                Some(Cell::Figure(v)) => v,
+            };
             let (y0, y1) = (top - 0.08 * h, top - 0.92 * h);
             let end = v.v.max(base);
+            let fill = if v.client_bound { WHITE } else { colour };
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(base, y0), (end, y1)],
-                    self.colour(i, j).filled(),
+                    fill.filled(),
                 )))
                 .map_err(plot_err)?;
-            let mid = top - h / 2.0;
+            if v.client_bound {
+                // An outline as a path, not an outlined rectangle (those
+                // are the frame's and the legend's).
+                let outline = vec![(base, y0), (end, y0), (end, y1), (base, y1), (base, y0)];
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        outline,
+                        colour.stroke_width(2),
+                    )))
+                    .map_err(plot_err)?;
+            }
             if let Some((lo, hi)) = v.range {
                 whisker(chart, ((lo.max(base), mid), (hi, mid)), BLACK, 0)?;
             }

@@ -1,13 +1,18 @@
-//! What every chart shares, drawn with plotters: the figure of a [`Value`]
-//! (a median and, over repeats, its range), the [`Chart`] a report links,
-//! the colours, the frame around the plot, min–max whiskers, and the legend
-//! box to the right of the plot, never on it.
+//! What every chart shares, drawn with plotters: what a chart shows at one
+//! place ([`Cell`]: a [`Value`], a median with its range over the rounds
+//! and whether loadgen was its limit, or a failed run, which is never drawn
+//! as a value), the [`Chart`] a report links, the colours, the frame around
+//! the plot, markers (filled, or hollow where client-bound), min–max
+//! whiskers, the ✗ of a failed cell, the legend box to the right of the
+//! plot, never on it, and the notes under a chart that say what its marks
+//! mean.
 
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::charts::axis::Scale;
 use crate::report::view::Spread;
@@ -29,12 +34,15 @@ impl Chart {
     }
 }
 
-/// A figure as drawn: the value, and the min–max of its repeats where it
-/// was measured more than once and they differ (drawn as a whisker).
+/// A figure as drawn: the value, the min–max of its repeats where it was
+/// measured more than once and they differ (drawn as a whisker), and
+/// whether loadgen was the limit (drawn hollow: the figure is the client's,
+/// not the server's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Value {
     pub v: f64,
     pub range: Option<(f64, f64)>,
+    pub client_bound: bool,
 }
 
 impl Value {
@@ -45,6 +53,15 @@ impl Value {
             range: spread
                 .filter(|s| s.n > 1 && s.min < s.max)
                 .map(|s| (s.min, s.max)),
+            client_bound: false,
+        }
+    }
+
+    /// The same figure, marked client-bound where `yes`.
+    pub fn client_bound(self, yes: bool) -> Value {
+        Value {
+            client_bound: yes,
+            ..self
         }
     }
 
@@ -62,7 +79,7 @@ impl Value {
 
 impl From<f64> for Value {
     fn from(v: f64) -> Value {
-        Value { v, range: None }
+        Value::with_spread(v, None)
     }
 }
 
@@ -71,6 +88,36 @@ impl From<Spread> for Value {
         Value::with_spread(s.median, Some(s))
     }
 }
+
+/// What a chart has at one place (a point of a line, a bar): a figure, or
+/// a run that failed ([`crate::report::view::failed`], ✗ in the tables),
+/// whose figure is not drawn at all: a ✗ at the axis stands where it would
+/// be, and a note under the chart says why ([`FAILED_NOTE`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    Figure(Value),
+    Failed,
+}
+
+impl Cell {
+    /// The figure, where there is one.
+    pub fn figure(&self) -> Option<Value> {
+        match self {
+            Cell::Figure(v) => Some(*v),
+            Cell::Failed => None,
+        }
+    }
+}
+
+impl From<Value> for Cell {
+    fn from(v: Value) -> Cell {
+        Cell::Figure(v)
+    }
+}
+
+/// The notes under a chart: what its ✗, hollow marks and whiskers mean.
+pub const FAILED_NOTE: &str = "✗ failed: not drawn (errors or unserved connections)";
+pub const WHISKERS_NOTE: &str = "whiskers: min–max over the rounds that did not fail";
 
 /// Distinct colours for the styles (the same style, the same colour in
 /// every chart of a report): Tableau's ten, then two dark ones.
@@ -134,12 +181,14 @@ pub fn legend_height(rows: usize) -> u32 {
     rows as u32 * LEGEND_ROW as u32 + 16
 }
 
-/// The chart's caption, axis titles and label sizes, and room for labels.
+/// The chart's caption, axis titles and label sizes, and room for labels
+/// and for `notes` lines under it ([`notes`]).
 pub fn builder<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     title: &str,
     y_labels: u32,
     legend: u32,
+    notes: usize,
 ) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     // A long title is set smaller rather than run off the canvas.
     let size = (1500.0 / title.chars().count().max(1) as f64).clamp(12.0, 20.0);
@@ -147,6 +196,7 @@ pub fn builder<'a, 'b>(
     b.caption(title, (FONT, size))
         .margin(14)
         .margin_right(14 + legend)
+        .margin_bottom(14 + NOTE_ROW * notes as u32)
         .x_label_area_size(44)
         .y_label_area_size(y_labels);
     b
@@ -183,20 +233,59 @@ pub fn axes(chart: &mut Plot, x: Option<&str>, y: Option<&str>) -> anyhow::Resul
 }
 
 /// A marker of shape `kind` (circle, square, triangle in turn) at `at`,
-/// so lines differ in shape as well as colour.
+/// so lines differ in shape as well as colour: filled, or `hollow` (white
+/// inside, an outline in the colour) for a client-bound figure. Outlines
+/// are circles and polylines, never outlined rectangles, which are the
+/// frame's and the legend's.
 pub fn marker<CT: CoordTranslate>(
     area: &DrawingArea<SVGBackend, CT>,
     at: CT::From,
     kind: usize,
     colour: RGBColor,
-) -> anyhow::Result<()> {
-    let style = colour.filled();
+    hollow: bool,
+) -> anyhow::Result<()>
+where
+    CT::From: Clone,
+{
+    let fill = if hollow { WHITE } else { colour }.filled();
     match kind % 3 {
-        0 => area.draw(&Circle::new(at, 4, style)),
-        1 => area.draw(&(EmptyElement::at(at) + Rectangle::new([(-4, -4), (4, 4)], style))),
-        _ => area.draw(&TriangleMarker::new(at, 5, style)),
+        0 => area.draw(&Circle::new(at.clone(), 4, fill)),
+        1 => area.draw(&(EmptyElement::at(at.clone()) + Rectangle::new([(-4, -4), (4, 4)], fill))),
+        _ => area.draw(&TriangleMarker::new(at.clone(), 5, fill)),
     }
-    .map_err(plot_err)
+    .map_err(plot_err)?;
+    if !hollow {
+        return Ok(());
+    }
+    let line = colour.stroke_width(2);
+    let outline: Vec<(i32, i32)> = match kind % 3 {
+        0 => return area.draw(&Circle::new(at, 4, line)).map_err(plot_err),
+        1 => vec![(-4, -4), (4, -4), (4, 4), (-4, 4), (-4, -4)],
+        // TriangleMarker's: its centre at `at`, 5 px to each corner.
+        _ => vec![(0, -5), (5, 3), (-4, 3), (0, -5)],
+    };
+    area.draw(&(EmptyElement::at(at) + PathElement::new(outline, line)))
+        .map_err(plot_err)
+}
+
+/// The ✗ of a failed cell, centred `offset` pixels from `at` (on the axis
+/// where the figure would have been), in the colour of what failed, on a
+/// white patch so that an axis line under it breaks there.
+pub fn failed_mark<CT: CoordTranslate>(
+    area: &DrawingArea<SVGBackend, CT>,
+    at: CT::From,
+    offset: (i32, i32),
+    colour: RGBColor,
+) -> anyhow::Result<()> {
+    let style = (FONT, 18)
+        .into_font()
+        .style(FontStyle::Bold)
+        .color(&colour)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    let (x, y) = offset;
+    let patch = Rectangle::new([(x - 6, y - 7), (x + 6, y + 7)], WHITE.filled());
+    area.draw(&(EmptyElement::at(at) + patch + Text::new("✗", offset, style)))
+        .map_err(plot_err)
 }
 
 /// A min–max whisker from `a` to `b` (one x: vertical, one y:
@@ -263,7 +352,7 @@ pub fn legend(
             Swatch::Line(kind) => {
                 root.draw(&PathElement::new(vec![a, b], line))
                     .map_err(plot_err)?;
-                marker(root, (x0 + 22, y), kind, e.colour)?;
+                marker(root, (x0 + 22, y), kind, e.colour, false)?;
             }
             Swatch::Bar => root
                 .draw(&Rectangle::new(
@@ -285,17 +374,23 @@ pub fn legend(
     Ok(())
 }
 
-/// The line under a chart that says what its whiskers are (where it has
-/// any), left of the plot's axis so it is never taken for an axis title.
-pub fn whiskers_note(root: &DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()> {
+/// Pixels a note line takes under a chart.
+pub const NOTE_ROW: u32 = 18;
+
+/// The lines under a chart that say what its marks mean (whiskers, hollow
+/// marks, ✗), the last at the bottom, each starting left of the plot's
+/// axis so none is taken for an axis title. The chart leaves
+/// `NOTE_ROW` pixels per line free at its bottom for them.
+pub fn notes(root: &DrawingArea<SVGBackend, Shift>, lines: &[String]) -> anyhow::Result<()> {
     let (_, h) = root.dim_in_pixel();
     let style = (FONT, 14).into_font().color(&RGBColor(90, 90, 90));
-    root.draw(&Text::new(
-        "whiskers: min–max over the repeats",
-        (8, h as i32 - 20),
-        style,
-    ))
-    .map_err(plot_err)
+    let n = lines.len() as i32;
+    for (i, line) in lines.iter().enumerate() {
+        let y = h as i32 - 20 - (n - 1 - i as i32) * NOTE_ROW as i32;
+        root.draw(&Text::new(line.clone(), (8, y), style.clone()))
+            .map_err(plot_err)?;
+    }
+    Ok(())
 }
 
 /// A white canvas of `height` for the SVG at `path`.

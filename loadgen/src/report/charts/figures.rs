@@ -2,20 +2,39 @@
 //! message size the closed-loop throughput and p99 against connections and
 //! the throughput as a ratio to epoll's; then a bar chart per figure of
 //! the other scenarios. Each figure is the median run's, with the min–max
-//! of its repeats as a whisker.
+//! of its rounds as a whisker (rounds that failed left out), hollow where
+//! loadgen was its limit; where the median run failed (✗ in the tables:
+//! [`failed`]) the chart draws a ✗ and no value.
 
 use std::path::Path;
 
 use crate::report::charts::axis::Axis;
-use crate::report::charts::bars::{BarChart, Group};
-use crate::report::charts::canvas::{Chart, Value};
+use crate::report::charts::bars::{BarChart, Group, HOLLOW_NOTE};
+use crate::report::charts::canvas::{Cell, Chart, Value};
 use crate::report::charts::line::{LineChart, Series};
 use crate::report::cost::cpu_us_per_msg;
-use crate::report::view::{View, reference};
+use crate::report::view::{Spread, View, failed, reference};
 use crate::results::RunResult;
 
 /// A figure read off one run.
 type Figure = fn(&RunResult) -> Option<f64>;
+
+/// `figure` of a run that did not fail (a failed round is in no range).
+fn sound(figure: Figure) -> impl Fn(&RunResult) -> Option<f64> {
+    move |r| if failed(r) { None } else { figure(r) }
+}
+
+/// What a chart shows for `r`, the median run of its point: a ✗ where it
+/// failed, else its figure with `spread` (over the rounds that did not
+/// fail), hollow where loadgen was the limit; None where it has no such
+/// figure.
+fn cell(r: &RunResult, figure: Figure, spread: Option<Spread>) -> Option<Cell> {
+    if failed(r) {
+        return Some(Cell::Failed);
+    }
+    let v = Value::with_spread(figure(r)?, spread);
+    Some(v.client_bound(r.client.client_bound).into())
+}
 
 fn throughput(r: &RunResult) -> Option<f64> {
     Some(r.throughput_msgs_per_s)
@@ -38,17 +57,6 @@ fn cpu_ms_per_10k(r: &RunResult) -> Option<f64> {
     Some(sv.cpu_percent / 100.0 * r.measured_s * 1000.0 / r.messages as f64 * 10_000.0)
 }
 
-/// The light clients' p99 beside the heavy one; a style that answered
-/// nothing has no p99, and the stall (the whole window) is a lower bound
-/// of it.
-fn fairness_ms(r: &RunResult) -> Option<f64> {
-    Some(if r.messages > 0 {
-        r.latency_us.p99 as f64 / 1000.0
-    } else {
-        r.fairness.longest_stall_ms
-    })
-}
-
 /// One line per style: connections against `figure` over the scale runs
 /// of `size`.
 fn scale_chart(view: &View, size: usize, title: String, y: Axis, figure: Figure) -> LineChart {
@@ -60,9 +68,9 @@ fn scale_chart(view: &View, size: usize, title: String, y: Axis, figure: Figure)
                 .scale_points(&style, size)
                 .into_iter()
                 .filter_map(|r| {
-                    let v = figure(r)?;
-                    let spread = view.scale_spread(&style, r.spec.conns, size, false, figure);
-                    Some((r.spec.conns as f64, Value::with_spread(v, spread)))
+                    let conns = r.spec.conns;
+                    let spread = view.scale_spread(&style, conns, size, false, sound(figure));
+                    Some((conns as f64, cell(r, figure, spread)?))
                 })
                 .collect();
             Series {
@@ -79,6 +87,22 @@ fn scale_chart(view: &View, size: usize, title: String, y: Axis, figure: Figure)
     }
 }
 
+/// `style`'s throughput over epoll's at a scale point: the paired ratios'
+/// median and range over the rounds where neither run failed; a ✗ where
+/// the style's median run or the epoll run it is divided by failed; hollow
+/// where loadgen was the limit of either.
+fn ratio_cell(view: &View, style: &str, conns: usize, size: usize) -> Option<Cell> {
+    let r = view.scale_point(style, conns, size)?;
+    let e = (view.partner(r)).or_else(|| view.scale_point(reference(), conns, size));
+    if failed(r) || e.is_some_and(failed) {
+        return Some(Cell::Failed);
+    }
+    let throughput = sound(|r| Some(r.throughput_msgs_per_s));
+    let ratio = view.scale_spread(style, conns, size, true, throughput)?;
+    let client_bound = r.client.client_bound || e.is_some_and(|e| e.client.client_bound);
+    Some(Value::from(ratio).client_bound(client_bound).into())
+}
+
 /// Each style's throughput over epoll's at every connection count (the
 /// paired ratios' median and range); epoll itself is the line at 1.
 fn ratio_chart(view: &View, size: usize) -> BarChart {
@@ -89,7 +113,7 @@ fn ratio_chart(view: &View, size: usize) -> BarChart {
         .filter(|s| s != reference())
         .map(|style| Group {
             bars: (conns.iter())
-                .map(|c| view.vs_reference_spread(&style, *c, size).map(Value::from))
+                .map(|c| ratio_cell(view, &style, *c, size))
                 .collect(),
             name: style,
         })
@@ -106,6 +130,8 @@ fn ratio_chart(view: &View, size: usize) -> BarChart {
             .map(|c| format!("{c} conn{}", if *c == 1 { "" } else { "s" }))
             .collect(),
         reference: Some((1.0, format!("{} = 1", reference()))),
+        hollow_note: "hollow bar: client-bound (loadgen was the limit of this style's run or of epoll's); \
+                      filled: of neither",
     }
 }
 
@@ -121,8 +147,7 @@ fn style_bars<'a>(
         .styles()
         .into_iter()
         .map(|style| {
-            let bar = pick(&style)
-                .and_then(|r| Some(Value::with_spread(figure(r)?, view.spread(r, figure))));
+            let bar = pick(&style).and_then(|r| cell(r, figure, view.spread(r, sound(figure))));
             Group {
                 name: style,
                 bars: vec![bar],
@@ -135,16 +160,23 @@ fn style_bars<'a>(
         groups,
         legend: Vec::new(),
         reference: None,
+        hollow_note: HOLLOW_NOTE,
     }
 }
 
 /// The bar charts of the scenarios other than scale, with their files.
 fn scenario_bars<'a>(view: &View<'a>) -> Vec<(&'static str, BarChart)> {
-    // The closed-loop run with the most connections of the smallest size.
-    let busiest = |s: &str| {
-        let size = *view.scale_sizes().first()?;
-        let pts = view.scale_points(s, size);
-        pts.into_iter().rev().find(|r| r.messages > 0)
+    // Every style's closed-loop run at the most connections of the
+    // smallest size (the same point for all: one that failed is a ✗, not
+    // a figure from fewer connections).
+    let size = view.scale_sizes().first().copied();
+    let most = view.scale_conns().last().copied();
+    let busiest = |s: &str| view.scale_point(s, most?, size?);
+    let cpu_title = match (most, size) {
+        (Some(c), Some(b)) => {
+            format!("Server CPU per 10k messages (closed loop, {c} conns, {b} B)")
+        }
+        _ => "Server CPU per 10k messages (closed loop)".into(),
     };
     let idle = |s: &str| view.idle_run(s);
     vec![
@@ -172,7 +204,7 @@ fn scenario_bars<'a>(view: &View<'a>) -> Vec<(&'static str, BarChart)> {
             "cpu_per_10k.svg",
             style_bars(
                 view,
-                "Server CPU per 10k messages (closed loop, most conns, smallest size)",
+                &cpu_title,
                 Axis::plain("server CPU per 10k messages", "ms"),
                 busiest,
                 cpu_ms_per_10k,
@@ -182,10 +214,10 @@ fn scenario_bars<'a>(view: &View<'a>) -> Vec<(&'static str, BarChart)> {
             "fairness.svg",
             style_bars(
                 view,
-                "Light clients' p99 beside a CPU-heavy one (no reply: drawn at the stall)",
+                "Light clients' p99 beside a CPU-heavy one",
                 Axis::latency_ms("light clients' p99"),
                 |s| view.fairness_light(s),
-                fairness_ms,
+                p99_ms,
             ),
         ),
         (

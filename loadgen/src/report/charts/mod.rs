@@ -5,7 +5,10 @@
 //! unit, "throughput (msgs/s)"; connections on a log axis ticked 1, 10,
 //! 100, 1k, 10k; rates SI-suffixed, 50k, 1.2M; no "1.0"), [`canvas`] (the
 //! legend in a box right of the plot, never on it; min–max whiskers where
-//! a figure was repeated; one colour per style across the report), and two
+//! a figure was repeated; one colour per style across the report; a failed
+//! run, ✗ in the tables, never drawn as a value but as a ✗ on the axis; a
+//! client-bound figure hollow, a server's filled; a note under the chart
+//! for each of these it has), and two
 //! kinds of chart: [`line::LineChart`] (a line per style over connections)
 //! and [`bars::BarChart`] (a row per style, one bar or one per step, an
 //! optional reference line). [`figures`] builds the comparison's charts
@@ -20,14 +23,16 @@ pub mod line;
 
 pub use axis::{Axis, Labels};
 pub use bars::{BarChart, Group};
-pub use canvas::{Chart, Value};
+pub use canvas::{Cell, Chart, Value};
 pub use line::{LineChart, Series};
 
 use std::path::Path;
 
 use anyhow::Context;
 
+use crate::compare::capacity::Bound;
 use crate::compare::model::CompareResults;
+use crate::report::capacity;
 use crate::report::view::View;
 
 /// Draws every chart the results allow into `dir`.
@@ -36,8 +41,17 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
     let view = View::new(results);
     let mut charts = figures::draw_all(&view, dir)?;
     // Capacity at the objective: a bar per style (every style listed, so
-    // each keeps its colour), per connection count.
-    for (file, title, items) in crate::report::capacity::charts(results) {
+    // each keeps its colour), per connection count; hollow where loadgen
+    // bounded the search (the bar is then a floor: "≥ … (client limit)").
+    let cells = capacity::cells(results);
+    for (file, title, items) in capacity::charts(results) {
+        let client_bound = |style: &str| {
+            cells.iter().any(|c| {
+                c.style == style
+                    && file == format!("capacity_{}c.svg", c.conns)
+                    && c.median.bound == Bound::Client
+            })
+        };
         let groups = view
             .styles()
             .into_iter()
@@ -45,7 +59,7 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
                 let bar = items
                     .iter()
                     .find(|(s, _)| *s == style)
-                    .map(|&(_, v)| Value { v, range: None });
+                    .map(|&(_, v)| Value::from(v).client_bound(client_bound(&style)).into());
                 Group {
                     name: style,
                     bars: vec![bar],
@@ -58,6 +72,7 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
             groups,
             legend: Vec::new(),
             reference: None,
+            hollow_note: bars::HOLLOW_NOTE,
         };
         if chart.has_values() {
             charts.push(chart.draw(dir, &file)?);

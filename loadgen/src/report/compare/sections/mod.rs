@@ -11,7 +11,7 @@ pub mod open;
 pub mod scale;
 
 use crate::report::cost::bound_mark;
-use crate::report::view::View;
+use crate::report::view::{View, failed};
 use crate::results::RunResult;
 use crate::results::fmt_us;
 
@@ -39,7 +39,7 @@ fn served_cell(r: &RunResult) -> String {
 
 /// A run's mark in a table: ✗ failed, else who was the bottleneck.
 fn mark(r: &RunResult) -> &'static str {
-    if r.outcome.ok { bound_mark(r) } else { " ✗" }
+    if failed(r) { " ✗" } else { bound_mark(r) }
 }
 
 /// A style and its figure.
