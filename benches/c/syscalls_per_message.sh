@@ -33,7 +33,7 @@ done
 perf stat -x, -e raw_syscalls:sys_enter,context-switches \
   -e syscalls:sys_enter_read,syscalls:sys_enter_recvfrom \
   -e syscalls:sys_exit_read --filter 'ret == -11' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
-  -e syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait -p "$spid" -o "$tmp/perf" -- sleep $((secs + 2)) &
+  -e syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait -p "$spid" -o "$tmp/perf" -- sleep $((secs + 2)) &
 ppid=$!; pids+=("$ppid")
 strace_on=${STRACE:-0}
 if [[ $strace_on == 1 ]]; then
@@ -66,6 +66,6 @@ eagain = g("syscalls:sys_exit_read") + g("syscalls:sys_exit_recvfrom")
 writes = g("syscalls:sys_enter_write") + g("syscalls:sys_enter_sendto")
 print(f"{what} conns={conns} msgs={m:.0f} ({rate}) calls/msg={g('raw_syscalls:sys_enter'):.2f} "
       f"cs/msg={g('context-switches'):.4f} reads/msg={reads:.2f} (EAGAIN {eagain:.2f}) "
-      f"writes/msg={writes:.2f} epoll_wait/msg={g('syscalls:sys_enter_epoll_wait'):.3f}")
+      f"writes/msg={writes:.2f} epoll_wait/msg={g("syscalls:sys_enter_epoll_wait") + g("syscalls:sys_enter_epoll_pwait"):.3f}")
 PY
 if [[ $strace_on == 1 ]]; then head -12 "$tmp/strace"; fi
