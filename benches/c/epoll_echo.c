@@ -7,8 +7,8 @@
  * read meanwhile. EOF: send back what is pending, shut the write side, close.
  *
  * usage: epoll_echo PORT   (listens on 127.0.0.1:PORT)
- * On SIGINT/SIGTERM it prints `summary style=c-epoll bytes_echoed=N` to
- * stderr and exits 0. Build: cc -O2 -o epoll_echo epoll_echo.c */
+ * On SIGINT/SIGTERM it prints `summary style=c-epoll bytes_echoed=N
+ * accept_errors=N` to stderr and exits 0. Build: cc -O2 -o epoll_echo epoll_echo.c */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,7 +27,7 @@
 struct conn { char *pending; size_t len, off; int readable, hung_up; };
 static struct conn *conns;
 static size_t nconns;
-static unsigned long long echoed;
+static unsigned long long echoed, accept_errors;
 static char buf[BUF];
 
 static void on_signal(int sig) { (void)sig; }
@@ -74,7 +74,9 @@ static void serve(int fd, unsigned events) {
 static void accept_all(int ep, int lfd) {
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return; /* EAGAIN, or EMFILE and the like: try at the next edge */
+        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)) continue;
+        if (fd < 0 && errno != EAGAIN) accept_errors++; /* EMFILE and the like: try at the next edge */
+        if (fd < 0) return;
         if ((size_t)fd >= nconns) {
             size_t n = (size_t)fd * 2 + 64;
             struct conn *grown = realloc(conns, n * sizeof *conns);
@@ -118,6 +120,6 @@ int main(int argc, char **argv) {
             else serve(evs[i].data.fd, evs[i].events);
         }
     }
-    fprintf(stderr, "summary style=c-epoll bytes_echoed=%llu\n", echoed);
+    fprintf(stderr, "summary style=c-epoll bytes_echoed=%llu accept_errors=%llu\n", echoed, accept_errors);
     return 0;
 }
