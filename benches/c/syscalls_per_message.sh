@@ -7,8 +7,12 @@
 # usage: benches/c/syscalls_per_message.sh STYLE|CMD CONNS [SECONDS]
 #   STYLE is a `servers` style (epoll, reactor, ...); anything with a space
 #   is run as a command with {port} replaced (e.g. "target/c/epoll_echo {port}").
-# Prints: label conns msgs calls/msg cs/msg and the top system calls.
-# Needs root (perf on another process, tracefs). Bounded: it stops what it starts.
+# Prints one line: messages (the server's bytes_echoed / 64, loadgen's
+# message size), then per message: system calls, context switches, reads
+# (of which EAGAIN), writes, epoll_wait calls. STRACE=1 adds `strace -c`'s
+# table, which names the calls but slows the server (its counts differ).
+# Needs root (perf on another process, tracefs) and target/release/{servers,
+# loadgen}. Bounded: it stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what=$1 conns=$2 secs=${3:-5}
