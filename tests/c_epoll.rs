@@ -160,7 +160,9 @@ fn echoes_full_buffers_and_stops_on_sigterm_with_its_count() {
         out.status
     );
     assert!(
-        stderr.contains(&format!("summary style=c-epoll bytes_echoed={total} accept_errors=0")),
+        stderr.contains(&format!(
+            "summary style=c-epoll bytes_echoed={total} accept_errors=0"
+        )),
         "summary counts every byte: {stderr}"
     );
 }
