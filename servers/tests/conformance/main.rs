@@ -10,6 +10,7 @@ mod support;
 
 mod behaviour;
 mod chunking;
+mod edges;
 mod forking;
 mod idle;
 mod process;
