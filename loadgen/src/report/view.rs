@@ -55,6 +55,17 @@ impl Spread {
         })
     }
 
+    /// "24.9k (24.1k–25.3k)" with each figure written by `f`; the median
+    /// alone when measured once (or where both ends write the same).
+    pub fn show(&self, f: impl Fn(f64) -> String) -> String {
+        let (lo, hi) = (f(self.min), f(self.max));
+        if self.n > 1 && lo != hi {
+            format!("{} ({lo}–{hi})", f(self.median))
+        } else {
+            f(self.median)
+        }
+    }
+
     /// "0.97 (0.93–1.02)" with `digits` decimals; the median alone when
     /// measured once.
     pub fn text(&self, digits: usize) -> String {
@@ -72,6 +83,14 @@ impl Spread {
             format!("{:.d$}", self.median, d = digits)
         }
     }
+}
+
+/// The run of `runs` from `r`'s round that echoed something.
+fn same_round<'a>(runs: &[&'a RunResult], r: &RunResult) -> Option<&'a RunResult> {
+    let round = r.tags.as_ref().map(|t| t.repeat);
+    runs.iter()
+        .copied()
+        .find(|e| e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0)
 }
 
 fn is_partner(r: &RunResult) -> bool {
@@ -172,18 +191,21 @@ impl<'a> View<'a> {
                     if !per_reference {
                         return Some(x);
                     }
-                    let round = r.tags.as_ref().map(|t| t.repeat);
-                    let e =
-                        self.partner(r).or_else(|| {
-                            reference.as_ref()?.iter().copied().find(|e| {
-                                e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0
-                            })
-                        })?;
+                    let e = self.partner(r).or_else(|| same_round(reference.as_ref()?, r))?;
                     let y = figure(e)?;
                     (y > 0.0).then(|| x / y)
                 })
                 .collect();
         Spread::of(values)
+    }
+
+    /// The epoll run `r`'s ratios are to: the one beside it where they ran
+    /// side by side, else epoll's at the same scale point and round.
+    pub fn denominator(&self, r: &RunResult) -> Option<&'a RunResult> {
+        self.partner(r).or_else(|| {
+            let e = self.scale_point(reference(), r.spec.conns, r.spec.size)?;
+            same_round(&self.repeats(e), r)
+        })
     }
 
     /// The reference's run measured side by side with `r` (same point,

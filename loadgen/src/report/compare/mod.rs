@@ -3,6 +3,7 @@
 //! them, the charts, and the runs to distrust.
 
 pub mod external;
+pub mod rank;
 pub mod sections;
 
 use std::collections::BTreeSet;

@@ -9,8 +9,9 @@ pub mod fairness;
 pub mod idle;
 pub mod open;
 pub mod scale;
+pub mod scale_reading;
 
-use crate::report::cost::bound_mark;
+use crate::report::cost::{bound_mark, bound_mark_over};
 use crate::report::view::View;
 use crate::results::RunResult;
 use crate::results::fmt_us;
@@ -40,6 +41,17 @@ fn served_cell(r: &RunResult) -> String {
 /// A run's mark in a table: ✗ failed, else who was the bottleneck.
 fn mark(r: &RunResult) -> &'static str {
     if r.outcome.ok { bound_mark(r) } else { " ✗" }
+}
+
+/// A cell's mark over every round of its point: ✗ where a round failed, †
+/// where loadgen was the limit in one, ‡ where every round was
+/// server-bound (measured once, the run's own mark).
+fn mark_over(v: &View, r: &RunResult) -> &'static str {
+    if v.repeats(r).iter().any(|r| !r.outcome.ok) {
+        " ✗"
+    } else {
+        bound_mark_over(v, r)
+    }
 }
 
 /// A style and its figure.
