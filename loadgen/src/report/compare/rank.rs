@@ -159,7 +159,17 @@ pub fn scale_left(v: &View, r: &RunResult, cost: bool) -> Option<Left> {
 /// highest first, and between each and the next whether they separate.
 /// One sentence ("a above b; b and c were not told apart (0.95–1.08)",
 /// `above` the word between), None for fewer than two.
-pub fn chain(mut named: Vec<(String, Spread)>, digits: usize, above: &str) -> Option<String> {
+pub fn chain(named: Vec<(String, Spread)>, digits: usize, above: &str) -> Option<String> {
+    chain_by(named, digits, above, between)
+}
+
+/// As [`chain`], each neighbour told from the next by `tell`.
+pub fn chain_by(
+    mut named: Vec<(String, Spread)>,
+    digits: usize,
+    above: &str,
+    tell: impl Fn(&Spread, &Spread) -> Told,
+) -> Option<String> {
     if named.len() < 2 {
         return None;
     }
@@ -168,7 +178,7 @@ pub fn chain(mut named: Vec<(String, Spread)>, digits: usize, above: &str) -> Op
         .windows(2)
         .map(|w| {
             let (a, b) = (&w[0], &w[1]);
-            match between(&a.1, &b.1) {
+            match tell(&a.1, &b.1) {
                 Told::Separated { .. } => format!("{} {above} {}", a.0, b.0),
                 Told::NotToldApart { lo, hi } => {
                     format!(
@@ -182,6 +192,16 @@ pub fn chain(mut named: Vec<(String, Spread)>, digits: usize, above: &str) -> Op
         })
         .collect();
     Some(parts.join("; "))
+}
+
+/// Two figures by [`between`] where both were measured in more than one
+/// round, else by [`by_margin`] at `margin`.
+pub fn told(a: &Spread, b: &Spread, margin: f64) -> Told {
+    if a.n > 1 && b.n > 1 {
+        between(a, b)
+    } else {
+        by_margin(a.median, b.median, margin)
+    }
 }
 
 /// "0.97–1.03" (one figure where both ends print the same).

@@ -53,34 +53,3 @@ fn mark_over(v: &View, r: &RunResult) -> &'static str {
         bound_mark_over(v, r)
     }
 }
-
-/// A style and its figure.
-type Ranked = (String, f64);
-
-/// The styles with a figure from `f` (runs that echoed something only),
-/// highest first.
-fn ranked<'a>(
-    v: &View<'a>,
-    mut f: impl FnMut(&str) -> Option<(f64, &'a RunResult)>,
-) -> Vec<Ranked> {
-    let mut out: Vec<Ranked> = v
-        .styles()
-        .iter()
-        .filter_map(|st| {
-            f(st)
-                .filter(|(_, r)| r.messages > 0)
-                .map(|(x, _)| (st.clone(), x))
-        })
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
-    out
-}
-
-/// The first and the last of a ranking, when it has two or more: a reading
-/// compares them.
-fn ends(ranks: &[Ranked]) -> Option<(&Ranked, &Ranked)> {
-    match ranks {
-        [first, .., last] => Some((first, last)),
-        _ => None,
-    }
-}

@@ -19,7 +19,8 @@ pub fn section(s: &mut String, v: &View) {
     putln!(s, "## scale: closed-loop throughput against connections\n");
     putln!(
         s,
-        "Each cell: messages/s (p99 round trip). Closed loop: every connection sends its next message when the \
+        "Each cell: messages/s (p99 round trip); measured in more than one round, the median (min–max over \
+         the rounds), p99 of the median round. Closed loop: every connection sends its next message when the \
          reply is back. First reply: from a connection's first message to its first echo (\"no reply\" when \
          more than 1% of the connections never got one); served: connections that got a reply, of those that \
          sent (— where the results do not record it).\n"
@@ -65,15 +66,20 @@ pub fn section(s: &mut String, v: &View) {
             for &c in &conns {
                 match v.scale_point(&style, c, size) {
                     Some(r) => {
-                        put!(
-                            s,
-                            " {} ({}){} |",
-                            v.spread(r, |r| Some(r.throughput_msgs_per_s))
-                                .map(|sp| sp.show(fmt_rate))
-                                .unwrap_or_else(|| fmt_rate(r.throughput_msgs_per_s)),
-                            fmt_us(r.latency_us.p99),
-                            mark_over(v, r)
-                        );
+                        let p99 = fmt_us(r.latency_us.p99);
+                        let rate = v
+                            .spread(r, |r| Some(r.throughput_msgs_per_s))
+                            .filter(|sp| sp.n > 1)
+                            .map(|sp| sp.show(fmt_rate));
+                        match rate.filter(|t| t.contains('(')) {
+                            Some(rate) => put!(s, " {rate}, p99 {p99}{} |", mark_over(v, r)),
+                            None => put!(
+                                s,
+                                " {} ({p99}){} |",
+                                fmt_rate(r.throughput_msgs_per_s),
+                                mark_over(v, r)
+                            ),
+                        }
                     }
                     None => s.push_str(" – |"),
                 }

@@ -140,16 +140,13 @@ pub fn ranking(v: &View, size: usize, conns: &[usize], figure: Figure) -> String
                     .iter()
                     .map(|(st, cs)| {
                         let cs: Vec<String> = cs.iter().map(|c| thousands(*c)).collect();
-                        format!("{st} at {}", cs.join(", "))
+                        format!("{st} at {} connections", and_list(&cs))
                     })
                     .collect();
-                format!("{} ({})", who.join("; "), why.why())
+                format!("{}, {}", and_list(&who), why.why())
             })
             .collect();
-        out += &format!(
-            "Left out of the ranking (connections): {}. ",
-            groups.join("; ")
-        );
+        out += &format!("Not ranked: {}. ", groups.join("; "));
     }
     out
 }
@@ -179,4 +176,13 @@ pub fn threads_against_reactor(v: &View, most: usize, size: usize) -> Option<Str
             range(lo, hi, 2)
         ),
     })
+}
+
+/// "a, b and c".
+pub fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
