@@ -117,13 +117,20 @@ pub fn quota_in_force(results: &CompareResults) -> bool {
         .is_some_and(|c| (c.used || c.made_by == "docker") && c.cpu_quota.is_some())
 }
 
-/// Whether a run failed: its outcome, errors, or connections that never
-/// got a reply (or nothing echoed at all).
+/// Whether a run failed its connections: errors, connections that never
+/// got a reply, or nothing echoed at all. (A run can also fail on the
+/// client's side, falling behind an open-loop schedule, which leaves the
+/// server's memory figures standing: see [`broken`].)
 pub fn failed(r: &RunResult) -> bool {
-    !r.outcome.ok
-        || r.messages == 0
+    r.messages == 0
         || r.errors.total() > 0
         || r.served().is_some_and(|(served, total)| served < total)
+}
+
+/// [`failed`], or failed for any reason (✗ in the tables): what a rate or
+/// a cost must not be ranked from.
+pub fn broken(r: &RunResult) -> bool {
+    failed(r) || !r.outcome.ok
 }
 
 /// Why the scale cell of `r` may not rank, if it may not: every round of
@@ -140,7 +147,7 @@ pub fn scale_left(v: &View, r: &RunResult, cost: bool) -> Option<Left> {
         .as_ref()
         .is_some_and(|c| c.made_by == "docker" && c.cpu_quota.is_some());
     let quota = |r: &&RunResult| docker_quota || cgroup(r).is_some_and(|c| c.cpu_quota.is_some());
-    if runs.iter().any(|r| failed(r)) {
+    if runs.iter().any(|r| broken(r)) {
         Some(Left::Failed)
     } else if runs.iter().any(|r| r.client.client_bound) {
         Some(Left::ClientBound)

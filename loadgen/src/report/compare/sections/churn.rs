@@ -5,7 +5,7 @@ use super::scale_reading::and_list;
 use super::{first_reply_p99, mark, served_cell};
 use crate::compare::model::Scenario;
 use crate::report::compare::context::scenario_quota;
-use crate::report::compare::rank::{Told, by_margin, chain, failed, quota_in_force};
+use crate::report::compare::rank::{Told, broken, by_margin, chain, quota_in_force};
 use crate::report::md::{fmt_rate, put, putln};
 use crate::report::view::View;
 use crate::results::RunResult;
@@ -60,7 +60,7 @@ fn rate_reading(s: &mut String, v: &View, rows: &[(String, &RunResult)]) {
     let (mut ranked, mut once, mut left) = (Vec::new(), Vec::new(), Vec::new());
     for (st, r) in rows {
         let reps = v.repeats(r);
-        if reps.iter().any(|r| failed(r) || r.client.client_bound) {
+        if reps.iter().any(|r| broken(r) || r.client.client_bound) {
             left.push(st.clone());
         } else if reps.len() < 2 {
             once.push(st.clone());

@@ -133,17 +133,17 @@ pub fn section(s: &mut String, v: &View) {
         put!(
             s,
             "Memory per connection ({}; {}): {text}. ",
-            if once {
-                format!("measured once, a difference under {MEMORY_MARGIN}× is not told apart")
-            } else {
-                "ranked where the rounds' ranges do not overlap".into()
-            },
             if with_kernel {
                 "the kernel's share included"
             } else if containers {
                 "its container's cgroup charge, the kernel's share included"
             } else {
                 "user space only"
+            },
+            if once {
+                format!("measured once, a difference under {MEMORY_MARGIN}× is not told apart")
+            } else {
+                "ranked where the rounds' ranges do not overlap".into()
             }
         );
     }
