@@ -196,7 +196,13 @@ fn cost_reading(v: &View, size: usize, conns: &[usize]) -> String {
 
 /// The table of CPU per message as a ratio to epoll's (median and range
 /// over the rounds), one row per style and a column per connection count.
-pub fn cost_vs_reference(s: &mut String, v: &View, styles: &[String], conns: &[usize], size: usize) {
+pub fn cost_vs_reference(
+    s: &mut String,
+    v: &View,
+    styles: &[String],
+    conns: &[usize],
+    size: usize,
+) {
     s.push_str("| style |");
     conns_header(s, conns);
     for st in styles {

@@ -183,19 +183,21 @@ impl<'a> View<'a> {
         } else {
             None
         };
-        let values =
-            reps.iter()
-                .filter(|r| r.messages > 0)
-                .filter_map(|r| {
-                    let x = figure(r)?;
-                    if !per_reference {
-                        return Some(x);
-                    }
-                    let e = self.partner(r).or_else(|| same_round(reference.as_ref()?, r))?;
-                    let y = figure(e)?;
-                    (y > 0.0).then(|| x / y)
-                })
-                .collect();
+        let values = reps
+            .iter()
+            .filter(|r| r.messages > 0)
+            .filter_map(|r| {
+                let x = figure(r)?;
+                if !per_reference {
+                    return Some(x);
+                }
+                let e = self
+                    .partner(r)
+                    .or_else(|| same_round(reference.as_ref()?, r))?;
+                let y = figure(e)?;
+                (y > 0.0).then(|| x / y)
+            })
+            .collect();
         Spread::of(values)
     }
 

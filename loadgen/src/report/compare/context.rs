@@ -94,16 +94,17 @@ pub fn scenario_quota(results: &CompareResults, scenario: Scenario) -> Option<St
         .as_ref()
         .filter(|c| c.made_by == "docker")
         .and_then(|c| c.cpu_quota);
-    let mut quotas: Vec<Option<f64>> = servers
-        .iter()
-        .map(|s| s.cpu_quota.or(docker))
-        .collect();
+    let mut quotas: Vec<Option<f64>> = servers.iter().map(|s| s.cpu_quota.or(docker)).collect();
     if servers.is_empty() {
         // Targets, or results without server records: the runs' cgroups.
         quotas = results
             .runs
             .iter()
-            .filter(|r| r.tags.as_ref().is_some_and(|t| t.scenario == scenario.name()))
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| t.scenario == scenario.name())
+            })
             .map(|r| cgroup(r).and_then(|c| c.cpu_quota).or(docker))
             .collect();
         if quotas.is_empty() || results.cgroup.is_none() {

@@ -301,6 +301,9 @@ mod tests {
             text,
             "tasks and reactor were not told apart (0.96–1.09); reactor above threads"
         );
-        assert_eq!(chain(vec![("a".into(), sp(1.0, 1.0, 1.0))], 2, "above"), None);
+        assert_eq!(
+            chain(vec![("a".into(), sp(1.0, 1.0, 1.0))], 2, "above"),
+            None
+        );
     }
 }

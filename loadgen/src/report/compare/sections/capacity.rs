@@ -4,11 +4,11 @@
 //! a collapsed block (the steps are many; the table is what is read).
 
 use crate::compare::capacity::{Bound, CapacitySearch, Slo};
-use crate::report::capacity::{Cell, cells, first_fail, short_why, slo, text};
-use crate::report::md::{fmt_rate, put, putln};
 use crate::compare::model::Scenario;
+use crate::report::capacity::{Cell, cells, first_fail, short_why, slo, text};
 use crate::report::compare::context::scenario_quota;
 use crate::report::compare::rank::{chain, quota_in_force};
+use crate::report::md::{fmt_rate, put, putln};
 use crate::report::view::{Spread, View};
 
 use super::scale_reading::and_list;

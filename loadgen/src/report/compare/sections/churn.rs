@@ -109,8 +109,11 @@ fn churn_first_reply_reading(s: &mut String, rows: &[(String, &RunResult)]) {
         } else if let Some((best, best_p99)) = quickest
             && best != st
             && r.first_reply_us.p99 >= 1000
-            && by_margin(r.first_reply_us.p99 as f64, best_p99.max(1) as f64, WAIT_MARGIN)
-                == (Told::Separated { first_higher: true })
+            && by_margin(
+                r.first_reply_us.p99 as f64,
+                best_p99.max(1) as f64,
+                WAIT_MARGIN,
+            ) == (Told::Separated { first_higher: true })
         {
             sentences.push(format!(
                 "{st} kept new connections waiting {} for their first reply (p99), {:.0}x {best}'s {} (more \

@@ -108,7 +108,8 @@ pub fn section(s: &mut String, v: &View) {
             // Measured once: only a gap past LATENCY_MARGIN counts.
             let verdict = match told(&c, &t, LATENCY_MARGIN) {
                 Told::Separated { first_higher: true } => {
-                    "the heavy connection held the CPU until it yielded and the light ones waited".into()
+                    "the heavy connection held the CPU until it yielded and the light ones waited"
+                        .into()
                 }
                 Told::Separated {
                     first_higher: false,

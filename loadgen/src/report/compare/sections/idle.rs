@@ -8,11 +8,11 @@ use super::scale_reading::and_list;
 use crate::compare::model::Scenario;
 use crate::report::compare::context::scenario_quota;
 use crate::report::compare::rank::{Told, by_margin, chain_by, failed, told};
-use crate::report::view::Spread;
-use crate::results::RunResult;
 use crate::report::cost::{cgroup, idle_memory_cell};
 use crate::report::md::{put, putln};
+use crate::report::view::Spread;
 use crate::report::view::View;
+use crate::results::RunResult;
 use crate::results::fmt_us;
 
 /// How far apart two memory figures measured once must be to be ranked.
@@ -24,7 +24,14 @@ pub fn section(s: &mut String, v: &View) {
         return;
     };
     let quota = scenario_quota(v.results(), Scenario::Idle)
-        .map(|q| format!("{q} Memory does not depend on it; CPU is capped by it.\n\n"))
+        .map(|q| {
+            let capped = if q.contains("under the CPU quota") {
+                " Memory does not depend on it; the CPU column is capped by it."
+            } else {
+                ""
+            };
+            format!("{q}{capped}\n\n")
+        })
         .unwrap_or_default();
     let same = rows
         .iter()
@@ -172,7 +179,9 @@ pub fn section(s: &mut String, v: &View) {
     let (polling, reactor) = (Style::Polling.name(), Style::Reactor.name());
     if let (Some(p), Some(r)) = (cpu(polling), cpu(reactor)) {
         // Measured once: only a gap of over twice (and 5 points) counts.
-        let verdict = if by_margin(p, r * 2.0 + 5.0, 1.0) == (Told::Separated { first_higher: true }) {
+        let verdict = if by_margin(p, r * 2.0 + 5.0, 1.0)
+            == (Told::Separated { first_higher: true })
+        {
             format!(
                 "{polling} keeps asking every idle socket whether it is ready, and pays for it in CPU; epoll only \
                  wakes the {reactor} for sockets that are"

@@ -5,9 +5,9 @@
 use super::scale_reading::{Figure, ranking, threads_against_reactor};
 use super::{NO_DATA, first_reply_p99, mark_over};
 use crate::compare::model::Scenario;
+use crate::report::compare::rank::quota_in_force;
 use crate::report::cost::cost_tables;
 use crate::report::md::{conns_header, fmt_rate, put, putln};
-use crate::report::compare::rank::quota_in_force;
 use crate::report::view::{View, reference};
 use crate::results::fmt_us;
 

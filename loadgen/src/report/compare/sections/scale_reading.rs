@@ -40,11 +40,7 @@ impl Figure {
             Figure::Cost => ("cost", "CPU per message"),
         };
         let how = if ratio.median < 1.0 { "of" } else { "times" };
-        format!(
-            "{of} {} {how} {}'s {what}",
-            ratio.text(2),
-            reference()
-        )
+        format!("{of} {} {how} {}'s {what}", ratio.text(2), reference())
     }
 }
 
@@ -104,9 +100,7 @@ pub fn ranking(v: &View, size: usize, conns: &[usize], figure: Figure) -> String
         if to_ref {
             for (st, sp) in &p.ranked {
                 match against_one(sp) {
-                    Told::Separated { .. } => {
-                        parts.push(format!("{st} {}", figure.against(sp)))
-                    }
+                    Told::Separated { .. } => parts.push(format!("{st} {}", figure.against(sp))),
                     Told::NotToldApart { lo, hi } => parts.push(format!(
                         "{st} and {} were not told apart ({})",
                         reference(),
@@ -127,7 +121,11 @@ pub fn ranking(v: &View, size: usize, conns: &[usize], figure: Figure) -> String
         if let Some(text) = chain(p.ranked, 2, above) {
             out += &format!(
                 "{} {} connections: {text}. ",
-                if to_ref { "Between the others at" } else { "At" },
+                if to_ref {
+                    "Between the others at"
+                } else {
+                    "At"
+                },
                 thousands(c)
             );
         }
@@ -161,7 +159,9 @@ pub fn threads_against_reactor(v: &View, most: usize, size: usize) -> Option<Str
     let (t, r) = (get(threads)?, get(reactor)?);
     let at = thousands(most);
     Some(match between(&t, &r) {
-        Told::Separated { first_higher: false } => format!(
+        Told::Separated {
+            first_higher: false,
+        } => format!(
             "At {at} connections {threads} did {:.2} of {reactor}'s rate (ranges apart): one thread per \
              connection cost throughput here. ",
             t.median / r.median
