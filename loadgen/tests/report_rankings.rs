@@ -19,7 +19,7 @@ const QUOTA: f64 = 0.25;
 
 /// A scale run at `conns` (64 B, round `round`), `partner_of` set for an
 /// epoll run measured beside that style; its server in a cgroup with the
-/// quota, using `used` of it, at `us` µs of CPU per message.
+/// quota, using all of it, at `us` µs of CPU per message.
 fn run(
     t: &RunResult,
     style: &str,
@@ -27,7 +27,6 @@ fn run(
     conns: usize,
     round: u32,
     rate: f64,
-    used: f64,
     us: f64,
 ) -> RunResult {
     let mut r = t.clone();
@@ -54,7 +53,7 @@ fn run(
     sv.cgroup = Some(CgroupStats {
         version: "v1".into(),
         cpu_quota: Some(QUOTA),
-        cpu_s: Some(used * QUOTA * 3.0),
+        cpu_s: Some(QUOTA * 3.0),
         cpu_us_per_msg: Some(us),
         ..Default::default()
     });
@@ -104,14 +103,13 @@ fn results() -> CompareResults {
     ];
     for (round, epoll) in [(0, 30_000.0), (1, 20_000.0)] {
         for conns in [50, 1000] {
-            f.runs
-                .push(run(&t, "epoll", "", conns, round, epoll, 1.0, 8.0));
+            f.runs.push(run(&t, "epoll", "", conns, round, epoll, 8.0));
         }
         for (style, conns, r) in ratios {
             let us = if style == "threads" { 16.0 } else { 8.0 };
             let partner = epoll * 1.01;
             f.runs
-                .push(run(&t, "epoll", style, conns, round, partner, 1.0, 8.0));
+                .push(run(&t, "epoll", style, conns, round, partner, 8.0));
             f.runs.push(run(
                 &t,
                 style,
@@ -119,7 +117,6 @@ fn results() -> CompareResults {
                 conns,
                 round,
                 partner * r[round as usize],
-                1.0,
                 us,
             ));
         }

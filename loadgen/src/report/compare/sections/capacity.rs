@@ -67,8 +67,8 @@ pub fn section(s: &mut String, v: &View) {
     trace(s, v, &slo);
 }
 
-/// Which style took the most at each connection count, and what share of
-/// its closed-loop maximum that is.
+/// At each connection count, the capacities the rounds separate, what was
+/// left out and why, and what share of the closed-loop maximum they are.
 fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
     let mut conns: Vec<usize> = cells.iter().map(|c| c.conns).collect();
     conns.sort_unstable();
