@@ -365,3 +365,42 @@ fn the_opening_says_how_busy_the_machine_was() {
         "{text}"
     );
 }
+
+/// Each scenario's section says whether its servers had the quota: the
+/// main servers did, fairness's own did not.
+#[test]
+fn each_section_says_whether_its_servers_had_the_quota() {
+    let mut f = fixture();
+    f.cgroup = Some(CgroupSetup {
+        used: true,
+        made_by: "loadgen".into(),
+        version: Some("v1".into()),
+        cpu_quota: Some(QUOTA),
+        period_us: 10_000,
+        note: None,
+    });
+    for s in &mut f.servers {
+        s.cgroup = Some("c10k".into());
+        s.cpu_quota = (s.phase == "main").then_some(QUOTA);
+    }
+    let text = report(&f, "sections");
+    let section = |name: &str| -> String {
+        text.split(&format!("\n## {name}"))
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_else(|| panic!("a {name} section: {text}"))
+            .to_string()
+    };
+    let quota = "Its servers ran under the CPU quota (0.25 CPU, 10 ms period): the server, not loadgen, is the \
+                 limit, but CFS throttling adds stalls of up to 7.5 ms (period − quota) to latency";
+    for name in ["idle", "open", "churn"] {
+        assert!(section(name).contains(quota), "{name}: {}", section(name));
+    }
+    assert!(
+        section("fairness").contains(
+            "Its servers ran without a CPU quota: loadgen may be the limit (see the † marks)."
+        ),
+        "{}",
+        section("fairness")
+    );
+}

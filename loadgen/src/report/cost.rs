@@ -12,7 +12,6 @@
 //! was the limit too.
 
 use crate::compare::model::{CgroupSetup, CompareResults};
-use crate::report::compare::sections::scale_reading::{Figure, ranking};
 use crate::report::md::{conns_header, kib, put, putln};
 use crate::report::view::{View, reference};
 use crate::results::RunResult;
@@ -136,8 +135,9 @@ pub fn idle_memory_cell(r: &RunResult) -> String {
 }
 
 /// The scale runs' cost table: server CPU µs per message, and its ratio
-/// to epoll's (lower is leaner), with ranges over the repeats.
-pub fn cost_tables(s: &mut String, v: &View, size: usize) {
+/// to epoll's (lower is leaner), with ranges over the repeats. Whether the
+/// ratio table was written (the scale section's cost reading follows it).
+pub fn cost_tables(s: &mut String, v: &View, size: usize) -> bool {
     let conns = v.scale_conns();
     let styles: Vec<String> = v
         .styles()
@@ -149,7 +149,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
         })
         .collect();
     if styles.is_empty() {
-        return;
+        return false;
     }
     putln!(
         s,
@@ -174,7 +174,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     }
     s.push('\n');
     if !v.has_reference(size) {
-        return;
+        return false;
     }
     let reference = reference();
     putln!(
@@ -184,14 +184,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
         v.reference_words()
     );
     cost_vs_reference(s, v, &styles, &conns, size);
-    putln!(s, "{}\n", cost_reading(v, size, &conns));
-}
-
-/// The cost tables' reading: styles ranked by CPU per message only where
-/// both sides were server-bound and the rounds separate them.
-fn cost_reading(v: &View, size: usize, conns: &[usize]) -> String {
-    let text = ranking(v, size, conns, Figure::Cost);
-    format!("**Reading.** {}", text.trim_end())
+    true
 }
 
 /// The table of CPU per message as a ratio to epoll's (median and range

@@ -108,7 +108,11 @@ pub fn section(s: &mut String, v: &View) {
         s.push('\n');
         vs_reference_table(s, v, &styles, size, &conns);
         scale_reading(s, v, size, &conns);
-        cost_tables(s, v, size);
+        // Ranked only where both sides were server-bound.
+        let text = ranking(v, size, &conns, Figure::Cost);
+        if cost_tables(s, v, size) && !text.trim().is_empty() {
+            putln!(s, "**Reading.** {}\n", text.trim_end());
+        }
     }
 }
 
