@@ -5,6 +5,7 @@
 use servers::Style;
 
 use super::mark;
+use super::scale_reading::and_list;
 use crate::compare::model::Scenario;
 use crate::report::compare::context::scenario_quota;
 use crate::report::compare::rank::{Told, failed, range, told};
@@ -131,6 +132,26 @@ pub fn section(s: &mut String, v: &View) {
         }
     } else {
         put!(s, "No {threads} run to compare against.");
+    }
+    // Served some, but with errors or unserved connections: not ranked.
+    let failed_runs: Vec<String> = v
+        .styles()
+        .into_iter()
+        .filter(|st| !starved(st))
+        .filter(|st| {
+            v.fairness_light(st)
+                .is_some_and(|r| v.repeats(r).iter().any(|r| failed(r)))
+        })
+        .collect();
+    if !failed_runs.is_empty() {
+        put!(
+            s,
+            "Not ranked: {}, failed (errors, or connections never served). ",
+            and_list(&failed_runs)
+        );
+    }
+    while s.ends_with(' ') {
+        s.pop();
     }
     s.push_str("\n\n");
 }
