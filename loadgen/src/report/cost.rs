@@ -4,14 +4,16 @@
 //! to make those figures the server's (its CPU quota, the repeats).
 //!
 //! The report's scale tables show throughput; the tables under each of
-//! them ([`cost_tables`]) show cost. The two rank the styles in different
-//! cases: throughput where the run was server-bound (the server used its
-//! whole quota, loadgen had room), CPU per message always, since it does
-//! not depend on who was the limit.
+//! them ([`cost_tables`]) show cost. Throughput ranks the styles where the
+//! runs had a quota and loadgen was not the limit; CPU per message only
+//! where both sides were server-bound (the server used its whole quota,
+//! loadgen had room): a server that is not saturated wakes up per message
+//! and pays more per message than one that batches, so cost depends on who
+//! was the limit too.
 
 use crate::compare::model::{CgroupSetup, CompareResults};
 use crate::report::md::{conns_header, kib, put, putln};
-use crate::report::view::{Spread, View, reference};
+use crate::report::view::{View, reference};
 use crate::results::RunResult;
 use crate::results::server::CgroupStats;
 
@@ -133,8 +135,9 @@ pub fn idle_memory_cell(r: &RunResult) -> String {
 }
 
 /// The scale runs' cost table: server CPU µs per message, and its ratio
-/// to epoll's (lower is leaner), with ranges over the repeats.
-pub fn cost_tables(s: &mut String, v: &View, size: usize) {
+/// to epoll's (lower is leaner), with ranges over the repeats. Whether the
+/// ratio table was written (the scale section's cost reading follows it).
+pub fn cost_tables(s: &mut String, v: &View, size: usize) -> bool {
     let conns = v.scale_conns();
     let styles: Vec<String> = v
         .styles()
@@ -146,14 +149,15 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
         })
         .collect();
     if styles.is_empty() {
-        return;
+        return false;
     }
     putln!(
         s,
         "**Server CPU per message, {size} B**: CPU time of the server's cgroup (every thread and process, user + system) over the measured window, \
-         divided by the messages echoed in it, in µs: counted by the kernel, not sampled. Unlike msg/s it does \
-         not depend on whether loadgen or the server was the limit. ‡ server-bound: the server used its whole \
-         CPU quota and loadgen had room (there msg/s ranks the styles too); † client-bound.\n"
+         divided by the messages echoed in it, in µs: counted by the kernel, not sampled. It ranks the styles \
+         only where both were server-bound (‡: the server used its whole CPU quota in every round and loadgen \
+         had room); elsewhere it is shown but not ranked, since a server that is not saturated wakes up for \
+         each message and pays more per message than one that batches. † client-bound.\n"
     );
     s.push_str("| style |");
     conns_header(s, &conns);
@@ -162,7 +166,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
         for &c in &conns {
             let cell = v.scale_point(st, c, size).and_then(|r| {
                 let sp = v.scale_spread(st, c, size, false, cpu_us_per_msg)?;
-                Some(format!("{} µs{}", sp.text(2), bound_mark(r)))
+                Some(format!("{} µs{}", sp.text(2), bound_mark_over(v, r)))
             });
             put!(s, " {} |", cell.unwrap_or_else(|| "–".into()));
         }
@@ -170,7 +174,7 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
     }
     s.push('\n');
     if !v.has_reference(size) {
-        return;
+        return false;
     }
     let reference = reference();
     putln!(
@@ -179,46 +183,21 @@ pub fn cost_tables(s: &mut String, v: &View, size: usize) {
          (below 1: leaner than the raw-epoll server).\n",
         v.reference_words()
     );
-    let ratios = cost_vs_reference(s, v, &styles, &conns, size);
-    let lean = ratios
-        .iter()
-        .min_by(|a, b| a.2.median.total_cmp(&b.2.median));
-    let heavy = ratios
-        .iter()
-        .max_by(|a, b| a.2.median.total_cmp(&b.2.median));
-    if let (Some(lo), Some(hi)) = (lean, heavy) {
-        putln!(
-            s,
-            "**Reading.** Per message against {reference}, the styles ranged from {:.2}× ({} at {} \
-             connections) to {:.2}× ({} at {} connections). {}\n",
-            lo.2.median,
-            lo.0,
-            lo.1,
-            hi.2.median,
-            hi.0,
-            hi.1,
-            if v.rounds() > 1 {
-                "Where a range includes 1.00 the two cannot be told apart in this run."
-            } else {
-                "Measured once: run with --repeat 3 to see how far these move."
-            }
-        );
-    }
+    cost_vs_reference(s, v, &styles, &conns, size);
+    true
 }
 
 /// The table of CPU per message as a ratio to epoll's (median and range
-/// over the rounds), one row per style and a column per connection count;
-/// returns every ratio but epoll's own.
+/// over the rounds), one row per style and a column per connection count.
 pub fn cost_vs_reference(
     s: &mut String,
     v: &View,
     styles: &[String],
     conns: &[usize],
     size: usize,
-) -> Vec<(String, usize, Spread)> {
+) {
     s.push_str("| style |");
     conns_header(s, conns);
-    let mut ratios = Vec::new();
     for st in styles {
         put!(s, "| {st} |");
         for &c in conns {
@@ -227,9 +206,6 @@ pub fn cost_vs_reference(
             match (ratio, own) {
                 (Some(sp), Some(own)) => {
                     put!(s, " {} ({:.2} µs) |", sp.text(2), own.median);
-                    if st != reference() {
-                        ratios.push((st.clone(), c, sp));
-                    }
                 }
                 _ => s.push_str(" – |"),
             }
@@ -237,7 +213,19 @@ pub fn cost_vs_reference(
         s.push('\n');
     }
     s.push('\n');
-    ratios
+}
+
+/// A cell's mark for who was the bottleneck over every round of its
+/// point: † where loadgen was in any round, ‡ where the server was in all.
+pub fn bound_mark_over(v: &View, r: &RunResult) -> &'static str {
+    let reps = v.repeats(r);
+    if reps.iter().any(|r| r.client.client_bound) {
+        " †"
+    } else if !reps.is_empty() && reps.iter().all(|r| server_bound(r)) {
+        " ‡"
+    } else {
+        ""
+    }
 }
 
 /// A run's mark for who was the bottleneck: † loadgen, ‡ the server.

@@ -55,6 +55,17 @@ impl Spread {
         })
     }
 
+    /// "24.9k (24.1k–25.3k)" with each figure written by `f`; the median
+    /// alone when measured once (or where both ends write the same).
+    pub fn show(&self, f: impl Fn(f64) -> String) -> String {
+        let (lo, hi) = (f(self.min), f(self.max));
+        if self.n > 1 && lo != hi {
+            format!("{} ({lo}–{hi})", f(self.median))
+        } else {
+            f(self.median)
+        }
+    }
+
     /// "0.97 (0.93–1.02)" with `digits` decimals; the median alone when
     /// measured once.
     pub fn text(&self, digits: usize) -> String {
@@ -81,6 +92,14 @@ impl Spread {
 /// value in any chart: one decision for both.
 pub fn failed(r: &RunResult) -> bool {
     !r.outcome.ok
+}
+
+/// The run of `runs` from `r`'s round that echoed something.
+fn same_round<'a>(runs: &[&'a RunResult], r: &RunResult) -> Option<&'a RunResult> {
+    let round = r.tags.as_ref().map(|t| t.repeat);
+    runs.iter()
+        .copied()
+        .find(|e| e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0)
 }
 
 fn is_partner(r: &RunResult) -> bool {
@@ -173,26 +192,31 @@ impl<'a> View<'a> {
         } else {
             None
         };
-        let values =
-            reps.iter()
-                .filter(|r| r.messages > 0)
-                .filter_map(|r| {
-                    let x = figure(r)?;
-                    if !per_reference {
-                        return Some(x);
-                    }
-                    let round = r.tags.as_ref().map(|t| t.repeat);
-                    let e =
-                        self.partner(r).or_else(|| {
-                            reference.as_ref()?.iter().copied().find(|e| {
-                                e.tags.as_ref().map(|t| t.repeat) == round && e.messages > 0
-                            })
-                        })?;
-                    let y = figure(e)?;
-                    (y > 0.0).then(|| x / y)
-                })
-                .collect();
+        let values = reps
+            .iter()
+            .filter(|r| r.messages > 0)
+            .filter_map(|r| {
+                let x = figure(r)?;
+                if !per_reference {
+                    return Some(x);
+                }
+                let e = self
+                    .partner(r)
+                    .or_else(|| same_round(reference.as_ref()?, r))?;
+                let y = figure(e)?;
+                (y > 0.0).then(|| x / y)
+            })
+            .collect();
         Spread::of(values)
+    }
+
+    /// The epoll run `r`'s ratios are to: the one beside it where they ran
+    /// side by side, else epoll's at the same scale point and round.
+    pub fn denominator(&self, r: &RunResult) -> Option<&'a RunResult> {
+        self.partner(r).or_else(|| {
+            let e = self.scale_point(reference(), r.spec.conns, r.spec.size)?;
+            same_round(&self.repeats(e), r)
+        })
     }
 
     /// The reference's run measured side by side with `r` (same point,
@@ -407,9 +431,10 @@ impl<'a> View<'a> {
 
     pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
         let pts = self.scale_points(style, size);
+        // A failed point (pool's unserved connections) is no peak.
         let peak = pts
             .iter()
-            .filter(|r| r.messages > 0)
+            .filter(|r| !failed(r))
             .max_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s))?;
         Some(Knee {
             peak_conns: peak.spec.conns,

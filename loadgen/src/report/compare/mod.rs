@@ -2,7 +2,9 @@
 //! with every style (in [`sections`]), the perf tables where the profile has
 //! them, the charts, and the runs to distrust.
 
+pub mod context;
 pub mod external;
+pub mod rank;
 pub mod sections;
 
 use std::collections::BTreeSet;
@@ -60,6 +62,12 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             results.server_cpus,
             results.client_cpus
         );
+    }
+    if let Some(load) = context::machine_load(results) {
+        putln!(s, "{load}\n");
+    }
+    if let Some(text) = context::no_quota(results) {
+        putln!(s, "{text}\n");
     }
     putln!(s, "| machine | |\n|---|---|");
     putln!(s, "| kernel | {} |", e.kernel);

@@ -278,7 +278,7 @@ fn limit_table(s: &mut String, view: &View) {
 }
 
 /// Server CPU per message against epoll's, for every style with a
-/// target: the figure that ranks the styles whoever was the limit.
+/// target: it ranks two styles only where both were server-bound.
 fn cost_table(s: &mut String, view: &View) {
     let styles: Vec<String> = TARGETS
         .iter()
@@ -299,8 +299,9 @@ fn cost_table(s: &mut String, view: &View) {
         "### Server CPU per message against epoll ({SIZE} B, closed loop)\n\n\
          Each cell: the style's server CPU time per echoed message (its cgroup's, over the measured window) \
          divided by {}, median (min–max over the rounds), and the style's own µs per \
-         message. Below 1 is leaner. No targets: this is the figure that ranks the styles whether or not a run \
-         was server-bound.\n",
+         message. Below 1 is leaner. No targets. It ranks two styles only where both were server-bound (the \
+         server used its whole quota and loadgen had room: see who was the limit): a server that is not \
+         saturated wakes up for each message and pays more per message than one that batches.\n",
         view.reference_words()
     );
     cost_vs_reference(s, view, &styles, &CONNS, SIZE);

@@ -4,9 +4,14 @@
 //! a collapsed block (the steps are many; the table is what is read).
 
 use crate::compare::capacity::{Bound, CapacitySearch, Slo};
+use crate::compare::model::Scenario;
 use crate::report::capacity::{Cell, cells, first_fail, short_why, slo, text};
+use crate::report::compare::context::scenario_quota;
+use crate::report::compare::rank::{chain, quota_in_force};
 use crate::report::md::{fmt_rate, put, putln};
-use crate::report::view::View;
+use crate::report::view::{Spread, View};
+
+use super::scale_reading::and_list;
 use crate::results::fmt_us;
 
 pub fn section(s: &mut String, v: &View) {
@@ -30,6 +35,9 @@ pub fn section(s: &mut String, v: &View) {
          step above X was such a miss, so X is a floor, not the server's capacity.\n",
         slo.limit()
     );
+    if let Some(q) = scenario_quota(results, Scenario::Capacity) {
+        putln!(s, "{q}\n");
+    }
     putln!(
         s,
         "| style | conns | capacity | {name} there | first failing rate above | steps |\n|---|---:|---:|---:|---|---:|"
@@ -59,8 +67,8 @@ pub fn section(s: &mut String, v: &View) {
     trace(s, v, &slo);
 }
 
-/// Which style took the most at each connection count, and what share of
-/// its closed-loop maximum that is.
+/// At each connection count, the capacities the rounds separate, what was
+/// left out and why, and what share of the closed-loop maximum they are.
 fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
     let mut conns: Vec<usize> = cells.iter().map(|c| c.conns).collect();
     conns.sort_unstable();
@@ -91,7 +99,7 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
                 unknown.join(", ")
             );
         }
-        let Some(top) = at.first() else {
+        if at.is_empty() {
             let mut line = format!("At {n} connections no style met {slo} at any rate tried");
             if !unknown.is_empty() {
                 line += &format!(
@@ -101,28 +109,34 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
             }
             sentences.push(line + ".");
             continue;
-        };
-        let mut line = format!(
-            "At {n} connections {} took the most at {slo}: {}",
-            top.style,
-            text(top)
-        );
-        if top.median.bound == Bound::Client {
-            let tied: Vec<&str> = at[1..]
-                .iter()
-                .filter(|c| c.median.bound == Bound::Client)
-                .map(|c| c.style.as_str())
-                .collect();
-            line += ", loadgen's own limit, so it is a floor";
-            if !tied.is_empty() {
-                line += &format!(
-                    " (as for {}: those are not told apart here)",
-                    tied.join(", ")
-                );
-            }
         }
-        if let Some(last) = at.last().filter(|l| l.style != top.style) {
-            line += &format!("; {} the least ({})", last.style, text(last));
+        // Ranked only where every round's search was bounded by the server,
+        // in more than one round, and the rounds' ranges do not overlap.
+        let (ranked, left): (Vec<&&Cell>, Vec<&&Cell>) = at.iter().partition(|c| {
+            quota_in_force(v.results())
+                && c.rounds > 1
+                && c.searches.iter().all(|s| s.bound == Bound::Server)
+        });
+        let named: Vec<(String, Spread)> = ranked
+            .iter()
+            .filter_map(|c| Some((c.style.clone(), c.spread?)))
+            .collect();
+        let mut line = format!("At {n} connections");
+        match chain(named, 2, "took more than") {
+            Some(text) => line += &format!(", by capacity over the rounds: {text}"),
+            None => line += " no two styles' capacities were ranked",
+        }
+        if !left.is_empty() {
+            let names: Vec<String> = left.iter().map(|c| c.style.clone()).collect();
+            line += &format!(
+                "; not ranked: {} ({})",
+                and_list(&names),
+                if quota_in_force(v.results()) {
+                    "measured once, or a round bounded by loadgen's limit"
+                } else {
+                    "no CPU quota in this run"
+                }
+            );
         }
         line += &rest;
         line.push('.');
@@ -136,18 +150,12 @@ fn reading(s: &mut String, v: &View, cells: &[Cell], slo: &Slo) {
                 (max > 0.0).then(|| (median(c) / max, c.style.as_str()))
             })
             .collect();
-        let lo = shares.iter().min_by(|a, b| a.0.total_cmp(&b.0));
-        let hi = shares.iter().max_by(|a, b| a.0.total_cmp(&b.0));
-        let share = match (lo, hi) {
-            (Some(lo), Some(hi)) if lo.1 != hi.1 => Some(format!(
-                "{:.0}% ({}) to {:.0}% ({})",
-                100.0 * lo.0,
-                lo.1,
-                100.0 * hi.0,
-                hi.1
-            )),
-            (Some(one), _) => Some(format!("{:.0}% ({})", 100.0 * one.0, one.1)),
-            _ => None,
+        let lo = shares.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
+        let hi = shares.iter().map(|x| x.0).fold(0.0, f64::max);
+        let share = match shares.len() {
+            0 => None,
+            1 => Some(format!("{:.0}%", 100.0 * lo)),
+            _ => Some(format!("{:.0}–{:.0}%", 100.0 * lo, 100.0 * hi)),
         };
         if let Some(share) = share {
             sentences.push(format!(

@@ -1,9 +1,11 @@
 //! report.md's `churn` section: connect, echo once, close; connections per
 //! second and the wait for a first reply, and a reading.
 
-use servers::Style;
-
-use super::{ends, first_reply_p99, mark, ranked, served_cell};
+use super::scale_reading::and_list;
+use super::{first_reply_p99, mark, served_cell};
+use crate::compare::model::Scenario;
+use crate::report::compare::context::scenario_quota;
+use crate::report::compare::rank::{Told, broken, by_margin, chain, quota_in_force};
 use crate::report::md::{fmt_rate, put, putln};
 use crate::report::view::View;
 use crate::results::RunResult;
@@ -14,9 +16,12 @@ pub fn section(s: &mut String, v: &View) {
     if rows.is_empty() {
         return;
     }
+    let quota = scenario_quota(v.results(), Scenario::Churn)
+        .map(|q| format!("{q}\n\n"))
+        .unwrap_or_default();
     putln!(
         s,
-        "## churn: connect, echo one message, close\n\n| style | connections/s | connect p99 | echo p99 | first reply p99 | served | errors |\n|---|---:|---:|---:|---:|---:|---|"
+        "## churn: connect, echo one message, close\n\n{quota}| style | connections/s | connect p99 | echo p99 | first reply p99 | served | errors |\n|---|---:|---:|---:|---:|---:|---|"
     );
     for (st, r) in &rows {
         putln!(
@@ -31,30 +36,55 @@ pub fn section(s: &mut String, v: &View) {
             r.errors.describe()
         );
     }
-    let ranks = ranked(v, |st| v.churn_run(st).map(|r| (r.connect.rate_per_s, r)));
-    if let Some((hi, lo)) = ends(&ranks) {
+    s.push_str("\n**Reading.** ");
+    rate_reading(s, v, &rows);
+    churn_first_reply_reading(s, &rows);
+    while s.ends_with(' ') {
+        s.pop();
+    }
+    s.push_str("\n\n");
+}
+
+/// How many times the quickest style's first-reply p99 another's must be
+/// for the reading to name it (measured once).
+const WAIT_MARGIN: f64 = 5.0;
+
+/// Connections per second, ranked only where the rounds separate them;
+/// once-measured, client-bound or failed runs are left out, and without a
+/// CPU quota nothing is ranked by rate.
+fn rate_reading(s: &mut String, v: &View, rows: &[(String, &RunResult)]) {
+    if !quota_in_force(v.results()) {
+        s.push_str("Connections per second do not rank the styles in this run (no CPU quota: see the top). ");
+        return;
+    }
+    let (mut ranked, mut once, mut left) = (Vec::new(), Vec::new(), Vec::new());
+    for (st, r) in rows {
+        let reps = v.repeats(r);
+        if reps.iter().any(|r| broken(r) || r.client.client_bound) {
+            left.push(st.clone());
+        } else if reps.len() < 2 {
+            once.push(st.clone());
+        } else if let Some(sp) = v.spread(r, |r| Some(r.connect.rate_per_s)) {
+            ranked.push((st.clone(), sp));
+        }
+    }
+    if let Some(text) = chain(ranked, 2, "set up connections faster than") {
+        put!(s, "By connections per second over the rounds: {text}. ");
+    }
+    if !once.is_empty() {
         put!(
             s,
-            "\n**Reading.** {} set up connections fastest ({}/s), {} slowest ({}/s)",
-            hi.0,
-            fmt_rate(hi.1),
-            lo.0,
-            fmt_rate(lo.1)
+            "Not ranked by connections per second: {}, measured once. ",
+            and_list(&once)
         );
-        // The style that starts an OS thread per connection.
-        let threads = Style::Threads.name();
-        if let Some(t) = ranks.iter().find(|(st, _)| st == threads) {
-            put!(
-                s,
-                "; {threads}, which starts an OS thread per connection, did {}/s ({:.0}% of the fastest)",
-                fmt_rate(t.1),
-                100.0 * t.1 / hi.1.max(1e-9)
-            );
-        }
-        s.push('.');
     }
-    churn_first_reply_reading(s, &rows);
-    s.push_str("\n\n");
+    if !left.is_empty() {
+        put!(
+            s,
+            "Left out (failed, or loadgen was the limit): {}. ",
+            and_list(&left)
+        );
+    }
 }
 
 /// Churn: styles that kept new connections waiting for their first reply
@@ -79,11 +109,16 @@ fn churn_first_reply_reading(s: &mut String, rows: &[(String, &RunResult)]) {
         } else if let Some((best, best_p99)) = quickest
             && best != st
             && r.first_reply_us.p99 >= 1000
-            && r.first_reply_us.p99 >= 5 * best_p99.max(1)
+            && by_margin(
+                r.first_reply_us.p99 as f64,
+                best_p99.max(1) as f64,
+                WAIT_MARGIN,
+            ) == (Told::Separated { first_higher: true })
         {
             sentences.push(format!(
-                "{st} kept new connections waiting {} for their first reply (p99), {:.0}x {best}'s {}: the \
-                 time from connecting until the server took them on.",
+                "{st} kept new connections waiting {} for their first reply (p99), {:.0}x {best}'s {} (more \
+                 than {WAIT_MARGIN:.0}x: a gap no run's noise makes): the time from connecting until the server \
+                 took them on.",
                 fmt_us(r.first_reply_us.p99),
                 r.first_reply_us.p99 as f64 / best_p99.max(1) as f64,
                 fmt_us(best_p99)
@@ -92,11 +127,6 @@ fn churn_first_reply_reading(s: &mut String, rows: &[(String, &RunResult)]) {
     }
     if sentences.is_empty() {
         return;
-    }
-    if s.ends_with('.') {
-        s.push(' ');
-    } else {
-        s.push_str("\n**Reading.** ");
     }
     s.push_str(&sentences.join(" "));
 }

@@ -5,6 +5,10 @@
 use servers::Style;
 
 use super::mark;
+use super::scale_reading::and_list;
+use crate::compare::model::Scenario;
+use crate::report::compare::context::scenario_quota;
+use crate::report::compare::rank::{Told, conns_failed, range, told};
 use crate::report::md::{put, putln};
 use crate::report::view::View;
 use crate::results::fmt_us;
@@ -19,6 +23,10 @@ const COOPERATIVE: [Style; 4] = [
     Style::Polling,
 ];
 
+/// How many times threads' light p99 a style's must be (or under) for the
+/// reading to rank it, where each was measured once.
+const LATENCY_MARGIN: f64 = 3.0;
+
 pub fn section(s: &mut String, v: &View) {
     let rows = v.per_style(|st| v.fairness_light(st));
     let Some((_, first)) = rows.first() else {
@@ -29,6 +37,9 @@ pub fn section(s: &mut String, v: &View) {
         "## fairness: {} light connections beside one CPU-heavy connection\n",
         first.spec.conns
     );
+    if let Some(q) = scenario_quota(v.results(), Scenario::Fairness) {
+        putln!(s, "{q}\n");
+    }
     putln!(
         s,
         "The server burns CPU for every chunk it reads (`--work-us`); the heavy connection sends large messages \
@@ -66,10 +77,13 @@ pub fn section(s: &mut String, v: &View) {
         );
     }
     s.push('\n');
+    // Light p99 over the rounds; failed runs never rank.
     let p99 = |st: &str| {
-        v.fairness_light(st)
-            .filter(|r| r.messages > 0)
-            .map(|r| r.latency_us.p99 as f64)
+        let r = v.fairness_light(st).filter(|r| r.messages > 0)?;
+        if v.repeats(r).iter().any(|r| conns_failed(r)) {
+            return None;
+        }
+        v.spread(r, |r| (r.messages > 0).then_some(r.latency_us.p99 as f64))
     };
     let starved = |st: &str| v.fairness_light(st).is_some_and(|r| r.messages == 0);
     put!(s, "**Reading.** ");
@@ -87,28 +101,57 @@ pub fn section(s: &mut String, v: &View) {
         put!(
             s,
             "{threads}' light clients saw p99 {}: the kernel preempts the busy thread. ",
-            fmt_us(t as u64)
+            t.show(|x| fmt_us(x as u64))
         );
         for coop in COOPERATIVE.map(Style::name) {
-            if let Some(c) = p99(coop) {
-                let ratio = c / t.max(1.0);
-                let verdict = if ratio >= 3.0 {
+            let Some(c) = p99(coop) else { continue };
+            let ratio = c.median / t.median.max(1.0);
+            // Measured once: only a gap past LATENCY_MARGIN counts.
+            let verdict = match told(&c, &t, LATENCY_MARGIN) {
+                Told::Separated { first_higher: true } => {
                     "the heavy connection held the CPU until it yielded and the light ones waited"
                         .into()
-                } else if ratio <= 1.0 / 3.0 {
-                    format!("better than {threads} in this run")
-                } else {
-                    format!("close to {threads} in this run")
-                };
-                put!(
-                    s,
-                    "{coop}: {} ({ratio:.1}x {threads}), {verdict}. ",
-                    fmt_us(c as u64)
-                );
-            }
+                }
+                Told::Separated {
+                    first_higher: false,
+                } => format!("better than {threads} in this run"),
+                Told::NotToldApart { lo, hi } if c.n > 1 && t.n > 1 => format!(
+                    "not told apart from {threads} ({} over the rounds)",
+                    range(lo, hi, 1)
+                ),
+                Told::NotToldApart { .. } => format!(
+                    "not told apart from {threads} (measured once: a gap under {LATENCY_MARGIN:.0}x is not \
+                     claimed)"
+                ),
+            };
+            put!(
+                s,
+                "{coop}: {} ({ratio:.1}x {threads}), {verdict}. ",
+                c.show(|x| fmt_us(x as u64))
+            );
         }
     } else {
         put!(s, "No {threads} run to compare against.");
+    }
+    // Served some, but with errors or unserved connections: not ranked.
+    let failed_runs: Vec<String> = v
+        .styles()
+        .into_iter()
+        .filter(|st| !starved(st))
+        .filter(|st| {
+            v.fairness_light(st)
+                .is_some_and(|r| v.repeats(r).iter().any(|r| conns_failed(r)))
+        })
+        .collect();
+    if !failed_runs.is_empty() {
+        put!(
+            s,
+            "Not ranked: {}, failed (errors, or connections never served). ",
+            and_list(&failed_runs)
+        );
+    }
+    while s.ends_with(' ') {
+        s.pop();
     }
     s.push_str("\n\n");
 }

@@ -3,24 +3,43 @@
 
 use servers::Style;
 
-use super::{ends, mark, ranked};
+use super::mark;
+use super::scale_reading::and_list;
+use crate::compare::model::Scenario;
+use crate::report::compare::context::scenario_quota;
+use crate::report::compare::rank::{Told, by_margin, chain_by, conns_failed, told};
 use crate::report::cost::{cgroup, idle_memory_cell};
 use crate::report::md::{put, putln};
+use crate::report::view::Spread;
 use crate::report::view::View;
+use crate::results::RunResult;
 use crate::results::fmt_us;
+
+/// How far apart two memory figures measured once must be to be ranked.
+const MEMORY_MARGIN: f64 = 1.25;
 
 pub fn section(s: &mut String, v: &View) {
     let rows = v.per_style(|st| v.idle_run(st));
     let Some((_, first)) = rows.first() else {
         return;
     };
+    let quota = scenario_quota(v.results(), Scenario::Idle)
+        .map(|q| {
+            let capped = if q.contains("under the CPU quota") {
+                " Memory does not depend on it; the CPU column is capped by it."
+            } else {
+                ""
+            };
+            format!("{q}{capped}\n\n")
+        })
+        .unwrap_or_default();
     let same = rows
         .iter()
         .all(|(_, r)| r.spec.idle == first.spec.idle && r.spec.conns == first.spec.conns);
     if same {
         putln!(
             s,
-            "## idle: {} idle connections + {} active at a light rate\n",
+            "## idle: {} idle connections + {} active at a light rate\n\n{quota}",
             first.spec.idle,
             first.spec.conns
         );
@@ -31,7 +50,7 @@ pub fn section(s: &mut String, v: &View) {
     } else {
         putln!(
             s,
-            "## idle: idle connections + a few active at a light rate\n\n\
+            "## idle: idle connections + a few active at a light rate\n\n{quota}\
              | style | idle + active | server memory per connection | with the kernel's (cgroup) | peak memory | server CPU | active p99 (corrected) | errors |\n|---|---:|---:|---:|---:|---:|---:|---|"
         );
     }
@@ -97,33 +116,49 @@ pub fn section(s: &mut String, v: &View) {
             .as_ref()
             .is_some_and(|sv| sv.memory_measure == "cgroup")
     });
-    let mem = ranked(v, |st| {
-        v.idle_run(st).and_then(|r| {
-            let cg = cgroup(r).and_then(|c| c.memory_per_conn_bytes);
-            let bytes = if with_kernel {
-                cg
+    // KiB per connection, over the rounds; failed runs never rank.
+    let mut mem = Vec::new();
+    let mut left = Vec::new();
+    for (st, r) in &rows {
+        let bytes = |r: &RunResult| {
+            if with_kernel {
+                cgroup(r).and_then(|c| c.memory_per_conn_bytes)
             } else {
                 r.server.as_ref().map(|sv| sv.rss_per_conn_bytes)
-            };
-            bytes.map(|b| (b / 1024.0, r))
-        })
-    });
+            }
+        };
+        if v.repeats(r).iter().any(|r| conns_failed(r)) {
+            left.push(st.clone());
+        } else if let Some(sp) = v.spread(r, |r| bytes(r).map(|b| b / 1024.0)) {
+            mem.push((st.clone(), sp));
+        }
+    }
     put!(s, "**Reading.** ");
-    if let Some((hi, lo)) = ends(&mem) {
+    let tell = |a: &Spread, b: &Spread| told(a, b, MEMORY_MARGIN);
+    let once = mem.iter().any(|(_, sp)| sp.n < 2);
+    if let Some(text) = chain_by(mem, 2, "held a connection in more memory than", tell) {
         put!(
             s,
-            "Holding a connection cost {} the most memory ({:.1} KiB each{}) and {} the least ({:.1} KiB). ",
-            hi.0,
-            hi.1,
+            "Memory per connection ({}; {}): {text}. ",
             if with_kernel {
-                ", the kernel's share included"
+                "the kernel's share included"
             } else if containers {
-                ", its container's cgroup charge, the kernel's share included"
+                "its container's cgroup charge, the kernel's share included"
             } else {
-                ", user space only"
+                "user space only"
             },
-            lo.0,
-            lo.1
+            if once {
+                format!("measured once, a difference under {MEMORY_MARGIN}× is not told apart")
+            } else {
+                "ranked where the rounds' ranges do not overlap".into()
+            }
+        );
+    }
+    if !left.is_empty() {
+        put!(
+            s,
+            "Not ranked: {}, failed (errors, or connections never served). ",
+            and_list(&left)
         );
     }
     for (st, r) in &rows {
@@ -143,13 +178,19 @@ pub fn section(s: &mut String, v: &View) {
     // A style that spins over every socket against one woken by epoll.
     let (polling, reactor) = (Style::Polling.name(), Style::Reactor.name());
     if let (Some(p), Some(r)) = (cpu(polling), cpu(reactor)) {
-        let verdict = if p > r * 2.0 + 5.0 {
+        // Measured once: only a gap of over twice (and 5 points) counts.
+        let verdict = if by_margin(p, r * 2.0 + 5.0, 1.0)
+            == (Told::Separated { first_higher: true })
+        {
             format!(
                 "{polling} keeps asking every idle socket whether it is ready, and pays for it in CPU; epoll only \
                  wakes the {reactor} for sockets that are"
             )
         } else {
-            format!("in this run {polling}'s spinning did not stand out against the {reactor}")
+            format!(
+                "{polling} and {reactor} were not told apart (measured once, a gap under twice is not \
+                 claimed)"
+            )
         };
         put!(
             s,

@@ -9,8 +9,9 @@ pub mod fairness;
 pub mod idle;
 pub mod open;
 pub mod scale;
+pub mod scale_reading;
 
-use crate::report::cost::bound_mark;
+use crate::report::cost::{bound_mark, bound_mark_over};
 use crate::report::view::{View, failed};
 use crate::results::RunResult;
 use crate::results::fmt_us;
@@ -42,33 +43,13 @@ fn mark(r: &RunResult) -> &'static str {
     if failed(r) { " ✗" } else { bound_mark(r) }
 }
 
-/// A style and its figure.
-type Ranked = (String, f64);
-
-/// The styles with a figure from `f` (runs that echoed something only),
-/// highest first.
-fn ranked<'a>(
-    v: &View<'a>,
-    mut f: impl FnMut(&str) -> Option<(f64, &'a RunResult)>,
-) -> Vec<Ranked> {
-    let mut out: Vec<Ranked> = v
-        .styles()
-        .iter()
-        .filter_map(|st| {
-            f(st)
-                .filter(|(_, r)| r.messages > 0)
-                .map(|(x, _)| (st.clone(), x))
-        })
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
-    out
-}
-
-/// The first and the last of a ranking, when it has two or more: a reading
-/// compares them.
-fn ends(ranks: &[Ranked]) -> Option<(&Ranked, &Ranked)> {
-    match ranks {
-        [first, .., last] => Some((first, last)),
-        _ => None,
+/// A cell's mark over every round of its point: ✗ where a round failed, †
+/// where loadgen was the limit in one, ‡ where every round was
+/// server-bound (measured once, the run's own mark).
+fn mark_over(v: &View, r: &RunResult) -> &'static str {
+    if v.repeats(r).iter().any(|r| failed(r)) {
+        " ✗"
+    } else {
+        bound_mark_over(v, r)
     }
 }

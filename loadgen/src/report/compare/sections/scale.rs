@@ -2,10 +2,10 @@
 //! each connection count and message size, its ratio to the reference, the
 //! knee, the cost tables ([`crate::report::cost`]) and a reading.
 
-use servers::Style;
-
-use super::{NO_DATA, ends, first_reply_p99, mark, ranked};
+use super::scale_reading::{Figure, ranking, threads_against_reactor};
+use super::{NO_DATA, first_reply_p99, mark_over};
 use crate::compare::model::Scenario;
+use crate::report::compare::rank::quota_in_force;
 use crate::report::cost::cost_tables;
 use crate::report::md::{conns_header, fmt_rate, put, putln};
 use crate::report::view::{View, reference};
@@ -19,7 +19,8 @@ pub fn section(s: &mut String, v: &View) {
     putln!(s, "## scale: closed-loop throughput against connections\n");
     putln!(
         s,
-        "Each cell: messages/s (p99 round trip). Closed loop: every connection sends its next message when the \
+        "Each cell: messages/s (p99 round trip); measured in more than one round, the median (min–max over \
+         the rounds), p99 of the median round. Closed loop: every connection sends its next message when the \
          reply is back. First reply: from a connection's first message to its first echo (\"no reply\" when \
          more than 1% of the connections never got one); served: connections that got a reply, of those that \
          sent (— where the results do not record it).\n"
@@ -65,13 +66,20 @@ pub fn section(s: &mut String, v: &View) {
             for &c in &conns {
                 match v.scale_point(&style, c, size) {
                     Some(r) => {
-                        put!(
-                            s,
-                            " {} ({}){} |",
-                            fmt_rate(r.throughput_msgs_per_s),
-                            fmt_us(r.latency_us.p99),
-                            mark(r)
-                        );
+                        let p99 = fmt_us(r.latency_us.p99);
+                        let rate = v
+                            .spread(r, |r| Some(r.throughput_msgs_per_s))
+                            .filter(|sp| sp.n > 1)
+                            .map(|sp| sp.show(fmt_rate));
+                        match rate.filter(|t| t.contains('(')) {
+                            Some(rate) => put!(s, " {rate}, p99 {p99}{} |", mark_over(v, r)),
+                            None => put!(
+                                s,
+                                " {} ({p99}){} |",
+                                fmt_rate(r.throughput_msgs_per_s),
+                                mark_over(v, r)
+                            ),
+                        }
                     }
                     None => s.push_str(" – |"),
                 }
@@ -100,7 +108,11 @@ pub fn section(s: &mut String, v: &View) {
         s.push('\n');
         vs_reference_table(s, v, &styles, size, &conns);
         scale_reading(s, v, size, &conns);
-        cost_tables(s, v, size);
+        // Ranked only where both sides were server-bound.
+        let text = ranking(v, size, &conns, Figure::Cost);
+        if cost_tables(s, v, size) && !text.trim().is_empty() {
+            putln!(s, "**Reading.** {}\n", text.trim_end());
+        }
     }
 }
 
@@ -125,7 +137,7 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
                 v.scale_point(style, c, size),
             ) {
                 (Some(ratio), Some(r)) => {
-                    put!(s, " {}{} |", ratio.text(2), mark(r));
+                    put!(s, " {}{} |", ratio.text(2), mark_over(v, r));
                 }
                 _ => s.push_str(" – |"),
             }
@@ -133,23 +145,6 @@ fn vs_reference_table(s: &mut String, v: &View, styles: &[String], size: usize, 
         s.push('\n');
     }
     s.push('\n');
-}
-
-/// The best and worst ratio to epoll among the other styles, over every
-/// connection count of `size`: (style, conns, ratio) each.
-type RatioAt = (String, usize, f64);
-fn reference_extremes(v: &View, size: usize) -> Option<(RatioAt, RatioAt)> {
-    let mut all: Vec<RatioAt> = Vec::new();
-    for st in v.styles().into_iter().filter(|st| st != reference()) {
-        for c in v.scale_conns() {
-            if let Some(ratio) = v.vs_reference(&st, c, size) {
-                all.push((st.clone(), c, ratio));
-            }
-        }
-    }
-    let best = all.iter().max_by(|a, b| a.2.total_cmp(&b.2))?.clone();
-    let worst = all.iter().min_by(|a, b| a.2.total_cmp(&b.2))?.clone();
-    Some((best, worst))
 }
 
 /// The scale table's "served" cell: "all" when every point of the style
@@ -202,86 +197,17 @@ fn unserved_reading(v: &View, style: &str, size: usize) -> Option<String> {
     ))
 }
 
-/// The styles ranked by their msg/s at one scale point.
-fn rates_at(v: &View, conns: usize, size: usize) -> Vec<(String, f64)> {
-    ranked(v, |st| {
-        v.scale_point(st, conns, size)
-            .map(|r| (r.throughput_msgs_per_s, r))
-    })
-}
-
 fn scale_reading(s: &mut String, v: &View, size: usize, conns: &[usize]) {
     let Some(&most) = conns.last() else { return };
     put!(s, "**Reading.** ");
-    if v.has_reference(size)
-        && let Some((best, worst)) = reference_extremes(v, size)
+    s.push_str(&ranking(v, size, conns, Figure::Rate));
+    if quota_in_force(v.results())
+        && let Some(text) = threads_against_reactor(v, most, size)
     {
-        put!(
-            s,
-            "Against {} in this run the best ratio was {}'s {:.2} at {} conns and the worst {}'s {:.2} at \
-             {} conns. ",
-            reference(),
-            best.0,
-            best.2,
-            best.1,
-            worst.0,
-            worst.2,
-            worst.1
-        );
-    }
-    if let Some((best, worst)) = ends(&rates_at(v, most, size)) {
-        put!(
-            s,
-            "At {most} connections {} led with {}/s and {} was last with {}/s ({:.1}x apart). ",
-            best.0,
-            fmt_rate(best.1),
-            worst.0,
-            fmt_rate(worst.1),
-            best.1 / worst.1.max(1e-9)
-        );
-    }
-    // A thread per connection against one event loop.
-    let (threads, reactor) = (Style::Threads.name(), Style::Reactor.name());
-    if let (Some(t), Some(r)) = (
-        v.scale_point(threads, most, size),
-        v.scale_point(reactor, most, size),
-    ) && t.messages > 0
-        && r.messages > 0
-    {
-        let verdict = if t.throughput_msgs_per_s < r.throughput_msgs_per_s * 0.9 {
-            "so one thread per connection cost throughput here"
-        } else if t.throughput_msgs_per_s > r.throughput_msgs_per_s * 1.1 {
-            "so the kernel scheduling that many threads still kept up with one event loop here"
-        } else {
-            "about level"
-        };
-        put!(
-            s,
-            "{threads} did {}/s (p99 {}) against {reactor}'s {}/s (p99 {}), {verdict}. ",
-            fmt_rate(t.throughput_msgs_per_s),
-            fmt_us(t.latency_us.p99),
-            fmt_rate(r.throughput_msgs_per_s),
-            fmt_us(r.latency_us.p99)
-        );
-    }
-    if let Some(&fewest) = conns.first() {
-        if let Some((hi, lo)) = ends(&rates_at(v, fewest, size)) {
-            put!(
-                s,
-                "With {fewest} connection(s) the styles ranged from {}/s ({}) to {}/s ({}): at this load a round \
-                 trip is dominated by wake-ups across CPUs, which a spinning or single-loop server avoids best.",
-                fmt_rate(hi.1),
-                hi.0,
-                fmt_rate(lo.1),
-                lo.0
-            );
-        }
+        s.push_str(&text);
     }
     for style in v.styles() {
         if let Some(text) = unserved_reading(v, &style, size) {
-            if !s.ends_with(' ') {
-                s.push(' ');
-            }
             s.push_str(&text);
         }
     }

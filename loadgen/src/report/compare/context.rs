@@ -1,0 +1,171 @@
+//! What report.md says once about the conditions of the whole run, near its
+//! top, and in each scenario's section about its servers: how busy the
+//! machine was ([`machine_load`]), whether throughput can rank the styles
+//! at all ([`no_quota`]: without a CPU quota loadgen and the server share
+//! the limit), and whether a scenario's servers ran under the quota
+//! ([`scenario_quota`]) and what that does to its figures.
+
+use crate::compare::model::{CompareResults, Scenario, ServerRecord};
+use crate::report::compare::rank::quota_in_force;
+use crate::report::cost::cgroup;
+
+/// Load per core below which the machine counts as quiet, and from which
+/// it counts as busy (between: somewhat busy).
+const QUIET_PER_CORE: f64 = 0.5;
+const BUSY_PER_CORE: f64 = 1.0;
+
+/// "The machine was quiet (load average 0.30 ...)." from the load average
+/// recorded before the run (None where it was not).
+pub fn machine_load(results: &CompareResults) -> Option<String> {
+    let [one, five, _] = results.environment.load_average?;
+    let cores = results.environment.cores.max(1);
+    let per_core = one.max(five) / cores as f64;
+    let figures = format!(
+        "load average {} over the minute before the run, {} over the 5 minutes before, on {cores} core{}",
+        load(one),
+        load(five),
+        if cores == 1 { "" } else { "s" }
+    );
+    Some(if per_core < QUIET_PER_CORE {
+        format!("The machine was quiet ({figures}).")
+    } else if per_core < BUSY_PER_CORE {
+        format!(
+            "The machine was somewhat busy ({figures}): figures may be noisier than on a quiet machine."
+        )
+    } else {
+        format!("The machine was busy ({figures}): figures are noisier than on a quiet machine.")
+    })
+}
+
+/// 0.30, 2.4, 98.
+fn load(x: f64) -> String {
+    if x < 1.0 {
+        format!("{x:.2}")
+    } else if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// Said once near the top where the servers had no CPU quota: throughput
+/// and cost per message rank nothing in this run.
+pub fn no_quota(results: &CompareResults) -> Option<String> {
+    if quota_in_force(results) {
+        return None;
+    }
+    let why = match &results.cgroup {
+        Some(c) if !c.used && c.made_by != "docker" => format!(
+            "cgroups could not be used ({})",
+            c.note.as_deref().unwrap_or("unavailable")
+        ),
+        Some(_) => "the servers ran without a CPU quota".into(),
+        None => "the servers ran without cgroups or a CPU quota".into(),
+    };
+    Some(format!(
+        "**Throughput does not rank the styles in this run**: {why}, so loadgen and each server shared the \
+         limit (a lean server and loadgen saturate together). The tables show what each style did; the \
+         readings rank only by what is still meaningful: memory, connections served, failures and fairness \
+         latency. Throughput and cost-per-message readings rank nothing."
+    ))
+}
+
+/// Whether `phase` (a server record's) ran `scenario`: "main" runs every
+/// scenario but fairness; a point-by-point run names its step ("scale
+/// conns=50 size=64", and its partner "... beside reactor").
+fn phase_runs(phase: &str, scenario: Scenario) -> bool {
+    let name = scenario.name();
+    phase == name
+        || phase.starts_with(&format!("{name} "))
+        || (phase == "main" && scenario != Scenario::Fairness)
+}
+
+/// One sentence for a scenario's section: whether its servers ran under
+/// the CPU quota, and what that means for its figures (None where the
+/// results do not say, or nothing of it ran).
+pub fn scenario_quota(results: &CompareResults, scenario: Scenario) -> Option<String> {
+    let servers: Vec<&ServerRecord> = results
+        .servers
+        .iter()
+        .filter(|s| s.started && phase_runs(&s.phase, scenario))
+        .collect();
+    let docker = results
+        .cgroup
+        .as_ref()
+        .filter(|c| c.made_by == "docker")
+        .and_then(|c| c.cpu_quota);
+    let mut quotas: Vec<Option<f64>> = servers.iter().map(|s| s.cpu_quota.or(docker)).collect();
+    if servers.is_empty() {
+        // Targets, or results without server records: the runs' cgroups.
+        quotas = results
+            .runs
+            .iter()
+            .filter(|r| {
+                r.tags
+                    .as_ref()
+                    .is_some_and(|t| t.scenario == scenario.name())
+            })
+            .map(|r| cgroup(r).and_then(|c| c.cpu_quota).or(docker))
+            .collect();
+        if quotas.is_empty() || results.cgroup.is_none() {
+            return None;
+        }
+    }
+    let period_ms = results
+        .cgroup
+        .as_ref()
+        .map(|c| c.period_us as f64 / 1000.0)
+        .filter(|p| *p > 0.0);
+    let with: Vec<f64> = quotas.iter().flatten().copied().collect();
+    let without = quotas.len() - with.len();
+    let unquota = "loadgen may be the limit (see the † marks)";
+    Some(if with.is_empty() {
+        format!("Its servers ran without a CPU quota: {unquota}.")
+    } else {
+        let q = with.iter().copied().fold(f64::INFINITY, f64::min);
+        let stall = match period_ms {
+            Some(p) => format!(
+                "up to {:.1} ms (period − quota)",
+                (p * (1.0 - q.min(1.0))).max(0.0)
+            ),
+            None => "up to the period less the quota".into(),
+        };
+        let quota = format!(
+            "Its servers ran under the CPU quota ({q} CPU{}): the server, not loadgen, is the limit, but CFS \
+             throttling adds stalls of {stall} to latency",
+            period_ms
+                .map(|p| format!(", {p} ms period"))
+                .unwrap_or_default()
+        );
+        if without == 0 {
+            format!("{quota}.")
+        } else {
+            format!("{quota}; {without} of its servers ran without one, where {unquota}.")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_name_their_scenarios() {
+        assert!(phase_runs("main", Scenario::Scale));
+        assert!(!phase_runs("main", Scenario::Fairness));
+        assert!(phase_runs("fairness", Scenario::Fairness));
+        assert!(phase_runs(
+            "scale conns=50 size=64 beside reactor",
+            Scenario::Scale
+        ));
+        assert!(!phase_runs("scale conns=50 size=64", Scenario::Idle));
+        assert!(phase_runs("idle", Scenario::Idle));
+    }
+
+    #[test]
+    fn loads_print_short() {
+        assert_eq!(load(0.3), "0.30");
+        assert_eq!(load(2.41), "2.4");
+        assert_eq!(load(98.2), "98");
+    }
+}
