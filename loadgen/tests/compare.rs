@@ -304,6 +304,7 @@ const OPTIONAL: &[&str] = &[
     "exit_signal",
     "externals",
     "leftover_processes_killed",
+    "load_after",
     "merged_despite",
     "merged_from",
     "repeat",

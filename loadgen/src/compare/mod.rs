@@ -156,6 +156,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         capacity: scenarios::capacity::searches(&runs, opts.profile.capacity_slo),
         runs,
         externals: opts.externals.clone(),
+        load_after: crate::probe::host::load_average(),
     };
     Ok(results)
 }

@@ -117,6 +117,12 @@ pub struct CompareResults {
     /// objective (the steps' runs are in `runs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capacity: Vec<CapacitySearch>,
+    /// The machine's load average (1, 5, 15 minutes) when the last run
+    /// ended, beside the one before the first
+    /// ([`Fingerprint::load_average`]): the run's own servers and loadgen
+    /// count in it, other tenants too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_after: Option<[f64; 3]>,
 }
 
 /// A server that is not one of this project's styles, given as a command

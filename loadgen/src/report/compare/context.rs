@@ -20,8 +20,15 @@ pub fn machine_load(results: &CompareResults) -> Option<String> {
     let [one, five, _] = results.environment.load_average?;
     let cores = results.environment.cores.max(1);
     let per_core = one.max(five) / cores as f64;
+    let after = match results.load_after {
+        Some([one, ..]) => format!(
+            "; {} over the run's last minute, its own servers and loadgen included",
+            load(one)
+        ),
+        None => String::new(),
+    };
     let figures = format!(
-        "load average {} over the minute before the run, {} over the 5 minutes before, on {cores} core{}",
+        "load average {} over the minute before the run, {} over the 5 minutes before, on {cores} core{}{after}",
         load(one),
         load(five),
         if cores == 1 { "" } else { "s" }

@@ -59,7 +59,8 @@ pub fn section(s: &mut String, v: &View) {
             let r = v.open_runs(&st).into_iter().last()?;
             let raw = r.latency_raw_us.as_ref()?.p99.max(1) as f64;
             let gap = r.latency_us.p99 as f64 / raw;
-            (r.messages > 0 && !conns_failed(r) && gap >= BEHIND).then(|| format!("{st} ({gap:.1}x)"))
+            (r.messages > 0 && !conns_failed(r) && gap >= BEHIND)
+                .then(|| format!("{st} ({gap:.1}x)"))
         })
         .collect();
     put!(
