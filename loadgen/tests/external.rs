@@ -190,8 +190,10 @@ fn commands_that_do_not_serve_or_stop_fail_their_rows_and_are_killed() {
     let r = results(&dir);
     let report = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
 
+    // Point by point, a server that did not start is not tried again at
+    // every later point: one record each.
     let never = records(&r, "never (external)");
-    assert_eq!(never.len(), 2, "{never:?}");
+    assert_eq!(never.len(), 1, "{never:?}");
     for s in &never {
         let problem = s.problem.as_deref().unwrap_or("");
         assert!(!s.started, "{s:?}");
@@ -202,10 +204,10 @@ fn commands_that_do_not_serve_or_stop_fail_their_rows_and_are_killed() {
         assert!(report.contains(problem), "the servers table says why");
         assert_gone(s);
     }
-    assert!(stderr.contains("FAILED: never (external) (main): did not start: never listened"));
+    assert!(stderr.contains("FAILED: never (external) (idle): did not start: never listened"));
 
     let quits = records(&r, "quits (external)");
-    assert_eq!(quits.len(), 2, "{quits:?}");
+    assert_eq!(quits.len(), 1, "{quits:?}");
     for s in &quits {
         let problem = s.problem.as_deref().unwrap_or("");
         assert!(
@@ -225,8 +227,9 @@ fn commands_that_do_not_serve_or_stop_fail_their_rows_and_are_killed() {
     assert!(report.contains("| never (external) | – | – |"), "{report}");
 
     if socat {
+        // It starts, so it runs every step, each on a server of its own.
         let stubborn = records(&r, "stubborn (external)");
-        assert_eq!(stubborn.len(), 2, "{stubborn:?}");
+        assert!(stubborn.len() >= 2, "{stubborn:?}");
         for s in &stubborn {
             let problem = s.problem.as_deref().unwrap_or("");
             assert!(s.started && !s.stopped_cleanly, "{s:?}");

@@ -104,9 +104,16 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     // Point by point where the profile allows it (perf): at each point
     // every style in turn, a fresh server each, and where it pairs, each
     // beside a fresh epoll server ([`pair`]).
+    // A style whose server did not start (a broken --external command, a
+    // cgroup that could not be made) is not started again at every later
+    // point: its rows say why once.
+    let mut did_not_start: Vec<String> = Vec::new();
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
         for (style, step) in &round_units(opts, round) {
+            if did_not_start.contains(style) {
+                continue;
+            }
             // Ctrl-C, SIGTERM, SIGHUP, or nobody left to read our stderr.
             if stop.load(std::sync::atomic::Ordering::Relaxed)
                 || crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed)
@@ -127,6 +134,15 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
                 }
                 Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
                 None => compare_style(&round, style, &mut runs, &mut servers),
+            }
+            if servers.iter().any(|s| &s.style == style && !s.started)
+                && step.is_some()
+                && !did_not_start.contains(style)
+            {
+                note!(
+                    "loadgen: {style}: its server did not start: not started again in this comparison"
+                );
+                did_not_start.push(style.clone());
             }
         }
         for r in &mut runs[first_run..] {

@@ -88,9 +88,22 @@ pub fn setup_rows(results: &CompareResults) -> String {
         putln!(s, "| side by side |{text} |");
     }
     if results.repeat > 1 {
+        // The default profile repeats only its scale points.
+        let repeated: std::collections::BTreeSet<&str> = results
+            .runs
+            .iter()
+            .filter_map(|r| r.tags.as_ref())
+            .filter(|t| t.repeat > 0)
+            .map(|t| t.scenario.as_str())
+            .collect();
+        let what = if repeated.iter().all(|sc| *sc == "scale") {
+            "of the scale points (the figures that rank the styles; the other scenarios ran once)"
+        } else {
+            "of every scenario"
+        };
         putln!(
             s,
-            "| repeats | {} rounds, every style in each round before the next; each cell is the median, ranges are min–max, and each round's ratio is to {} |",
+            "| repeats | {} rounds {what}, every style in each round before the next; each cell is the median, ranges are min–max, and each round's ratio is to {} |",
             results.repeat,
             View::new(results).reference_words()
         );

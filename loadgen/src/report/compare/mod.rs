@@ -9,7 +9,7 @@ pub mod sections;
 
 use std::collections::BTreeSet;
 
-use crate::compare::model::{CompareResults, Scenario};
+use crate::compare::model::{CompareResults, Scenario, ServerRecord};
 use crate::compare::scenarios::capacity::is_step;
 use crate::report::charts::Chart;
 use crate::report::cost::setup_rows;
@@ -149,7 +149,6 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
          while loadgen had room, so the figure is the server's. Unmarked: neither was saturated (a latency- or \
          wake-up-bound run, e.g. one connection).\n"
     );
-    servers_section(&mut s, results);
     external::section(&mut s, results);
     if perf::applies(results) {
         putln!(
@@ -174,15 +173,39 @@ The targets are the `TARGETS` table in \
         }
     }
     trust_section(&mut s, results);
+    servers_section(&mut s, results);
     s
 }
 
+/// Every server the run started, at the end: a count, then a row for each
+/// server with a problem and each style's servers of its other scenarios
+/// (a point-by-point run starts a fresh server per idle step and scale
+/// point, hundreds in all: those that stopped cleanly are only counted).
 fn servers_section(s: &mut String, results: &CompareResults) {
+    let step = |phase: &str| phase == "idle" || phase.starts_with("scale ");
+    let fine = |r: &ServerRecord| r.started && (r.stopped_cleanly || r.managed_by == "none");
+    let clean = results.servers.iter().filter(|r| fine(r)).count();
+    putln!(s, "## Servers\n");
     putln!(
         s,
-        "## Servers\n\n| style | phase | started | stopped cleanly | summary / problem |\n|---|---|---|---|---|"
+        "{} servers, {clean} of them started and stopped cleanly (exit 0 with their summary line){}.\n",
+        results.servers.len(),
+        if results.servers.iter().any(|r| step(&r.phase)) {
+            "; each idle step and each scale point of each round had a fresh server, listed below only where \
+             it had a problem"
+        } else {
+            ""
+        }
     );
-    for r in &results.servers {
+    putln!(
+        s,
+        "| style | phase | started | stopped cleanly | summary / problem |\n|---|---|---|---|---|"
+    );
+    for r in results
+        .servers
+        .iter()
+        .filter(|r| !(step(&r.phase) && fine(r)))
+    {
         let mut detail = match (&r.problem, &r.summary) {
             (Some(p), _) => format!("**{p}**"),
             (None, Some(sum)) => format!("`{sum}`"),
