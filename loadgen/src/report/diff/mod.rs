@@ -52,6 +52,7 @@ pub mod capacity;
 pub mod cells;
 pub mod change;
 pub mod figures;
+pub mod paired;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -62,7 +63,10 @@ use crate::compare::model::CompareResults;
 use crate::results::SCHEMA_VERSION;
 pub use cells::{Cell, Missing, Side, Verdict};
 pub use change::{Counts, Diff};
-pub use figures::{Kind, noise_floor_abs, noise_floor_pct};
+pub use figures::{
+    Basis, Kind, noise_floor_abs, noise_floor_pct, paired_floor_pct, reference_floor_pct,
+};
+pub use paired::ReadOn;
 
 /// Why a baseline or a run to compare could not be read.
 #[derive(Debug, thiserror::Error)]
