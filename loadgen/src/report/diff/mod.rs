@@ -45,6 +45,30 @@
 //! noise whatever the medians say (two such runs: 119 of 129 cells within
 //! noise).
 //!
+//! **Side by side** ([`paired`]): where both runs measured a style's scale
+//! point beside a fresh epoll server (the pairs of [`crate::compare::pair`],
+//! under a CPU quota), its msg/s and CPU per message are read as ratios to
+//! that epoll run, round by round, and epoll's own row on its own figures.
+//! Their floors ([`figures::paired_floor_pct`],
+//! [`figures::reference_floor_pct`]) were measured as the ones above:
+//! three back-to-back runs of `loadgen compare --profile perf --styles
+//! epoll,reactor,threads,tasks` (338-352 s each, 2026-12-06, the same VM;
+//! load average 340-780 throughout, most of it the threads style's 10,000
+//! threads, with other sessions compiling on both cores), all three pairs
+//! diffed (`benches/diff_noise.py`), over the cells at 50 and 1,000
+//! connections:
+//!
+//! | cells | median, p90, max (cells) | floor |
+//! |---|---|---|
+//! | msg/s ÷ epoll's beside it | 1.017, 1.092, 1.225 (18) | ×1.10 |
+//! | CPU/msg ÷ epoll's beside it | 1.006, 1.067, 1.163 (18) | ×1.07 |
+//! | epoll's own msg/s (quota'd) | 1.128, 1.210, 1.256 (6) | ×1.25 |
+//! | epoll's own CPU/msg (quota'd) | 1.027, 1.082, 1.106 (6) | ×1.10 |
+//!
+//! The largest factors are all threads' at 1,000 connections (its ratio
+//! ranges 0.35-0.71 within a run); reactor's and tasks' ratios moved by
+//! at most ×1.04.
+//!
 //! Reads the comparison's model ([`crate::compare::model`]) and the
 //! report's helpers; runs nothing.
 
