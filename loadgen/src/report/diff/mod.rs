@@ -58,16 +58,22 @@
 //! diffed (`benches/diff_noise.py`), over the cells at 50 and 1,000
 //! connections:
 //!
-//! | cells | median, p90, max (cells) | floor |
-//! |---|---|---|
-//! | msg/s ÷ epoll's beside it | 1.017, 1.092, 1.225 (18) | ×1.10 |
-//! | CPU/msg ÷ epoll's beside it | 1.006, 1.067, 1.163 (18) | ×1.07 |
-//! | epoll's own msg/s (quota'd) | 1.128, 1.210, 1.256 (6) | ×1.25 |
-//! | epoll's own CPU/msg (quota'd) | 1.027, 1.082, 1.106 (6) | ×1.10 |
+//! | cells | back-to-back: median, p90, max (cells) | six runs: median, p90, max (cells) | floor |
+//! |---|---|---|---|
+//! | msg/s ÷ epoll's beside it | 1.017, 1.092, 1.225 (18) | 1.018, 1.233, 1.848 (66) | ×1.10 |
+//! | CPU/msg ÷ epoll's beside it | 1.006, 1.067, 1.163 (18) | 1.011, 1.208, 1.654 (66) | ×1.07 |
+//! | epoll's own msg/s (quota'd) | 1.128, 1.210, 1.256 (6) | 1.127, 1.260, 1.480 (30) | ×1.30 |
+//! | epoll's own CPU/msg (quota'd) | 1.027, 1.082, 1.106 (6) | 1.027, 1.098, 1.159 (30) | ×1.10 |
 //!
-//! The largest factors are all threads' at 1,000 connections (its ratio
-//! ranges 0.35-0.71 within a run); reactor's and tasks' ratios moved by
-//! at most ×1.04.
+//! "Six runs": the three above and three more made right after them with
+//! `--server-bin` a script that added `--work-us` to tasks alone (the
+//! README's planted slowdowns), tasks' cells left out: 15 pairs, some 40
+//! minutes apart. Every factor above ×1.06 of a paired ratio is threads' at
+//! 1,000 connections (its ratio ranges 0.35-0.71 within a run, and one run
+//! put it at 0.31-0.38): without threads the paired ratios' p90 is ×1.03
+//! and their max ×1.06 over all 15 pairs. The paired floors are the
+//! back-to-back p90, as the own floors are; threads at 1,000 connections
+//! moves past them between runs of the same code, its ranges apart.
 //!
 //! Reads the comparison's model ([`crate::compare::model`]) and the
 //! report's helpers; runs nothing.
