@@ -7,26 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::figures::{self, Basis, Figure, Kind, floor_pct, noise_floor_abs};
+use super::key::params;
+pub use super::key::{Side, point_key};
 use super::paired::{self, Partners, ReadOn};
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::view::Spread;
 use crate::results::RunResult;
-
-/// Which of the two runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Old,
-    New,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Old => "baseline",
-            Side::New => "new",
-        }
-    }
-}
 
 /// One side of a cell: the figure over the point's repeats.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,21 +102,6 @@ impl Cell {
     }
 }
 
-/// What a point is called when matching runs: its parameters without
-/// what was derived from the run itself ("90% of max = 47384/s" is
-/// "90% of max": the rate is the fraction of that run's own maximum), the
-/// words in any order.
-pub fn point_key(point: &str) -> String {
-    let mut words: Vec<&str> = params(point).split_whitespace().collect();
-    words.sort_unstable();
-    words.join(" ")
-}
-
-/// A point's name without its derived part.
-fn params(point: &str) -> &str {
-    point.split(" = ").next().unwrap_or(point).trim()
-}
-
 /// (row, scenario, point key): where a run belongs.
 type Key = (String, String, String);
 
@@ -170,15 +141,21 @@ fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
             .collect()
     };
     let failed = runs.iter().filter(|r| !r.outcome.ok).count();
-    let spread = Spread::of(values(true));
+    measured(values(true), values(false), failed, runs.len())
+}
+
+/// A side from its values: those of the repeats that did what was asked,
+/// those of the `failed` ones, out of `repeats`.
+fn measured(ok: Vec<f64>, bad: Vec<f64>, failed: usize, repeats: usize) -> Option<Measured> {
+    let spread = Spread::of(ok);
     if spread.is_none() && failed == 0 {
         return None;
     }
     Some(Measured {
         spread,
-        failed_spread: Spread::of(values(false)),
+        failed_spread: Spread::of(bad),
         failed,
-        repeats: runs.len(),
+        repeats,
         bounds: None,
         words: None,
     })
@@ -340,7 +317,10 @@ pub fn match_runs(
                 let runs = runs?;
                 match figure.basis {
                     Basis::Own => measure(runs, figure),
-                    Basis::Paired => paired::measure(runs, partners, figure),
+                    Basis::Paired => {
+                        let r = paired::ratios(runs, partners, figure);
+                        measured(r.ok, r.failed_values, r.failed, runs.len())
+                    }
                 }
             };
             let (old_m, new_m) = (side(o, &po), side(n, &pn));

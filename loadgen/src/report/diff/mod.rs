@@ -82,6 +82,7 @@ pub mod capacity;
 pub mod cells;
 pub mod change;
 pub mod figures;
+pub mod key;
 pub mod paired;
 pub mod text;
 

@@ -15,10 +15,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::cells::Measured;
 use super::figures::Figure;
+use super::key::{Side, point_key};
 use crate::compare::model::{CompareResults, Scenario, reference};
-use crate::report::view::Spread;
 use crate::results::RunResult;
 
 /// What a cell's figures were read on, for the text and the floors.
@@ -33,7 +32,7 @@ pub enum ReadOn {
     Reference,
     /// The row's own runs at a point only one side (this one) paired: the
     /// other has no ratio to hold it against.
-    PairedIn(super::Side),
+    PairedIn(Side),
 }
 
 impl ReadOn {
@@ -66,7 +65,7 @@ impl<'a> Partners<'a> {
             let Some(t) = r.tags.as_ref().filter(|t| t.is_partner()) else {
                 continue;
             };
-            let point = super::cells::point_key(&t.point);
+            let point = point_key(&t.point);
             p.points.insert((t.scenario.clone(), point.clone()));
             p.by_run.insert(
                 (t.partner_of.clone(), t.scenario.clone(), point, t.repeat),
@@ -82,7 +81,7 @@ impl<'a> Partners<'a> {
         let key = (
             t.style.clone(),
             t.scenario.clone(),
-            super::cells::point_key(&t.point),
+            point_key(&t.point),
             t.repeat,
         );
         self.by_run.get(&key).copied()
@@ -109,7 +108,7 @@ pub fn read_on(
     if Scenario::from_name(scenario) != Some(Scenario::Scale) {
         return ReadOn::Own;
     }
-    let sides = [super::Side::Old, super::Side::New];
+    let sides = [Side::Old, Side::New];
     let paired: [bool; 2] = if row == reference() {
         [0, 1].map(|i| partners[i].has_point(scenario, point) && runs[i].is_some())
     } else {
@@ -126,37 +125,42 @@ pub fn read_on(
     }
 }
 
+/// A paired figure's values over a point's rounds.
+pub struct Ratios {
+    /// Of the rounds where both runs of the pair did what was asked.
+    pub ok: Vec<f64>,
+    /// Of the others, shown apart as failed repeats are.
+    pub failed_values: Vec<f64>,
+    /// Rounds where either run of the pair failed.
+    pub failed: usize,
+}
+
 /// A paired figure over a point's rounds: each round's figure over its
 /// partner's. A round counts as done what was asked only where both runs
-/// of its pair did; the others are shown apart, as failed repeats are.
-pub fn measure(runs: &[&RunResult], partners: &Partners, figure: &Figure) -> Option<Measured> {
-    let mut ok = Vec::new();
-    let mut bad = Vec::new();
-    let mut failed = 0;
+/// of its pair did.
+pub fn ratios(runs: &[&RunResult], partners: &Partners, figure: &Figure) -> Ratios {
+    let mut out = Ratios {
+        ok: Vec::new(),
+        failed_values: Vec::new(),
+        failed: 0,
+    };
     for r in runs {
         let e = partners.partner(r);
         let good = r.outcome.ok && e.is_some_and(|e| e.outcome.ok);
         if !good {
-            failed += 1;
+            out.failed += 1;
         }
         let ratio = e.and_then(|e| {
             let (x, y) = ((figure.value)(r)?, (figure.value)(e)?);
             (y > 0.0).then(|| x / y)
         });
         if let Some(v) = ratio {
-            if good { &mut ok } else { &mut bad }.push(v);
+            if good {
+                out.ok.push(v)
+            } else {
+                out.failed_values.push(v)
+            }
         }
     }
-    let spread = Spread::of(ok);
-    if spread.is_none() && failed == 0 {
-        return None;
-    }
-    Some(Measured {
-        spread,
-        failed_spread: Spread::of(bad),
-        failed,
-        repeats: runs.len(),
-        bounds: None,
-        words: None,
-    })
+    out
 }
