@@ -19,6 +19,8 @@ mod capacity;
 mod common;
 #[path = "diff/floors.rs"]
 mod floors;
+#[path = "diff/paired.rs"]
+mod paired;
 use common::{loadgen, output_within, smoke_compare};
 
 fn fixture() -> CompareResults {

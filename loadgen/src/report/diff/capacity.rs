@@ -51,6 +51,7 @@ pub fn cells(old: &CompareResults, new: &CompareResults) -> Vec<Cell> {
                 scenario: Scenario::Capacity.name().into(),
                 point: format!("conns={conns} at {slo}"),
                 figure: &CAPACITY,
+                read_on: super::paired::ReadOn::Own,
                 old: o,
                 new: n,
                 change_pct,

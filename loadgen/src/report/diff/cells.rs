@@ -6,26 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::figures::{self, Figure, Kind, noise_floor_abs, noise_floor_pct};
+use super::figures::{self, Basis, Figure, Kind, floor_pct, noise_floor_abs};
+use super::key::params;
+pub use super::key::{Side, point_key};
+use super::paired::{self, Partners, ReadOn};
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::view::Spread;
 use crate::results::RunResult;
-
-/// Which of the two runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Old,
-    New,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Old => "baseline",
-            Side::New => "new",
-        }
-    }
-}
 
 /// One side of a cell: the figure over the point's repeats.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,6 +71,9 @@ pub struct Cell {
     /// The point's parameters, as the newer run names it.
     pub point: String,
     pub figure: &'static Figure,
+    /// What the figure was read on: the row's own runs, or ratios to the
+    /// epoll runs beside them ([`paired`]).
+    pub read_on: ReadOn,
     pub old: Option<Measured>,
     pub new: Option<Measured>,
     /// (new − old) / |old| of the medians, in %.
@@ -110,21 +100,6 @@ impl Cell {
             Verdict::OnlyIn(side) => format!("only in {}", side.name()),
         }
     }
-}
-
-/// What a point is called when matching runs: its parameters without
-/// what was derived from the run itself ("90% of max = 47384/s" is
-/// "90% of max": the rate is the fraction of that run's own maximum), the
-/// words in any order.
-pub fn point_key(point: &str) -> String {
-    let mut words: Vec<&str> = params(point).split_whitespace().collect();
-    words.sort_unstable();
-    words.join(" ")
-}
-
-/// A point's name without its derived part.
-fn params(point: &str) -> &str {
-    point.split(" = ").next().unwrap_or(point).trim()
 }
 
 /// (row, scenario, point key): where a run belongs.
@@ -166,15 +141,21 @@ fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
             .collect()
     };
     let failed = runs.iter().filter(|r| !r.outcome.ok).count();
-    let spread = Spread::of(values(true));
+    measured(values(true), values(false), failed, runs.len())
+}
+
+/// A side from its values: those of the repeats that did what was asked,
+/// those of the `failed` ones, out of `repeats`.
+fn measured(ok: Vec<f64>, bad: Vec<f64>, failed: usize, repeats: usize) -> Option<Measured> {
+    let spread = Spread::of(ok);
     if spread.is_none() && failed == 0 {
         return None;
     }
     Some(Measured {
         spread,
-        failed_spread: Spread::of(values(false)),
+        failed_spread: Spread::of(bad),
         failed,
-        repeats: runs.len(),
+        repeats,
         bounds: None,
         words: None,
     })
@@ -185,8 +166,20 @@ fn measure(runs: &[&RunResult], figure: &Figure) -> Option<Measured> {
 /// both floors of the figure, its kind's factor and its unit's absolute
 /// amount. Where a side is a bound, read on the bounds (`judge_bounds`).
 pub fn judge(figure: &Figure, old: &Measured, new: &Measured) -> (Option<f64>, Verdict) {
+    judge_at(figure, floor_pct(figure), old, new)
+}
+
+/// As [`judge`], with the relative floor given (in %): epoll's own
+/// figures at a paired point have floors of their own
+/// ([`figures::reference_floor_pct`]).
+pub fn judge_at(
+    figure: &Figure,
+    floor: f64,
+    old: &Measured,
+    new: &Measured,
+) -> (Option<f64>, Verdict) {
     if old.bounds.is_some() || new.bounds.is_some() {
-        return judge_bounds(figure, &proven(old), &proven(new));
+        return judge_bounds(figure, floor, &proven(old), &proven(new));
     }
     // Only repeats that did what was asked are read.
     let (a, b) = match (old.spread, new.spread) {
@@ -207,15 +200,15 @@ pub fn judge(figure: &Figure, old: &Measured, new: &Measured) -> (Option<f64>, V
     }
     let change = (b.median - a.median) / a.median.abs() * 100.0;
     let overlap = a.max >= b.min && b.max >= a.min;
-    if overlap || !past_abs || !past_rel(figure, a.median, b.median) {
+    if overlap || !past_abs || !past_rel(floor, a.median, b.median) {
         return (Some(change), Verdict::WithinNoise);
     }
     (Some(change), direction(figure, change))
 }
 
-/// Beyond the relative floor of the figure's kind.
-fn past_rel(figure: &Figure, a: f64, b: f64) -> bool {
-    factor(a, b) > 1.0 + noise_floor_pct(figure.kind) / 100.0
+/// Beyond a relative floor, in %.
+fn past_rel(floor: f64, a: f64, b: f64) -> bool {
+    factor(a, b) > 1.0 + floor / 100.0
 }
 
 /// Better or worse, by the figure's direction and the change's sign.
@@ -246,6 +239,7 @@ fn proven(m: &Measured) -> Option<Bounds> {
 /// the medians say, the true values may be anywhere in the bounds.
 fn judge_bounds(
     figure: &Figure,
+    floor: f64,
     old: &Option<Bounds>,
     new: &Option<Bounds>,
 ) -> (Option<f64>, Verdict) {
@@ -256,7 +250,7 @@ fn judge_bounds(
         (Some(_), None) => return (None, Verdict::Failed(Some(Side::New))),
     };
     let apart = |lo: f64, hi: f64| {
-        lo > hi && lo - hi > noise_floor_abs(figure.unit) && past_rel(figure, hi, lo)
+        lo > hi && lo - hi > noise_floor_abs(figure.unit) && past_rel(floor, hi, lo)
     };
     let pct = |from: f64, to: f64| (from > 0.0).then(|| (to - from) / from * 100.0);
     if apart(b.lo, a.hi) {
@@ -301,10 +295,11 @@ pub fn match_runs(
     extra: Vec<Cell>,
 ) -> (Vec<Cell>, Missing) {
     let (go, gn) = (group(old), group(new));
+    let (po, pn) = (Partners::of(old), Partners::of(new));
     let keys: BTreeSet<&Key> = go.runs.keys().chain(gn.runs.keys()).collect();
     let mut cells = Vec::new();
     for key in keys {
-        let (row, scenario, _) = key;
+        let (row, scenario, point_key) = key;
         let point = gn
             .names
             .get(key)
@@ -312,11 +307,31 @@ pub fn match_runs(
             .cloned()
             .unwrap_or_default();
         let (o, n) = (go.runs.get(key), gn.runs.get(key));
-        for figure in figures::of(scenario, &point) {
-            let old_m = o.and_then(|runs| measure(runs, figure));
-            let new_m = n.and_then(|runs| measure(runs, figure));
+        let read_on = paired::read_on((row, scenario, point_key), [o, n], [&po, &pn]);
+        let list = match read_on {
+            ReadOn::PairedRatio => figures::SCALE_PAIRED,
+            _ => figures::of(scenario, &point),
+        };
+        for figure in list {
+            let side = |runs: Option<&Vec<&RunResult>>, partners: &Partners| {
+                let runs = runs?;
+                match figure.basis {
+                    Basis::Own => measure(runs, figure),
+                    Basis::Paired => {
+                        let r = paired::ratios(runs, partners, figure);
+                        measured(r.ok, r.failed_values, r.failed, runs.len())
+                    }
+                }
+            };
+            let (old_m, new_m) = (side(o, &po), side(n, &pn));
             let (change_pct, verdict) = match (&old_m, &new_m) {
-                (Some(a), Some(b)) => judge(figure, a, b),
+                (Some(a), Some(b)) => {
+                    let floor = match read_on {
+                        ReadOn::Reference => figures::reference_floor_pct(figure.kind),
+                        _ => floor_pct(figure),
+                    };
+                    judge_at(figure, floor, a, b)
+                }
                 (Some(_), None) => (None, Verdict::OnlyIn(Side::Old)),
                 (None, Some(_)) => (None, Verdict::OnlyIn(Side::New)),
                 (None, None) => continue,
@@ -326,6 +341,11 @@ pub fn match_runs(
                 scenario: scenario.clone(),
                 point: point.clone(),
                 figure,
+                // A row's figure that is not paired (p99) is its own.
+                read_on: match figure.basis {
+                    Basis::Own if read_on == ReadOn::PairedRatio => ReadOn::Own,
+                    _ => read_on,
+                },
                 old: old_m,
                 new: new_m,
                 change_pct,

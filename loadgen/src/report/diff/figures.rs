@@ -87,6 +87,58 @@ pub fn noise_floor_pct(kind: Kind) -> f64 {
     }
 }
 
+/// The relative floor of a cell read as a paired ratio (a style's figure
+/// over the epoll run measured beside it, round by round: [`Basis::Paired`]),
+/// in % as [`noise_floor_pct`]: how far those ratios' medians moved
+/// between back-to-back runs of the same code, the machine's drift
+/// cancelled in each pair. Measured: see [`super`]'s docs (p90 of the
+/// factor over every cell of three back-to-back perf-profile runs, all
+/// three pairs). Only throughput (msg/s) and CPU per message are paired;
+/// the other kinds have no paired figure and keep their own floor.
+pub fn paired_floor_pct(kind: Kind) -> f64 {
+    match kind {
+        Kind::Throughput => PAIRED_THROUGHPUT_FLOOR_PCT,
+        Kind::Cpu => PAIRED_CPU_FLOOR_PCT,
+        Kind::Latency | Kind::Memory | Kind::Fairness => noise_floor_pct(kind),
+    }
+}
+
+/// See [`paired_floor_pct`] and the table in [`super`]: the p90 of msg/s
+/// ÷ epoll's was ×1.092 over 18 cells of three back-to-back runs (×1.23
+/// over six runs, all from threads at 1,000 connections; ×1.03 without).
+const PAIRED_THROUGHPUT_FLOOR_PCT: f64 = 10.0;
+/// See [`paired_floor_pct`] and the table in [`super`]: the p90 of CPU/msg
+/// ÷ epoll's was ×1.067 over 18 cells of three back-to-back runs (×1.21
+/// over six runs, threads at 1,000 connections again; ×1.03 without).
+const PAIRED_CPU_FLOOR_PCT: f64 = 7.0;
+
+/// The relative floor of epoll's own figures at a point both runs paired
+/// (`ReadOn::Reference`), in %: there both runs ran every server under a
+/// CPU quota (pairs need one), where epoll's own msg/s and CPU per message
+/// moved less between runs than the unquota'd figures [`noise_floor_pct`]
+/// was measured on: p90 ×1.26 and ×1.10 over 30 cells, six runs of the
+/// perf profile whose epoll was the same code (15 pairs; see [`super`]).
+/// Tighter than the own floors so that a change of the reference, which
+/// moves every other row's ratio the other way, shows on epoll's own row
+/// nearer the size where it shows in theirs. The other kinds keep their
+/// own floors.
+pub fn reference_floor_pct(kind: Kind) -> f64 {
+    match kind {
+        Kind::Throughput => 30.0,
+        Kind::Cpu => 10.0,
+        Kind::Latency | Kind::Memory | Kind::Fairness => noise_floor_pct(kind),
+    }
+}
+
+/// A figure's relative floor, by what it is read on: its kind's own floor,
+/// or the paired one.
+pub fn floor_pct(figure: &Figure) -> f64 {
+    match figure.basis {
+        Basis::Own => noise_floor_pct(figure.kind),
+        Basis::Paired => paired_floor_pct(figure.kind),
+    }
+}
+
 /// The least a figure in `unit` must move, as well as its kind's relative
 /// floor, for a verdict: in the unit itself. A factor says nothing near
 /// zero, where a clock tick, a page or a wake-up is a factor of 3 (CPU
@@ -138,6 +190,12 @@ pub fn noise_floor_abs(unit: Unit) -> f64 {
         // epoll's two rounds (0.989 and 1.000 reactor's); the relative 5%
         // is larger anywhere above 0.4.
         Unit::Index => 0.02,
+        // A paired ratio (a style's figure over epoll's beside it) of 0.01
+        // is a server that served a hundredth of what epoll did: near
+        // there, a factor is a few messages. Paired ratios of the styles
+        // that work are 0.3-1.5 (docs/sample-perf), where 10% is 0.03 or
+        // more.
+        Unit::Ratio => 0.01,
     }
 }
 
@@ -156,6 +214,7 @@ pub fn floor_text(unit: Unit) -> String {
         Unit::Bytes => format!("{:.1} KiB a connection", v / 1024.0),
         Unit::PercentCore => format!("{v:.0} points of a core"),
         Unit::Index => format!("{v} of Jain's index"),
+        Unit::Ratio => format!("{v} of a paired ratio"),
     }
 }
 
@@ -169,6 +228,8 @@ pub enum Unit {
     Bytes,
     PercentCore,
     Index,
+    /// A style's figure over the reference's measured beside it.
+    Ratio,
 }
 
 impl Unit {
@@ -180,18 +241,31 @@ impl Unit {
             Unit::UsPerMsg => format!("{v:.2} µs"),
             Unit::Bytes => format!("{:.2} KiB", v / 1024.0),
             Unit::PercentCore => format!("{v:.0}%"),
-            Unit::Index => format!("{v:.3}"),
+            Unit::Index | Unit::Ratio => format!("{v:.3}"),
         }
     }
 }
 
+/// What a cell's figure is read on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// The row's own runs: the figure itself.
+    Own,
+    /// The row's figure divided by that of the reference (epoll) run
+    /// measured beside it, the same point and round ([`super::paired`]):
+    /// the machine's speed over those seconds cancels.
+    Paired,
+}
+
 /// One figure of a run: its name in the table, kind, unit, and where it is
-/// in the result (None when the run does not have it).
+/// in the result (None when the run does not have it). A paired figure's
+/// `value` is read on both runs of a pair and divided.
 pub struct Figure {
     pub name: &'static str,
     pub kind: Kind,
     pub unit: Unit,
     pub value: fn(&RunResult) -> Option<f64>,
+    pub basis: Basis,
 }
 
 /// The capacity a search found for a style at a connection count and an
@@ -203,6 +277,7 @@ pub static CAPACITY: Figure = Figure {
     kind: Kind::Throughput,
     unit: Unit::PerSec,
     value: |_| None,
+    basis: Basis::Own,
 };
 
 /// A latency percentile, when the run completed a message to take it of.
@@ -215,22 +290,44 @@ const MSGS: Figure = Figure {
     kind: Kind::Throughput,
     unit: Unit::PerSec,
     value: |r| Some(r.throughput_msgs_per_s),
+    basis: Basis::Own,
 };
 const P99: Figure = Figure {
     name: "p99",
     kind: Kind::Latency,
     unit: Unit::Us,
     value: |r| latency(r, |p| p.p99),
+    basis: Basis::Own,
 };
 
-const SCALE: &[Figure] = &[
-    MSGS,
+const CPU_PER_MSG: Figure = Figure {
+    name: "server CPU/msg",
+    kind: Kind::Cpu,
+    unit: Unit::UsPerMsg,
+    value: cpu_us_per_msg,
+    basis: Basis::Own,
+};
+
+const SCALE: &[Figure] = &[MSGS, P99, CPU_PER_MSG];
+
+/// A scale point's figures where both runs measured the row side by side
+/// with an epoll server ([`super::paired`]): throughput and CPU per message
+/// as ratios to that epoll run, the two the pairs hold steady; p99 as its
+/// own figure (under a CPU quota it is the throttling's as much as the
+/// style's, and a ratio of two throttled tails cancels nothing).
+pub const SCALE_PAIRED: &[Figure] = &[
+    Figure {
+        name: "msg/s ÷ epoll's beside it",
+        unit: Unit::Ratio,
+        basis: Basis::Paired,
+        ..MSGS
+    },
     P99,
     Figure {
-        name: "server CPU/msg",
-        kind: Kind::Cpu,
-        unit: Unit::UsPerMsg,
-        value: cpu_us_per_msg,
+        name: "server CPU/msg ÷ epoll's beside it",
+        unit: Unit::Ratio,
+        basis: Basis::Paired,
+        ..CPU_PER_MSG
     },
 ];
 
@@ -240,18 +337,21 @@ const IDLE: &[Figure] = &[
         kind: Kind::Memory,
         unit: Unit::Bytes,
         value: |r| r.server.as_ref().map(|s| s.rss_per_conn_bytes),
+        basis: Basis::Own,
     },
     Figure {
         name: "memory/conn with kernel's",
         kind: Kind::Memory,
         unit: Unit::Bytes,
         value: |r| cgroup(r)?.memory_per_conn_bytes,
+        basis: Basis::Own,
     },
     Figure {
         name: "server CPU",
         kind: Kind::Cpu,
         unit: Unit::PercentCore,
         value: |r| r.server.as_ref().map(|s| s.cpu_percent),
+        basis: Basis::Own,
     },
     Figure {
         name: "active p99",
@@ -293,6 +393,7 @@ const CHURN: &[Figure] = &[
         kind: Kind::Throughput,
         unit: Unit::PerSec,
         value: |r| Some(r.connect.rate_per_s),
+        basis: Basis::Own,
     },
     Figure {
         name: "connect p99",
@@ -315,12 +416,14 @@ const FAIRNESS_LIGHT: &[Figure] = &[
         kind: Kind::Latency,
         unit: Unit::Ms,
         value: |r| Some(r.fairness.longest_stall_ms),
+        basis: Basis::Own,
     },
     Figure {
         name: "light Jain index",
         kind: Kind::Fairness,
         unit: Unit::Index,
         value: |r| (!r.fairness.per_conn.is_empty()).then_some(r.fairness.jain_index),
+        basis: Basis::Own,
     },
 ];
 
@@ -365,6 +468,7 @@ mod tests {
     fn every_figure_has_an_absolute_floor_its_kind_states() {
         let lists = [
             SCALE,
+            SCALE_PAIRED,
             IDLE,
             OPEN_PROBE,
             OPEN,
@@ -377,7 +481,8 @@ mod tests {
         for f in lists.iter().flat_map(|l| l.iter()) {
             assert!(
                 f.kind.floor_units().contains(&f.unit)
-                    || (f.kind, f.unit) == (Kind::Latency, Unit::Ms),
+                    || (f.kind, f.unit) == (Kind::Latency, Unit::Ms)
+                    || (f.basis, f.unit) == (Basis::Paired, Unit::Ratio),
                 "{}: {:?} in {:?}",
                 f.name,
                 f.unit,

@@ -45,6 +45,36 @@
 //! noise whatever the medians say (two such runs: 119 of 129 cells within
 //! noise).
 //!
+//! **Side by side** ([`paired`]): where both runs measured a style's scale
+//! point beside a fresh epoll server (the pairs of [`crate::compare::pair`],
+//! under a CPU quota), its msg/s and CPU per message are read as ratios to
+//! that epoll run, round by round, and epoll's own row on its own figures.
+//! Their floors ([`figures::paired_floor_pct`],
+//! [`figures::reference_floor_pct`]) were measured as the ones above:
+//! three back-to-back runs of `loadgen compare --profile perf --styles
+//! epoll,reactor,threads,tasks` (338-352 s each, 2026-12-06, the same VM;
+//! load average 340-780 throughout, most of it the threads style's 10,000
+//! threads, with other sessions compiling on both cores), all three pairs
+//! diffed (`benches/diff_noise.py`), over the cells at 50 and 1,000
+//! connections:
+//!
+//! | cells | back-to-back: median, p90, max (cells) | six runs: median, p90, max (cells) | floor |
+//! |---|---|---|---|
+//! | msg/s ÷ epoll's beside it | 1.017, 1.092, 1.225 (18) | 1.018, 1.233, 1.848 (66) | ×1.10 |
+//! | CPU/msg ÷ epoll's beside it | 1.006, 1.067, 1.163 (18) | 1.011, 1.208, 1.654 (66) | ×1.07 |
+//! | epoll's own msg/s (quota'd) | 1.128, 1.210, 1.256 (6) | 1.127, 1.260, 1.480 (30) | ×1.30 |
+//! | epoll's own CPU/msg (quota'd) | 1.027, 1.082, 1.106 (6) | 1.027, 1.098, 1.159 (30) | ×1.10 |
+//!
+//! "Six runs": the three above and three more made right after them with
+//! `--server-bin` a script that added `--work-us` to tasks alone (the
+//! README's planted slowdowns), tasks' cells left out: 15 pairs, some 40
+//! minutes apart. Every factor above ×1.06 of a paired ratio is threads' at
+//! 1,000 connections (its ratio ranges 0.35-0.71 within a run, and one run
+//! put it at 0.31-0.38): without threads the paired ratios' p90 is ×1.03
+//! and their max ×1.06 over all 15 pairs. The paired floors are the
+//! back-to-back p90, as the own floors are; threads at 1,000 connections
+//! moves past them between runs of the same code, its ranges apart.
+//!
 //! Reads the comparison's model ([`crate::compare::model`]) and the
 //! report's helpers; runs nothing.
 
@@ -52,6 +82,8 @@ pub mod capacity;
 pub mod cells;
 pub mod change;
 pub mod figures;
+pub mod key;
+pub mod paired;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -62,7 +94,10 @@ use crate::compare::model::CompareResults;
 use crate::results::SCHEMA_VERSION;
 pub use cells::{Cell, Missing, Side, Verdict};
 pub use change::{Counts, Diff};
-pub use figures::{Kind, noise_floor_abs, noise_floor_pct};
+pub use figures::{
+    Basis, Kind, noise_floor_abs, noise_floor_pct, paired_floor_pct, reference_floor_pct,
+};
+pub use paired::ReadOn;
 
 /// Why a baseline or a run to compare could not be read.
 #[derive(Debug, thiserror::Error)]

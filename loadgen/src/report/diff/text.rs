@@ -4,7 +4,10 @@
 
 use super::cells::{Cell, Measured, Side, Verdict};
 use super::change::Diff;
-use super::figures::{Figure, Kind, floor_text, noise_floor_pct};
+use super::figures::{
+    Figure, Kind, floor_text, noise_floor_pct, paired_floor_pct, reference_floor_pct,
+};
+use super::paired::ReadOn;
 use crate::report::md::{put, putln};
 use crate::report::view::Spread;
 
@@ -20,9 +23,9 @@ pub fn markdown(d: &Diff) -> String {
             }
             scenario = Some(c.scenario.as_str());
             putln!(s, "### {}\n", c.scenario);
-            table_head(&mut s, false);
+            table_head(&mut s, false, paired(d));
         }
-        row(&mut s, c, false);
+        row(&mut s, c, false, paired(d));
     }
     if d.cells.is_empty() {
         putln!(s, "The two runs have no cell in common or apart.");
@@ -117,6 +120,93 @@ fn head(s: &mut String, d: &Diff) {
          compared.\n",
         floors.join(", ")
     );
+    if paired(d) {
+        paired_rule(s);
+    }
+}
+
+/// How cells measured side by side are read, where the diff has any.
+fn paired_rule(s: &mut String) {
+    let floor = |f: f64| {
+        format!(
+            "×{:.2} (+{f:.0}%/−{:.0}%)",
+            1.0 + f / 100.0,
+            100.0 * f / (100.0 + f)
+        )
+    };
+    putln!(
+        s,
+        "**Side by side (\"read on\").** Where both runs measured a style's scale point beside a fresh epoll server \
+         over the same seconds, its msg/s and server CPU/msg are read as **paired ratios to epoll**: each round's \
+         figure over that of the epoll run beside it, median (min–max) over the rounds, so that the machine's speed \
+         at the time cancels. The same rule applies, with the paired floors, measured the same way between \
+         back-to-back runs: msg/s ÷ epoll's {} and CPU/msg ÷ epoll's {}, and {}. epoll's own row there is read on its \
+         **own figures** (its run alone), against floors of their own for msg/s, {}, and CPU/msg, {} (both runs \
+         held every server to a CPU quota, as pairs need, where epoll's own figures moved less than unquota'd \
+         ones): every ratio is to epoll, so a change of epoll moves all of them the other way, and it shows on \
+         epoll's row rather than vanishing into theirs. A point paired in one run only is read on its own \
+         figures, as without pairs.\n",
+        floor(paired_floor_pct(Kind::Throughput)),
+        floor(paired_floor_pct(Kind::Cpu)),
+        floor_text(super::figures::Unit::Ratio),
+        floor(reference_floor_pct(Kind::Throughput)),
+        floor(reference_floor_pct(Kind::Cpu)),
+    );
+}
+
+/// Where every paired row at a point moved beyond noise the same way, the
+/// denominator they share may be what changed (epoll's, within its own
+/// floor): say so under the table.
+fn shared_move(s: &mut String, d: &Diff) {
+    let mut notes = Vec::new();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for c in d.cells.iter().filter(|c| c.read_on == ReadOn::PairedRatio) {
+        let at = (c.point.as_str(), c.figure.name);
+        if seen.contains(&at) {
+            continue;
+        }
+        seen.push(at);
+        let same: Vec<&Cell> = d
+            .cells
+            .iter()
+            .filter(|o| o.read_on == ReadOn::PairedRatio && (o.point.as_str(), o.figure.name) == at)
+            .collect();
+        let first = same[0].verdict;
+        if same.len() >= 2
+            && matches!(first, Verdict::Improved | Verdict::Regressed)
+            && same.iter().all(|o| o.verdict == first)
+        {
+            notes.push(format!("{} {} ({})", at.0, at.1, same[0].verdict_text()));
+        }
+    }
+    if notes.is_empty() {
+        return;
+    }
+    putln!(
+        s,
+        "Every paired row moved the same way at {}: their ratios share epoll's runs as the denominator, so this is \
+         as much a change of epoll's (see its own row) as of theirs.\n",
+        notes.join(", ")
+    );
+}
+
+/// Where epoll's own figure moved beyond noise at a paired point, every
+/// ratio there is to a changed denominator: say so under the table.
+fn reference_moved(s: &mut String, moved: &[&Cell]) {
+    let points: Vec<String> = moved
+        .iter()
+        .filter(|c| c.read_on == ReadOn::Reference)
+        .map(|c| format!("{} ({} {})", c.point, c.figure.name, c.verdict_text()))
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    putln!(
+        s,
+        "epoll, the reference, moved on its own at {}: the other styles' ratios there are to a changed \
+         epoll, and move the other way by as much without any change of theirs.\n",
+        points.join(", ")
+    );
 }
 
 fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
@@ -129,12 +219,14 @@ fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
         putln!(s, "{h} Beyond noise\n\nNo cell moved beyond noise.\n");
     } else {
         putln!(s, "{h} Beyond noise\n");
-        table_head(s, true);
-        for c in moved {
-            row(s, c, true);
+        table_head(s, true, paired(d));
+        for c in &moved {
+            row(s, c, true, paired(d));
         }
         s.push('\n');
     }
+    reference_moved(s, &moved);
+    shared_move(s, d);
     let failed: Vec<&Cell> = d
         .cells
         .iter()
@@ -146,9 +238,9 @@ fn beyond_noise(s: &mut String, d: &Diff, h: &str) {
             "{h} Failed runs\n\nCells with no run that did what was asked on a side (errors, or not what was \
              asked: see that report's \"Runs to read with care\"), not compared as numbers:\n"
         );
-        table_head(s, true);
+        table_head(s, true, paired(d));
         for c in failed {
-            row(s, c, true);
+            row(s, c, true, paired(d));
         }
         s.push('\n');
     }
@@ -188,24 +280,38 @@ fn one_side(s: &mut String, d: &Diff, h: &str) {
     s.push('\n');
 }
 
-fn table_head(s: &mut String, with_scenario: bool) {
-    if with_scenario {
-        putln!(
-            s,
-            "| row | scenario | point | figure | baseline | new | change | verdict |\n|---|---|---|---|---:|---:|---:|---|"
-        );
-    } else {
-        putln!(
-            s,
-            "| row | point | figure | baseline | new | change | verdict |\n|---|---|---|---:|---:|---:|---|"
-        );
-    }
+/// Whether any cell was read on something else than its own figure: the
+/// tables then say for each what it was read on.
+fn paired(d: &Diff) -> bool {
+    d.cells.iter().any(|c| c.read_on != ReadOn::Own)
 }
 
-fn row(s: &mut String, c: &Cell, with_scenario: bool) {
+fn table_head(s: &mut String, with_scenario: bool, read_on: bool) {
+    let (scenario, scenario_rule) = if with_scenario {
+        (" scenario |", "---|")
+    } else {
+        ("", "")
+    };
+    let (read, read_rule) = if read_on {
+        (" read on |", "---|")
+    } else {
+        ("", "")
+    };
+    putln!(
+        s,
+        "| row |{scenario} point | figure |{read} baseline | new | change | verdict |\n\
+         |---|{scenario_rule}---|---|{read_rule}---:|---:|---:|---|"
+    );
+}
+
+fn row(s: &mut String, c: &Cell, with_scenario: bool, read_on: bool) {
     put!(s, "| {} |", c.row);
     if with_scenario {
         put!(s, " {} |", c.scenario);
+    }
+    put!(s, " {} | {} |", c.point, c.figure.name);
+    if read_on {
+        put!(s, " {} |", c.read_on.text());
     }
     let verdict = match c.verdict {
         Verdict::Improved | Verdict::Regressed => format!("**{}**", c.verdict_text()),
@@ -213,9 +319,7 @@ fn row(s: &mut String, c: &Cell, with_scenario: bool) {
     };
     putln!(
         s,
-        " {} | {} | {} | {} | {} | {verdict} |",
-        c.point,
-        c.figure.name,
+        " {} | {} | {} | {verdict} |",
         value(c.figure, c.old.as_ref()),
         value(c.figure, c.new.as_ref()),
         cell_change(c)
