@@ -68,9 +68,13 @@ pub struct CompareArgs {
     /// Default: all, or for the perf profile the styles it has targets for.
     #[arg(long, value_parser = parse_styles)]
     pub styles: Option<StyleList>,
-    /// smoke (seconds, for tests), quick (a few minutes on 2 cores), full
-    /// (bigger hardware), perf (every style against epoll and the targets in
-    /// loadgen/src/report/perf/targets.rs, 5-8 minutes on 2 cores; writes perf.md).
+    /// smoke (seconds, for tests), quick (the main job: server-bound, each
+    /// server in a quarter of a CPU, its scale points in 2 rounds side by
+    /// side with a fresh epoll server; about 15 minutes on 2 cores for
+    /// every style, 937 s measured), full (bigger hardware), perf (every
+    /// style against epoll and the targets in
+    /// loadgen/src/report/perf/targets.rs, about 11 minutes on 2 cores;
+    /// writes perf.md). `compare` prints its estimate as it starts.
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: `results/<UTC timestamp>`).

@@ -97,10 +97,11 @@ impl Profile {
         let quick = Profile {
             name: "quick",
             // 1 s windows: side by side, a pair sees the same machine, so a
-            // short window costs little of the ratios' spread, and the 176
-            // scale runs of two rounds of eleven styles keep the main job
-            // near 15 minutes on 2 cores (1.5 s windows took 18 min on a
-            // busy machine, the ratios' ranges within ±5% either way).
+            // short window costs little of the ratios' spread (reactor,
+            // uring, tasks within ±5% at 50 and 1,000 connections over two
+            // rounds, measured), and the 176 scale runs of two rounds of
+            // eleven styles keep the main job near 15 minutes on 2 cores
+            // (1.5 s windows took 18 min on a busy machine).
             duration: Duration::from_millis(1000),
             warmup: Duration::from_millis(400),
             scale_conns: vec![1, 50, 1000, 5000],
@@ -111,7 +112,9 @@ impl Profile {
             open_fractions: vec![0.5, 0.9],
             capacity_conns: vec![50, 1000],
             capacity_slo: Slo::default(),
-            capacity_step: Duration::from_secs(1),
+            // 0.75 s steps: 7,500 samples at 10k/s give a p99; the 22
+            // searches of eleven styles took 192 s with 1 s steps.
+            capacity_step: Duration::from_millis(750),
             capacity_warmup: Duration::from_millis(250),
             capacity_max_steps: 10,
             capacity_start: 1000.0,
