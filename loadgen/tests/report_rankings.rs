@@ -404,3 +404,27 @@ fn each_section_says_whether_its_servers_had_the_quota() {
         section("fairness")
     );
 }
+
+/// With two rounds the median run is the lower of the two: a cell, its
+/// knee and its chart point read the median of the rounds (epoll did
+/// 30,000 and 20,000 msg/s: 25.0k), never the lower round, which the
+/// charts once drew at the end of its own whisker.
+#[test]
+fn a_point_reads_the_median_of_its_rounds_not_the_lower_run() {
+    let f = results();
+    let view = loadgen::report::view::View::new(&f);
+    let knee = view.knee("epoll", 64).expect("epoll has scale points");
+    assert!(
+        (knee.peak_rate - 25_000.0).abs() < 1e-6,
+        "the knee's rate is the rounds' median: {knee:?}"
+    );
+    let report = report(&f, "median");
+    assert!(
+        report.contains("conns (25.0k/s)"),
+        "{}",
+        report
+            .lines()
+            .find(|l| l.starts_with("| epoll |"))
+            .unwrap_or("")
+    );
+}

@@ -431,14 +431,20 @@ impl<'a> View<'a> {
 
     pub fn knee(&self, style: &str, size: usize) -> Option<Knee> {
         let pts = self.scale_points(style, size);
-        // A failed point (pool's unserved connections) is no peak.
-        let peak = pts
+        // A failed point (pool's unserved connections) is no peak; a
+        // point's rate is its median over the rounds, as in the tables.
+        let rate = |r: &RunResult| {
+            self.spread(r, |x| Some(x.throughput_msgs_per_s))
+                .map_or(r.throughput_msgs_per_s, |s| s.median)
+        };
+        let (peak, peak_rate) = pts
             .iter()
             .filter(|r| !failed(r))
-            .max_by(|a, b| a.throughput_msgs_per_s.total_cmp(&b.throughput_msgs_per_s))?;
+            .map(|r| (r, rate(r)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
         Some(Knee {
             peak_conns: peak.spec.conns,
-            peak_rate: peak.throughput_msgs_per_s,
+            peak_rate,
             p99_over_10ms_at: pts
                 .iter()
                 .find(|r| r.messages == 0 || r.latency_us.p99 > KNEE_P99_US)

@@ -32,7 +32,10 @@ fn cell(r: &RunResult, figure: Figure, spread: Option<Spread>) -> Option<Cell> {
     if failed(r) {
         return Some(Cell::Failed);
     }
-    let v = Value::with_spread(figure(r)?, spread);
+    // The tables' figure: the median over the rounds (with two rounds the
+    // median run is the lower one, which would sit at the whisker's end).
+    let x = spread.map(|s| s.median).or_else(|| figure(r))?;
+    let v = Value::with_spread(x, spread);
     Some(v.client_bound(r.client.client_bound).into())
 }
 
