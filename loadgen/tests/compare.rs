@@ -206,7 +206,12 @@ fn repeats_interleave_the_styles_and_the_quota_holds() {
                 .runs
                 .iter()
                 .filter_map(|r| r.tags.as_ref())
-                .filter(|t| t.style == style && t.scenario == "scale" && t.repeat == round)
+                .filter(|t| {
+                    t.style == style
+                        && t.scenario == "scale"
+                        && t.repeat == round
+                        && !t.is_partner()
+                })
                 .count();
             assert_eq!(n, 2, "{style} round {round}: both scale points kept");
         }
@@ -307,6 +312,7 @@ const OPTIONAL: &[&str] = &[
     "load_after",
     "merged_despite",
     "merged_from",
+    "partner_of",
     "repeat",
     "settle_s",
     "settled",
