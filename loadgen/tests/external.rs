@@ -103,7 +103,12 @@ fn socat_runs_every_scenario_as_a_row_and_stops_on_sigterm() {
     assert_eq!(r.externals.len(), 1);
     assert_eq!(r.externals[0].command, SOCAT);
     let servers = records(&r, row);
-    assert_eq!(servers.len(), 2, "main and fairness: {servers:?}");
+    // Point by point: a server per idle step and scale point of each
+    // round, one for the other scenarios, one for fairness.
+    let phases: Vec<&str> = servers.iter().map(|s| s.phase.as_str()).collect();
+    for phase in ["idle", "scale conns=20 size=64", "main", "fairness"] {
+        assert!(phases.contains(&phase), "{phase}: {servers:?}");
+    }
     for s in &servers {
         assert!(s.started && s.stopped_cleanly, "{s:?}");
         let command = s.command.as_deref().expect("the command as run");
