@@ -102,6 +102,7 @@ pub(crate) fn summarise(
         voluntary_ctxt_per_s: vol,
         involuntary_ctxt_per_s: invol,
         alive_at_end,
+        kernel: None,
         cgroup: None,
     }
 }

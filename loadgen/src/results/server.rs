@@ -55,10 +55,35 @@ pub struct ServerStats {
     pub involuntary_ctxt_per_s: Option<f64>,
     /// False if the process was gone before the run ended.
     pub alive_at_end: bool,
+    /// Counted by the kernel (perf_event_open) over the measured window,
+    /// every thread and process of the server's tree included; None in
+    /// results written before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelCounts>,
     /// From the server's own cgroup, when `compare` ran it in one: exact
     /// CPU time over the window and memory with the kernel's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupStats>,
+}
+
+/// What the kernel counted for the server over the measured window
+/// (system calls, context switches), per message where messages completed.
+/// A figure the kernel would not give is None with the reason beside it,
+/// never 0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelCounts {
+    /// `raw_syscalls:sys_enter` events.
+    pub syscalls: Option<u64>,
+    pub syscalls_per_msg: Option<f64>,
+    /// Why `syscalls` is None (e.g. "no tracefs", "not permitted").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls_unmeasured: Option<String>,
+    /// The software event `context-switches` (voluntary and involuntary
+    /// together; /proc's split is in `voluntary_ctxt_per_s`).
+    pub context_switches: Option<u64>,
+    pub context_switches_per_msg: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches_unmeasured: Option<String>,
 }
 
 fn rss() -> String {
