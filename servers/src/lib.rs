@@ -30,7 +30,7 @@ pub use runtime::config::{self, Config};
 pub use runtime::server::ServerError;
 pub use runtime::stats::Summary;
 pub use runtime::{accept, echo, limits, listener, shutdown, stats};
-pub use styles::{Knob, Style, start};
+pub use styles::{Knob, Style, Switches, Waits, start};
 
 /// A running server; dropping it stops it (see
 /// [`runtime::server::ServerHandle`]).

@@ -61,3 +61,8 @@ pub fn thousands(n: usize) -> String {
     }
     out
 }
+
+/// "1 conn", "1,000 conns": a connection count for a table's header.
+pub fn conns_label(n: usize) -> String {
+    format!("{} conn{}", thousands(n), if n == 1 { "" } else { "s" })
+}

@@ -13,6 +13,10 @@
 //! `prefork` runs `reactor`'s event loop in each worker process, through
 //! [`reactor::run_on_this_thread`].
 
+mod mechanism;
+
+pub use mechanism::{Switches, Waits};
+
 use std::fmt;
 use std::net::TcpListener;
 

@@ -44,6 +44,39 @@ pub fn machine_load(results: &CompareResults) -> Option<String> {
     })
 }
 
+/// The report's first line: how the run was set up (profile, styles,
+/// quota, pairs, rounds, how long), for a reader who stops there.
+pub fn setup_summary(results: &CompareResults, side_by_side: bool) -> String {
+    let quota = match results.cgroup.as_ref() {
+        Some(c) if quota_in_force(results) => format!(
+            "each server in a cgroup of its own with {} CPU ({})",
+            c.cpu_quota.unwrap_or(0.0),
+            if c.made_by == "docker" {
+                "its container's quota"
+            } else {
+                "so that the server, not loadgen, is the limit"
+            }
+        ),
+        _ => "the servers without a CPU quota".into(),
+    };
+    let rounds = match results.repeat.max(1) {
+        1 => "each point measured once".to_string(),
+        n => format!("the scale points in {n} rounds (cells: median and range)"),
+    };
+    let pairs = if side_by_side {
+        ", each beside a fresh epoll server measured over the same seconds"
+    } else {
+        ""
+    };
+    format!(
+        "Profile **{}**: {} style{}, {quota}; {rounds}{pairs}. Took {:.0} s.",
+        results.profile,
+        results.styles.len(),
+        if results.styles.len() == 1 { "" } else { "s" },
+        results.elapsed_s
+    )
+}
+
 /// 0.30, 2.4, 98.
 fn load(x: f64) -> String {
     if x < 1.0 {

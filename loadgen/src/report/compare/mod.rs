@@ -2,10 +2,13 @@
 //! with every style (in [`sections`]), the perf tables where the profile has
 //! them, the charts, and the runs to distrust.
 
+pub mod claims;
 pub mod context;
 pub mod external;
+pub mod figures;
 pub mod rank;
 pub mod sections;
+pub mod tradeoffs;
 
 use std::collections::BTreeSet;
 
@@ -44,6 +47,19 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     let mut s = String::new();
     let e = &results.environment;
     putln!(s, "# c10k-echo comparison ({} profile)\n", results.profile);
+    // Two lines of set-up, then the answer: the trade-offs and the claims;
+    // how it was measured follows them.
+    putln!(s, "{}", context::setup_summary(results, v.has_partners()));
+    if let Some(load) = context::machine_load(results) {
+        putln!(s, "\n{load}");
+    }
+    s.push('\n');
+    if let Some(text) = context::no_quota(results) {
+        putln!(s, "{text}\n");
+    }
+    tradeoffs::section(&mut s, &v);
+    claims::section(&mut s, &v);
+    putln!(s, "## How this run was measured\n");
     if results.server_cpus.is_empty() {
         putln!(
             s,
@@ -62,12 +78,6 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             results.server_cpus,
             results.client_cpus
         );
-    }
-    if let Some(load) = context::machine_load(results) {
-        putln!(s, "{load}\n");
-    }
-    if let Some(text) = context::no_quota(results) {
-        putln!(s, "{text}\n");
     }
     putln!(s, "| machine | |\n|---|---|");
     putln!(s, "| kernel | {} |", e.kernel);

@@ -1,0 +1,583 @@
+//! report.md's first section: the trade-offs, one row per style and a
+//! column per C10K dimension this run measured, split in two tables so that
+//! 11 styles fit a laptop screen. Each cell is marked best or worst only
+//! where its range (or, measured once, a stated margin) separates it from
+//! every other style's; cells that cannot be told from the best or the
+//! worst share the mark as "tied". Under the tables, a line per style says
+//! where it wins and where it breaks, from the same marks.
+
+use super::figures::{self, Figure};
+use crate::report::capacity;
+use crate::report::compare::rank::{Left, Told, told};
+use crate::report::md::{conns_label, fmt_rate, put, putln, thousands};
+use crate::report::view::{Spread, View};
+use crate::results::fmt_us;
+
+/// Measured once, a latency is marked best or worst only this many times
+/// from every other (as the fairness reading ranks).
+pub const LATENCY_MARGIN: f64 = 3.0;
+/// Measured once, memory per connection likewise (as the idle reading).
+pub const MEMORY_MARGIN: f64 = 1.25;
+/// Never separates: for figures the report does not rank once-measured.
+const UNRANKED_ONCE: f64 = f64::INFINITY;
+
+/// A cell's place among the styles' figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    Best,
+    /// Not told apart from the best (and, with it, from the rest).
+    BestTied,
+    Worst,
+    WorstTied,
+    None,
+}
+
+impl Mark {
+    fn suffix(self) -> &'static str {
+        match self {
+            Mark::Best => " **best**",
+            Mark::BestTied => " best (tied)",
+            Mark::Worst => " **worst**",
+            Mark::WorstTied => " worst (tied)",
+            Mark::None => "",
+        }
+    }
+}
+
+/// Marks for each figure (None: not rankable): the best is marked where
+/// every other is told apart from it, the group that is not told apart
+/// from the best shares "tied" where it is at most half of the figures
+/// (more than that is no finding), and the same for the worst. Once-measured
+/// figures are told apart only past `margin` times (see [`told`]).
+pub fn marks(figs: &[Option<Spread>], lower_better: bool, margin: f64) -> Vec<Mark> {
+    let mut out = vec![Mark::None; figs.len()];
+    let eligible: Vec<usize> = (0..figs.len()).filter(|&i| figs[i].is_some()).collect();
+    if eligible.len() < 2 {
+        return out;
+    }
+    let fig = |i: usize| figs[i].expect("eligible");
+    let key = |i: usize| {
+        if lower_better {
+            fig(i).median
+        } else {
+            -fig(i).median
+        }
+    };
+    let apart =
+        |i: usize, j: usize| matches!(told(&fig(i), &fig(j), margin), Told::Separated { .. });
+    let group = |end: usize| -> Vec<usize> {
+        eligible
+            .iter()
+            .copied()
+            .filter(|&i| i == end || !apart(i, end))
+            .collect()
+    };
+    let by_key = |a: &usize, b: &usize| key(*a).total_cmp(&key(*b));
+    let best = eligible
+        .iter()
+        .copied()
+        .min_by(by_key)
+        .expect("two or more");
+    let worst = eligible
+        .iter()
+        .copied()
+        .max_by(by_key)
+        .expect("two or more");
+    let best_group = group(best);
+    let half = eligible.len() / 2;
+    if best_group.len() == 1 {
+        out[best] = Mark::Best;
+    } else if best_group.len() <= half {
+        for &i in &best_group {
+            out[i] = Mark::BestTied;
+        }
+    }
+    if best_group.contains(&worst) {
+        return out;
+    }
+    let worst_group = group(worst);
+    if worst_group.len() == 1 {
+        out[worst] = Mark::Worst;
+    } else if worst_group.len() <= half {
+        for &i in worst_group.iter().filter(|i| !best_group.contains(i)) {
+            out[i] = Mark::WorstTied;
+        }
+    }
+    out
+}
+
+/// One column of a trade-off table.
+struct Column {
+    head: String,
+    /// What the column measures, for the per-style readings.
+    what: String,
+    cells: Vec<String>,
+    /// Says what the style is rather than what it measured.
+    label: bool,
+    /// The figure alone, for the readings.
+    short: Vec<String>,
+    marks: Vec<Mark>,
+    /// Cells that broke (failed, starved, served too few), for the readings.
+    broke: Vec<Option<String>>,
+}
+
+impl Column {
+    fn new(head: String, what: String, n: usize) -> Column {
+        Column {
+            head,
+            what,
+            cells: vec!["–".into(); n],
+            short: vec![String::new(); n],
+            label: false,
+            marks: vec![Mark::None; n],
+            broke: vec![None; n],
+        }
+    }
+
+    fn has_values(&self) -> bool {
+        self.cells.iter().any(|c| c != "–")
+    }
+}
+
+fn left_mark(left: &Option<Left>) -> &'static str {
+    match left {
+        Some(Left::Failed) => " ✗",
+        Some(Left::ClientBound) => " †",
+        _ => "",
+    }
+}
+
+/// The trade-off section: two tables and a reading per style.
+pub fn section(s: &mut String, v: &View) {
+    let styles = v.styles();
+    let (Some(size), points) = (figures::size(v), figures::points(v)) else {
+        return;
+    };
+    let Some(&largest) = points.last() else {
+        return;
+    };
+    let n = styles.len();
+    putln!(s, "## Trade-offs\n");
+    putln!(
+        s,
+        "What each style costs on every C10K dimension this run measured ({size} B messages where the scale \
+         scenario sets the size). A cell is marked **best** or **worst** only where its range over the rounds \
+         does not meet any other style's (measured once: only past {LATENCY_MARGIN:.0}× for latency, \
+         {MEMORY_MARGIN}× for memory, never for rates); \"tied\" where a few cannot be told from the best or \
+         the worst; unmarked cells are not told apart. ✗ failed, † loadgen was the limit: neither is ranked. \
+         Each section below has the full tables.\n"
+    );
+    let mut first = Vec::new();
+    let mut mech = Column::new("how it waits · who switches".into(), String::new(), n);
+    mech.label = true;
+    for (i, st) in styles.iter().enumerate() {
+        if let Some(style) = figures::style_of(v, st) {
+            mech.cells[i] = format!("{} · {}", style.waits().words(), style.switches().words());
+        }
+    }
+    first.push(mech);
+    for &c in &points {
+        first.push(cost_column(v, &styles, c, size));
+    }
+    first.push(served_column(v, &styles, largest, size));
+    first.push(p99_column(v, &styles, largest, size));
+    let high = points
+        .get(points.len().saturating_sub(2))
+        .copied()
+        .unwrap_or(largest);
+    let mut second = vec![
+        threads_column(v, &styles, largest, size),
+        counts_column(v, &styles, high, size),
+        memory_column(v, &styles),
+        setup_column(v, &styles),
+        fairness_column(v, &styles),
+    ];
+    if let Some(col) = capacity_column(v, &styles) {
+        second.push(col);
+    }
+    putln!(
+        s,
+        "**Cost as connections grow.** Server CPU per message over the epoll server's beside it (below 1: \
+         leaner), its range over the rounds, and the style's own µs per message.\n"
+    );
+    table(s, &styles, &first);
+    putln!(
+        s,
+        "**What a connection holds, and how the style treats the others.**\n"
+    );
+    second.retain(Column::has_values);
+    table(s, &styles, &second);
+    readings(s, &styles, &first, &second);
+}
+
+fn table(s: &mut String, styles: &[String], cols: &[Column]) {
+    s.push_str("| style |");
+    for c in cols {
+        put!(s, " {} |", c.head);
+    }
+    s.push_str("\n|---|");
+    for _ in cols {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for (i, st) in styles.iter().enumerate() {
+        // A style that ran none of these (a variant run for one scenario
+        // only) gets no row of dashes.
+        if cols.iter().all(|c| c.label || c.cells[i] == "–") {
+            continue;
+        }
+        put!(s, "| {st} |");
+        for c in cols {
+            put!(s, " {}{} |", c.cells[i], c.marks[i].suffix());
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+}
+
+fn cost_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
+    let mut col = Column::new(
+        format!("CPU/msg ÷ epoll, {}", conns_label(conns)),
+        format!("CPU per message at {} connections", thousands(conns)),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let fig = figures::cost_ratio(v, st, conns, size);
+        if let Some(f) = &fig {
+            let us = figures::cost_us(v, st, conns, size)
+                .map(|u| format!(" · {:.1} µs", u.median))
+                .unwrap_or_default();
+            col.cells[i] = format!("{}{us}{}", f.spread.text(2), left_mark(&f.left));
+            col.short[i] = format!("{:.2}× epoll's", f.spread.median);
+            if f.left == Some(Left::Failed) {
+                col.broke[i] = Some(format!("failed at {} connections", thousands(conns)));
+            }
+        }
+        figs.push(fig.as_ref().and_then(Figure::ranked));
+    }
+    col.marks = marks(&figs, true, UNRANKED_ONCE);
+    col
+}
+
+fn served_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
+    let mut col = Column::new(
+        format!("served, {}", conns_label(conns)),
+        String::new(),
+        styles.len(),
+    );
+    for (i, st) in styles.iter().enumerate() {
+        let Some((served, total)) = figures::served(v, st, conns, size) else {
+            continue;
+        };
+        if served == total {
+            col.cells[i] = "all".into();
+        } else {
+            col.cells[i] = format!(
+                "{}/{} ✗",
+                thousands(served as usize),
+                thousands(total as usize)
+            );
+            col.broke[i] = Some(format!(
+                "served {} of {} connections at {}",
+                thousands(served as usize),
+                thousands(total as usize),
+                thousands(conns)
+            ));
+        }
+    }
+    col
+}
+
+fn p99_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
+    let mut col = Column::new(
+        format!("p99, {}", conns_label(conns)),
+        format!("p99 at {} connections", thousands(conns)),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let fig = figures::p99(v, st, conns, size);
+        if let Some(f) = &fig {
+            col.cells[i] = format!(
+                "{}{}",
+                f.spread.show(|x| fmt_us(x as u64)),
+                left_mark(&f.left)
+            );
+            col.short[i] = fmt_us(f.spread.median as u64);
+        }
+        figs.push(fig.as_ref().and_then(Figure::ranked));
+    }
+    col.marks = marks(&figs, true, LATENCY_MARGIN);
+    col
+}
+
+fn threads_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
+    let mut col = Column::new(
+        format!("threads · processes, {}", conns_label(conns)),
+        String::new(),
+        styles.len(),
+    );
+    for (i, st) in styles.iter().enumerate() {
+        if let Some((threads, procs)) = figures::threads_processes(v, st, conns, size) {
+            col.cells[i] = format!(
+                "{} · {}",
+                thousands(threads as usize),
+                procs.map_or("–".into(), |p| thousands(p as usize))
+            );
+        }
+    }
+    col
+}
+
+fn counts_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
+    let mut col = Column::new(
+        format!("syscalls · switches per msg, {}", conns_label(conns)),
+        String::new(),
+        styles.len(),
+    );
+    for (i, st) in styles.iter().enumerate() {
+        if v.scale_point(st, conns, size).is_none() {
+            continue;
+        }
+        let calls = figures::syscalls(v, st, conns, size);
+        let switches = figures::switches(v, st, conns, size);
+        col.cells[i] = match (calls, switches) {
+            (Ok(c), Ok(w)) => format!("{:.2} · {:.2}", c.median, w.median),
+            (Ok(c), Err(_)) => format!("{:.2} · not measured", c.median),
+            (Err(_), Ok(w)) => format!("not measured · {:.2}", w.median),
+            (Err(why), Err(_)) => format!("not measured ({why})"),
+        };
+    }
+    col
+}
+
+fn memory_column(v: &View, styles: &[String]) -> Column {
+    let mut col = Column::new(
+        "memory per idle conn (kernel's)".into(),
+        "memory per idle connection".into(),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let fig = figures::idle_memory(v, st);
+        if let Some((f, kernel)) = &fig {
+            let k = kernel.map(|k| format!(" ({k:.2})")).unwrap_or_default();
+            col.cells[i] = format!("{} KiB{k}{}", f.spread.text(2), left_mark(&f.left));
+            col.short[i] = format!("{:.2} KiB", f.spread.median);
+            if f.left == Some(Left::Failed) {
+                col.broke[i] = Some("failed with idle connections held".into());
+            }
+        }
+        figs.push(fig.as_ref().and_then(|(f, _)| f.ranked()));
+    }
+    col.marks = marks(&figs, true, MEMORY_MARGIN);
+    col
+}
+
+fn setup_column(v: &View, styles: &[String]) -> Column {
+    let mut col = Column::new(
+        "set-ups/s (churn)".into(),
+        "connections set up per second".into(),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let fig = figures::setup_rate(v, st);
+        if let Some(f) = &fig {
+            col.cells[i] = format!("{}{}", f.spread.show(fmt_rate), left_mark(&f.left));
+            col.short[i] = format!("{}/s", fmt_rate(f.spread.median));
+        }
+        figs.push(fig.as_ref().and_then(Figure::ranked));
+    }
+    col.marks = marks(&figs, false, UNRANKED_ONCE);
+    col
+}
+
+fn fairness_column(v: &View, styles: &[String]) -> Column {
+    let mut col = Column::new(
+        "light p99 beside a heavy conn".into(),
+        "light connections' p99 beside a CPU-heavy one".into(),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let fig = figures::light_p99(v, st);
+        match &fig {
+            Some(Some(f)) => {
+                col.cells[i] = format!(
+                    "{}{}",
+                    f.spread.show(|x| fmt_us(x as u64)),
+                    left_mark(&f.left)
+                );
+                col.short[i] = fmt_us(f.spread.median as u64);
+            }
+            Some(None) => {
+                col.cells[i] = "no reply ✗".into();
+                col.broke[i] =
+                    Some("the light connections got no reply beside a CPU-heavy one".into());
+            }
+            None => {}
+        }
+        figs.push(fig.flatten().as_ref().and_then(Figure::ranked));
+    }
+    col.marks = marks(&figs, true, LATENCY_MARGIN);
+    col
+}
+
+fn capacity_column(v: &View, styles: &[String]) -> Option<Column> {
+    let results = v.results();
+    let slo = capacity::slo(results)?;
+    let conns = *capacity::conns(results).last()?;
+    let cells = capacity::cells(results);
+    let mut col = Column::new(
+        format!("capacity at {slo}, {}", conns_label(conns)),
+        format!("capacity at {slo}"),
+        styles.len(),
+    );
+    let mut figs = Vec::new();
+    for (i, st) in styles.iter().enumerate() {
+        let cell = cells.iter().find(|c| &c.style == st && c.conns == conns);
+        let mut fig = None;
+        if let Some(c) = cell {
+            col.cells[i] = capacity::text(c);
+            col.short[i] = col.cells[i].clone();
+            let bounded = c
+                .searches
+                .iter()
+                .all(|s| s.bound == crate::compare::capacity::Bound::Server);
+            if bounded && c.rounds > 1 {
+                fig = c.spread;
+            }
+            if c.median.bound == crate::compare::capacity::Bound::NonePassed {
+                col.broke[i] = Some(format!("met {slo} at no rate tried"));
+            }
+        }
+        figs.push(fig);
+    }
+    col.marks = marks(&figs, false, UNRANKED_ONCE);
+    Some(col)
+}
+
+/// A line per style: where it wins (best marks) and where it breaks (worst
+/// marks, failures), with the figure.
+fn readings(s: &mut String, styles: &[String], first: &[Column], second: &[Column]) {
+    putln!(s, "**Where each style wins and where it breaks.**\n");
+    for (i, st) in styles.iter().enumerate() {
+        let cols = first.iter().chain(second).filter(|c| !c.what.is_empty());
+        let (mut wins, mut breaks) = (Vec::new(), Vec::new());
+        for c in cols {
+            let figure = &c.short[i];
+            match c.marks[i] {
+                Mark::Best => wins.push(format!("best {} ({figure})", c.what)),
+                Mark::BestTied => wins.push(format!("among the best in {} ({figure})", c.what)),
+                Mark::Worst => breaks.push(format!("worst {} ({figure})", c.what)),
+                Mark::WorstTied => breaks.push(format!("among the worst in {} ({figure})", c.what)),
+                Mark::None => {}
+            }
+        }
+        for c in first.iter().chain(second) {
+            if let Some(b) = &c.broke[i] {
+                breaks.push(b.clone());
+            }
+        }
+        let text = match (wins.is_empty(), breaks.is_empty()) {
+            (true, true) => {
+                "not told apart from the others on anything this run measured.".to_string()
+            }
+            (false, true) => format!("wins: {}; no break in this run.", wins.join("; ")),
+            (true, false) => format!("breaks: {}.", breaks.join("; ")),
+            (false, false) => format!("wins: {}. Breaks: {}.", wins.join("; "), breaks.join("; ")),
+        };
+        putln!(s, "- **{st}**: {text}");
+    }
+    s.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(median: f64, min: f64, max: f64) -> Option<Spread> {
+        Some(Spread {
+            median,
+            min,
+            max,
+            n: 2,
+        })
+    }
+
+    #[test]
+    fn a_best_is_marked_only_where_it_separates_from_every_other() {
+        // Lower is better: 0.5 separates from all.
+        let m = marks(
+            &[
+                sp(0.5, 0.45, 0.55),
+                sp(1.0, 0.95, 1.05),
+                sp(1.02, 0.98, 1.1),
+                sp(3.0, 2.8, 3.2),
+            ],
+            true,
+            UNRANKED_ONCE,
+        );
+        assert_eq!(m, [Mark::Best, Mark::None, Mark::None, Mark::Worst]);
+        // The best overlaps the second: tied, and two of four is no more
+        // than half.
+        let m = marks(
+            &[
+                sp(0.9, 0.8, 1.0),
+                sp(0.95, 0.93, 1.2),
+                sp(1.5, 1.4, 1.6),
+                sp(1.6, 1.55, 1.7),
+            ],
+            true,
+            UNRANKED_ONCE,
+        );
+        assert_eq!(
+            m,
+            [
+                Mark::BestTied,
+                Mark::BestTied,
+                Mark::WorstTied,
+                Mark::WorstTied
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_marked_where_every_range_overlaps_or_only_one_ranks() {
+        let all = [
+            sp(1.0, 0.9, 1.1),
+            sp(1.05, 0.95, 1.15),
+            sp(0.98, 0.92, 1.08),
+        ];
+        assert_eq!(marks(&all, true, UNRANKED_ONCE), [Mark::None; 3]);
+        assert_eq!(
+            marks(&[sp(1.0, 0.9, 1.1), None, None], true, UNRANKED_ONCE),
+            [Mark::None; 3]
+        );
+    }
+
+    #[test]
+    fn once_measured_figures_rank_only_past_their_margin() {
+        let once = |x: f64| {
+            Some(Spread {
+                median: x,
+                min: x,
+                max: x,
+                n: 1,
+            })
+        };
+        // Higher is better: 9000 is past 3x of both others.
+        let m = marks(
+            &[once(9000.0), once(2000.0), once(2500.0)],
+            false,
+            LATENCY_MARGIN,
+        );
+        assert_eq!(m[0], Mark::Best);
+        assert_eq!(
+            marks(&[once(9000.0), once(2000.0)], false, UNRANKED_ONCE),
+            [Mark::None; 2]
+        );
+    }
+}
