@@ -366,6 +366,9 @@ fn costlier(
     })
 }
 
+const HOLD: &str = "to hold (memory per idle connection)";
+const CREATE: &str = "to create (connections set up per second)";
+
 fn creation(v: &View) -> Answer {
     let claim = "A process costs more to create and to hold than a thread, a thread more than a coroutine or a task.";
     let (p, t) = (name(Style::Process), name(Style::Threads));
@@ -377,23 +380,22 @@ fn creation(v: &View) -> Answer {
     order.extend(light.iter().map(|l| (t, *l)));
     for (a, b) in &order {
         if let Some(x) = costlier("memory", a, b, mem(a), mem(b), MEMORY_MARGIN, true) {
-            pairs.push(("to hold (memory per idle connection)", x));
+            pairs.push((HOLD, x));
         }
         if let Some(x) = costlier("rate", a, b, rate(a), rate(b), SETUP_MARGIN, false) {
-            pairs.push(("to create (connections set up per second)", x));
+            pairs.push((CREATE, x));
         }
     }
     let agree = pairs.iter().filter(|(_, x)| x.holds == Some(true)).count();
     let against = pairs.iter().filter(|(_, x)| x.holds == Some(false)).count();
-    let text = if pairs.is_empty() {
-        "no two of process, threads, coroutines and tasks ranked by memory or set-up rate"
-            .to_string()
-    } else {
-        pairs
+    let mut parts = Vec::new();
+    for what in [HOLD, CREATE] {
+        let said: Vec<String> = pairs
             .iter()
-            .map(|(what, x)| {
+            .filter(|(w, _)| *w == what)
+            .map(|(_, x)| {
                 format!(
-                    "{what}: {}{}",
+                    "{}{}",
                     x.words,
                     match x.holds {
                         Some(true) => "",
@@ -402,8 +404,16 @@ fn creation(v: &View) -> Answer {
                     }
                 )
             })
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        if !said.is_empty() {
+            parts.push(format!("{what}: {}", said.join(", ")));
+        }
+    }
+    let text = if pairs.is_empty() {
+        "no two of process, threads, coroutines and tasks ranked by memory or set-up rate"
+            .to_string()
+    } else {
+        parts.join("; ")
     };
     let verdict = if pairs.is_empty() {
         Verdict::NotShown("the idle and churn scenarios with these styles, served".into())

@@ -10,7 +10,7 @@ use super::figures::{self, Figure};
 use crate::report::capacity;
 use crate::report::compare::rank::{Left, Told, told};
 use crate::report::md::{conns_label, fmt_rate, put, putln, thousands};
-use crate::report::view::{Spread, View};
+use crate::report::view::{Spread, View, reference};
 use crate::results::fmt_us;
 
 /// Measured once, a latency is marked best or worst only this many times
@@ -106,6 +106,40 @@ pub fn marks(figs: &[Option<Spread>], lower_better: bool, margin: f64) -> Vec<Ma
     out
 }
 
+/// As [`marks`], where some figures could not rank for a reason that says
+/// nothing of the style (loadgen the limit, a quota not used up): a best
+/// or worst is not marked where such a figure lies beyond it, since it
+/// might have been the best or worst.
+pub fn marks_beside(
+    figs: &[Option<Spread>],
+    unknown: &[f64],
+    lower_better: bool,
+    margin: f64,
+) -> Vec<Mark> {
+    let mut out = marks(figs, lower_better, margin);
+    let better = |a: f64, b: f64| if lower_better { a < b } else { a > b };
+    for (i, m) in out.iter_mut().enumerate() {
+        let Some(f) = figs[i] else { continue };
+        let beyond = match m {
+            Mark::Best | Mark::BestTied => unknown.iter().any(|&u| better(u, f.median)),
+            Mark::Worst | Mark::WorstTied => unknown.iter().any(|&u| better(f.median, u)),
+            Mark::None => false,
+        };
+        if beyond {
+            *m = Mark::None;
+        }
+    }
+    out
+}
+
+/// The median of a figure left out of the ranking for a reason other than
+/// failing.
+fn unknown(fig: &Option<Figure>) -> Option<f64> {
+    fig.as_ref()
+        .filter(|f| f.left.is_some() && f.left != Some(Left::Failed))
+        .map(|f| f.spread.median)
+}
+
 /// One column of a trade-off table.
 struct Column {
     head: String,
@@ -143,6 +177,7 @@ fn left_mark(left: &Option<Left>) -> &'static str {
     match left {
         Some(Left::Failed) => " ✗",
         Some(Left::ClientBound) => " †",
+        Some(Left::NotServerBound) => " ◦",
         _ => "",
     }
 }
@@ -164,8 +199,9 @@ pub fn section(s: &mut String, v: &View) {
          scenario sets the size). A cell is marked **best** or **worst** only where its range over the rounds \
          does not meet any other style's (measured once: only past {LATENCY_MARGIN:.0}× for latency, \
          {MEMORY_MARGIN}× for memory, never for rates); \"tied\" where a few cannot be told from the best or \
-         the worst; unmarked cells are not told apart. ✗ failed, † loadgen was the limit: neither is ranked. \
-         Each section below has the full tables.\n"
+         the worst; unmarked cells are not told apart. Not ranked: ✗ failed, † loadgen was the limit, ◦ the server \
+         did not use its whole quota in every round (cost per message ranks only where both sides did). Each \
+         section below has the full tables.\n"
     );
     let mut first = Vec::new();
     let mut mech = Column::new("how it waits · who switches".into(), String::new(), n);
@@ -241,7 +277,7 @@ fn cost_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column
         format!("CPU per message at {} connections", thousands(conns)),
         styles.len(),
     );
-    let mut figs = Vec::new();
+    let (mut figs, mut unknowns) = (Vec::new(), Vec::new());
     for (i, st) in styles.iter().enumerate() {
         let fig = figures::cost_ratio(v, st, conns, size);
         if let Some(f) = &fig {
@@ -249,14 +285,19 @@ fn cost_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column
                 .map(|u| format!(" · {:.1} µs", u.median))
                 .unwrap_or_default();
             col.cells[i] = format!("{}{us}{}", f.spread.text(2), left_mark(&f.left));
-            col.short[i] = format!("{:.2}× epoll's", f.spread.median);
+            col.short[i] = if st == reference() {
+                us.trim_start_matches(" · ").to_string()
+            } else {
+                format!("{:.2}× epoll's", f.spread.median)
+            };
             if f.left == Some(Left::Failed) {
                 col.broke[i] = Some(format!("failed at {} connections", thousands(conns)));
             }
         }
+        unknowns.extend(unknown(&fig));
         figs.push(fig.as_ref().and_then(Figure::ranked));
     }
-    col.marks = marks(&figs, true, UNRANKED_ONCE);
+    col.marks = marks_beside(&figs, &unknowns, true, UNRANKED_ONCE);
     col
 }
 
@@ -295,7 +336,7 @@ fn p99_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column 
         format!("p99 at {} connections", thousands(conns)),
         styles.len(),
     );
-    let mut figs = Vec::new();
+    let (mut figs, mut unknowns) = (Vec::new(), Vec::new());
     for (i, st) in styles.iter().enumerate() {
         let fig = figures::p99(v, st, conns, size);
         if let Some(f) = &fig {
@@ -306,9 +347,10 @@ fn p99_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column 
             );
             col.short[i] = fmt_us(f.spread.median as u64);
         }
+        unknowns.extend(unknown(&fig));
         figs.push(fig.as_ref().and_then(Figure::ranked));
     }
-    col.marks = marks(&figs, true, LATENCY_MARGIN);
+    col.marks = marks_beside(&figs, &unknowns, true, LATENCY_MARGIN);
     col
 }
 
@@ -381,16 +423,17 @@ fn setup_column(v: &View, styles: &[String]) -> Column {
         "connections set up per second".into(),
         styles.len(),
     );
-    let mut figs = Vec::new();
+    let (mut figs, mut unknowns) = (Vec::new(), Vec::new());
     for (i, st) in styles.iter().enumerate() {
         let fig = figures::setup_rate(v, st);
         if let Some(f) = &fig {
             col.cells[i] = format!("{}{}", f.spread.show(fmt_rate), left_mark(&f.left));
             col.short[i] = format!("{}/s", fmt_rate(f.spread.median));
         }
+        unknowns.extend(unknown(&fig));
         figs.push(fig.as_ref().and_then(Figure::ranked));
     }
-    col.marks = marks(&figs, false, UNRANKED_ONCE);
+    col.marks = marks_beside(&figs, &unknowns, false, UNRANKED_ONCE);
     col
 }
 
@@ -541,6 +584,21 @@ mod tests {
                 Mark::WorstTied,
                 Mark::WorstTied
             ]
+        );
+    }
+
+    #[test]
+    fn no_best_is_marked_where_a_figure_that_could_not_rank_lies_beyond_it() {
+        let figs = [sp(1.0, 1.0, 1.0), sp(1.1, 1.05, 1.15), sp(2.0, 1.9, 2.1)];
+        // A client-bound 0.9 might have been the best: no best; the worst
+        // stands.
+        assert_eq!(
+            marks_beside(&figs, &[0.9], true, UNRANKED_ONCE),
+            [Mark::None, Mark::None, Mark::Worst]
+        );
+        assert_eq!(
+            marks_beside(&figs, &[1.5], true, UNRANKED_ONCE),
+            [Mark::Best, Mark::None, Mark::Worst]
         );
     }
 
