@@ -314,6 +314,7 @@ const OPTIONAL: &[&str] = &[
     "merged_from",
     "partner_of",
     "repeat",
+    "scope",
     "settle_s",
     "settled",
     "tags",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::compare::profile::Profile;
 use crate::results::spec::{Mode, RunSpec};
 
 #[derive(Debug, Parser)]
@@ -74,7 +75,9 @@ pub struct CompareArgs {
     /// every style, 937 s measured), full (bigger hardware), perf (every
     /// style against epoll and the targets in
     /// loadgen/src/report/perf/targets.rs, about 11 minutes on 2 cores;
-    /// writes perf.md). `compare` prints its estimate as it starts.
+    /// writes perf.md). `--plan` prints what a profile runs and its
+    /// estimate, the same figure `compare` prints as it starts and its
+    /// progress bar counts against.
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
     /// Output directory (default: `results/<UTC timestamp>`).
@@ -143,9 +146,73 @@ pub struct CompareArgs {
     /// (default: p99=1ms).
     #[arg(long, value_parser = crate::compare::capacity::Slo::parse)]
     pub slo: Option<crate::compare::capacity::Slo>,
+    /// Run only these scenarios, a comma list of the names `loadgen run
+    /// --scenario` takes (scale, idle, open, capacity, churn, fairness),
+    /// e.g. `--scenarios idle` for memory per idle connection alone.
+    /// Default: the profile's.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Option<Vec<crate::compare::model::Scenario>>,
+    /// Each run's measured window, e.g. 3s or 500ms, instead of the
+    /// profile's (capacity steps included); results.json records it.
+    #[arg(long, value_parser = parse_window)]
+    pub duration: Option<Duration>,
+    /// The warm-up before each measured window (0s for none), instead of
+    /// the profile's (capacity steps included).
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Print what the comparison would run (styles, scenarios, points,
+    /// rounds, pairs, quota) and how long it should take, then exit 0
+    /// without starting anything.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 impl CompareArgs {
+    /// The profile with `--scenarios`, `--duration` and `--warmup` applied,
+    /// or which flag is wrong: a list leaving a style nothing to run (the
+    /// perf profile's polling variants hold idle connections only).
+    pub fn scoped(
+        &self,
+        mut profile: crate::compare::profile::Profile,
+        styles: &[String],
+    ) -> Result<crate::compare::profile::Profile, clap::Error> {
+        let bad = |m: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, m + "\n");
+        if let Some(list) = &self.scenarios {
+            profile.scenarios.retain(|sc| list.contains(sc));
+            if profile.scenarios.is_empty() {
+                return Err(bad(format!(
+                    "--scenarios: the {} profile runs none of {}",
+                    profile.name,
+                    list.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            for st in styles {
+                if profile.for_style(st).scenarios.is_empty() {
+                    return Err(bad(format!(
+                        "--scenarios: {st} runs none of them in the {} profile (it runs {})",
+                        profile.name,
+                        Profile::named(profile.name)
+                            .map(|p| p.for_style(st).scenarios)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|s| s.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+        if let Some(d) = self.duration {
+            profile.duration = d;
+            profile.capacity_step = d;
+        }
+        if let Some(w) = self.warmup {
+            profile.warmup = w;
+            profile.capacity_warmup = w;
+        }
+        Ok(profile)
+    }
+
     /// The `--external` servers, each named once and not beside `--target`.
     pub fn externals(&self) -> Result<Vec<crate::compare::model::ExternalServer>, clap::Error> {
         let conflict =
@@ -441,6 +508,16 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (want e.g. 10s, 500ms, 1m)"))
+}
+
+/// A measured window: a duration above zero.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "{s:?} is no window to measure in (want e.g. 1s, 500ms)"
+        )),
+        d => Ok(d),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

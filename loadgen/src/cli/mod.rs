@@ -252,6 +252,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     };
     styles.extend(externals.iter().map(|e| e.row()));
+    let profile = args.scoped(profile, &styles).unwrap_or_else(|e| e.exit());
     if args.docker_socket.is_some() && !targeted {
         anyhow::bail!("--docker-socket: only with --target (the containers to drive)");
     }
@@ -285,8 +286,21 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         server_cpu_quota,
         quota_required: args.server_cpu_quota.is_some_and(|q| q.0.is_some()),
         repeat,
-        guard: if targeted { None } else { start_guard() },
+        guard: None,
         externals,
+    };
+    if args.plan {
+        // Nothing started, nothing written: the plan and its estimate.
+        let cgroups = !targeted && crate::probe::cgroup::Layout::detect().is_ok();
+        say(format_args!(
+            "{}",
+            crate::compare::plan::plan(&opts, cgroups).text(&opts)
+        ))?;
+        return Ok(0);
+    }
+    let opts = crate::compare::CompareOptions {
+        guard: if targeted { None } else { start_guard() },
+        ..opts
     };
     // Before any load: a bad --out fails now, not after the whole run.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod model;
 pub mod options;
 pub mod pair;
+pub mod plan;
 pub mod process;
 pub mod profile;
 pub mod progress;
@@ -57,11 +58,9 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         (None, true) => format!("{} serve", std::env::current_exe()?.display()),
     };
     let repeat = opts.repeat.max(1);
-    let estimate = opts
-        .styles
-        .iter()
-        .map(|st| opts.profile.for_style(st).seconds_per_style(repeat))
-        .sum::<f64>();
+    let cgroups_possible =
+        opts.targets.is_empty() && crate::probe::cgroup::Layout::detect().is_ok();
+    let estimate = plan::plan(opts, cgroups_possible).estimate_s;
     let servers_on = if opts.targets.is_empty() {
         format!("servers on CPUs {:?}", opts.server_cpus)
     } else {
@@ -82,21 +81,15 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
              other processes will make the numbers noisy"
         );
     }
-    let total_runs: usize = opts
-        .styles
-        .iter()
-        .map(|st| opts.profile.for_style(st).runs_in(repeat))
-        .sum();
     let (layout, cgroup) = if opts.targets.is_empty() {
         cgroup_setup(opts, crate::probe::cgroup::Layout::detect())?
     } else {
         // Someone else's servers; containers have cgroups of their own.
         (None, container_setup(opts))
     };
-    let partner_runs: usize = (0..repeat)
-        .map(|round| pair::extra_runs(opts, layout.is_some(), &round_units(opts, round)))
-        .sum();
-    let progress = Progress::new(total_runs + partner_runs);
+    // The same plan as the estimate's, now that the cgroups are known.
+    let planned = plan::plan(opts, layout.is_some());
+    let progress = Progress::new(planned.runs, planned.estimate_s);
     let mut runs = Vec::new();
     let mut servers = Vec::new();
     // Round by round, every style in each: drift over the run (thermal,
@@ -173,6 +166,18 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         runs,
         externals: opts.externals.clone(),
         load_after: crate::probe::host::load_average(),
+        scope: Some(model::Scope {
+            scenarios: opts
+                .profile
+                .scenarios
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            duration_s: opts.profile.duration.as_secs_f64(),
+            warmup_s: opts.profile.warmup.as_secs_f64(),
+            capacity_step_s: opts.profile.capacity_step.as_secs_f64(),
+            capacity_warmup_s: opts.profile.capacity_warmup.as_secs_f64(),
+        }),
     };
     Ok(results)
 }
@@ -222,7 +227,7 @@ struct Round<'a> {
 /// Servers at `--target` addresses are taken whole where the profile has
 /// more than idle and scale points (a container started and stopped per
 /// point would cost more than the points).
-fn round_units(opts: &CompareOptions, round: u32) -> Vec<(String, Option<Step>)> {
+pub(crate) fn round_units(opts: &CompareOptions, round: u32) -> Vec<(String, Option<Step>)> {
     let in_round = |p: &profile::Profile, step: &Step| match step.scenario() {
         Some(sc) => p.in_round(sc, round),
         None => p.scenarios.iter().any(|&sc| p.in_round(sc, round)),

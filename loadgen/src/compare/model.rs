@@ -123,6 +123,21 @@ pub struct CompareResults {
     /// count in it, other tenants too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_after: Option<[f64; 3]>,
+    /// The scenarios and windows this comparison ran with (the profile's,
+    /// or `--scenarios`, `--duration` and `--warmup`'s); None in results
+    /// written before they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// What a comparison ran: its scenarios and measured windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    pub scenarios: Vec<String>,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub capacity_step_s: f64,
+    pub capacity_warmup_s: f64,
 }
 
 /// A server that is not one of this project's styles, given as a command

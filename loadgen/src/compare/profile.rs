@@ -198,7 +198,14 @@ impl Profile {
         match self.per_style {
             PerStyle::PollingIdleOnly { idle } if polling => Profile {
                 idle,
-                scenarios: vec![Scenario::Idle],
+                // Idle only, where the comparison runs it at all
+                // (`--scenarios` may have left it out).
+                scenarios: self
+                    .scenarios
+                    .iter()
+                    .copied()
+                    .filter(|&s| s == Scenario::Idle)
+                    .collect(),
                 server_cpu_quota: None,
                 ..self.clone()
             },
@@ -286,15 +293,17 @@ impl Profile {
     }
 
     fn seconds_in_round(&self, round: u32) -> f64 {
-        let per_run = (self.warmup + self.duration).as_secs_f64() + 0.3;
+        let per_run = (self.warmup + self.duration).as_secs_f64();
         let runs = |sc: Scenario| self.runs(sc) && self.in_round(sc, round);
         let mut s = 0.0;
         let mut servers = 0;
         for &sc in self.scenarios.iter().filter(|&&sc| runs(sc)) {
             s += match sc {
                 Scenario::Capacity => {
-                    let per_step = (self.capacity_warmup + self.capacity_step).as_secs_f64() + 0.3;
-                    (self.capacity_conns.len() * self.capacity_max_steps) as f64 * per_step
+                    let per_step =
+                        (self.capacity_warmup + self.capacity_step).as_secs_f64() + STEP_S;
+                    let steps = self.capacity_max_steps.min(CAPACITY_STEPS);
+                    (self.capacity_conns.len() * steps) as f64 * per_step
                 }
                 _ => self.runs_of(sc) as f64 * per_run,
             };
@@ -304,19 +313,44 @@ impl Profile {
                 _ => 0,
             };
         }
-        let connects = if runs(Scenario::Idle) { self.idle } else { 0 }
-            + if runs(Scenario::Scale) {
-                self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
-            } else {
-                0
-            };
-        // A server's start and stop, and its settling: measured about 0.6 s.
-        s + connects as f64 / 20_000.0 + (servers + 1) as f64 * SERVER_START_STOP_S
+        let idle = if runs(Scenario::Idle) {
+            (self.idle + self.idle_active) as f64 * IDLE_CONNECT_S
+        } else {
+            0.0
+        };
+        let connects = if runs(Scenario::Scale) {
+            self.scale_conns.iter().sum::<usize>() * self.scale_sizes.len()
+        } else {
+            0
+        };
+        s + idle + connects as f64 * CONNECT_S + (servers + 1) as f64 * SERVER_START_STOP_S
     }
 }
 
-/// A server's start, settling and stop, in seconds (for the estimate).
-const SERVER_START_STOP_S: f64 = 0.6;
+/// A server's start, settling and stop, in seconds (for the estimate):
+/// fitted to a quick run's timeline (a paired scale point at 1 and 50
+/// connections took 2.15 s, 1.4 s of it the window; two servers).
+pub const SERVER_START_STOP_S: f64 = 0.375;
+
+/// A capacity step beyond its warm-up and window: the rate's connections
+/// and the verdict (the same timeline: 1.41 s a step of 1 s).
+const STEP_S: f64 = 0.4;
+
+/// Steps a capacity search takes, for the estimate (the searches of a
+/// quick run on a quiet machine took 4 to 8, 6 the most common; 4 where
+/// no step passed).
+const CAPACITY_STEPS: usize = 6;
+
+/// An idle connection's set-up, hold and close, in seconds (the same
+/// timeline: the idle scenario took 11.1 s a style for 10,100 connections;
+/// a style that forks or spawns a thread per connection is the slow part).
+const IDLE_CONNECT_S: f64 = 0.0009;
+
+/// Setting up and closing one connection to a server under the quota, in
+/// seconds (for the estimate): fitted to the same timeline (a paired scale
+/// point took 3.2 s longer at 5,000 connections than at 1,000, 8,000 more
+/// sockets; 10,000 idle connections about 8 s).
+pub const CONNECT_S: f64 = 0.0004;
 
 /// The `perf` profile's plan: every style against `epoll` at a few points,
 /// server-bound (a CPU quota), repeated; `report::perf` judges it.

@@ -12,16 +12,18 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(total: usize) -> Progress {
+    /// `total` runs, `estimate_s` the plan's seconds ([`super::plan`]).
+    pub fn new(total: usize, estimate_s: f64) -> Progress {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "[{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
+                    "[{bar:30}] {pos}/{len} runs, {elapsed} elapsed of about {msg} planned",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
+            bar.set_message(format!("{:.0} min", estimate_s / 60.0));
             bar
         });
         Progress {

@@ -49,18 +49,7 @@ pub fn conns_header(s: &mut String, conns: &[usize]) {
     s.push('\n');
 }
 
-/// 10000 → "10,000".
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::results::thousands;
 
 /// "1 conn", "1,000 conns": a connection count for a table's header.
 pub fn conns_label(n: usize) -> String {

@@ -396,6 +396,19 @@ impl Tags {
     }
 }
 
+/// 10000 → "10,000".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A latency in microseconds, in the unit that reads best.
 pub fn fmt_us(v: u64) -> String {
     if v >= 10_000_000 {
