@@ -53,6 +53,7 @@ fn the_search_finds_a_capacity_below_a_servers_known_limit() {
         server_pid: None,
         container: None,
         cgroup: None,
+        counters: None,
         idle_cpu: 0.0,
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -74,6 +74,27 @@ fn smoke_comparison_over_every_style() {
             r.errors.describe()
         );
     }
+    // The kernel counted every sampled run's system calls and context
+    // switches over the server's whole tree (root: CI; the counters mount
+    // tracefs themselves), or says why not, never 0.
+    let root = nix::unistd::geteuid().is_root();
+    for r in results.runs.iter().filter(|r| r.messages > 0) {
+        let Some(sv) = &r.server else { continue };
+        let label = r.label.as_deref().unwrap_or("?");
+        let k = sv
+            .kernel
+            .as_ref()
+            .expect("sampled runs carry the kernel's counts");
+        if root {
+            assert!(
+                k.syscalls_per_msg.is_some_and(|n| n > 0.0),
+                "{label}: {k:?}"
+            );
+            assert!(k.context_switches.is_some(), "{label}: {k:?}");
+        } else if k.syscalls.is_none() {
+            assert!(k.syscalls_unmeasured.is_some(), "{label}: {k:?}");
+        }
+    }
     // As root on a machine with writable cgroups (CI's), every server ran
     // in a group of its own, gone once it stopped, whose CPU gives the
     // cost per message of every sampled run that echoed something.
@@ -305,9 +326,11 @@ const OPTIONAL: &[&str] = &[
     "args",
     "cgroup",
     "command",
+    "context_switches_unmeasured",
     "cpu_quota",
     "exit_signal",
     "externals",
+    "kernel",
     "leftover_processes_killed",
     "load_after",
     "merged_despite",
@@ -317,6 +340,7 @@ const OPTIONAL: &[&str] = &[
     "scope",
     "settle_s",
     "settled",
+    "syscalls_unmeasured",
     "tags",
     "why",
 ];

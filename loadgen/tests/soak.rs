@@ -215,6 +215,7 @@ fn soak_test_server(kind: &str) -> Vec<Check> {
         server_pid: Some(server.child.id()),
         container: None,
         cgroup: None,
+        counters: None,
         idle_cpu: 0.0,
     };
     let measured = load::measure(&target, &plan, &Arc::new(AtomicBool::new(false)));

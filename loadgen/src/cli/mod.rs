@@ -139,6 +139,7 @@ fn scenario_command(
         server_pid: args.server_pid,
         container: None,
         cgroup: None,
+        counters: None,
         idle_cpu: 0.0,
     };
     if let Some(flags) = profile.own_server(scenario) {

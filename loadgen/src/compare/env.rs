@@ -26,6 +26,9 @@ pub struct Target {
     /// The server's own cgroup, when `compare` made one, and the share of a
     /// CPU the server used idle, just started.
     pub cgroup: Option<Arc<crate::probe::cgroup::ServerCgroup>>,
+    /// The kernel's counters on the server's tree, open since it started
+    /// (servers `compare` starts).
+    pub counters: Option<Arc<crate::probe::counters::ServerCounters>>,
     pub idle_cpu: f64,
 }
 
@@ -36,11 +39,13 @@ impl Target {
         match (self.server_pid, &self.container) {
             (Some(pid), _) => Some(Watch {
                 cgroup: self.cgroup.clone(),
+                counters: self.counters.clone(),
                 ..Watch::process(pid)
             }),
             (None, Some((docker, name))) => Some(Watch {
                 source: Source::Container(docker.clone(), name.clone()),
                 cgroup: None,
+                counters: None,
             }),
             (None, None) => None,
         }

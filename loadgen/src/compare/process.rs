@@ -19,6 +19,7 @@ use crate::compare::external::{self, StderrTail};
 use crate::compare::guard::Guard;
 use crate::compare::model::{ExternalServer, ServerRecord};
 use crate::compare::options::{CompareOptions, cpuset};
+use crate::probe::counters::{ServerCounters, StartGate};
 
 /// A server process compare started.
 pub struct ServerProcess {
@@ -28,6 +29,9 @@ pub struct ServerProcess {
     output: Output,
     /// Told about its process group from its start to its reaping.
     guard: Option<Arc<Guard>>,
+    /// The kernel's counters on its whole tree, open before its first
+    /// instruction (or why not).
+    pub counters: Arc<ServerCounters>,
 }
 
 /// What a server's stderr is kept as.
@@ -50,19 +54,24 @@ pub struct Stopped {
 
 /// Starts `cmd` as a server: pinned to the servers' CPUs and inside `group`
 /// from before its first instruction, leading a process group of its own
-/// (told to the guard at once) and dying with compare.
+/// (told to the guard at once) and dying with compare; the kernel's
+/// counters open on it (inherited by every thread and process it makes)
+/// before it execs.
 fn launch(
     opts: &CompareOptions,
     mut cmd: Command,
     group: Option<&crate::probe::cgroup::ServerCgroup>,
-) -> anyhow::Result<Child> {
+) -> anyhow::Result<(Child, Arc<ServerCounters>)> {
     let set = cpuset(&opts.server_cpus)?;
     // Open until the child has exec'd (spawn returns after that).
     let placement = group.map(|g| g.placement()).transpose()?;
     let fds = placement.as_ref().map(|p| p.raw()).unwrap_or_default();
     let parent = std::process::id() as libc::pid_t;
+    let gate = StartGate::new().context("starting the counters' opener")?;
+    let child_gate = gate.child();
     // SAFETY: between fork and exec only write(2) on descriptors open in
-    // the parent, sched_setaffinity, setpgid, prctl and getppid run, all
+    // the parent, sched_setaffinity, setpgid, prctl, getppid and the
+    // gate's close, getpid, write, poll and read run, all
     // async-signal-safe; `fds` was allocated before the fork and is
     // only read.
     unsafe {
@@ -82,17 +91,22 @@ fn launch(
             {
                 return Err(std::io::Error::other("loadgen compare is gone"));
             }
+            // Last: the counters open on this pid while it waits, and
+            // count from here on, exec included.
+            child_gate.wait();
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
+    let spawned = cmd.spawn();
+    let counters = Arc::new(gate.finish());
+    let child = spawned?;
     drop(placement);
     if let Some(guard) = &opts.guard {
         // Before any wait for it to listen: what a wrapper starts in the
         // meantime has no death signal of its own.
         guard.watch_group(child.id());
     }
-    Ok(child)
+    Ok((child, counters))
 }
 
 impl ServerProcess {
@@ -115,7 +129,8 @@ impl ServerProcess {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = launch(opts, cmd, group).context("starting the server (--server-bin)")?;
+        let (mut child, counters) =
+            launch(opts, cmd, group).context("starting the server (--server-bin)")?;
         let pid = child.id();
         let stdout = child.stdout.take().context("server stdout")?;
         let stderr_pipe = child.stderr.take().context("server stderr")?;
@@ -140,6 +155,7 @@ impl ServerProcess {
             addr: "127.0.0.1:0".parse().expect("address"),
             output: Output::Lines(stderr),
             guard: opts.guard.clone(),
+            counters,
         };
         let line = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(line) => line,
@@ -176,7 +192,7 @@ impl ServerProcess {
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
-            let mut child =
+            let (mut child, counters) =
                 launch(opts, cmd, group).with_context(|| format!("starting `sh -c {line:?}`"))?;
             // Kept should it fail: the group that was stopped.
             record.pid = Some(child.id());
@@ -187,6 +203,7 @@ impl ServerProcess {
                 addr: (std::net::Ipv4Addr::LOCALHOST, port).into(),
                 output: Output::Tail(tail.clone()),
                 guard: opts.guard.clone(),
+                counters,
             };
             let addr = server.addr;
             match external::wait_ready(addr, external::READY_LIMIT, || server.ended()) {

@@ -109,6 +109,7 @@ pub fn with_server(
         server_pid: Some(server.pid),
         container: None,
         cgroup: group.clone(),
+        counters: Some(Arc::clone(&server.counters)),
         idle_cpu,
     };
     let runs = body(&target);
@@ -213,6 +214,7 @@ pub fn with_target(
         server_pid: None,
         container: container.clone(),
         cgroup: None,
+        counters: None,
         idle_cpu: 0.0,
     };
     let runs = body(&target);

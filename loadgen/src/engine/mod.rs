@@ -164,6 +164,9 @@ pub fn run(
     if let Some(cg) = result.server.as_mut().and_then(|s| s.cgroup.as_mut()) {
         cg.per_message(result.messages);
     }
+    if let Some(k) = result.server.as_mut().and_then(|s| s.kernel.as_mut()) {
+        k.per_message(result.messages);
+    }
     Ok(result)
 }
 

@@ -76,8 +76,7 @@ pub fn stats_between_parts(
 pub struct GroupWatch {
     group: Arc<ServerCgroup>,
     baseline: Reading,
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<(Option<Reading>, Option<Reading>)>,
+    edges: EdgeWatch<Reading>,
 }
 
 impl GroupWatch {
@@ -85,25 +84,17 @@ impl GroupWatch {
         let baseline = group
             .read()
             .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
-        let (stop, stopped) = mpsc::channel::<()>();
         let reader = Arc::clone(&group);
-        let thread = std::thread::Builder::new()
-            .name("loadgen-cgroup".into())
-            .spawn(move || read_edges(&reader, &window, &stopped))
-            .map_err(|e| format!("cannot start the cgroup thread: {e}"))?;
+        let edges = EdgeWatch::start("loadgen-cgroup", move || reader.read(), window)?;
         Ok(GroupWatch {
             group,
             baseline,
-            stop,
-            thread,
+            edges,
         })
     }
 
     pub fn finish(self, conns: usize) -> CgroupStats {
-        let _ = self.stop.send(());
-        let (from, to) = self.thread.join().unwrap_or((None, None));
-        // A run that ended before the window closed: read it now.
-        let to = to.or_else(|| from.as_ref().and(self.group.read()));
+        let (from, to) = self.edges.finish();
         stats_between(
             &self.group,
             &self.baseline,
@@ -114,12 +105,51 @@ impl GroupWatch {
     }
 }
 
-/// Waits for the window, then reads the group at its start and its end.
-fn read_edges(
-    group: &ServerCgroup,
+/// Something read at a run's window's edges by a thread of its own: the
+/// cgroup here, the kernel's counters in [`crate::probe::counters`].
+pub struct EdgeWatch<R> {
+    read: Arc<dyn Fn() -> Option<R> + Send + Sync>,
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<(Option<R>, Option<R>)>,
+}
+
+impl<R: Send + 'static> EdgeWatch<R> {
+    /// Starts the thread `name` that waits for `window` and calls `read` at
+    /// its start and its end.
+    pub fn start(
+        name: &str,
+        read: impl Fn() -> Option<R> + Send + Sync + 'static,
+        window: WindowFn,
+    ) -> Result<EdgeWatch<R>, String> {
+        let read: Arc<dyn Fn() -> Option<R> + Send + Sync> = Arc::new(read);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let reader = Arc::clone(&read);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || read_edges(&*reader, &window, &stopped))
+            .map_err(|e| format!("cannot start the {name} thread: {e}"))?;
+        Ok(EdgeWatch { read, stop, thread })
+    }
+
+    /// The readings at the window's start and end; a run that ended before
+    /// the window closed is read now for its end.
+    pub fn finish(self) -> (Option<R>, Option<R>) {
+        let _ = self.stop.send(());
+        let (from, to) = self.thread.join().unwrap_or((None, None));
+        let to = match (&from, to) {
+            (Some(_), None) => (self.read)(),
+            (_, to) => to,
+        };
+        (from, to)
+    }
+}
+
+/// Waits for the window, then reads at its start and its end.
+fn read_edges<R>(
+    read: &dyn Fn() -> Option<R>,
     window: &WindowFn,
     stopped: &mpsc::Receiver<()>,
-) -> (Option<Reading>, Option<Reading>) {
+) -> (Option<R>, Option<R>) {
     let wait_until = |t: Instant| -> bool {
         loop {
             let now = Instant::now();
@@ -144,11 +174,11 @@ fn read_edges(
     if !wait_until(from) {
         return (None, None);
     }
-    let a = group.read();
+    let a = read();
     if !wait_until(to) {
         return (a, None);
     }
-    (a, group.read())
+    (a, read())
 }
 
 #[cfg(test)]

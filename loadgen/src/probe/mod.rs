@@ -3,11 +3,13 @@
 //! up by [`summary`]), a container through the Docker Engine API
 //! ([`docker`]), and the cgroup that `compare` puts each server in
 //! ([`cgroup`], its files through [`cgroup_fs`], read at the measured
-//! window's edges by [`cgroup_watch`]). Produces the data types of [`crate::results`]; knows nothing of the load.
+//! window's edges by [`cgroup_watch`]), and the kernel's counts of the
+//! server's system calls and context switches ([`counters`]). Produces the data types of [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
 pub mod cgroup_fs;
 pub mod cgroup_watch;
+pub mod counters;
 pub mod cpu;
 pub mod docker;
 pub mod host;

@@ -28,12 +28,20 @@ use std::time::{Duration, Instant};
 use crate::probe::cgroup::ServerCgroup;
 use crate::probe::cgroup_watch::GroupWatch;
 pub use crate::probe::cgroup_watch::WindowFn;
+use crate::probe::counters::{CounterWatch, ServerCounters};
 use crate::probe::cpu::thread_cpu;
 pub use crate::probe::procfs::{Sample, sample, sample_tree};
 pub use crate::probe::source::Source;
 use crate::probe::source::Watch;
 use crate::probe::summary::summarise;
-use crate::results::server::ServerStats;
+use crate::results::server::{KernelCounts, ServerStats};
+
+/// Why a process's system calls and context switches are not counted when
+/// loadgen did not start it (`loadgen run --server-pid`): counters opened
+/// on a running process miss the threads and children it already has.
+pub const UNCOUNTED_PROCESS: &str = "not measured: the kernel's counters are opened when `loadgen compare` starts the server (before it makes threads or processes); a running process's existing threads would be missed";
+/// Why a container's are not.
+pub const UNCOUNTED_CONTAINER: &str = "not measured: the server runs in a container";
 
 /// Most of a CPU the sampling of a process tree may take.
 pub const TREE_BUDGET: f64 = 0.02;
@@ -58,6 +66,8 @@ pub struct Sampler {
     source: Source,
     baseline: Sample,
     cgroup: Option<GroupWatch>,
+    /// The kernel's counters, read at the window's edges; Err: why not.
+    kernel: Result<CounterWatch, String>,
 }
 
 impl Sampler {
@@ -100,13 +110,30 @@ impl Sampler {
             .name("loadgen-sampler".into())
             .spawn(move || sample_loop(&reader, first, base, &window, &stopped))
             .map_err(|e| format!("cannot start the sampler thread: {e}"))?;
+        let kernel = Err(match &source {
+            Source::Process(_) => UNCOUNTED_PROCESS,
+            Source::Container(..) => UNCOUNTED_CONTAINER,
+        }
+        .to_string());
         Ok(Sampler {
             stop,
             thread,
             source,
             baseline,
             cgroup,
+            kernel,
         })
+    }
+
+    /// Reads `counters` (the server's, open since it started) at the
+    /// window's edges too.
+    pub fn with_counters(
+        mut self,
+        counters: Arc<ServerCounters>,
+        window: WindowFn,
+    ) -> Result<Sampler, String> {
+        self.kernel = Ok(CounterWatch::start(counters, window)?);
+        Ok(self)
     }
 
     /// As [`Sampler::start_with_window`] for a [`Watch`]: its cgroup is
@@ -114,7 +141,12 @@ impl Sampler {
     pub fn watch(watch: Watch, window: WindowFn) -> Result<Sampler, String> {
         let is_process = watch.pid().is_some();
         let cgroup = watch.cgroup.filter(|_| is_process);
-        Sampler::start_with_window(watch.source, window, cgroup)
+        let counters = watch.counters.filter(|_| is_process);
+        let sampler = Sampler::start_with_window(watch.source, Arc::clone(&window), cgroup)?;
+        match counters {
+            Some(c) => sampler.with_counters(c, window),
+            None => Ok(sampler),
+        }
     }
 
     /// Stops sampling and summarises; CPU and context-switch rates cover
@@ -134,6 +166,10 @@ impl Sampler {
         }
         let mut stats = summarise(&self.baseline, &samples, window, conns, alive_at_end);
         stats.cgroup = self.cgroup.map(|g| g.finish(conns));
+        stats.kernel = Some(match self.kernel {
+            Ok(k) => k.finish(),
+            Err(reason) => KernelCounts::unmeasured(&reason),
+        });
         match &self.source {
             Source::Process(pid) => {
                 stats.pid = Some(*pid);

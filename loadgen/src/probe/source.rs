@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::probe::cgroup::ServerCgroup;
+use crate::probe::counters::ServerCounters;
 use crate::probe::docker::Docker;
 use crate::probe::procfs::{Sample, read_tree};
 
@@ -53,6 +54,10 @@ pub struct Watch {
     /// The server's own cgroup (with a process source): exact CPU per
     /// message and memory with the kernel's share.
     pub cgroup: Option<Arc<ServerCgroup>>,
+    /// The kernel's counters on the server's tree (with a process source),
+    /// open since the server started ([`crate::probe::counters`]); None:
+    /// not counted (a process loadgen did not start).
+    pub counters: Option<Arc<ServerCounters>>,
 }
 
 impl Watch {
@@ -61,6 +66,7 @@ impl Watch {
         Watch {
             source: Source::Process(pid),
             cgroup: None,
+            counters: None,
         }
     }
 

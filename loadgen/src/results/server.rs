@@ -86,6 +86,42 @@ pub struct KernelCounts {
     pub context_switches_unmeasured: Option<String>,
 }
 
+impl KernelCounts {
+    /// Fills the per-message figures for `messages` completed in the
+    /// window (None where the count is, or no message completed).
+    pub fn per_message(&mut self, messages: u64) {
+        let per = |n: Option<u64>| {
+            n.filter(|_| messages > 0)
+                .map(|n| n as f64 / messages as f64)
+        };
+        self.syscalls_per_msg = per(self.syscalls);
+        self.context_switches_per_msg = per(self.context_switches);
+    }
+
+    /// Neither counted, for `reason`.
+    pub fn unmeasured(reason: &str) -> KernelCounts {
+        KernelCounts {
+            syscalls_unmeasured: Some(reason.into()),
+            context_switches_unmeasured: Some(reason.into()),
+            ..KernelCounts::default()
+        }
+    }
+}
+
+/// Events (or io_uring completions) per wake-up from a style's summary
+/// line (`... wakeups=W events=E ...`, printed by the styles that wait in
+/// one place: epoll, reactor, poll, uring): E / W. None when the line has
+/// no such counts (the style does not count them) or no wake-up.
+pub fn events_per_wakeup(summary_line: &str) -> Option<f64> {
+    let field = |key: &str| -> Option<u64> {
+        summary_line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    };
+    let (wakeups, events) = (field("wakeups")?, field("events")?);
+    (wakeups > 0).then(|| events as f64 / wakeups as f64)
+}
+
 fn rss() -> String {
     "rss".into()
 }
@@ -134,5 +170,38 @@ impl CgroupStats {
             .cpu_s
             .filter(|_| messages > 0)
             .map(|s| s * 1e6 / messages as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_per_wakeup_reads_the_summary_line() {
+        let line = "summary style=epoll accepted=3 rejected=0 bytes_echoed=64 peak_conns=3 \
+                    accept_errors=0 conn_errors=0 idle_closed=0 wakeups=400 events=1000 shutdown_ms=2";
+        assert_eq!(events_per_wakeup(line), Some(2.5));
+        // A style that does not count: no figure, not 0.
+        let line = "summary style=tasks accepted=3 idle_closed=0 shutdown_ms=2";
+        assert_eq!(events_per_wakeup(line), None);
+        assert_eq!(events_per_wakeup("summary wakeups=0 events=0"), None);
+        // `events=` alone, or a prefix of another key, is not a count.
+        assert_eq!(events_per_wakeup("summary events=5 xwakeups=2"), None);
+    }
+
+    #[test]
+    fn kernel_counts_per_message_are_none_without_messages_or_counts() {
+        let mut k = KernelCounts {
+            syscalls: Some(300),
+            context_switches: None,
+            context_switches_unmeasured: Some("not permitted".into()),
+            ..KernelCounts::default()
+        };
+        k.per_message(100);
+        assert_eq!(k.syscalls_per_msg, Some(3.0));
+        assert_eq!(k.context_switches_per_msg, None);
+        k.per_message(0);
+        assert_eq!(k.syscalls_per_msg, None);
     }
 }

@@ -22,6 +22,8 @@ struct Counters {
     idle_closed: AtomicU64,
     active: AtomicUsize,
     peak: AtomicUsize,
+    wakeups: AtomicU64,
+    events: AtomicU64,
 }
 
 /// Where [`Counters`] live: a `MAP_SHARED` page, or the heap when no such
@@ -88,6 +90,12 @@ pub struct Summary {
     pub conn_errors: u64,
     /// Connections closed by `--idle-timeout`.
     pub idle_closed: u64,
+    /// Returns from the style's wait for readiness or completions
+    /// (`epoll_wait`, mio's poll, poll(2), `io_uring_enter`), and the
+    /// events or completions they brought: 0 in styles that do not count
+    /// them (they do not wait in one place), and then not printed.
+    pub wakeups: u64,
+    pub events: u64,
 }
 
 impl fmt::Display for Summary {
@@ -102,7 +110,11 @@ impl fmt::Display for Summary {
             self.accept_errors,
             self.conn_errors,
             self.idle_closed
-        )
+        )?;
+        if self.wakeups > 0 {
+            write!(f, " wakeups={} events={}", self.wakeups, self.events)?;
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +191,8 @@ impl Stats {
             accept_errors: c.accept_errors.load(Relaxed),
             conn_errors: c.conn_errors.load(Relaxed),
             idle_closed: c.idle_closed.load(Relaxed),
+            wakeups: c.wakeups.load(Relaxed),
+            events: c.events.load(Relaxed),
         }
     }
 
@@ -237,6 +251,16 @@ impl Stats {
     pub(crate) fn conn_error(&self) {
         self.each(|c| {
             c.conn_errors.fetch_add(1, Relaxed);
+        });
+    }
+
+    /// The style's wait returned with `events` events or completions
+    /// (wake-ups and messages per wake-up in the summary line): two
+    /// relaxed additions, no system call.
+    pub(crate) fn woke(&self, events: usize) {
+        self.each(|c| {
+            c.wakeups.fetch_add(1, Relaxed);
+            c.events.fetch_add(events as u64, Relaxed);
         });
     }
 
@@ -299,6 +323,10 @@ mod tests {
         stats.idle_closed();
         let line = stats.snapshot().to_string();
         assert!(line.ends_with("conn_errors=0 idle_closed=1"), "{line}");
+        stats.woke(3);
+        stats.woke(1);
+        let line = stats.snapshot().to_string();
+        assert!(line.ends_with("idle_closed=1 wakeups=2 events=4"), "{line}");
         drop((b, c));
         assert_eq!(stats.snapshot().active, 0);
         assert!(stats.is_shared(), "counters live in a shared mapping");

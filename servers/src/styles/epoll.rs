@@ -215,6 +215,7 @@ impl Loop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            self.ctx.stats.woke(n);
             for event in &events[..n] {
                 match event.u64 {
                     WAKE => {}

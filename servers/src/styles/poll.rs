@@ -115,6 +115,7 @@ impl<'a> Loop<'a> {
                 }
                 return Err(err);
             }
+            self.ctx.stats.woke(ready as usize);
             if self.fds[WAKER].revents != 0 {
                 let mut buf = [0u8; 64];
                 while matches!((&self.waker).read(&mut buf), Ok(n) if n > 0) {}

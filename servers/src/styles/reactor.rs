@@ -151,7 +151,9 @@ impl Reactor {
                 ])
             };
             poller::wait(&mut self.poll, &mut events, timeout)?;
+            let mut n = 0;
             for event in events.iter() {
+                n += 1;
                 match event.token() {
                     WAKER => {}
                     LISTENER => self.on_acceptable(),
@@ -164,6 +166,7 @@ impl Reactor {
                     _ => {}
                 }
             }
+            self.lp.ctx.stats.woke(n);
             // Edge-triggered: after a back-off nothing re-announces the
             // connections still waiting in the backlog, so ask again.
             if self

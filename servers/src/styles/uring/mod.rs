@@ -252,6 +252,7 @@ impl Uring {
             }
             cqes.clear();
             self.io.reap(&mut cqes);
+            self.ctx.stats.woke(cqes.len());
             for &(user_data, res, flags) in &cqes {
                 let key = (user_data >> TAG_BITS) as usize;
                 match user_data & ((1 << TAG_BITS) - 1) {
