@@ -146,6 +146,13 @@ fn blocking(v: &View) -> Answer {
                 "; context switches per message {:.2} against epoll's {:.2}",
                 t.median, e.median
             );
+            // Under a quota, throttling forces switches of its own.
+            if let Some(th) = figures::throttles_per_msg(v, threads, high, size) {
+                text += &format!(
+                    " (the quota throttled it {:.3} times per message, each a forced switch per running thread)",
+                    th.median
+                );
+            }
             Some(t.median >= SWITCHES_PER_MSG_MIN && t.median >= SWITCHES_OVER_EPOLL * e.median)
         }
         (Err(why), _) | (_, Err(why)) => {
@@ -197,12 +204,22 @@ fn synchronous(v: &View) -> Answer {
         figures::syscalls(v, u, at, size),
     ) {
         (Ok(ep), Ok(ur)) => {
-            let text = format!(
+            let mut text = format!(
                 "system calls per message at {} connections: epoll {}, uring {}",
                 thousands(at),
                 ep.text(2),
                 ur.text(2)
             );
+            if let (Some(we), Some(wu)) = (
+                figures::events_per_wakeup(v, e, at, size),
+                figures::events_per_wakeup(v, u, at, size),
+            ) {
+                text += &format!(
+                    "; epoll was told of {:.0} ready sockets per epoll_wait, uring of {:.0} completions per \
+                     io_uring_enter",
+                    we.median, wu.median
+                );
+            }
             let apart = matches!(between(&ep, &ur), Told::Separated { first_higher: true });
             let verdict = if ep.median >= SYNC_CALLS_MIN
                 && ur.median <= ASYNC_CALLS_SHARE * ep.median

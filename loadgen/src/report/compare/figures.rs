@@ -173,6 +173,32 @@ fn counted(
     Spread::of(values).ok_or_else(|| why.unwrap_or_else(|| "no message echoed".into()))
 }
 
+/// CFS throttled periods per message at a scale point, over the rounds:
+/// each one deschedules the server's running threads, involuntary context
+/// switches that are the quota's, not the style's.
+pub fn throttles_per_msg(v: &View, style: &str, conns: usize, size: usize) -> Option<Spread> {
+    v.scale_spread(style, conns, size, false, |r| {
+        let periods = cgroup(r)?.throttled_periods?;
+        (r.messages > 0).then(|| periods as f64 / r.messages as f64)
+    })
+}
+
+/// Events per wake-up (per `epoll_wait`, per poll(2), completions per
+/// `io_uring_enter`) of `style`'s servers at a scale point, over the
+/// rounds, from their summary lines (a fresh server per point, so its whole
+/// life is that point); None where the style does not count them.
+pub fn events_per_wakeup(v: &View, style: &str, conns: usize, size: usize) -> Option<Spread> {
+    let phase = format!("scale conns={conns} size={size}");
+    Spread::of(
+        v.results()
+            .servers
+            .iter()
+            .filter(|s| s.style == style && s.phase == phase)
+            .filter_map(|s| crate::results::server::events_per_wakeup(s.summary.as_deref()?))
+            .collect(),
+    )
+}
+
 /// Memory per idle connection charged to the server's cgroup and the
 /// kernel's part of it, KiB (may not rank where the run failed).
 pub fn idle_memory(v: &View, style: &str) -> Option<(Figure, Option<f64>)> {

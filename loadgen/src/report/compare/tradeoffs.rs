@@ -374,7 +374,10 @@ fn threads_column(v: &View, styles: &[String], conns: usize, size: usize) -> Col
 
 fn counts_column(v: &View, styles: &[String], conns: usize, size: usize) -> Column {
     let mut col = Column::new(
-        format!("syscalls · switches per msg, {}", conns_label(conns)),
+        format!(
+            "syscalls · switches per msg · events per wake-up, {}",
+            conns_label(conns)
+        ),
         String::new(),
         styles.len(),
     );
@@ -384,11 +387,16 @@ fn counts_column(v: &View, styles: &[String], conns: usize, size: usize) -> Colu
         }
         let calls = figures::syscalls(v, st, conns, size);
         let switches = figures::switches(v, st, conns, size);
-        col.cells[i] = match (calls, switches) {
-            (Ok(c), Ok(w)) => format!("{:.2} · {:.2}", c.median, w.median),
-            (Ok(c), Err(_)) => format!("{:.2} · not measured", c.median),
-            (Err(_), Ok(w)) => format!("not measured · {:.2}", w.median),
-            (Err(why), Err(_)) => format!("not measured ({why})"),
+        let counted = |x: &Result<Spread, String>| match x {
+            Ok(sp) => format!("{:.2}", sp.median),
+            Err(_) => "not measured".into(),
+        };
+        let wakeups = figures::events_per_wakeup(v, st, conns, size)
+            .map(|w| format!(" · {:.0}", w.median))
+            .unwrap_or_else(|| " · –".into());
+        col.cells[i] = match (&calls, &switches) {
+            (Err(why), Err(_)) => format!("not measured ({why}){wakeups}"),
+            _ => format!("{} · {}{wakeups}", counted(&calls), counted(&switches)),
         };
     }
     col
