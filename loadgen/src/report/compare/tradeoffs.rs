@@ -418,8 +418,17 @@ fn memory_column(v: &View, styles: &[String]) -> Column {
             if f.left == Some(Left::Failed) {
                 col.broke[i] = Some("failed with idle connections held".into());
             }
+            // A charge that fell below the group's baseline measured
+            // something else (pages uncharged meanwhile): never a best.
+            if f.spread.min <= 0.0 {
+                col.cells[i] += " (below its baseline: not ranked)";
+            }
         }
-        figs.push(fig.as_ref().and_then(|(f, _)| f.ranked()));
+        figs.push(
+            fig.as_ref()
+                .and_then(|(f, _)| f.ranked())
+                .filter(|sp| sp.min > 0.0),
+        );
     }
     col.marks = marks(&figs, true, MEMORY_MARGIN);
     col
