@@ -88,6 +88,7 @@ fn block_commands(lines: &[&str], first: usize, shell: bool, out: &mut Vec<Comma
         let mut logical = body.to_string();
         while logical.ends_with('\\') && i < lines.len() {
             logical.pop();
+            logical.truncate(logical.trim_end().len());
             logical.push(' ');
             logical.push_str(lines[i].trim());
             i += 1;
