@@ -1,6 +1,6 @@
 //! The layout's rules, checked on the source itself: no import cycle
 //! between the modules of a crate, each top folder using only the folders
-//! before it (the README's Layout order), and no source file too long to
+//! before it (the layout's order, docs/architecture.md), and no source file too long to
 //! read in one sitting.
 //!
 //! A module "uses" another when its code names it through a `crate::`,
@@ -518,7 +518,7 @@ fn no_module_imports_cycle_back_to_itself() {
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
 }
 
-/// Each crate's top folders in the order the README's Layout lists them:
+/// Each crate's top folders in the order docs/architecture.md's layout lists them:
 /// a folder uses only those before it.
 const LAYERS: &[(&str, &[&str])] = &[
     ("servers/src", &["runtime", "styles", "cli"]),

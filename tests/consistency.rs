@@ -34,23 +34,55 @@ fn every_style_has_a_service_and_a_fairness_service_in_both_compose_files() {
     }
 }
 
-/// The README from `marker` on.
-fn readme_after(marker: &str) -> String {
-    read("README.md")
-        .split(marker)
-        .nth(1)
-        .unwrap_or_else(|| panic!("README has {marker:?}"))
+/// `file` from `marker` on, up to the first blank line: the table that
+/// starts there.
+fn table_at(file: &str, marker: &str) -> String {
+    let text = read(file);
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{file} has no table starting {marker:?}"));
+    text[at..]
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
         .to_string()
 }
 
+/// The front page's table: each style with how it waits and its help line,
+/// as the code says them (`Style::waits`, `Style::help`).
 #[test]
-fn every_style_is_in_the_readme_table_of_styles() {
-    let table = readme_after("## The styles");
+fn every_style_is_in_the_readme_table_of_styles_as_the_code_describes_it() {
+    let table = table_at("README.md", "| style | how it waits | what it is |");
     for style in Style::ALL {
-        let row = format!("| `{}` |", style.name());
+        let row = format!(
+            "\n| `{}` | {} | {} |",
+            style.name(),
+            style.waits().words(),
+            style.help()
+        );
         assert!(
             table.contains(&row),
-            "README's table of styles has no row {row}"
+            "README.md's table of styles has no row {:?}",
+            row.trim()
+        );
+    }
+    let rows = table.lines().filter(|l| l.starts_with("| `")).count();
+    assert_eq!(
+        rows,
+        Style::ALL.len(),
+        "README.md's table of styles:\n{table}"
+    );
+}
+
+#[test]
+fn every_style_is_in_the_guide_table_of_styles() {
+    let table = table_at("docs/styles.md", "| style | start it | the idea it shows |");
+    for style in Style::ALL {
+        let row = format!("\n| `{}` |", style.name());
+        assert!(
+            table.contains(&row),
+            "docs/styles.md's table of styles has no row {:?}",
+            row.trim()
         );
     }
 }
@@ -97,14 +129,16 @@ fn every_scenario_has_a_section_in_the_comparison_report() {
 }
 
 #[test]
-fn every_scenario_has_a_row_in_the_readme_table_of_scenarios() {
-    let table = readme_after("| scenario | what it does | `--scenario` |");
-    let table = table.split("\n\n").next().unwrap_or_default();
+fn every_scenario_has_a_row_in_the_guide_table_of_scenarios() {
+    let table = table_at(
+        "docs/comparison.md",
+        "| scenario | what it does | `--scenario` |",
+    );
     for scenario in Scenario::all() {
         let row = format!("\n| {} |", scenario.name());
         assert!(
             table.contains(&row),
-            "README's table of scenarios has no row {:?}",
+            "docs/comparison.md's table of scenarios has no row {:?}",
             row.trim()
         );
     }

@@ -371,7 +371,7 @@ pub mod perf {
     pub const IDLE_RATE_PER_CONN: f64 = 50.0;
     /// CPUs each server gets (CFS bandwidth in its own cgroup): low enough
     /// that one loadgen CPU drives the leanest styles server-bound at 50 and
-    /// 1,000 connections on a 2-core machine (measured: see the README).
+    /// 1,000 connections on a 2-core machine (measured: see docs/perf.md).
     pub const SERVER_CPU_QUOTA: f64 = 0.25;
     /// Rounds of every style: each ratio is a median with its min-max.
     pub const REPEAT: u32 = 3;

@@ -28,8 +28,8 @@ use loadgen::RunResult;
 use servers::Style;
 
 /// Held by every test here for its whole length: each runs every style
-/// at once, which takes the machine's two CPUs, and their figures are the
-/// README's. A test that failed holding it does not matter.
+/// at once, which takes the machine's two CPUs, and their figures are
+/// docs/netfault.md's. A test that failed holding it does not matter.
 pub fn alone() -> MutexGuard<'static, ()> {
     static ALONE: Mutex<()> = Mutex::new(());
     ALONE.lock().unwrap_or_else(|e| e.into_inner())
@@ -42,7 +42,7 @@ pub fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Prints one table row per style: what the README's figures come from.
+/// Prints one table row per style: what docs/netfault.md's figures come from.
 pub fn table(title: &str, results: &[(Style, RunResult)]) {
     let ms = |us: u64| us as f64 / 1000.0;
     let mut out = format!(

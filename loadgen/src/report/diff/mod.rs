@@ -67,7 +67,7 @@
 //!
 //! "Six runs": the three above and three more made right after them with
 //! `--server-bin` a script that added `--work-us` to tasks alone (the
-//! README's planted slowdowns), tasks' cells left out: 15 pairs, some 40
+//! planted slowdowns of docs/baseline.md), tasks' cells left out: 15 pairs, some 40
 //! minutes apart. Every factor above ×1.06 of a paired ratio is threads' at
 //! 1,000 connections (its ratio ranges 0.35-0.71 within a run, and one run
 //! put it at 0.31-0.38): without threads the paired ratios' p90 is ×1.03

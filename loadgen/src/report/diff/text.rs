@@ -112,7 +112,7 @@ fn head(s: &mut String, d: &Diff) {
          the two runs' ranges (min–max over their repeats; a run measured once is its value) do not overlap \
          and its median moved by more than the noise floor of its kind, a factor either way, and by more than \
          its absolute floor (near zero a factor says nothing): {}. The floors are how far the same code moved \
-         between runs on a 2-core shared machine (README, \"Did my change make it faster?\"); run both sides \
+         between runs on a 2-core shared machine (docs/baseline.md); run both sides \
          with `--repeat 3` to read changes against their ranges. A capacity loadgen limited (≥) or below the \
          lowest rate tried (<) is a bound: a change is called only where the bounds prove it (≥/≤ before the \
          change: at least that much), otherwise it is undecided. ✗: runs that failed (errors, or not what was \
