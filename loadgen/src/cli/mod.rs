@@ -6,6 +6,7 @@
 pub mod args;
 mod common;
 pub mod diff;
+mod scope;
 mod soak;
 
 use std::io::{IsTerminal, Write};

@@ -103,7 +103,7 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     let mut did_not_start: Vec<String> = Vec::new();
     'rounds: for round in 0..repeat {
         let (first_run, first_server) = (runs.len(), servers.len());
-        for (style, step) in &round_units(opts, round) {
+        for (style, step) in &plan::round_units(opts, round) {
             if did_not_start.contains(style) {
                 continue;
             }
@@ -219,54 +219,6 @@ struct Round<'a> {
     progress: &'a Progress,
     /// Which round, from 0.
     number: u32,
-}
-
-/// What round `round` runs, in order: each style whole, or, where the
-/// profile goes point by point, at each step every style whose plan has
-/// it (a round after the first only the steps the profile repeats).
-/// Servers at `--target` addresses are taken whole where the profile has
-/// more than idle and scale points (a container started and stopped per
-/// point would cost more than the points).
-pub(crate) fn round_units(opts: &CompareOptions, round: u32) -> Vec<(String, Option<Step>)> {
-    let in_round = |p: &profile::Profile, step: &Step| match step.scenario() {
-        Some(sc) => p.in_round(sc, round),
-        None => p.scenarios.iter().any(|&sc| p.in_round(sc, round)),
-    };
-    let plans: Option<Vec<(&String, Vec<Step>)>> = opts
-        .styles
-        .iter()
-        .map(|st| {
-            let p = opts.profile.for_style(st);
-            let steps = scenarios::steps(&p)?;
-            if !opts.targets.is_empty() && steps.contains(&Step::Rest) {
-                return None;
-            }
-            Some((st, steps.into_iter().filter(|s| in_round(&p, s)).collect()))
-        })
-        .collect();
-    let Some(plans) = plans else {
-        return opts.styles.iter().map(|st| (st.clone(), None)).collect();
-    };
-    // Idle first, then the scale points in the profile's order; a step only
-    // some styles take (perf's polling holds fewer idle connections, but
-    // its idle is the same step) keeps that place.
-    let order = scenarios::steps(&opts.profile).unwrap_or_default();
-    let mut steps: Vec<Step> = Vec::new();
-    for step in plans.iter().flat_map(|(_, p)| p.iter()) {
-        if !steps.contains(step) {
-            steps.push(*step);
-        }
-    }
-    steps.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));
-    steps
-        .iter()
-        .flat_map(|step| {
-            plans
-                .iter()
-                .filter(|(_, p)| p.contains(step))
-                .map(|(st, _)| ((*st).clone(), Some(*step)))
-        })
-        .collect()
 }
 
 impl Round<'_> {

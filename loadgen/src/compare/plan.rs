@@ -5,10 +5,12 @@
 //! starts and its progress bar counts against the same figure, so the three
 //! can never disagree.
 
-use crate::compare::CompareOptions;
 use crate::compare::model::Scenario;
+use crate::compare::options::CompareOptions;
 use crate::compare::pair;
+use crate::compare::profile;
 use crate::compare::profile::{CONNECT_S, SERVER_START_STOP_S};
+use crate::compare::scenarios;
 use crate::compare::scenarios::Step;
 use crate::results::thousands;
 
@@ -40,7 +42,7 @@ pub fn plan(opts: &CompareOptions, cgroups: bool) -> Plan {
     let mut partner_s = 0.0;
     let mut paired_conns = Vec::new();
     for round in 0..rounds {
-        for (style, step) in super::round_units(opts, round) {
+        for (style, step) in round_units(opts, round) {
             let Some(step @ Step::Scale { conns, .. }) = step else {
                 continue;
             };
@@ -205,4 +207,52 @@ fn points(opts: &CompareOptions, sc: Scenario) -> String {
         Scenario::Churn => format!("{} connections cycling", p.churn_slots),
         Scenario::Fairness => format!("{} light connections beside one heavy", p.fairness_light),
     }
+}
+
+/// What round `round` runs, in order: each style whole, or, where the
+/// profile goes point by point, at each step every style whose plan has
+/// it (a round after the first only the steps the profile repeats).
+/// Servers at `--target` addresses are taken whole where the profile has
+/// more than idle and scale points (a container started and stopped per
+/// point would cost more than the points).
+pub fn round_units(opts: &CompareOptions, round: u32) -> Vec<(String, Option<Step>)> {
+    let in_round = |p: &profile::Profile, step: &Step| match step.scenario() {
+        Some(sc) => p.in_round(sc, round),
+        None => p.scenarios.iter().any(|&sc| p.in_round(sc, round)),
+    };
+    let plans: Option<Vec<(&String, Vec<Step>)>> = opts
+        .styles
+        .iter()
+        .map(|st| {
+            let p = opts.profile.for_style(st);
+            let steps = scenarios::steps(&p)?;
+            if !opts.targets.is_empty() && steps.contains(&Step::Rest) {
+                return None;
+            }
+            Some((st, steps.into_iter().filter(|s| in_round(&p, s)).collect()))
+        })
+        .collect();
+    let Some(plans) = plans else {
+        return opts.styles.iter().map(|st| (st.clone(), None)).collect();
+    };
+    // Idle first, then the scale points in the profile's order; a step only
+    // some styles take (perf's polling holds fewer idle connections, but
+    // its idle is the same step) keeps that place.
+    let order = scenarios::steps(&opts.profile).unwrap_or_default();
+    let mut steps: Vec<Step> = Vec::new();
+    for step in plans.iter().flat_map(|(_, p)| p.iter()) {
+        if !steps.contains(step) {
+            steps.push(*step);
+        }
+    }
+    steps.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));
+    steps
+        .iter()
+        .flat_map(|step| {
+            plans
+                .iter()
+                .filter(|(_, p)| p.contains(step))
+                .map(|(st, _)| ((*st).clone(), Some(*step)))
+        })
+        .collect()
 }

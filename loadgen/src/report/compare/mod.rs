@@ -6,6 +6,7 @@ pub mod claims;
 pub mod context;
 pub mod external;
 pub mod figures;
+pub mod marks;
 pub mod rank;
 pub mod sections;
 pub mod tradeoffs;
