@@ -41,6 +41,7 @@ impl Target {
             (None, Some((docker, name))) => Some(Watch {
                 source: Source::Container(docker.clone(), name.clone()),
                 cgroup: None,
+                kernel_breakdown: false,
             }),
             (None, None) => None,
         }
@@ -148,8 +149,13 @@ impl<'a> Env<'a> {
         {
             return None;
         }
+        // Idle's point is what a connection costs the kernel: say what.
+        let watch = self.target.watch().map(|w| Watch {
+            kernel_breakdown: scenario == Scenario::Idle && w.pid().is_some(),
+            ..w
+        });
         let opts = RunOptions {
-            server: if sample { self.target.watch() } else { None },
+            server: if sample { watch } else { None },
             label: Some(label),
             on_tick: None,
         };

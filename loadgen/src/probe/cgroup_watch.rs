@@ -1,6 +1,7 @@
 //! What a server's own cgroup counted during a run (exact CPU time over
 //! the measured window, memory with the kernel's share), and the watcher
-//! that reads the group at the window's edges for [`crate::probe::sampler`].
+//! that reads the group at the window's edges for [`crate::probe::sampler`]
+//! (and, where asked, the machine's slab counters with it: [`slab`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -8,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::probe::cgroup::{Reading, ServerCgroup};
-use crate::results::server::CgroupStats;
+use crate::probe::slab;
+use crate::results::server::{CgroupStats, KernelBreakdown};
 
 /// The measured window of a run, once it is known.
 pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
@@ -22,7 +24,7 @@ pub fn stats_between(
     to: Option<&Reading>,
     conns: usize,
 ) -> CgroupStats {
-    stats_between_parts(
+    let mut stats = stats_between_parts(
         group.version(),
         group.name(),
         group.quota(),
@@ -30,7 +32,9 @@ pub fn stats_between(
         from,
         to,
         conns,
-    )
+    );
+    stats.socket_accounting = Some(group.socket_accounting().is_ok());
+    stats
 }
 
 /// As [`stats_between`], for the group named `name`.
@@ -65,6 +69,8 @@ pub fn stats_between_parts(
         baseline_kernel_bytes: base.kernel_bytes,
         end_kernel_bytes: end.kernel_bytes,
         kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
+        sock_per_conn_bytes: per_conn(base.sock_bytes, end.sock_bytes),
+        socket_accounting: None,
         settle_s: None,
         settled: None,
     }
@@ -76,41 +82,79 @@ pub fn stats_between_parts(
 pub struct GroupWatch {
     group: Arc<ServerCgroup>,
     baseline: Reading,
+    /// The slab counters before any connection, when a breakdown was asked
+    /// for (or why they could not be read).
+    slab_before: Option<Result<slab::Snapshot, String>>,
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<(Option<Reading>, Option<Reading>)>,
+    thread: JoinHandle<Edges>,
 }
 
+/// The group at the window's start and end, and the slab counters at its
+/// end: read there, the run's connections are all open and loadgen's
+/// workers still hold theirs in their epoll sets, so both ends are counted
+/// as they are (after the workers end, their epoll items are freed only
+/// after an RCU grace period, and would be counted as the server's).
+type Edges = (
+    Option<Reading>,
+    Option<Reading>,
+    Option<Result<slab::Snapshot, String>>,
+);
+
 impl GroupWatch {
-    pub fn start(group: Arc<ServerCgroup>, window: WindowFn) -> Result<GroupWatch, String> {
+    /// `breakdown`: also snapshot the slab counters now and at the
+    /// window's end.
+    pub fn start(
+        group: Arc<ServerCgroup>,
+        window: WindowFn,
+        breakdown: bool,
+    ) -> Result<GroupWatch, String> {
         let baseline = group
             .read()
             .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
+        let slab_before = breakdown.then(slab::snapshot);
+        let snap_after = matches!(slab_before, Some(Ok(_)));
         let (stop, stopped) = mpsc::channel::<()>();
         let reader = Arc::clone(&group);
         let thread = std::thread::Builder::new()
             .name("loadgen-cgroup".into())
-            .spawn(move || read_edges(&reader, &window, &stopped))
+            .spawn(move || read_edges(&reader, &window, &stopped, snap_after))
             .map_err(|e| format!("cannot start the cgroup thread: {e}"))?;
         Ok(GroupWatch {
             group,
             baseline,
+            slab_before,
             stop,
             thread,
         })
     }
 
-    pub fn finish(self, conns: usize) -> CgroupStats {
+    /// The group's figures, and the kernel's memory by slab cache where it
+    /// was asked for.
+    pub fn finish(self, conns: usize) -> (CgroupStats, Option<KernelBreakdown>) {
         let _ = self.stop.send(());
-        let (from, to) = self.thread.join().unwrap_or((None, None));
+        let (from, to, slab_after) = self.thread.join().unwrap_or((None, None, None));
         // A run that ended before the window closed: read it now.
         let to = to.or_else(|| from.as_ref().and(self.group.read()));
-        stats_between(
+        let stats = stats_between(
             &self.group,
             &self.baseline,
             from.as_ref(),
             to.as_ref(),
             conns,
-        )
+        );
+        let breakdown = self.slab_before.map(|before| {
+            let unmeasured = |why: String| KernelBreakdown {
+                conns: conns as u64,
+                unmeasured: Some(why),
+                ..KernelBreakdown::default()
+            };
+            match (before, slab_after) {
+                (Ok(b), Some(Ok(a))) => slab::breakdown(&b, &a, conns),
+                (Err(e), _) | (_, Some(Err(e))) => unmeasured(e),
+                (Ok(_), None) => unmeasured("the run ended before its measured window did".into()),
+            }
+        });
+        (stats, breakdown)
     }
 }
 
@@ -119,7 +163,8 @@ fn read_edges(
     group: &ServerCgroup,
     window: &WindowFn,
     stopped: &mpsc::Receiver<()>,
-) -> (Option<Reading>, Option<Reading>) {
+    snap_after: bool,
+) -> Edges {
     let wait_until = |t: Instant| -> bool {
         loop {
             let now = Instant::now();
@@ -138,18 +183,34 @@ fn read_edges(
         }
         match stopped.recv_timeout(Duration::from_millis(5)) {
             Err(RecvTimeoutError::Timeout) => continue,
-            _ => return (None, None),
+            _ => return (None, None, None),
         }
     };
     if !wait_until(from) {
-        return (None, None);
+        return (None, None, None);
     }
     let a = group.read();
-    if !wait_until(to) {
-        return (a, None);
+    // Inside the window, every connection is open at both ends; at its
+    // end loadgen's workers stop and close their epoll sets, whose items
+    // the kernel frees only after an RCU grace period. So the slab
+    // snapshot is taken to end before the window does.
+    let mut slabs = None;
+    if snap_after {
+        let at = to.checked_sub(SLAB_LEAD).map_or(from, |t| t.max(from));
+        if !wait_until(at) {
+            return (a, None, None);
+        }
+        slabs = Some(slab::snapshot());
     }
-    (a, group.read())
+    if !wait_until(to) {
+        return (a, None, slabs);
+    }
+    (a, group.read(), slabs)
 }
+
+/// How long before the window's end the slab snapshot starts: its
+/// readings take about 100 ms.
+const SLAB_LEAD: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {
@@ -164,6 +225,7 @@ mod tests {
             throttled_ns: Some(thr * 1_000_000),
             memory_bytes: Some(mem),
             kernel_bytes: kernel,
+            sock_bytes: None,
         };
         let base = read(10, 1_000_000, Some(200_000), 0);
         let from = read(50, 1_500_000, Some(300_000), 5);

@@ -3,7 +3,8 @@
 //! up by [`summary`]), a container through the Docker Engine API
 //! ([`docker`]), and the cgroup that `compare` puts each server in
 //! ([`cgroup`], its files through [`cgroup_fs`], read at the measured
-//! window's edges by [`cgroup_watch`]). Produces the data types of [`crate::results`]; knows nothing of the load.
+//! window's edges by [`cgroup_watch`]), and the kernel's memory for the
+//! connections by slab cache ([`slab`]). Produces the data types of [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
 pub mod cgroup_fs;
@@ -13,6 +14,7 @@ pub mod docker;
 pub mod host;
 pub mod procfs;
 pub mod sampler;
+pub mod slab;
 pub mod source;
 pub mod summary;
 

@@ -53,6 +53,10 @@ pub struct Watch {
     /// The server's own cgroup (with a process source): exact CPU per
     /// message and memory with the kernel's share.
     pub cgroup: Option<Arc<ServerCgroup>>,
+    /// Also break the kernel's memory for the connections down by slab
+    /// cache ([`crate::probe::slab`]): a few hundred ms of reading at each
+    /// end of the run, worth it where memory per connection is the point.
+    pub kernel_breakdown: bool,
 }
 
 impl Watch {
@@ -61,6 +65,7 @@ impl Watch {
         Watch {
             source: Source::Process(pid),
             cgroup: None,
+            kernel_breakdown: false,
         }
     }
 
