@@ -429,7 +429,7 @@ fn idle_kernel_breakdown_sits_beside_the_charge() {
     let (dir, report) = build_from(&f);
     assert!(
         report.contains(
-            "| reactor | 3.78 KiB | 2.31 KiB | 0.81 KiB | 0.19 KiB | 0.19 KiB | 0.12 KiB | 0.00 KiB | 0.01 KiB | 3.63 KiB | server sockets per connection 1.00 |"
+            "| reactor | 3.78 KiB | 2.31 KiB | 0.81 KiB | 0.19 KiB | 0.19 KiB | 0.12 KiB | – | 0.00 KiB | 0.01 KiB | 3.63 KiB | server sockets per connection 1.00 |"
         ),
         "{report}"
     );

@@ -108,10 +108,20 @@ impl GroupWatch {
         window: WindowFn,
         breakdown: bool,
     ) -> Result<GroupWatch, String> {
-        let baseline = group
+        let mut baseline = group
             .read()
             .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
         let slab_before = breakdown.then(slab::snapshot);
+        if breakdown {
+            // The lowest charge over the snapshot's readings and a few more:
+            // see [`lowest`].
+            for _ in 0..BASELINE_READINGS {
+                std::thread::sleep(BASELINE_GAP);
+                if let Some(r) = group.read() {
+                    baseline = lowest(baseline, r);
+                }
+            }
+        }
         let snap_after = matches!(slab_before, Some(Ok(_)));
         let (stop, stopped) = mpsc::channel::<()>();
         let reader = Arc::clone(&group);
@@ -208,6 +218,34 @@ fn read_edges(
     (a, group.read(), slabs)
 }
 
+/// Readings of the baseline where memory per connection is the point
+/// (about a second of them, once per idle run).
+const BASELINE_READINGS: usize = 100;
+const BASELINE_GAP: Duration = Duration::from_millis(10);
+
+/// The baseline as the lowest memory charge of two readings (the later's
+/// CPU time). A server that spins on a non-blocking `accept` with nothing
+/// to accept (`polling`) allocates a socket inode, file and dentry on each
+/// call and frees them after an RCU grace period: before its first
+/// connection it carries up to a few MB of such objects at any moment,
+/// varying from reading to reading, which once it holds connections (and
+/// each pass takes longer) it no longer does. Taken from one reading, that
+/// float came off its memory per connection (negative with 200
+/// connections); the lowest of several readings is the nearest to the
+/// server's own.
+fn lowest(a: Reading, b: Reading) -> Reading {
+    let min = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    Reading {
+        memory_bytes: min(a.memory_bytes, b.memory_bytes),
+        kernel_bytes: min(a.kernel_bytes, b.kernel_bytes),
+        sock_bytes: min(a.sock_bytes, b.sock_bytes),
+        ..b
+    }
+}
+
 /// How long before the window's end the slab snapshot starts: its
 /// readings take about 100 ms.
 const SLAB_LEAD: Duration = Duration::from_millis(250);
@@ -255,6 +293,13 @@ mod tests {
         );
         assert_eq!(s.kernel_per_conn_bytes, None);
         assert_eq!(s.memory_per_conn_bytes, Some(2.0));
+        // The baseline of a spinning server: the lowest charge of its
+        // readings, the later one's CPU time.
+        let low = lowest(read(10, 900, Some(800), 0), read(20, 700, Some(850), 0));
+        assert_eq!(
+            (low.memory_bytes, low.kernel_bytes, low.cpu_ns),
+            (Some(700), Some(800), 20_000_000)
+        );
         // A run that never reached its window: no CPU figure.
         let s = stats_between_parts("v2", "g", None, &base, None, None, 5);
         assert_eq!(s.cpu_s, None);

@@ -17,7 +17,9 @@
 //!   share of the new sockets, `(S - L) / S`, where S is the growth in
 //!   `TCP` objects and L the growth in loadgen's own sockets, counted in
 //!   /proc/self/fd. The epoll items are not symmetric (loadgen's are
-//!   counted in its epoll files' fdinfo and subtracted), nor are stacks
+//!   counted in its epoll files' fdinfo and subtracted, with the bind
+//!   buckets of its ports where SLUB merged those caches into
+//!   `eventpoll_epi`'s: [`shared_with_epoll`]), nor are stacks
 //!   and page tables (loadgen's threads and `VmPTE`, from
 //!   /proc/self/status).
 //! - other processes' churn, which nothing can take out of machine-wide
@@ -28,9 +30,11 @@
 //!   breakdown says so rather than hide it.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::time::Duration;
 
+pub use crate::probe::slab_read::{
+    kb_field, median_of, own, parse_slabinfo, shared_with_epoll, snapshot,
+};
 use crate::results::server::KernelBreakdown;
 
 /// Readings per snapshot, and the gap between them.
@@ -45,6 +49,9 @@ pub const THREAD_STACK_BYTES: u64 = 16 * 1024;
 /// breakdown is called disturbed.
 pub const SOCKETS_TOLERANCE: f64 = 0.1;
 
+/// A part that fell by more than this per connection was moved by others.
+pub const SHRANK_BYTES: f64 = 32.0;
+
 /// The caches of a connection's socket, by the part they are reported as.
 pub const TCP: &[&str] = &["TCP", "TCPv6"];
 pub const SOCK_INODE: &[&str] = &["sock_inode_cache"];
@@ -52,12 +59,21 @@ pub const FILP: &[&str] = &["filp"];
 pub const DENTRY: &[&str] = &["dentry"];
 /// `eventpoll_pwq` only where the kernel still has it as a cache.
 pub const EPOLL: &[&str] = &["eventpoll_epi", "eventpoll_pwq"];
+/// A thread's or process's descriptor: beside its stack, what a thread per
+/// connection costs.
+pub const TASK: &[&str] = &["task_struct"];
 
 /// loadgen's own part of the counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Own {
     pub sockets: u64,
     pub epoll_items: u64,
+    /// The bind buckets its sockets' local ports hold, where SLUB merged
+    /// those caches into `eventpoll_epi`'s (see [`shared_with_epoll`]): a
+    /// connecting socket takes an ephemeral port, one `tcp_bind_bucket` per
+    /// port and one `tcp_bind2_bucket` per port and address; an accepted
+    /// socket shares its listener's.
+    pub bind_buckets: u64,
     pub threads: u64,
     pub page_tables_bytes: u64,
 }
@@ -74,132 +90,6 @@ pub struct Snapshot {
     /// Largest minus smallest `TCP` object count over the readings: other
     /// processes opening and closing sockets meanwhile.
     pub tcp_spread: u64,
-}
-
-/// `/proc/slabinfo`'s caches of interest: name -> (active objects, size).
-pub fn parse_slabinfo(text: &str) -> BTreeMap<String, (u64, u64)> {
-    let wanted = |n: &str| [TCP, SOCK_INODE, FILP, DENTRY, EPOLL].concat().contains(&n);
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("slabinfo"))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // name active_objs num_objs objsize ...
-            let (name, active, size) = (*f.first()?, f.get(1)?, f.get(3)?);
-            wanted(name)
-                .then(|| Some((name.to_string(), (active.parse().ok()?, size.parse().ok()?))))?
-        })
-        .collect()
-}
-
-/// A `Name:   123 kB` line of /proc/meminfo or /proc/PID/status, bytes.
-pub fn kb_field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k == name).then(|| {
-            v.split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-                .map(|kb| kb * 1024)
-        })?
-    })
-}
-
-/// loadgen's own sockets and epoll items (its fds), threads and page
-/// tables. Its fds are looked at with fstat, not by listing
-/// /proc/self/fd: a listing makes a `dentry` for every fd listed, which
-/// would count in the `dentry` growth.
-pub fn own() -> Own {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    let mut own = Own {
-        threads: field("Threads:"),
-        page_tables_bytes: kb_field(&status, "VmPTE").unwrap_or(0),
-        ..Own::default()
-    };
-    // Every fd is below the table's size.
-    for fd in 0..field("FDSize:").min(i32::MAX as u64) as i32 {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstat only writes the struct it is given; an fd that is
-        // not open fails with EBADF, and `st` is then not read.
-        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-            continue;
-        }
-        // SAFETY: fstat succeeded, so it filled `st`.
-        let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
-        match mode {
-            libc::S_IFSOCK => own.sockets += 1,
-            // Anonymous inodes (epoll among them); the few others of
-            // loadgen's fds are cheap to look at.
-            libc::S_IFDIR | libc::S_IFCHR | libc::S_IFIFO => {}
-            _ => {
-                if let Ok(info) = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) {
-                    own.epoll_items +=
-                        info.lines().filter(|l| l.starts_with("tfd:")).count() as u64;
-                }
-            }
-        }
-    }
-    own
-}
-
-/// One snapshot: the median of [`READINGS`] readings [`GAP`] apart; an
-/// error saying why where /proc/slabinfo cannot be read (it is root's).
-pub fn snapshot() -> Result<Snapshot, String> {
-    let mut readings = Vec::with_capacity(READINGS);
-    for i in 0..READINGS {
-        if i > 0 {
-            std::thread::sleep(GAP);
-        }
-        let slab = fs::read_to_string("/proc/slabinfo")
-            .map_err(|e| format!("cannot read /proc/slabinfo: {e}"))?;
-        let mem = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        readings.push((
-            parse_slabinfo(&slab),
-            kb_field(&mem, "KernelStack"),
-            kb_field(&mem, "PageTables"),
-        ));
-    }
-    Ok(median_of(&readings, own()))
-}
-
-type Reading = (BTreeMap<String, (u64, u64)>, Option<u64>, Option<u64>);
-
-/// The median of each counter over `readings`.
-pub fn median_of(readings: &[Reading], own: Own) -> Snapshot {
-    fn median(mut v: Vec<u64>) -> Option<u64> {
-        v.sort_unstable();
-        v.get(v.len() / 2).copied()
-    }
-    let mut slabs = BTreeMap::new();
-    if let Some((first, _, _)) = readings.first() {
-        for (name, &(_, size)) in first {
-            let counts = readings
-                .iter()
-                .filter_map(|r| r.0.get(name).map(|c| c.0))
-                .collect();
-            if let Some(m) = median(counts) {
-                slabs.insert(name.clone(), (m, size));
-            }
-        }
-    }
-    let tcp: Vec<u64> = readings
-        .iter()
-        .map(|r| TCP.iter().filter_map(|n| r.0.get(*n)).map(|c| c.0).sum())
-        .collect();
-    let tcp_spread = tcp.iter().max().unwrap_or(&0) - tcp.iter().min().unwrap_or(&0);
-    Snapshot {
-        slabs,
-        kernel_stack_bytes: median(readings.iter().filter_map(|r| r.1).collect()),
-        page_tables_bytes: median(readings.iter().filter_map(|r| r.2).collect()),
-        own,
-        tcp_spread,
-    }
 }
 
 /// The server's share per connection between `before` (no connection yet)
@@ -245,11 +135,16 @@ pub fn breakdown(before: &Snapshot, after: &Snapshot, conns: usize) -> KernelBre
     out.filp_per_conn_bytes = grew(FILP).map(|(_, b)| b * share / n);
     out.dentry_per_conn_bytes = grew(DENTRY).map(|(_, b)| b * share / n);
     out.epoll_per_conn_bytes = grew(EPOLL).map(|(objs, bytes)| {
-        let own = after.own.epoll_items as f64 - before.own.epoll_items as f64;
+        let own = (after.own.epoll_items + after.own.bind_buckets) as f64
+            - (before.own.epoll_items + before.own.bind_buckets) as f64;
         let size = if objs != 0.0 { bytes / objs } else { 0.0 };
         (bytes - own * size) / n
     });
     let own_threads = after.own.threads as f64 - before.own.threads as f64;
+    out.task_per_conn_bytes = grew(TASK).map(|(objs, bytes)| {
+        let size = if objs != 0.0 { bytes / objs } else { 0.0 };
+        (bytes - own_threads * size) / n
+    });
     out.kernel_stack_per_conn_bytes = before
         .kernel_stack_bytes
         .zip(after.kernel_stack_bytes)
@@ -266,6 +161,7 @@ pub fn breakdown(before: &Snapshot, after: &Snapshot, conns: usize) -> KernelBre
             out.filp_per_conn_bytes,
             out.dentry_per_conn_bytes,
             out.epoll_per_conn_bytes,
+            out.task_per_conn_bytes,
             out.kernel_stack_per_conn_bytes,
             out.page_tables_per_conn_bytes,
         ]
@@ -274,6 +170,27 @@ pub fn breakdown(before: &Snapshot, after: &Snapshot, conns: usize) -> KernelBre
         .sum(),
     );
     let mut why = Vec::new();
+    // A server does not give back kernel memory as it takes connections:
+    // a part that shrank was moved by other processes.
+    let shrank: Vec<String> = [
+        ("task_struct", out.task_per_conn_bytes),
+        ("stacks", out.kernel_stack_per_conn_bytes),
+        ("page tables", out.page_tables_per_conn_bytes),
+        ("dentry", out.dentry_per_conn_bytes),
+        ("epoll", out.epoll_per_conn_bytes),
+    ]
+    .iter()
+    .filter_map(|(name, v)| {
+        v.filter(|v| *v < -SHRANK_BYTES)
+            .map(|v| format!("{name} {v:.0} B"))
+    })
+    .collect();
+    if !shrank.is_empty() {
+        why.push(format!(
+            "parts shrank per connection ({}): other processes freed more than the server added",
+            shrank.join(", ")
+        ));
+    }
     let per = server_sockets / n;
     if (per - 1.0).abs() > SOCKETS_TOLERANCE {
         why.push(format!(
@@ -295,35 +212,6 @@ pub fn breakdown(before: &Snapshot, after: &Snapshot, conns: usize) -> KernelBre
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SLABINFO: &str = "\
-slabinfo - version: 2.1
-# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
-TCPv6                 26     26   2496   13    8 : tunables    0    0    0 : slabdata      2      2      0
-TCP                 5993   5993   2368   13    8 : tunables    0    0    0 : slabdata    461    461      0
-eventpoll_epi       9184   9184    128   32    1 : tunables    0    0    0 : slabdata    287    287      0
-sock_inode_cache    6042   6042    832   19    4 : tunables    0    0    0 : slabdata    318    318      0
-kmalloc-64          1000   1000     64   64    1 : tunables    0    0    0 : slabdata     16     16      0
-filp                6573   6573    192   21    1 : tunables    0    0    0 : slabdata    313    313      0
-dentry             62118  62118    192   21    1 : tunables    0    0    0 : slabdata   2958   2958      0
-";
-
-    #[test]
-    fn slabinfo_and_meminfo_parse() {
-        let s = parse_slabinfo(SLABINFO);
-        assert_eq!(s.get("TCP"), Some(&(5993, 2368)));
-        assert_eq!(s.get("dentry"), Some(&(62118, 192)));
-        assert_eq!(
-            s.get("kmalloc-64"),
-            None,
-            "not one of a connection's caches"
-        );
-        assert_eq!(s.len(), 6);
-        let mem = "MemTotal:        8000000 kB\nKernelStack:        5120 kB\nPageTables:  300 kB\n";
-        assert_eq!(kb_field(mem, "KernelStack"), Some(5120 * 1024));
-        assert_eq!(kb_field(mem, "PageTables"), Some(300 * 1024));
-        assert_eq!(kb_field(mem, "Kernel"), None);
-    }
 
     fn snap(tcp: u64, inode: u64, filp: u64, dentry: u64, epi: u64, own: Own) -> Snapshot {
         let slabs = [
@@ -348,8 +236,9 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
 
     /// 1,000 connections to an epoll server: 2,000 sockets (one per end),
     /// 2,000 inodes, files and dentries; epoll items 2,000 (one the
-    /// server's, one loadgen's each); loadgen's 1,000 sockets and epoll
-    /// items are its own.
+    /// server's, one loadgen's each) and loadgen's 2,000 bind buckets in
+    /// the same cache; loadgen's 1,000 sockets, epoll items and buckets
+    /// are its own.
     #[test]
     fn the_servers_share_is_half_the_sockets_and_its_own_epoll_items() {
         let before = snap(
@@ -361,6 +250,7 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
             Own {
                 sockets: 3,
                 epoll_items: 0,
+                bind_buckets: 4,
                 threads: 2,
                 page_tables_bytes: 8192,
             },
@@ -370,10 +260,13 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
             2200,
             2300,
             7000,
-            2050,
+            // In the cache SLUB shares with the bind buckets: loadgen's
+            // 1,000 ports hold 2,000 more (a port, a port and address).
+            4050,
             Own {
                 sockets: 1003,
                 epoll_items: 1000,
+                bind_buckets: 2004,
                 threads: 4,
                 page_tables_bytes: 12288,
             },
@@ -383,6 +276,10 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
         // of them loadgen's.
         after.kernel_stack_bytes = Some((4 << 20) + (1 << 20) + 32 * 1024);
         after.page_tables_bytes = Some((1 << 20) + 400 * 1024 + 4096);
+        // 64 server threads' descriptors, and loadgen's 2.
+        let mut before = before;
+        before.slabs.insert("task_struct".into(), (100, 5888));
+        after.slabs.insert("task_struct".into(), (166, 5888));
         let b = breakdown(&before, &after, 1000);
         assert_eq!(b.server_sockets_per_conn, Some(1.0));
         assert_eq!(b.tcp_per_conn_bytes, Some(2368.0));
@@ -392,7 +289,8 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
         assert_eq!(b.epoll_per_conn_bytes, Some(128.0));
         assert!((b.kernel_stack_per_conn_bytes.unwrap() - 1048.576).abs() < 1e-6);
         assert!((b.page_tables_per_conn_bytes.unwrap() - 409.6).abs() < 1e-6);
-        let total = 2368.0 + 832.0 + 192.0 + 192.0 + 128.0 + 1048.576 + 409.6;
+        assert!((b.task_per_conn_bytes.unwrap() - 376.832).abs() < 1e-6);
+        let total = 2368.0 + 832.0 + 192.0 + 192.0 + 128.0 + 376.832 + 1048.576 + 409.6;
         assert!((b.total_per_conn_bytes.unwrap() - total).abs() < 1e-6);
         assert_eq!(b.disturbed, None);
         assert_eq!(b.unmeasured, None);
@@ -469,24 +367,25 @@ dentry             62118  62118    192   21    1 : tunables    0    0    0 : sla
             b.unmeasured.is_some() && b.tcp_per_conn_bytes.is_none(),
             "{b:?}"
         );
-    }
-
-    #[test]
-    fn a_snapshot_is_the_median_of_its_readings() {
-        let r = |tcp: u64, stack: u64| -> Reading {
-            (
-                [("TCP".to_string(), (tcp, 2368))].into_iter().collect(),
-                Some(stack),
-                None,
-            )
-        };
-        let s = median_of(
-            &[r(100, 5), r(900, 6), r(102, 7), r(101, 1), r(99, 9)],
-            Own::default(),
+        // Page tables that shrank by 1 MiB over 1,000 connections.
+        let mut shrank = snap(
+            2100,
+            2200,
+            2300,
+            7000,
+            2050,
+            Own {
+                sockets: 1000,
+                ..Own::default()
+            },
         );
-        assert_eq!(s.slabs.get("TCP"), Some(&(101, 2368)));
-        assert_eq!(s.kernel_stack_bytes, Some(6));
-        assert_eq!(s.page_tables_bytes, None);
-        assert_eq!(s.tcp_spread, 801);
+        shrank.page_tables_bytes = Some(0);
+        let b = breakdown(&before, &shrank, 1000);
+        assert!(
+            b.disturbed
+                .as_deref()
+                .is_some_and(|d| d.contains("page tables -1049 B")),
+            "{b:?}"
+        );
     }
 }

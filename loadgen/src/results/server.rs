@@ -88,6 +88,10 @@ pub struct KernelBreakdown {
     pub dentry_per_conn_bytes: Option<f64>,
     /// `eventpoll_epi` (+ `eventpoll_pwq` where the kernel has it).
     pub epoll_per_conn_bytes: Option<f64>,
+    /// `task_struct`: a thread's or process's descriptor (with
+    /// `kernel_stack_per_conn_bytes`, what a thread per connection costs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_per_conn_bytes: Option<f64>,
     pub kernel_stack_per_conn_bytes: Option<f64>,
     pub page_tables_per_conn_bytes: Option<f64>,
     /// The parts summed.

@@ -29,8 +29,8 @@ pub fn table(s: &mut String, v: &View) {
     );
     putln!(
         s,
-        "| style | charged (kernel) | TCP socket | sock_inode | filp | dentry | epoll | stacks | page tables | slab etc. sum | note |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| style | charged (kernel) | TCP socket | sock_inode | filp | dentry | epoll | task_struct | stacks | page tables | sum | note |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for (st, r) in &rows {
         let Some(b) = r
@@ -50,7 +50,7 @@ pub fn table(s: &mut String, v: &View) {
         };
         put!(s, "| {st} | {charged} |");
         match &b.unmeasured {
-            Some(why) => putln!(s, " | | | | | | | | not measured: {why} |"),
+            Some(why) => putln!(s, " | | | | | | | | | not measured: {why} |"),
             None => {
                 for part in parts(b) {
                     put!(s, " {} |", part.map(k_ib).unwrap_or_else(|| "–".into()));
@@ -80,10 +80,13 @@ pub fn table(s: &mut String, v: &View) {
     };
     putln!(
         s,
-        "\nSlab figures are machine-wide growth from before the first connection to once all were open (each \
-         the median of {} readings): loadgen's end is as many sockets again, so the server's share of the socket \
+        "\nThe parts are machine-wide growth from before the first connection to once all were open (each the \
+         median of {} readings): loadgen's end is as many sockets again, so the server's share of the socket \
          caches is the growth times its share of the new sockets; loadgen's own epoll items, threads and page \
-         tables are counted and taken out. The note says when other processes' sockets moved the counters.{words}\n",
+         tables are counted and taken out. The note says when other processes' sockets moved the counters; other \
+         processes starting threads or processes move task_struct, stacks and page tables unseen, so where the \
+         sum and the charge disagree, the charge is the server's. A process per connection also holds \
+         descriptors not listed (its memory map, files, signals).{words}\n",
         rows.iter()
             .find_map(|(_, r)| r.server.as_ref()?.kernel_breakdown.as_ref())
             .map(|b| b.readings)
@@ -92,13 +95,14 @@ pub fn table(s: &mut String, v: &View) {
 }
 
 /// The parts in the table's order.
-fn parts(b: &KernelBreakdown) -> [Option<f64>; 7] {
+fn parts(b: &KernelBreakdown) -> [Option<f64>; 8] {
     [
         b.tcp_per_conn_bytes,
         b.sock_inode_per_conn_bytes,
         b.filp_per_conn_bytes,
         b.dentry_per_conn_bytes,
         b.epoll_per_conn_bytes,
+        b.task_per_conn_bytes,
         b.kernel_stack_per_conn_bytes,
         b.page_tables_per_conn_bytes,
     ]
