@@ -377,3 +377,70 @@ fn container_memory_is_the_containers_cgroup_charge() {
     assert!(!report.contains("user space only"), "{report}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The idle section's kernel breakdown: the cgroup's kernel charge beside
+/// the slab parts, each in KiB per connection; a disturbed breakdown says
+/// so; the machine table says socket accounting was on.
+#[test]
+fn idle_kernel_breakdown_sits_beside_the_charge() {
+    use loadgen::compare::model::CgroupSetup;
+    use loadgen::results::server::{CgroupStats, KernelBreakdown};
+    let mut f = fixture();
+    f.cgroup = Some(CgroupSetup {
+        used: true,
+        made_by: "loadgen".into(),
+        version: Some("v1".into()),
+        socket_accounting: Some(true),
+        ..CgroupSetup::default()
+    });
+    let reactor = run_mut(&mut f, "reactor", "idle", "idle")
+        .server
+        .as_mut()
+        .unwrap();
+    reactor.cgroup = Some(CgroupStats {
+        version: "v1".into(),
+        memory_per_conn_bytes: Some(3965.0),
+        kernel_per_conn_bytes: Some(3871.0),
+        socket_accounting: Some(true),
+        ..CgroupStats::default()
+    });
+    reactor.kernel_breakdown = Some(KernelBreakdown {
+        conns: 10_100,
+        readings: 5,
+        tcp_per_conn_bytes: Some(2368.0),
+        sock_inode_per_conn_bytes: Some(832.0),
+        filp_per_conn_bytes: Some(192.0),
+        dentry_per_conn_bytes: Some(192.0),
+        epoll_per_conn_bytes: Some(128.0),
+        kernel_stack_per_conn_bytes: Some(0.0),
+        page_tables_per_conn_bytes: Some(10.24),
+        total_per_conn_bytes: Some(3722.24),
+        server_sockets_per_conn: Some(1.0),
+        ..KernelBreakdown::default()
+    });
+    let threads = run_mut(&mut f, "threads", "idle", "idle")
+        .server
+        .as_mut()
+        .unwrap();
+    threads.kernel_breakdown = Some(KernelBreakdown {
+        unmeasured: Some("cannot read /proc/slabinfo: Permission denied".into()),
+        ..KernelBreakdown::default()
+    });
+    let (dir, report) = build_from(&f);
+    assert!(
+        report.contains(
+            "| reactor | 3.78 KiB | 2.31 KiB | 0.81 KiB | 0.19 KiB | 0.19 KiB | 0.12 KiB | – | 0.00 KiB | 0.01 KiB | 3.63 KiB | server sockets per connection 1.00 |"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("not measured: cannot read /proc/slabinfo: Permission denied"),
+        "{report}"
+    );
+    assert!(report.contains("socket accounting: on"), "{report}");
+    assert!(
+        report.contains("Socket accounting was on in every group"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

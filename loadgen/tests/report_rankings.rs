@@ -86,6 +86,7 @@ fn results() -> CompareResults {
         cpu_quota: Some(QUOTA),
         period_us: 10_000,
         note: None,
+        socket_accounting: None,
     });
     for s in &mut f.servers {
         s.cpu_quota = Some(QUOTA);
@@ -378,6 +379,7 @@ fn each_section_says_whether_its_servers_had_the_quota() {
         cpu_quota: Some(QUOTA),
         period_us: 10_000,
         note: None,
+        socket_accounting: None,
     });
     for s in &mut f.servers {
         s.cgroup = Some("c10k".into());

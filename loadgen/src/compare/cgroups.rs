@@ -25,13 +25,16 @@ pub fn cgroup_setup(
     };
     let checked = detected.and_then(|layout| {
         let left = remove_leftovers(&layout);
-        ServerCgroup::create(&layout, "probe", opts.server_cpu_quota)?;
-        Ok((layout, left))
+        let probe = ServerCgroup::create(&layout, "probe", opts.server_cpu_quota)?;
+        let sockets = probe.socket_accounting().map_err(String::from);
+        Ok((layout, left, sockets))
     });
     match checked {
-        Ok((layout, left)) => {
+        Ok((layout, left, sockets)) => {
             setup.used = true;
             setup.version = Some(layout.version().into());
+            setup.socket_accounting = Some(sockets.is_ok());
+            let mut notes = Vec::new();
             if !left.is_empty() {
                 let note = format!(
                     "removed {} cgroup(s) left by an earlier run that was killed: {}",
@@ -39,8 +42,17 @@ pub fn cgroup_setup(
                     left.join(", ")
                 );
                 note!("loadgen: {note}");
-                setup.note = Some(note);
+                notes.push(note);
             }
+            if let Err(e) = sockets {
+                let note = format!(
+                    "socket accounting could not be switched on ({e}): the kernel's share per \
+                     connection leaves out the socket object and its buffers"
+                );
+                note!("loadgen: warning: {note}");
+                notes.push(note);
+            }
+            setup.note = (!notes.is_empty()).then(|| notes.join("; "));
             Ok((Some(layout), Some(setup)))
         }
         Err(e) if opts.quota_required => Err(anyhow::anyhow!(

@@ -46,6 +46,7 @@ impl Target {
                 source: Source::Container(docker.clone(), name.clone()),
                 cgroup: None,
                 counters: None,
+                kernel_breakdown: false,
             }),
             (None, None) => None,
         }
@@ -153,8 +154,13 @@ impl<'a> Env<'a> {
         {
             return None;
         }
+        // Idle's point is what a connection costs the kernel: say what.
+        let watch = self.target.watch().map(|w| Watch {
+            kernel_breakdown: scenario == Scenario::Idle && w.pid().is_some(),
+            ..w
+        });
         let opts = RunOptions {
-            server: if sample { self.target.watch() } else { None },
+            server: if sample { watch } else { None },
             label: Some(label),
             on_tick: None,
         };

@@ -78,6 +78,11 @@ pub struct CgroupSetup {
     pub cpu_quota: Option<f64>,
     /// The CFS period of that quota, µs.
     pub period_us: u64,
+    /// Whether each server's group was charged its sockets (v1: switched
+    /// on by loadgen; v2: always); None when not known (containers, no
+    /// cgroups, results from before it was set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_accounting: Option<bool>,
     /// Why cgroups were not used, or leftovers removed, in words.
     pub note: Option<String>,
 }

@@ -6,7 +6,9 @@
 //! Both layouts are handled. cgroup v1: one directory in each of the `cpu`,
 //! `cpuacct` and `memory` hierarchies (separate or co-mounted), created
 //! under the cgroup loadgen itself is in; figures from `cpuacct.usage`,
-//! `cpu.stat`, `memory.usage_in_bytes`, `memory.kmem.usage_in_bytes`.
+//! `cpu.stat`, `memory.usage_in_bytes`, `memory.kmem.usage_in_bytes`,
+//! with socket accounting switched on in each memory group before the
+//! server joins it (off by default on v1; on v2 it always is).
 //! cgroup v2: one directory under the hierarchy's root (a non-root v2 group
 //! with processes cannot have controlled children); figures from
 //! `cpu.stat`, `memory.current`, `memory.stat`.
@@ -36,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::probe::cgroup_fs::{CgroupError, stat_field, v2_kernel_bytes};
 use crate::probe::cgroup_fs::{
-    enable_v2_controllers, io_err, kill_dirs, procs_in, read_u64, remove_dir, write,
+    enable_v1_socket_accounting, enable_v2_controllers, io_err, kill_dirs, procs_in, read_u64,
+    remove_dir, write,
 };
 
 /// Every group this project creates starts with this.
@@ -198,6 +201,11 @@ pub struct Reading {
     /// The kernel's part of it (sockets, slab, stacks...); None where the
     /// kernel does not account it (v1 without kmem accounting).
     pub kernel_bytes: Option<u64>,
+    /// Socket buffers charged to the group: v1's
+    /// `memory.kmem.tcp.usage_in_bytes` (a counter apart from
+    /// `memory_bytes`), v2's `memory.stat` `sock` (inside it).
+    #[serde(default)]
+    pub sock_bytes: Option<u64>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -211,6 +219,8 @@ pub struct ServerCgroup {
     /// One per hierarchy the group is in.
     dirs: Vec<PathBuf>,
     quota: Option<f64>,
+    /// Whether the kernel charges the group its sockets, or why not.
+    socket_accounting: Result<(), String>,
 }
 
 impl ServerCgroup {
@@ -236,6 +246,7 @@ impl ServerCgroup {
             name: name.clone(),
             dirs: Vec::new(),
             quota,
+            socket_accounting: Ok(()),
         };
         if let Layout::V2 { root } = layout {
             enable_v2_controllers(root)?;
@@ -248,6 +259,12 @@ impl ServerCgroup {
         }
         if let Some(q) = quota {
             group.set_quota(q)?;
+        }
+        // Not fatal: without it the group still counts CPU and the rest of
+        // its memory, and the results say the sockets were not charged.
+        if let Layout::V1 { memory, .. } = layout {
+            group.socket_accounting =
+                enable_v1_socket_accounting(&memory.join(&name)).map_err(|e| e.to_string());
         }
         Ok(group)
     }
@@ -267,6 +284,16 @@ impl ServerCgroup {
 
     pub fn quota(&self) -> Option<f64> {
         self.quota
+    }
+
+    /// Whether the group is charged its sockets (the accepted socket
+    /// object and its buffers), or why not: switched on at creation on v1,
+    /// always on for v2.
+    pub fn socket_accounting(&self) -> Result<(), &str> {
+        self.socket_accounting
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| e.as_str())
     }
 
     fn set_quota(&self, cpus: f64) -> Result<(), CgroupError> {
@@ -340,6 +367,7 @@ impl ServerCgroup {
                     throttled_ns: stat_field(&stat, "throttled_time"),
                     memory_bytes: read_u64(&mem.join("memory.usage_in_bytes")),
                     kernel_bytes: kernel,
+                    sock_bytes: read_u64(&mem.join("memory.kmem.tcp.usage_in_bytes")),
                 })
             }
             Layout::V2 { root } => {
@@ -352,6 +380,7 @@ impl ServerCgroup {
                     throttled_ns: stat_field(&stat, "throttled_usec").map(|u| u * 1000),
                     memory_bytes: read_u64(&dir.join("memory.current")),
                     kernel_bytes: v2_kernel_bytes(&mstat),
+                    sock_bytes: stat_field(&mstat, "sock"),
                 })
             }
         }

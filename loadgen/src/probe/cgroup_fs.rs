@@ -36,6 +36,17 @@ pub fn enable_v2_controllers(root: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Switches cgroup v1's socket accounting on for the memory group `dir`:
+/// until a limit is written to `memory.kmem.tcp.limit_in_bytes`, a v1
+/// group is charged neither its sockets' buffers nor (on kernels that
+/// charge it at accept) the accepted socket object itself, so the kernel's
+/// share of an idle connection would miss its largest part. Any write
+/// turns it on for the group; "-1" is no limit. It must happen before the
+/// server joins: sockets made earlier stay uncharged.
+pub fn enable_v1_socket_accounting(dir: &Path) -> Result<(), CgroupError> {
+    write(&dir.join("memory.kmem.tcp.limit_in_bytes"), "-1")
+}
+
 /// The kernel's share in a v2 `memory.stat`: its `kernel` line (Linux
 /// 5.18+), else the sum of the kernel parts older kernels list.
 pub fn v2_kernel_bytes(stat: &str) -> Option<u64> {

@@ -1,6 +1,7 @@
 //! What a server's own cgroup counted during a run (exact CPU time over
 //! the measured window, memory with the kernel's share), and the watcher
-//! that reads the group at the window's edges for [`crate::probe::sampler`].
+//! that reads the group at the window's edges for [`crate::probe::sampler`]
+//! (and, where asked, the machine's slab counters with it: [`slab`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -8,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::probe::cgroup::{Reading, ServerCgroup};
-use crate::results::server::CgroupStats;
+use crate::probe::slab;
+use crate::results::server::{CgroupStats, KernelBreakdown};
 
 /// The measured window of a run, once it is known.
 pub type WindowFn = Arc<dyn Fn() -> Option<(Instant, Instant)> + Send + Sync>;
@@ -22,7 +24,7 @@ pub fn stats_between(
     to: Option<&Reading>,
     conns: usize,
 ) -> CgroupStats {
-    stats_between_parts(
+    let mut stats = stats_between_parts(
         group.version(),
         group.name(),
         group.quota(),
@@ -30,7 +32,9 @@ pub fn stats_between(
         from,
         to,
         conns,
-    )
+    );
+    stats.socket_accounting = Some(group.socket_accounting().is_ok());
+    stats
 }
 
 /// As [`stats_between`], for the group named `name`.
@@ -65,6 +69,8 @@ pub fn stats_between_parts(
         baseline_kernel_bytes: base.kernel_bytes,
         end_kernel_bytes: end.kernel_bytes,
         kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
+        sock_per_conn_bytes: per_conn(base.sock_bytes, end.sock_bytes),
+        socket_accounting: None,
         settle_s: None,
         settled: None,
     }
@@ -76,34 +82,173 @@ pub fn stats_between_parts(
 pub struct GroupWatch {
     group: Arc<ServerCgroup>,
     baseline: Reading,
-    edges: EdgeWatch<Reading>,
+    /// The slab counters before any connection, when a breakdown was asked
+    /// for (or why they could not be read).
+    slab_before: Option<Result<slab::Snapshot, String>>,
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Edges>,
 }
 
+/// The group at the window's start and end, and the slab counters at its
+/// end: read there, the run's connections are all open and loadgen's
+/// workers still hold theirs in their epoll sets, so both ends are counted
+/// as they are (after the workers end, their epoll items are freed only
+/// after an RCU grace period, and would be counted as the server's).
+type Edges = (
+    Option<Reading>,
+    Option<Reading>,
+    Option<Result<slab::Snapshot, String>>,
+);
+
 impl GroupWatch {
-    pub fn start(group: Arc<ServerCgroup>, window: WindowFn) -> Result<GroupWatch, String> {
-        let baseline = group
+    /// `breakdown`: also snapshot the slab counters now and at the
+    /// window's end.
+    pub fn start(
+        group: Arc<ServerCgroup>,
+        window: WindowFn,
+        breakdown: bool,
+    ) -> Result<GroupWatch, String> {
+        let mut baseline = group
             .read()
             .ok_or_else(|| format!("cannot read cgroup {}", group.name()))?;
+        let slab_before = breakdown.then(slab::snapshot);
+        if breakdown {
+            // The lowest charge over the snapshot's readings and a few more:
+            // see [`lowest`].
+            for _ in 0..BASELINE_READINGS {
+                std::thread::sleep(BASELINE_GAP);
+                if let Some(r) = group.read() {
+                    baseline = lowest(baseline, r);
+                }
+            }
+        }
+        let snap_after = matches!(slab_before, Some(Ok(_)));
+        let (stop, stopped) = mpsc::channel::<()>();
         let reader = Arc::clone(&group);
-        let edges = EdgeWatch::start("loadgen-cgroup", move || reader.read(), window)?;
+        let thread = std::thread::Builder::new()
+            .name("loadgen-cgroup".into())
+            .spawn(move || read_edges(&reader, &window, &stopped, snap_after))
+            .map_err(|e| format!("cannot start the cgroup thread: {e}"))?;
         Ok(GroupWatch {
             group,
             baseline,
-            edges,
+            slab_before,
+            stop,
+            thread,
         })
     }
 
-    pub fn finish(self, conns: usize) -> CgroupStats {
-        let (from, to) = self.edges.finish();
-        stats_between(
+    /// The group's figures, and the kernel's memory by slab cache where it
+    /// was asked for.
+    pub fn finish(self, conns: usize) -> (CgroupStats, Option<KernelBreakdown>) {
+        let _ = self.stop.send(());
+        let (from, to, slab_after) = self.thread.join().unwrap_or((None, None, None));
+        // A run that ended before the window closed: read it now.
+        let to = to.or_else(|| from.as_ref().and(self.group.read()));
+        let stats = stats_between(
             &self.group,
             &self.baseline,
             from.as_ref(),
             to.as_ref(),
             conns,
-        )
+        );
+        let breakdown = self.slab_before.map(|before| {
+            let unmeasured = |why: String| KernelBreakdown {
+                conns: conns as u64,
+                unmeasured: Some(why),
+                ..KernelBreakdown::default()
+            };
+            match (before, slab_after) {
+                (Ok(b), Some(Ok(a))) => slab::breakdown(&b, &a, conns),
+                (Err(e), _) | (_, Some(Err(e))) => unmeasured(e),
+                (Ok(_), None) => unmeasured("the run ended before its measured window did".into()),
+            }
+        });
+        (stats, breakdown)
     }
 }
+
+/// Waits for the window, then reads the group at its start and its end.
+fn read_edges(
+    group: &ServerCgroup,
+    window: &WindowFn,
+    stopped: &mpsc::Receiver<()>,
+    snap_after: bool,
+) -> Edges {
+    let wait_until = |t: Instant| -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= t {
+                return true;
+            }
+            match stopped.recv_timeout(t - now) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return false,
+            }
+        }
+    };
+    let (from, to) = loop {
+        if let Some(w) = window() {
+            break w;
+        }
+        match stopped.recv_timeout(Duration::from_millis(5)) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            _ => return (None, None, None),
+        }
+    };
+    if !wait_until(from) {
+        return (None, None, None);
+    }
+    let a = group.read();
+    // Inside the window, every connection is open at both ends; at its
+    // end loadgen's workers stop and close their epoll sets, whose items
+    // the kernel frees only after an RCU grace period. So the slab
+    // snapshot is taken to end before the window does.
+    let mut slabs = None;
+    if snap_after {
+        let at = to.checked_sub(SLAB_LEAD).map_or(from, |t| t.max(from));
+        if !wait_until(at) {
+            return (a, None, None);
+        }
+        slabs = Some(slab::snapshot());
+    }
+    if !wait_until(to) {
+        return (a, None, slabs);
+    }
+    (a, group.read(), slabs)
+}
+
+/// Readings of the baseline where memory per connection is the point
+/// (about a second of them, once per idle run).
+const BASELINE_READINGS: usize = 100;
+const BASELINE_GAP: Duration = Duration::from_millis(10);
+
+/// The baseline as the lowest memory charge of two readings (the later's
+/// CPU time). A server that spins on a non-blocking `accept` with nothing
+/// to accept (`polling`) allocates a socket inode, file and dentry on each
+/// call and frees them after an RCU grace period: before its first
+/// connection it carries up to a few MB of such objects at any moment,
+/// varying from reading to reading, which once it holds connections (and
+/// each pass takes longer) it no longer does. Taken from one reading, that
+/// float came off its memory per connection (negative with 200
+/// connections); the lowest of several readings is the nearest to the
+/// server's own.
+fn lowest(a: Reading, b: Reading) -> Reading {
+    let min = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    Reading {
+        memory_bytes: min(a.memory_bytes, b.memory_bytes),
+        kernel_bytes: min(a.kernel_bytes, b.kernel_bytes),
+        sock_bytes: min(a.sock_bytes, b.sock_bytes),
+        ..b
+    }
+}
+
+/// How long before the window's end the slab snapshot starts: its
+/// readings take about 100 ms.
+const SLAB_LEAD: Duration = Duration::from_millis(250);
 
 /// Something read at a run's window's edges by a thread of its own: the
 /// cgroup here, the kernel's counters in [`crate::probe::counters`].
@@ -126,7 +271,7 @@ impl<R: Send + 'static> EdgeWatch<R> {
         let reader = Arc::clone(&read);
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || read_edges(&*reader, &window, &stopped))
+            .spawn(move || read_at_edges(&*reader, &window, &stopped))
             .map_err(|e| format!("cannot start the {name} thread: {e}"))?;
         Ok(EdgeWatch { read, stop, thread })
     }
@@ -145,7 +290,7 @@ impl<R: Send + 'static> EdgeWatch<R> {
 }
 
 /// Waits for the window, then reads at its start and its end.
-fn read_edges<R>(
+fn read_at_edges<R>(
     read: &dyn Fn() -> Option<R>,
     window: &WindowFn,
     stopped: &mpsc::Receiver<()>,
@@ -194,6 +339,7 @@ mod tests {
             throttled_ns: Some(thr * 1_000_000),
             memory_bytes: Some(mem),
             kernel_bytes: kernel,
+            sock_bytes: None,
         };
         let base = read(10, 1_000_000, Some(200_000), 0);
         let from = read(50, 1_500_000, Some(300_000), 5);
@@ -223,6 +369,13 @@ mod tests {
         );
         assert_eq!(s.kernel_per_conn_bytes, None);
         assert_eq!(s.memory_per_conn_bytes, Some(2.0));
+        // The baseline of a spinning server: the lowest charge of its
+        // readings, the later one's CPU time.
+        let low = lowest(read(10, 900, Some(800), 0), read(20, 700, Some(850), 0));
+        assert_eq!(
+            (low.memory_bytes, low.kernel_bytes, low.cpu_ns),
+            (Some(700), Some(800), 20_000_000)
+        );
         // A run that never reached its window: no CPU figure.
         let s = stats_between_parts("v2", "g", None, &base, None, None, 5);
         assert_eq!(s.cpu_s, None);

@@ -3,8 +3,11 @@
 //! up by [`summary`]), a container through the Docker Engine API
 //! ([`docker`]), and the cgroup that `compare` puts each server in
 //! ([`cgroup`], its files through [`cgroup_fs`], read at the measured
-//! window's edges by [`cgroup_watch`]), and the kernel's counts of the
-//! server's system calls and context switches ([`counters`]). Produces the data types of [`crate::results`]; knows nothing of the load.
+//! window's edges by [`cgroup_watch`]), the kernel's counts of the
+//! server's system calls and context switches ([`counters`]), and the
+//! kernel's memory for the connections by slab cache ([`slab`], its
+//! counters read by [`slab_read`]). Produces the data types of
+//! [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
 pub mod cgroup_fs;
@@ -15,6 +18,8 @@ pub mod docker;
 pub mod host;
 pub mod procfs;
 pub mod sampler;
+pub mod slab;
+pub mod slab_read;
 pub mod source;
 pub mod summary;
 

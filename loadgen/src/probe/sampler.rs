@@ -93,6 +93,18 @@ impl Sampler {
         window: WindowFn,
         cgroup: Option<Arc<ServerCgroup>>,
     ) -> Result<Sampler, String> {
+        Sampler::start_with(source, window, cgroup, false)
+    }
+
+    /// As [`Sampler::start_with_window`]; `breakdown`: with the group,
+    /// also break the kernel's memory down by slab cache
+    /// ([`crate::probe::slab`]).
+    fn start_with(
+        source: Source,
+        window: WindowFn,
+        cgroup: Option<Arc<ServerCgroup>>,
+        breakdown: bool,
+    ) -> Result<Sampler, String> {
         // The baseline reads the server's PSS too (one file, before any
         // load), in case it forks later and memory is then PSS.
         let baseline = source.read(true, false).ok_or_else(|| match &source {
@@ -104,7 +116,7 @@ impl Sampler {
         let base = source.interval();
         let first = baseline.clone();
         let cgroup = cgroup
-            .map(|g| GroupWatch::start(g, Arc::clone(&window)))
+            .map(|g| GroupWatch::start(g, Arc::clone(&window), breakdown))
             .transpose()?;
         let thread = std::thread::Builder::new()
             .name("loadgen-sampler".into())
@@ -137,12 +149,18 @@ impl Sampler {
     }
 
     /// As [`Sampler::start_with_window`] for a [`Watch`]: its cgroup is
-    /// read only with a process source.
+    /// read only with a process source, and the kernel's memory broken
+    /// down only with its cgroup (both need root).
     pub fn watch(watch: Watch, window: WindowFn) -> Result<Sampler, String> {
         let is_process = watch.pid().is_some();
         let cgroup = watch.cgroup.filter(|_| is_process);
         let counters = watch.counters.filter(|_| is_process);
-        let sampler = Sampler::start_with_window(watch.source, Arc::clone(&window), cgroup)?;
+        let sampler = Sampler::start_with(
+            watch.source,
+            Arc::clone(&window),
+            cgroup,
+            watch.kernel_breakdown,
+        )?;
         match counters {
             Some(c) => sampler.with_counters(c, window),
             None => Ok(sampler),
@@ -165,7 +183,10 @@ impl Sampler {
             samples.push((Instant::now(), s));
         }
         let mut stats = summarise(&self.baseline, &samples, window, conns, alive_at_end);
-        stats.cgroup = self.cgroup.map(|g| g.finish(conns));
+        if let Some((cg, breakdown)) = self.cgroup.map(|g| g.finish(conns)) {
+            stats.cgroup = Some(cg);
+            stats.kernel_breakdown = breakdown;
+        }
         stats.kernel = Some(match self.kernel {
             Ok(k) => k.finish(),
             Err(reason) => KernelCounts::unmeasured(&reason),

@@ -58,6 +58,10 @@ pub struct Watch {
     /// open since the server started ([`crate::probe::counters`]); None:
     /// not counted (a process loadgen did not start).
     pub counters: Option<Arc<ServerCounters>>,
+    /// Also break the kernel's memory for the connections down by slab
+    /// cache ([`crate::probe::slab`]): a few hundred ms of reading at each
+    /// end of the run, worth it where memory per connection is the point.
+    pub kernel_breakdown: bool,
 }
 
 impl Watch {
@@ -67,6 +71,7 @@ impl Watch {
             source: Source::Process(pid),
             cgroup: None,
             counters: None,
+            kernel_breakdown: false,
         }
     }
 

@@ -104,6 +104,7 @@ pub(crate) fn summarise(
         alive_at_end,
         kernel: None,
         cgroup: None,
+        kernel_breakdown: None,
     }
 }
 

@@ -60,9 +60,20 @@ pub fn setup_rows(results: &CompareResults) -> String {
         Some(cg) if cg.used => {
             let quota = quota_each(cg, ", so that loadgen has more CPU than the server")
                 .unwrap_or_else(|| "no quota (`--server-cpu-quota`)".into());
+            let sockets = match (cg.socket_accounting, cg.version.as_deref()) {
+                (Some(true), Some("v1")) => {
+                    "; socket accounting: on (`memory.kmem.tcp.limit_in_bytes` written before each server \
+                     joined, so the accepted socket is charged)"
+                }
+                (Some(true), _) => "; socket accounting: on (always, on v2)",
+                (Some(false), _) => {
+                    "; socket accounting: **off** (the kernel's share leaves out the socket itself)"
+                }
+                (None, _) => "",
+            };
             putln!(
                 s,
-                "| server cgroups | one per server (cgroup {}), removed after it stopped; CPU quota: {quota} |",
+                "| server cgroups | one per server (cgroup {}), removed after it stopped; CPU quota: {quota}{sockets} |",
                 cg.version.as_deref().unwrap_or("?")
             );
         }

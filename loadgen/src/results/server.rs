@@ -64,6 +64,48 @@ pub struct ServerStats {
     /// CPU time over the window and memory with the kernel's share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupStats>,
+    /// What the kernel holds for the server per connection, by slab cache,
+    /// from machine-wide counters (`compare`'s idle scenario only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_breakdown: Option<KernelBreakdown>,
+}
+
+/// The kernel's memory for the server's connections, per connection
+/// (bytes), from the growth of /proc/slabinfo's caches and /proc/meminfo's
+/// `KernelStack` and `PageTables` between before the first connection and
+/// once all were open, loadgen's own end taken out (see
+/// `probe::slab`). Each part is None where this kernel has no such cache.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelBreakdown {
+    /// Connections the growth is divided by, and readings per snapshot
+    /// (each counter is their median).
+    pub conns: u64,
+    pub readings: u32,
+    /// `TCP` (+ `TCPv6`): the socket itself.
+    pub tcp_per_conn_bytes: Option<f64>,
+    pub sock_inode_per_conn_bytes: Option<f64>,
+    pub filp_per_conn_bytes: Option<f64>,
+    pub dentry_per_conn_bytes: Option<f64>,
+    /// `eventpoll_epi` (+ `eventpoll_pwq` where the kernel has it).
+    pub epoll_per_conn_bytes: Option<f64>,
+    /// `task_struct`: a thread's or process's descriptor (with
+    /// `kernel_stack_per_conn_bytes`, what a thread per connection costs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_per_conn_bytes: Option<f64>,
+    pub kernel_stack_per_conn_bytes: Option<f64>,
+    pub page_tables_per_conn_bytes: Option<f64>,
+    /// The parts summed.
+    pub total_per_conn_bytes: Option<f64>,
+    /// The server's new TCP sockets per connection: 1 unless other
+    /// processes opened or closed sockets meanwhile.
+    pub server_sockets_per_conn: Option<f64>,
+    /// Why the figures may not be the server's alone (other processes'
+    /// churn seen), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disturbed: Option<String>,
+    /// Why there are no figures (e.g. /proc/slabinfo not readable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
 }
 
 /// What the kernel counted for the server over the measured window
@@ -155,6 +197,18 @@ pub struct CgroupStats {
     pub baseline_kernel_bytes: Option<u64>,
     pub end_kernel_bytes: Option<u64>,
     pub kernel_per_conn_bytes: Option<f64>,
+    /// Socket buffers charged to the group per connection, from before the
+    /// first connection to the window's end (v1: `memory.kmem.tcp`, apart
+    /// from the figures above; v2: `memory.stat` `sock`, inside
+    /// `memory_per_conn_bytes`); about 0 for idle connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sock_per_conn_bytes: Option<f64>,
+    /// Whether the group was charged its sockets (the accepted socket
+    /// object and its buffers): cgroup v1 only does once a limit is written
+    /// to `memory.kmem.tcp.limit_in_bytes`, which loadgen does before the
+    /// server joins; v2 always does. None in results from before it was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_accounting: Option<bool>,
     /// Seconds waited before the run for the server to finish what the
     /// previous run left it doing, and whether it did (None: not waited).
     #[serde(default, skip_serializing_if = "Option::is_none")]

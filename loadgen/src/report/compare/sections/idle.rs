@@ -101,6 +101,7 @@ pub fn section(s: &mut String, v: &View) {
          first column is already its container's cgroup charge (as the Docker API reports it, the kernel's \
          included), which is then all there is.\n"
     );
+    super::idle_kernel::table(s, v);
     let cpu = |st: &str| {
         v.idle_run(st)
             .and_then(|r| r.server.as_ref())

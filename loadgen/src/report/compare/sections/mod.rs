@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod churn;
 pub mod fairness;
 pub mod idle;
+pub mod idle_kernel;
 pub mod open;
 pub mod scale;
 pub mod scale_reading;
