@@ -148,6 +148,7 @@ fn results_with(styles: &[&str]) -> CompareResults {
         cpu_quota: Some(QUOTA),
         period_us: 10_000,
         note: None,
+        socket_accounting: Some(true),
     });
     f.runs.clear();
     f.capacity.clear();
