@@ -88,8 +88,19 @@ fn a_quota_holds_a_busy_server_to_its_share() {
     std::thread::sleep(Duration::from_millis(1500));
     let b = group.read().unwrap();
     let share = (b.cpu_ns - a.cpu_ns) as f64 / 1e9 / t0.elapsed().as_secs_f64();
+    // Lifted (as compare does before stopping a server), it is throttled
+    // no more.
+    group.lift_quota().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let c = group.read().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let d = group.read().unwrap();
     drop(group);
     let _ = child.wait();
+    assert_eq!(
+        d.throttled_periods, c.throttled_periods,
+        "throttled after the quota was lifted"
+    );
     assert!(
         share > 0.05,
         "the busy loop ran at all: {share:.3} of a CPU"

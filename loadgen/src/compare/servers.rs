@@ -118,6 +118,11 @@ pub fn with_server(
         Launch::Style(_) => stop_grace(quota.filter(|_| group.is_some())),
         Launch::External(_) => external::STOP_GRACE,
     };
+    // Stopping is not measured: it gets the whole CPU (the grace stays
+    // what the quota would need).
+    if let Some(g) = group.as_ref().filter(|g| g.quota().is_some()) {
+        let _ = g.lift_quota();
+    }
     let stopped = server.stop(grace);
     // Whatever the server left running outside its process group (a
     // daemon that made a session of its own) dies with its cgroup.

@@ -296,6 +296,20 @@ impl ServerCgroup {
             .map_err(|e| e.as_str())
     }
 
+    /// Takes the CPU quota off: a server being stopped is not measured, and
+    /// ending thousands of threads or processes inside a quarter of a CPU
+    /// (their inherited kernel counters folded back at each exit) can take
+    /// longer than its grace.
+    pub fn lift_quota(&self) -> Result<(), CgroupError> {
+        match &self.layout {
+            Layout::V1 { cpu, .. } => write(&cpu.join(&self.name).join("cpu.cfs_quota_us"), "-1"),
+            Layout::V2 { root } => write(
+                &root.join(&self.name).join("cpu.max"),
+                &format!("max {PERIOD_US}"),
+            ),
+        }
+    }
+
     fn set_quota(&self, cpus: f64) -> Result<(), CgroupError> {
         if !(cpus.is_finite() && cpus > 0.0) {
             return Err(CgroupError::Unavailable(format!(
