@@ -26,8 +26,10 @@ else
   export C10K_PART_TARGET="c10k-$style:7000"
 fi
 compose() { docker-compose -f "$file" -p c10k "$@"; }
+. deploy/loadgen-user.sh
+export_docker_gid
 [ "${C10K_SKIP_BUILD:-}" = 1 ] || deploy/build-image.sh
-mkdir -p results
+loadgen_writable "results/$C10K_RUN"
 trap 'compose --profile parts down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
 compose up -d "$style"
 compose --profile parts up --scale "loadgen-part=$instances" loadgen-part

@@ -30,9 +30,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 compose() { docker-compose -f "$file" -p c10k "$@"; }
+. deploy/loadgen-user.sh
+export_docker_gid
 
 deploy/build-image.sh
-mkdir -p results
+loadgen_writable "results/$C10K_RUN"
 trap 'compose down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
 compose down -v --remove-orphans >/dev/null 2>&1 || true
 compose up --no-start

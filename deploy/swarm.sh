@@ -142,9 +142,12 @@ all_ended() {
   for state in $(awk '{ print $2 }' <<<"$lines"); do ended "$state" || return 1; done
 }
 
-# The replicas and the merge write as the caller, so that DIR stays theirs.
-C10K_USER="$(id -u):$(id -g)"
+# The replicas and the merge write as the caller, so that DIR stays theirs;
+# when root runs this, as 65532:65532, and DIR is given to that uid.
+. deploy/loadgen-user.sh
+C10K_USER="$C10K_UID:$C10K_GID"
 export C10K_USER
+loadgen_writable "$out"
 export C10K_PROFILE=$profile C10K_REPLICAS=$replicas C10K_SERVER_CPUS=$server_cpus C10K_LOADGEN_CPUS=$loadgen_cpus
 plural=s
 [ "$nodes" = 1 ] && plural=""
@@ -156,7 +159,7 @@ for style in ${styles//,/ }; do
   stack=$SWARM_PREFIX-$style
   t0=$SECONDS
   export C10K_STYLE=$style C10K_RESULTS=$out/replicas/$style
-  rm -rf "$C10K_RESULTS" && mkdir -p "$C10K_RESULTS"
+  rm -rf "$C10K_RESULTS" && loadgen_writable "$C10K_RESULTS"
   echo "== $style: deploy stack $stack (servers first; loadgen at 0 replicas)"
   live=$stack
   # --resolve-image never: the image is this engine's own (no registry is
@@ -200,6 +203,7 @@ for style in ${styles//,/ }; do
 done
 
 echo "== merge the replicas' comparisons run by run"
-docker run --rm --name "$SWARM_PREFIX-merge" --network none --user "$C10K_USER" -v "$out:/results" --entrypoint /loadgen "$image" \
+docker run --rm --name "$SWARM_PREFIX-merge" --network none --user "$C10K_USER" --read-only --cap-drop ALL \
+  --security-opt no-new-privileges:true -v "$out:/results" --entrypoint /loadgen "$image" \
   merge --comparisons "${files[@]}" --out /results | sed "s#/results/#$out/#"
 echo "swarm: $styles with $replicas loadgen replicas each on $nodes Swarm node$plural, deploy to merged in $((SECONDS - started)) s"
