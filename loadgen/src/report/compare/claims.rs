@@ -9,7 +9,7 @@ use servers::{Style, Switches};
 
 use super::figures::{self, Figure};
 use super::tradeoffs::{LATENCY_MARGIN, MEMORY_MARGIN};
-use crate::report::compare::rank::{Told, between, by_margin, told};
+use crate::report::compare::rank::{Told, between, told};
 use crate::report::md::{fmt_rate, putln, thousands};
 use crate::report::view::{Spread, View, reference};
 use crate::results::fmt_us;
@@ -24,8 +24,8 @@ pub const SYNC_CALLS_MIN: f64 = 1.5;
 /// io_uring submits and reaps in batches: at most this share of epoll's
 /// system calls per message for "the kernel did the I/O".
 pub const ASYNC_CALLS_SHARE: f64 = 0.5;
-/// Polling's idle CPU must pass reactor's by this factor and this many
-/// points of a core (measured once) to be "wasted".
+/// Polling's idle CPU must be this many times reactor's and this many
+/// points of a core above it (measured once) to be "wasted".
 pub const POLLING_CPU_FACTOR: f64 = 2.0;
 pub const POLLING_CPU_POINTS: f64 = 5.0;
 /// Set-up rates measured once are told apart past this factor.
@@ -266,9 +266,9 @@ fn polling(v: &View) -> Answer {
         thousands(run.spec.idle),
         thousands(run.spec.conns)
     );
-    let verdict = if by_margin(pc, rc * POLLING_CPU_FACTOR + POLLING_CPU_POINTS, 1.0)
-        == (Told::Separated { first_higher: true })
-    {
+    // Under a quota polling cannot show more than its share: it is told
+    // apart by a factor and a number of points, not by a margin past both.
+    let verdict = if pc >= POLLING_CPU_FACTOR * rc && pc - rc >= POLLING_CPU_POINTS {
         Verdict::Confirmed
     } else if pc <= rc {
         Verdict::Contradicted

@@ -129,7 +129,10 @@ pub fn section(s: &mut String, v: &View) {
     table(s, &styles, &first);
     putln!(
         s,
-        "**What a connection holds, and how the style treats the others.**\n"
+        "**What a connection holds, and how the style treats the others.** System calls and context switches \
+         are the kernel's counts over the window (docs/method.md): the counters are inherited by every thread \
+         and process the server makes, so a style with one per connection pays for them at each connection, \
+         and its figures at many connections are somewhat worse for being counted.\n"
     );
     second.retain(Column::has_values);
     table(s, &styles, &second);
