@@ -168,6 +168,34 @@ impl GroupWatch {
     }
 }
 
+/// Sleeps until `t`; false where told to stop first.
+fn wait_until(stopped: &mpsc::Receiver<()>, t: Instant) -> bool {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return true;
+        }
+        match stopped.recv_timeout(t - now) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// The run's measured window, once it is known; None where told to stop
+/// first.
+fn wait_for_window(window: &WindowFn, stopped: &mpsc::Receiver<()>) -> Option<(Instant, Instant)> {
+    loop {
+        if let Some(w) = window() {
+            return Some(w);
+        }
+        match stopped.recv_timeout(Duration::from_millis(5)) {
+            Err(RecvTimeoutError::Timeout) => continue,
+            _ => return None,
+        }
+    }
+}
+
 /// Waits for the window, then reads the group at its start and its end.
 fn read_edges(
     group: &ServerCgroup,
@@ -175,26 +203,9 @@ fn read_edges(
     stopped: &mpsc::Receiver<()>,
     snap_after: bool,
 ) -> Edges {
-    let wait_until = |t: Instant| -> bool {
-        loop {
-            let now = Instant::now();
-            if now >= t {
-                return true;
-            }
-            match stopped.recv_timeout(t - now) {
-                Err(RecvTimeoutError::Timeout) => continue,
-                _ => return false,
-            }
-        }
-    };
-    let (from, to) = loop {
-        if let Some(w) = window() {
-            break w;
-        }
-        match stopped.recv_timeout(Duration::from_millis(5)) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            _ => return (None, None, None),
-        }
+    let wait_until = |t: Instant| wait_until(stopped, t);
+    let Some((from, to)) = wait_for_window(window, stopped) else {
+        return (None, None, None);
     };
     if !wait_until(from) {
         return (None, None, None);
@@ -295,26 +306,9 @@ fn read_at_edges<R>(
     window: &WindowFn,
     stopped: &mpsc::Receiver<()>,
 ) -> (Option<R>, Option<R>) {
-    let wait_until = |t: Instant| -> bool {
-        loop {
-            let now = Instant::now();
-            if now >= t {
-                return true;
-            }
-            match stopped.recv_timeout(t - now) {
-                Err(RecvTimeoutError::Timeout) => continue,
-                _ => return false,
-            }
-        }
-    };
-    let (from, to) = loop {
-        if let Some(w) = window() {
-            break w;
-        }
-        match stopped.recv_timeout(Duration::from_millis(5)) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            _ => return (None, None),
-        }
+    let wait_until = |t: Instant| wait_until(stopped, t);
+    let Some((from, to)) = wait_for_window(window, stopped) else {
+        return (None, None);
     };
     if !wait_until(from) {
         return (None, None);
