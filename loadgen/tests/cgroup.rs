@@ -14,27 +14,9 @@ use loadgen::probe::cgroup::{CgroupError, Layout, PREFIX, ServerCgroup, remove_l
 mod common;
 use common::{alive, children, wait_until};
 
-/// The layout, if a group can be made here; else None, said once per test.
-fn writable(test: &str) -> Option<Layout> {
-    let layout = match Layout::detect() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{test}: skipped: no cgroups here ({e})");
-            return None;
-        }
-    };
-    match ServerCgroup::create(&layout, "writable-check", None) {
-        Ok(_) => Some(layout),
-        Err(e) => {
-            eprintln!("{test}: skipped: cgroups are not writable here ({e})");
-            None
-        }
-    }
-}
-
 #[test]
 fn a_group_is_made_holds_its_process_and_is_removed_with_it() {
-    let Some(layout) = writable("a_group_is_made") else {
+    let Some(layout) = common::writable_cgroups("a_group_is_made") else {
         return;
     };
     let group = ServerCgroup::create(&layout, "made-and-removed", Some(0.5)).unwrap();
@@ -67,7 +49,7 @@ fn a_group_is_made_holds_its_process_and_is_removed_with_it() {
 /// (0.35), since this checks that the quota is applied, not its precision.
 #[test]
 fn a_quota_holds_a_busy_server_to_its_share() {
-    let Some(layout) = writable("a_quota_holds") else {
+    let Some(layout) = common::writable_cgroups("a_quota_holds") else {
         return;
     };
     let group = ServerCgroup::create(&layout, "quota", Some(0.25)).unwrap();
@@ -172,7 +154,7 @@ static COMPARISONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn ctrl_c_removes_the_servers_group() {
     let _one = COMPARISONS.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(layout) = writable("ctrl_c") else {
+    let Some(layout) = common::writable_cgroups("ctrl_c") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("loadgen-ctrl-c-{}", std::process::id()));
@@ -209,7 +191,7 @@ fn ctrl_c_removes_the_servers_group() {
 #[test]
 fn leftovers_of_a_killed_comparison_are_removed() {
     let _one = COMPARISONS.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(layout) = writable("leftovers") else {
+    let Some(layout) = common::writable_cgroups("leftovers") else {
         return;
     };
     let live = ServerCgroup::create(&layout, "live-neighbour", None).unwrap();

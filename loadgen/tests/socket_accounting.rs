@@ -10,28 +10,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use loadgen::probe::cgroup::{Layout, Placement, ServerCgroup};
+use loadgen::probe::cgroup::{Placement, ServerCgroup};
 
 mod common;
 use common::wait_until;
-
-/// The layout, if a group can be made here; else None, said once.
-fn writable(test: &str) -> Option<Layout> {
-    let layout = match Layout::detect() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{test}: skipped: no cgroups here ({e})");
-            return None;
-        }
-    };
-    match ServerCgroup::create(&layout, "writable-check", None) {
-        Ok(_) => Some(layout),
-        Err(e) => {
-            eprintln!("{test}: skipped: cgroups are not writable here ({e})");
-            None
-        }
-    }
-}
 
 /// `loadgen serve epoll` in `group` from its first instruction, and the
 /// address it listens on.
@@ -77,7 +59,8 @@ fn fds_of(pid: u32) -> usize {
 /// send (its peer reads nothing) are charged to the group's TCP counter.
 #[test]
 fn a_group_loadgen_makes_is_charged_its_sockets() {
-    let Some(layout) = writable("a_group_loadgen_makes_is_charged_its_sockets") else {
+    let Some(layout) = common::writable_cgroups("a_group_loadgen_makes_is_charged_its_sockets")
+    else {
         return;
     };
     let group = ServerCgroup::create(&layout, "sockets", None).unwrap();
@@ -114,7 +97,8 @@ fn a_group_loadgen_makes_is_charged_its_sockets() {
 /// socket accounting, ~1.5 KiB, less than the socket alone).
 #[test]
 fn an_idle_connection_charges_at_least_its_socket() {
-    let Some(layout) = writable("an_idle_connection_charges_at_least_its_socket") else {
+    let Some(layout) = common::writable_cgroups("an_idle_connection_charges_at_least_its_socket")
+    else {
         return;
     };
     const CONNS: usize = 400;

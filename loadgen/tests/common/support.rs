@@ -60,3 +60,21 @@ pub fn in_process_with(style: Style, config: Config) -> ServerHandle {
         .expect("binding 127.0.0.1:0");
     servers::start(style, config, listener).expect("starting the server")
 }
+
+/// The layout, if a group can be made here; else None, said once per test.
+pub fn writable_cgroups(test: &str) -> Option<loadgen::probe::cgroup::Layout> {
+    let layout = match loadgen::probe::cgroup::Layout::detect() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{test}: skipped: no cgroups here ({e})");
+            return None;
+        }
+    };
+    match loadgen::probe::cgroup::ServerCgroup::create(&layout, "writable-check", None) {
+        Ok(_) => Some(layout),
+        Err(e) => {
+            eprintln!("{test}: skipped: cgroups are not writable here ({e})");
+            None
+        }
+    }
+}
