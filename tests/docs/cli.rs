@@ -112,10 +112,11 @@ fn clap_error(e: clap::Error) -> Checked {
 /// A word as it would be once the reader fills in the docs' placeholders:
 /// `127.0.0.1:PORT` and `HOST:PORT` an address, `PID` a pid, `$(...)` and
 /// `$VAR` a value, `...` after `--addr` an address. Anything else is taken
-/// as written, so a misspelt flag still fails.
+/// as written, so a misspelt flag still fails. The address is only parsed,
+/// never bound or reached: port 0, as a test's own listeners use.
 fn placeholder(word: &str) -> String {
-    let mut w = word.replace("HOST:PORT", "127.0.0.1:7000");
-    for (name, value) in [("PORT", "7000"), ("PID", "4242")] {
+    let mut w = word.replace("HOST:PORT", "127.0.0.1:0");
+    for (name, value) in [("PORT", "0"), ("PID", "4242")] {
         w = replace_word(&w, name, value);
     }
     while let Some(start) = w.find("$(") {
@@ -129,7 +130,7 @@ fn placeholder(word: &str) -> String {
         w.replace_range(start..start + 1 + name_len, "1");
     }
     if w == "..." {
-        w = "127.0.0.1:7000".to_string();
+        w = "127.0.0.1:0".to_string();
     }
     w
 }
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_but_flags_are_not() {
-        assert_eq!(placeholder("127.0.0.1:PORT"), "127.0.0.1:7000");
+        assert_eq!(placeholder("127.0.0.1:PORT"), "127.0.0.1:0");
         assert_eq!(placeholder("--server-pid"), "--server-pid");
         assert_eq!(placeholder("results/r$i"), "results/r1");
         assert_eq!(placeholder("$(pgrep servers)"), "1");
