@@ -115,6 +115,17 @@ fn smoke_comparison_over_every_style() {
                     "{}: {cg:?}",
                     r.label.as_deref().unwrap_or("?")
                 );
+                // Where the kernel offers perf_event on a cgroup (v2, or
+                // v1 with it mounted or on the unified hierarchy: CI's),
+                // the counters are on the server's group, not its tasks.
+                if root && counts_on_cgroups() {
+                    assert_eq!(
+                        sv.kernel.as_ref().and_then(|k| k.counted_on),
+                        Some(loadgen::results::server::CountedOn::Cgroup),
+                        "{}",
+                        r.label.as_deref().unwrap_or("?")
+                    );
+                }
                 // The light run of fairness is measured while the heavy
                 // connection runs: the server settles before the heavy one
                 // starts, so the light run waits one quiet reading (~0.1 s),
@@ -616,4 +627,13 @@ fn serve_wrapper(dir: &std::path::Path) -> std::path::PathBuf {
     )
     .unwrap();
     wrapper
+}
+
+/// Whether a server's group here has a directory the kernel counts on.
+fn counts_on_cgroups() -> bool {
+    use loadgen::probe::cgroup::Layout;
+    matches!(
+        Layout::detect(),
+        Ok(Layout::V2 { .. } | Layout::V1 { perf: Some(_), .. })
+    )
 }

@@ -247,3 +247,55 @@ fn a_server_loadgen_did_not_start_is_not_measured_and_says_why() {
     let c = ServerCounters::open_with(std::process::id(), Err("no tracefs here".into()));
     assert_eq!(c.read().syscalls, Err("no tracefs here".into()));
 }
+
+#[test]
+fn counted_on_the_servers_cgroup_everything_in_it_counts_and_nothing_else() {
+    // dd copying BLOCKS one-byte blocks makes a read and a write per
+    // block: at least 2 x BLOCKS system calls, all inside the group.
+    const BLOCKS: u64 = 20_000;
+    let Some(layout) = common::writable_cgroups("counted on the cgroup") else {
+        return;
+    };
+    let group = loadgen::probe::cgroup::ServerCgroup::create(&layout, "counters", None)
+        .expect("a group (the check above made one)");
+    let dir = match group.perf_dir() {
+        Ok(d) => d.to_path_buf(),
+        Err(why) => {
+            eprintln!("counted on the cgroup: skipped: {why}");
+            return;
+        }
+    };
+    let counters = ServerCounters::open_on_cgroup(&dir).expect("counting on the group (root)");
+    assert_eq!(
+        counters.counted_on(),
+        Some(loadgen::results::server::CountedOn::Cgroup)
+    );
+    assert!(counting(&counters, "cgroup"));
+    let before = counters.read();
+    // Outside the group: this process's own calls are not counted.
+    for _ in 0..BLOCKS {
+        // SAFETY: a system call without arguments or side effects.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
+    let placement = group.placement().expect("the group's cgroup.procs");
+    let fds = placement.raw();
+    let mut cmd = std::process::Command::new("dd");
+    cmd.args(["if=/dev/zero", "of=/dev/null", "bs=1"])
+        .arg(format!("count={BLOCKS}"))
+        .stderr(std::process::Stdio::null());
+    // SAFETY: between fork and exec only write(2) on descriptors open in
+    // the parent (Placement::enter).
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || loadgen::probe::cgroup::Placement::enter(&fds));
+    }
+    let out = common::output_within(cmd, Duration::from_secs(30), "dd in the group");
+    assert!(out.status.success(), "{out:?}");
+    let after = counters.read();
+    let calls = after.syscalls.unwrap() - before.syscalls.unwrap();
+    // dd's own start (exec, loading, opening) adds some hundreds.
+    assert!(
+        (2 * BLOCKS..2 * BLOCKS + 5_000).contains(&calls),
+        "{calls} system calls counted for {BLOCKS} blocks"
+    );
+}

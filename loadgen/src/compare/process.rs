@@ -67,8 +67,26 @@ fn launch(
     let placement = group.map(|g| g.placement()).transpose()?;
     let fds = placement.as_ref().map(|p| p.raw()).unwrap_or_default();
     let parent = std::process::id() as libc::pid_t;
-    let gate = StartGate::new().context("starting the counters' opener")?;
-    let child_gate = gate.child();
+    // Counted on the server's cgroup where the kernel can (no copy per
+    // thread), else on its tasks, opened while it waits before exec.
+    // LOADGEN_COUNTERS (docs/method.md) measures what counting costs:
+    // "off" counts nothing, "tasks" follows the tasks even where the
+    // cgroup could be counted.
+    let choice = std::env::var("LOADGEN_COUNTERS").unwrap_or_default();
+    let on_group = match choice.as_str() {
+        "off" => Some(ServerCounters::unmeasured(
+            "not measured: switched off (LOADGEN_COUNTERS=off)",
+        )),
+        "tasks" => None,
+        _ => group
+            .and_then(|g| g.perf_dir().ok())
+            .and_then(|dir| ServerCounters::open_on_cgroup(dir).ok()),
+    };
+    let gate = match on_group {
+        Some(_) => None,
+        None => Some(StartGate::new().context("starting the counters' opener")?),
+    };
+    let child_gate = gate.as_ref().map(StartGate::child);
     // SAFETY: between fork and exec only write(2) on descriptors open in
     // the parent, sched_setaffinity, setpgid, prctl, getppid and the
     // gate's close, getpid, write, poll and read run, all
@@ -93,12 +111,18 @@ fn launch(
             }
             // Last: the counters open on this pid while it waits, and
             // count from here on, exec included.
-            child_gate.wait();
+            if let Some(g) = &child_gate {
+                g.wait();
+            }
             Ok(())
         });
     }
     let spawned = cmd.spawn();
-    let counters = Arc::new(gate.finish());
+    let counters = Arc::new(match (on_group, gate) {
+        (Some(c), _) => c,
+        (None, Some(g)) => g.finish(),
+        (None, None) => ServerCounters::unmeasured("no counters were opened"),
+    });
     let child = spawned?;
     drop(placement);
     if let Some(guard) = &opts.guard {

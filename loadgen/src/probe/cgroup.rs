@@ -28,15 +28,14 @@
 //! before exec.
 
 use std::fs;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::probe::cgroup_fs::{CgroupError, stat_field, v2_kernel_bytes};
+pub use crate::probe::cgroup_fs::{CgroupError, Placement, stat_field, v2_kernel_bytes};
 use crate::probe::cgroup_fs::{
     enable_v1_socket_accounting, enable_v2_controllers, io_err, kill_dirs, procs_in, read_u64,
     remove_dir, write,
@@ -65,6 +64,9 @@ pub enum Layout {
         cpu: PathBuf,
         cpuacct: PathBuf,
         memory: PathBuf,
+        /// Where a server's `perf_event` group goes, for its kernel
+        /// counters ([`crate::probe::cgroup_perf`]); None: nowhere.
+        perf: Option<PathBuf>,
     },
     /// The unified hierarchy's root.
     V2 { root: PathBuf },
@@ -141,10 +143,13 @@ impl Layout {
         if let (Some(cpu), Some(cpuacct), Some(memory)) =
             (v1_dir("cpu"), v1_dir("cpuacct"), v1_dir("memory"))
         {
+            let perf = v1_dir("perf_event")
+                .or_else(|| crate::probe::cgroup_perf::unified_own_dir(&v2, own));
             return Ok(Layout::V1 {
                 cpu,
                 cpuacct,
                 memory,
+                perf,
             });
         }
         let root = v2
@@ -174,6 +179,7 @@ impl Layout {
                 cpu,
                 cpuacct,
                 memory,
+                ..
             } => {
                 let mut v = vec![cpu.clone()];
                 for p in [cpuacct, memory] {
@@ -221,6 +227,9 @@ pub struct ServerCgroup {
     quota: Option<f64>,
     /// Whether the kernel charges the group its sockets, or why not.
     socket_accounting: Result<(), String>,
+    /// The group's directory in a hierarchy with the `perf_event`
+    /// controller, for counting its tasks per CPU, or why there is none.
+    perf_dir: Result<PathBuf, String>,
 }
 
 impl ServerCgroup {
@@ -247,6 +256,7 @@ impl ServerCgroup {
             dirs: Vec::new(),
             quota,
             socket_accounting: Ok(()),
+            perf_dir: Err(String::new()),
         };
         if let Layout::V2 { root } = layout {
             enable_v2_controllers(root)?;
@@ -266,6 +276,14 @@ impl ServerCgroup {
             group.socket_accounting =
                 enable_v1_socket_accounting(&memory.join(&name)).map_err(|e| e.to_string());
         }
+        // Not fatal either: the counters then follow the server's tasks.
+        group.perf_dir = match layout {
+            Layout::V2 { root } => Ok(root.join(&name)),
+            Layout::V1 { perf, .. } => crate::probe::cgroup_perf::make_dir(perf.as_deref(), &name),
+        };
+        if let (Layout::V1 { .. }, Ok(dir)) = (layout, &group.perf_dir) {
+            group.dirs.push(dir.clone());
+        }
         Ok(group)
     }
 
@@ -280,6 +298,12 @@ impl ServerCgroup {
 
     pub fn version(&self) -> &'static str {
         self.layout.version()
+    }
+
+    /// The group's directory where the kernel can count its tasks per CPU
+    /// (`perf_event`), or why there is none.
+    pub fn perf_dir(&self) -> Result<&Path, &str> {
+        self.perf_dir.as_deref().map_err(|e| e.as_str())
     }
 
     pub fn quota(&self) -> Option<f64> {
@@ -343,7 +367,7 @@ impl ServerCgroup {
                 .map_err(io_err(format!("opening {}", path.display())))?;
             fds.push(OwnedFd::from(f));
         }
-        Ok(Placement { fds })
+        Ok(Placement::new(fds))
     }
 
     /// Moves a running process (all its threads) into the group.
@@ -367,6 +391,7 @@ impl ServerCgroup {
                 cpuacct,
                 cpu,
                 memory,
+                ..
             } => {
                 let cpu_ns = read_u64(&cpuacct.join(&self.name).join("cpuacct.usage"))?;
                 let stat =
@@ -442,41 +467,14 @@ impl Drop for ServerCgroup {
     }
 }
 
-/// The open `cgroup.procs` files of a group, for a child to write itself
-/// into between fork and exec.
-#[derive(Debug)]
-pub struct Placement {
-    fds: Vec<OwnedFd>,
-}
-
-impl Placement {
-    /// The raw descriptors, for a `pre_exec` closure (which must not
-    /// allocate): valid while `self` lives.
-    pub fn raw(&self) -> Vec<i32> {
-        self.fds.iter().map(|f| f.as_raw_fd()).collect()
-    }
-
-    /// In the child, between fork and exec: writes "0" (the calling
-    /// process) into each file. Async-signal-safe: only write(2).
-    pub fn enter(fds: &[i32]) -> io::Result<()> {
-        for &fd in fds {
-            // SAFETY: `fd` is one of the descriptors `raw` returned, open
-            // in the parent when it forked and so in this child; the buffer
-            // is a static byte.
-            let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            if n != 1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Removes the groups of loadgen processes that are gone (a killed run),
 /// after killing whatever still runs in them. Returns their names.
 pub fn remove_leftovers(layout: &Layout) -> Vec<String> {
     let mut removed = Vec::new();
-    for base in layout.bases() {
+    for base in layout.bases().into_iter().chain(match layout {
+        Layout::V1 { perf, .. } => perf.clone(),
+        Layout::V2 { .. } => None,
+    }) {
         let Ok(entries) = fs::read_dir(&base) else {
             continue;
         };
@@ -526,6 +524,7 @@ mod tests {
                 cpu: "/sys/fs/cgroup/cpu".into(),
                 cpuacct: "/sys/fs/cgroup/cpuacct".into(),
                 memory: "/sys/fs/cgroup/memory/process_api/abc".into(),
+                perf: Some("/sys/fs/cgroup/unified".into()),
             }
         );
         assert_eq!(l.bases().len(), 3);
@@ -559,6 +558,18 @@ mod tests {
             }
         );
         assert!(Layout::parse("", "").is_err(), "no cgroups at all");
+    }
+
+    #[test]
+    fn a_mounted_v1_perf_event_hierarchy_is_counted_on_before_the_unified_one() {
+        let mounts = format!(
+            "{V1_MOUNTS}36 31 0:33 / /sys/fs/cgroup/perf_event rw - cgroup cgroup rw,perf_event\n"
+        );
+        let own = "5:perf_event:/ci\n4:memory:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+        let Layout::V1 { perf, .. } = Layout::parse(&mounts, own).unwrap() else {
+            panic!("v1")
+        };
+        assert_eq!(perf, Some("/sys/fs/cgroup/perf_event/ci".into()));
     }
 
     #[test]

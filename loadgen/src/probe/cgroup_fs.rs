@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -117,5 +118,39 @@ pub fn remove_dir(dir: &Path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
+    }
+}
+
+/// The open `cgroup.procs` files of a group, for a child to write itself
+/// into between fork and exec.
+#[derive(Debug)]
+pub struct Placement {
+    fds: Vec<OwnedFd>,
+}
+
+impl Placement {
+    pub fn new(fds: Vec<OwnedFd>) -> Placement {
+        Placement { fds }
+    }
+
+    /// The raw descriptors, for a `pre_exec` closure (which must not
+    /// allocate): valid while `self` lives.
+    pub fn raw(&self) -> Vec<i32> {
+        self.fds.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// In the child, between fork and exec: writes "0" (the calling
+    /// process) into each file. Async-signal-safe: only write(2).
+    pub fn enter(fds: &[i32]) -> io::Result<()> {
+        for &fd in fds {
+            // SAFETY: `fd` is one of the descriptors `raw` returned, open
+            // in the parent when it forked and so in this child; the buffer
+            // is a static byte.
+            let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if n != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,18 @@
 //! `context-switches`), through `perf_event_open` (crate `perf-event2`),
 //! over every thread and process of the server's tree.
 //!
-//! The counters follow the whole tree only if they are open before the
+//! Where the server has a cgroup the kernel can count on
+//! ([`crate::probe::cgroup_perf`]), they are opened on it, one counter per
+//! CPU, before the server starts: everything that runs in the group is
+//! counted, at no cost per thread ([`ServerCounters::open_on_cgroup`]).
+//! Otherwise they follow the tree, and do so only if open before the
 //! server creates anything: they are opened with `inherit` on the server's
 //! pid while it waits between fork and exec ([`StartGate`]). Reading the
 //! parent's counter then gives the sum over the live threads and children
 //! (the kernel adds each inherited counter in) plus what exited ones
-//! counted (folded in when they exit). Both events fire in kernel context,
+//! counted (folded in when they exit); but each new thread gets a copy,
+//! set up at its creation and folded back at its exit, which a thread or
+//! process per connection pays (docs/method.md measures it). Both events fire in kernel context,
 //! so the counters include the kernel: not permitted for a user other than
 //! root while `perf_event_paranoid` is above 1; the figures are then "not
 //! measured" with that reason, never 0.
@@ -32,7 +38,7 @@ use perf_event::events::{Software, Tracepoint};
 use perf_event::{Builder, Counter};
 
 use crate::probe::cgroup_watch::{EdgeWatch, WindowFn};
-use crate::results::server::KernelCounts;
+use crate::results::server::{CountedOn, KernelCounts};
 
 /// Where tracefs is mounted on current systems, and where older ones had it.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -104,14 +110,17 @@ fn mount_tracefs() -> Result<(), String> {
     Ok(())
 }
 
-/// One counter, or why it is not counted.
-type Slot = Result<Mutex<Counter>, String>;
+/// One count (a counter per CPU where counted on a cgroup), or why it is
+/// not counted.
+type Slot = Result<Mutex<Vec<Counter>>, String>;
 
 /// A server's counters, open from before its first instruction.
 #[derive(Debug)]
 pub struct ServerCounters {
     syscalls: Slot,
     switches: Slot,
+    /// None where neither is counted.
+    counted_on: Option<CountedOn>,
 }
 
 /// Both counters at one moment (Err: why not counted).
@@ -140,13 +149,45 @@ impl ServerCounters {
                 .include_kernel()
                 .enabled(true)
                 .build()
-                .map(Mutex::new)
+                .map(|c| Mutex::new(vec![c]))
                 .map_err(|e| refused(&e))
         };
+        let switches = open(&mut Builder::new(Software::CONTEXT_SWITCHES));
         ServerCounters {
             syscalls: sys_enter.and_then(|id| open(&mut Builder::new(Tracepoint::with_id(id)))),
-            switches: open(&mut Builder::new(Software::CONTEXT_SWITCHES)),
+            counted_on: switches.is_ok().then_some(CountedOn::Tasks),
+            switches,
         }
+    }
+
+    /// Opens both counters on the cgroup at `dir`, one per online CPU:
+    /// whatever runs in the group is counted, from whenever it joins. Err:
+    /// why not (the caller then follows the tasks instead).
+    pub fn open_on_cgroup(dir: &Path) -> Result<ServerCounters, String> {
+        let group = fs::File::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()))?;
+        let cpus = online_cpus()?;
+        let open = |event: &dyn Fn() -> Builder<'static>| -> Slot {
+            let counters = cpus
+                .iter()
+                .map(|&cpu| {
+                    event()
+                        .observe_cgroup(&group)
+                        .one_cpu(cpu)
+                        .include_kernel()
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| refused(&e))
+                })
+                .collect::<Result<Vec<Counter>, String>>()?;
+            Ok(Mutex::new(counters))
+        };
+        let switches = open(&|| Builder::new(Software::CONTEXT_SWITCHES))
+            .map_err(|e| format!("counting on the cgroup {}: {e}", dir.display()))?;
+        Ok(ServerCounters {
+            syscalls: sys_enter_id().and_then(|id| open(&|| Builder::new(Tracepoint::with_id(id)))),
+            switches: Ok(switches),
+            counted_on: Some(CountedOn::Cgroup),
+        })
     }
 
     /// Counters that are not counted, for `reason`.
@@ -154,21 +195,52 @@ impl ServerCounters {
         ServerCounters {
             syscalls: Err(reason.into()),
             switches: Err(reason.into()),
+            counted_on: None,
         }
+    }
+
+    /// What they are attached to (None: nothing is counted).
+    pub fn counted_on(&self) -> Option<CountedOn> {
+        self.counted_on
     }
 
     /// Both counters now, summed over the tree.
     pub fn read(&self) -> Reading {
         let read = |slot: &Slot| -> Result<u64, String> {
-            let counter = slot.as_ref().map_err(Clone::clone)?;
-            let mut c = counter.lock().map_err(|_| "counter poisoned".to_string())?;
-            c.read().map_err(|e| format!("reading the counter: {e}"))
+            let counters = slot.as_ref().map_err(Clone::clone)?;
+            let mut cs = counters
+                .lock()
+                .map_err(|_| "counter poisoned".to_string())?;
+            cs.iter_mut().try_fold(0u64, |sum, c| {
+                c.read()
+                    .map(|n| sum + n)
+                    .map_err(|e| format!("reading the counter: {e}"))
+            })
         };
         Reading {
             syscalls: read(&self.syscalls),
             switches: read(&self.switches),
         }
     }
+}
+
+/// The CPUs the kernel has online (/sys/devices/system/cpu/online, e.g.
+/// "0-1,4"): a cgroup's counter is per CPU.
+fn online_cpus() -> Result<Vec<usize>, String> {
+    const ONLINE: &str = "/sys/devices/system/cpu/online";
+    let text = fs::read_to_string(ONLINE).map_err(|e| format!("reading {ONLINE}: {e}"))?;
+    parse_cpu_list(&text).ok_or_else(|| format!("{ONLINE}: cannot read {:?}", text.trim()))
+}
+
+fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    (!cpus.is_empty()).then_some(cpus)
 }
 
 /// The reason a counter was refused, in the terms a reader can act on.
@@ -216,19 +288,24 @@ pub fn counts_between(from: Option<&Reading>, to: Option<&Reading>, messages: u6
 /// own (as [`crate::probe::cgroup_watch::GroupWatch`] reads the cgroup).
 pub struct CounterWatch {
     edges: EdgeWatch<Reading>,
+    counted_on: Option<CountedOn>,
 }
 
 impl CounterWatch {
     pub fn start(counters: Arc<ServerCounters>, window: WindowFn) -> Result<CounterWatch, String> {
+        let counted_on = counters.counted_on();
         let edges = EdgeWatch::start("loadgen-counters", move || Some(counters.read()), window)?;
-        Ok(CounterWatch { edges })
+        Ok(CounterWatch { edges, counted_on })
     }
 
     /// The figures over the window; per message is left to the caller,
     /// which knows the messages.
     pub fn finish(self) -> KernelCounts {
         let (from, to) = self.edges.finish();
-        counts_between(from.as_ref(), to.as_ref(), 0)
+        KernelCounts {
+            counted_on: self.counted_on,
+            ..counts_between(from.as_ref(), to.as_ref(), 0)
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod cgroup_fs;
+pub mod cgroup_perf;
 pub mod cgroup_watch;
 pub mod counters;
 pub mod cpu;

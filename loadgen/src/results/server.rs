@@ -126,6 +126,32 @@ pub struct KernelCounts {
     pub context_switches_per_msg: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_switches_unmeasured: Option<String>,
+    /// How the kernel counted (None: results from before it was said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_on: Option<CountedOn>,
+}
+
+/// What the kernel's counters were attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountedOn {
+    /// The server's cgroup, one counter per CPU: nothing per task.
+    Cgroup,
+    /// The server's process, inherited by every thread and process it
+    /// makes: each new task gets a copy, which costs a thread or process
+    /// per connection something of its own.
+    Tasks,
+}
+
+impl CountedOn {
+    pub fn describe(self) -> &'static str {
+        match self {
+            CountedOn::Cgroup => "per CPU on the server's cgroup",
+            CountedOn::Tasks => {
+                "on the server's tasks (inherited: each thread or process it makes gets a copy)"
+            }
+        }
+    }
 }
 
 impl KernelCounts {

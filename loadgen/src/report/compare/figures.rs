@@ -11,7 +11,7 @@ use crate::report::compare::rank::{Left, conns_failed, scale_left};
 use crate::report::cost::{cgroup, cpu_us_per_msg};
 use crate::report::view::{Spread, View, reference};
 use crate::results::RunResult;
-use crate::results::server::KernelCounts;
+use crate::results::server::{CountedOn, KernelCounts};
 
 /// A figure, and why it may not rank if it may not.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +134,19 @@ pub fn threads_processes(
 /// What the kernel counted for a run.
 pub fn kernel(r: &RunResult) -> Option<&KernelCounts> {
     r.server.as_ref()?.kernel.as_ref()
+}
+
+/// How the kernel's counters were attached, each way once, over every run.
+pub fn counted_on(v: &View) -> Vec<CountedOn> {
+    let mut ways = Vec::new();
+    for r in &v.results().runs {
+        if let Some(c) = kernel(r).and_then(|k| k.counted_on)
+            && !ways.contains(&c)
+        {
+            ways.push(c);
+        }
+    }
+    ways
 }
 
 /// System calls per message at a scale point over the rounds, or why they

@@ -13,6 +13,7 @@ use crate::report::compare::rank::Left;
 use crate::report::md::{conns_label, fmt_rate, put, putln, thousands};
 use crate::report::view::{Spread, View, reference};
 use crate::results::fmt_us;
+use crate::results::server::CountedOn;
 
 /// Measured once, a latency is marked best or worst only this many times
 /// from every other (as the fairness reading ranks).
@@ -130,13 +131,27 @@ pub fn section(s: &mut String, v: &View) {
     putln!(
         s,
         "**What a connection holds, and how the style treats the others.** System calls and context switches \
-         are the kernel's counts over the window (docs/method.md): the counters are inherited by every thread \
-         and process the server makes, so a style with one per connection pays for them at each connection, \
-         and its figures at many connections are somewhat worse for being counted.\n"
+         are the kernel's counts over the window (docs/method.md){}.\n",
+        counting_words(&figures::counted_on(v))
     );
     second.retain(Column::has_values);
     table(s, &styles, &second);
     readings(s, &styles, &first, &second);
+}
+
+/// How the counters were attached, and what that costs whom.
+fn counting_words(ways: &[CountedOn]) -> &'static str {
+    match ways {
+        [] => "",
+        [CountedOn::Cgroup] => {
+            ", counted per CPU on each server's cgroup: nothing is added per thread or process"
+        }
+        _ => {
+            ": where counted on the server's tasks, every thread and process it makes gets a copy of \
+             the counters, so a style with one per connection pays for them at each connection, and its \
+             figures at many connections are somewhat worse for being counted"
+        }
+    }
 }
 
 fn table(s: &mut String, styles: &[String], cols: &[Column]) {
