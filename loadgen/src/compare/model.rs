@@ -133,6 +133,35 @@ pub struct CompareResults {
     /// written before they were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
+    /// The sessions that ran the comparison where it was resumed
+    /// (`compare --resume`): the first, then each resume, with its start
+    /// and how many units it ran; empty for a comparison run in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionSummary>,
+    /// Set where these results were rebuilt from the journal of a
+    /// comparison that did not finish (`loadgen report DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// One session of a resumed comparison ([`crate::compare::journal`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub started_unix_s: u64,
+    /// False for the first session, true for each `--resume`.
+    pub resumed: bool,
+    /// Units (a style at a step of a round) it ran and recorded.
+    pub units: usize,
+    /// Seconds it ran (to its last recorded unit, where it was killed).
+    #[serde(default)]
+    pub elapsed_s: f64,
+}
+
+/// How much of a comparison that did not finish its journal holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interrupted {
+    pub planned_units: usize,
+    pub recorded_units: usize,
 }
 
 /// What a comparison ran: its scenarios and measured windows.
@@ -143,6 +172,19 @@ pub struct Scope {
     pub warmup_s: f64,
     pub capacity_step_s: f64,
     pub capacity_warmup_s: f64,
+}
+
+impl Scope {
+    /// The scope of a profile (its scenarios and windows as run).
+    pub fn of(p: &crate::compare::profile::Profile) -> Scope {
+        Scope {
+            scenarios: p.scenarios.iter().map(|s| s.name().to_string()).collect(),
+            duration_s: p.duration.as_secs_f64(),
+            warmup_s: p.warmup.as_secs_f64(),
+            capacity_step_s: p.capacity_step.as_secs_f64(),
+            capacity_warmup_s: p.capacity_warmup.as_secs_f64(),
+        }
+    }
 }
 
 /// A server that is not one of this project's styles, given as a command
