@@ -305,7 +305,10 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
     }
     // Before any load: a bad --out fails now, not after the whole run; the
     // journal's header is written before the first server starts.
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
+    if args.resume.is_none() {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("creating {} (--out)", out.display()))?;
+    }
     let header =
         crate::compare::journal::Header::new(&opts, &crate::probe::host::fingerprint(None));
     let opened = match &args.resume {
