@@ -86,7 +86,9 @@ pub fn sessions(results: &CompareResults) -> Option<String> {
     let mut lines = Vec::new();
     if let Some(i) = &results.interrupted {
         lines.push(format!(
-            "**Built from the journal of a comparison that did not finish**: {} of its {} planned units              (a unit: one style at one point of one round) were recorded; the rest were never measured,              and the tables lack them. `loadgen compare --resume` with the same flags runs the rest.",
+            "**Built from the journal of a comparison that did not finish**: {} of its {} planned units \
+             (a unit: one style at one point of one round) were recorded; the rest were never measured, \
+             and the tables lack them. `loadgen compare --resume` with the same flags runs the rest.",
             i.recorded_units, i.planned_units
         ));
     }
