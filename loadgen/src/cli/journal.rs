@@ -59,24 +59,26 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Parsed>> {
 
 impl FileJournal {
     /// A new journal in `dir` holding `header`, or why not (`dir` holds
-    /// the journal of a comparison that did not finish: it is not
-    /// overwritten).
+    /// the journal of a comparison that did not finish, with units that
+    /// would be lost: it is not overwritten).
     pub fn create(dir: &Path, header: &Header) -> anyhow::Result<Result<FileJournal, String>> {
         let path = path(dir);
         if path.exists() && !dir.join("results.json").exists() {
-            let held = match read(dir) {
-                Ok(Some(p)) => format!(
-                    " ({} of its {} units recorded)",
-                    p.units().count(),
-                    p.header.planned_units
-                ),
-                _ => String::new(),
+            let text =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let held = match parse(&String::from_utf8_lossy(&text)) {
+                Ok(p) => (p.units().count(), p.header.planned_units),
+                Err(_) => (0, 0),
             };
-            return Ok(Err(format!(
-                "--out {}: it holds the journal of a comparison that did not finish{held}; \
-                 finish it with --resume {0} (and the same flags), or give another --out",
-                dir.display()
-            )));
+            if held.0 > 0 {
+                return Ok(Err(format!(
+                    "--out {}: it holds the journal of a comparison that did not finish ({} of its {} \
+                     units recorded); finish it with --resume {0} (and the same flags), or give another --out",
+                    dir.display(),
+                    held.0,
+                    held.1
+                )));
+            }
         }
         let file =
             File::create(&path).with_context(|| format!("creating {} (--out)", path.display()))?;
