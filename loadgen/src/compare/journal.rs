@@ -104,7 +104,7 @@ impl Header {
             journal_version: VERSION,
             profile: p.name.to_string(),
             styles: opts.styles.clone(),
-            scope: Scope::of(p),
+            scope: p.scope(),
             quota: opts.server_cpu_quota,
             repeat,
             slo: p.capacity_slo,

@@ -218,7 +218,7 @@ pub fn run_journaled(
         runs,
         externals: opts.externals.clone(),
         load_after: crate::probe::host::load_average(),
-        scope: Some(model::Scope::of(&opts.profile)),
+        scope: Some(opts.profile.scope()),
         sessions,
         interrupted: None,
     };

@@ -174,19 +174,6 @@ pub struct Scope {
     pub capacity_warmup_s: f64,
 }
 
-impl Scope {
-    /// The scope of a profile (its scenarios and windows as run).
-    pub fn of(p: &crate::compare::profile::Profile) -> Scope {
-        Scope {
-            scenarios: p.scenarios.iter().map(|s| s.name().to_string()).collect(),
-            duration_s: p.duration.as_secs_f64(),
-            warmup_s: p.warmup.as_secs_f64(),
-            capacity_step_s: p.capacity_step.as_secs_f64(),
-            capacity_warmup_s: p.capacity_warmup.as_secs_f64(),
-        }
-    }
-}
-
 /// A server that is not one of this project's styles, given as a command
 /// (`--external NAME='COMMAND ... {port}'`): compare starts, samples and
 /// stops it like a style's server ([`crate::compare::external`]).
