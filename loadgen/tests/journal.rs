@@ -182,7 +182,13 @@ fn a_killed_comparison_is_reported_and_resumed_to_the_cells_of_a_whole_one() {
     // --resume runs exactly the rest, appended to the same journal.
     let mut cmd = compare();
     cmd.arg("--resume").arg(&killed);
-    ok(&output_within(cmd, LIMIT, "compare --resume"), "--resume");
+    let stderr = ok(&output_within(cmd, LIMIT, "compare --resume"), "--resume");
+    assert!(
+        stderr.contains(&format!(
+            "{recorded} of its {PLANNED} units are in the journal"
+        )),
+        "{stderr}"
+    );
     let all = records(&killed);
     let sessions: Vec<usize> = all
         .iter()

@@ -148,6 +148,11 @@ impl FileJournal {
         }))
     }
 
+    /// Units earlier sessions recorded (a resume's).
+    pub fn recorded_units(&self) -> usize {
+        self.index.len()
+    }
+
     /// Writes one record and syncs it to the disk before returning.
     fn append(&mut self, record: &Record) -> anyhow::Result<()> {
         let line = record.line()?;

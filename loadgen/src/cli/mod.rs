@@ -328,6 +328,14 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    if let Some(dir) = &args.resume {
+        note!(
+            "loadgen compare: --resume {}: {} of its {} units are in the journal; running the rest",
+            dir.display(),
+            journal.recorded_units(),
+            header.planned_units
+        );
+    }
     let opts = crate::compare::CompareOptions {
         guard: if targeted { None } else { start_guard() },
         ..opts
