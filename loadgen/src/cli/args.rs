@@ -28,9 +28,11 @@ pub enum Command {
     /// (results.json, results.csv, report.md, charts/).
     Compare(CompareArgs),
     /// Rebuild report.md, results.csv and charts/ from a comparison's
-    /// results.json (written next to it unless --out is given).
+    /// results.json (written next to it unless --out is given), or from
+    /// the journal of a comparison that was killed.
     Report {
-        /// A results.json written by `loadgen compare`.
+        /// A results.json written by `loadgen compare`, or its folder (a
+        /// folder with only journal.jsonl: the units it recorded).
         results: PathBuf,
         /// Output directory (default: the one holding results.json).
         #[arg(long)]
@@ -79,9 +81,18 @@ pub struct CompareArgs {
     /// progress bar counts against.
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
-    /// Output directory (default: `results/<UTC timestamp>`).
+    /// Output directory (default: `results/<UTC timestamp>`). Each unit
+    /// (a style at a point of a round) is journaled there as it ends
+    /// (journal.jsonl), so a comparison that is killed keeps what it
+    /// measured: `loadgen report DIR` reports it, `--resume DIR` finishes it.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Finish the comparison whose journal is in DIR (its --out, killed or
+    /// interrupted): run only the units it lacks, append them, and write
+    /// the results and report there. The other flags must be the same as
+    /// the first run's (refused with exit 2, naming what differs).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub servers: ServerArgs,
     /// Drive a server that is already running instead of spawning one:

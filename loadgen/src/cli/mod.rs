@@ -6,6 +6,7 @@
 pub mod args;
 mod common;
 pub mod diff;
+mod journal;
 mod scope;
 mod soak;
 
@@ -40,19 +41,20 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
         Command::Compare(args) => compare_command(&args),
         Command::Soak(args) => soak::soak_command(&args),
         Command::Report { results, out } => {
-            let text = std::fs::read_to_string(&results)
-                .with_context(|| format!("reading {}", results.display()))?;
-            let parsed: crate::compare::model::CompareResults = serde_json::from_str(&text)
-                .with_context(|| {
-                    format!(
-                        "{} is not a `loadgen compare` results.json",
-                        results.display()
-                    )
-                })?;
-            let dir =
-                out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
+            let (parsed, next_to) = journal::load_results(&results)?;
+            let dir = out.unwrap_or(next_to);
             crate::report::write(&parsed, &dir)?;
-            say(format_args!("report: {}", dir.join("report.md").display()))?;
+            let from = match &parsed.interrupted {
+                Some(i) => format!(
+                    "  (from the journal of a comparison that did not finish: {} of {} units)",
+                    i.recorded_units, i.planned_units
+                ),
+                None => String::new(),
+            };
+            say(format_args!(
+                "report: {}{from}",
+                dir.join("report.md").display()
+            ))?;
             Ok(0)
         }
         Command::Diff(args) => diff::command(&args),
@@ -204,9 +206,10 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         args.servers.server_cpus.0.clone()
     };
     let client_cpus = client_cpus(&server_cpus, args.servers.client_cpus.as_ref())?;
-    let out = match &args.out {
-        Some(p) => expand_host(p),
-        None => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
+    let out = match (&args.resume, &args.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(p)) => expand_host(p),
+        (None, None) => PathBuf::from("results").join(utc_stamp(std::time::SystemTime::now())),
     };
     if let (Some(n), Some(dir)) = (args.replicas, &args.replica_dir) {
         if !targeted {
@@ -300,13 +303,44 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         ))?;
         return Ok(0);
     }
+    // Before any load: a bad --out fails now, not after the whole run; the
+    // journal's header is written before the first server starts.
+    if args.resume.is_none() {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("creating {} (--out)", out.display()))?;
+    }
+    let header =
+        crate::compare::journal::Header::new(&opts, &crate::probe::host::fingerprint(None));
+    let opened = match &args.resume {
+        Some(_) => journal::FileJournal::resume(&out, &header)?,
+        None => journal::FileJournal::create(&out, &header)?,
+    };
+    let mut journal = match opened {
+        Ok(j) => j,
+        Err(why) => {
+            note!(
+                "loadgen compare: {}{why}",
+                match &args.resume {
+                    Some(dir) => format!("--resume {}: ", dir.display()),
+                    None => String::new(),
+                }
+            );
+            return Ok(2);
+        }
+    };
+    if let Some(dir) = &args.resume {
+        note!(
+            "loadgen compare: --resume {}: {} of its {} units are in the journal; running the rest",
+            dir.display(),
+            journal.recorded_units(),
+            header.planned_units
+        );
+    }
     let opts = crate::compare::CompareOptions {
         guard: if targeted { None } else { start_guard() },
         ..opts
     };
-    // Before any load: a bad --out fails now, not after the whole run.
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
-    let results = crate::compare::run(&opts, Arc::clone(&stop))?;
+    let results = crate::compare::run_journaled(&opts, Arc::clone(&stop), &mut journal)?;
     crate::report::write(&results, &out)?;
     let regressed = match &baseline {
         Some((b, path)) => {

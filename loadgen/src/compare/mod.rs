@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod env;
 pub mod external;
 pub mod guard;
+pub mod journal;
 pub mod model;
 pub mod options;
 pub mod pair;
@@ -44,6 +45,17 @@ use crate::results::{RunResult, SCHEMA_VERSION};
 /// Runs the comparison and returns its results; writes no file (the
 /// caller hands them to [`crate::report::write`]).
 pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<CompareResults> {
+    run_journaled(opts, stop, &mut journal::NoJournal)
+}
+
+/// [`run`], each unit (a style at a step of a round) handed to `journal`
+/// as it ends, and the units it already holds (a resumed comparison) taken
+/// from it instead of run again.
+pub fn run_journaled(
+    opts: &CompareOptions,
+    stop: Arc<AtomicBool>,
+    journal: &mut dyn journal::Recorder,
+) -> anyhow::Result<CompareResults> {
     let Start {
         started,
         started_unix_s,
@@ -101,32 +113,64 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
     // cgroup that could not be made) is not started again at every later
     // point: its rows say why once.
     let mut did_not_start: Vec<String> = Vec::new();
+    journal.session(journal::Session {
+        started_unix_s,
+        resumed: false,
+        environment: environment.clone(),
+        cgroup: cgroup.clone(),
+        server_command: server_command.clone(),
+    });
     'rounds: for round in 0..repeat {
-        let (first_run, first_server) = (runs.len(), servers.len());
         for (style, step) in &plan::round_units(opts, round) {
             if did_not_start.contains(style) {
                 continue;
             }
-            // Ctrl-C, SIGTERM, SIGHUP, or nobody left to read our stderr.
-            if stop.load(std::sync::atomic::Ordering::Relaxed)
-                || crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                break 'rounds;
-            }
-            let round = Round {
-                opts,
-                layout: layout.as_ref(),
-                stop: &stop,
-                progress: &progress,
-                number: round,
-            };
-            match step {
-                Some(Step::Rest) => compare_rest(&round, style, &mut runs, &mut servers),
-                Some(step) if pair::pairs(opts, round.layout.is_some(), style, *step) => {
-                    compare_pair(&round, style, *step, &mut runs, &mut servers)
+            let key = journal::UnitKey::new(round, style, *step);
+            let (first_run, first_server) = (runs.len(), servers.len());
+            if let Some(done) = journal.recorded(&key) {
+                // Measured by an earlier session: kept as it was.
+                servers.extend(done.servers.iter().cloned());
+                runs.extend(done.runs.iter().cloned());
+                progress.skip(done.runs.len());
+            } else {
+                // Ctrl-C, SIGTERM, SIGHUP, or nobody left to read our stderr.
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || crate::STDERR_LOST.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    break 'rounds;
                 }
-                Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
-                None => compare_style(&round, style, &mut runs, &mut servers),
+                let round = Round {
+                    opts,
+                    layout: layout.as_ref(),
+                    stop: &stop,
+                    progress: &progress,
+                    number: round,
+                };
+                match step {
+                    Some(Step::Rest) => compare_rest(&round, style, &mut runs, &mut servers),
+                    Some(step) if pair::pairs(opts, round.layout.is_some(), style, *step) => {
+                        compare_pair(&round, style, *step, &mut runs, &mut servers)
+                    }
+                    Some(step) => compare_step(&round, style, *step, &mut runs, &mut servers),
+                    None => compare_style(&round, style, &mut runs, &mut servers),
+                }
+                for r in &mut runs[first_run..] {
+                    if let Some(t) = r.tags.as_mut() {
+                        t.repeat = round.number;
+                    }
+                }
+                for s in &mut servers[first_server..] {
+                    s.repeat = round.number;
+                }
+                // A unit cut short is not journaled: a resume runs it whole.
+                if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    journal.unit(journal::Unit {
+                        key,
+                        session_elapsed_s: started.elapsed().as_secs_f64(),
+                        servers: servers[first_server..].to_vec(),
+                        runs: runs[first_run..].to_vec(),
+                    });
+                }
             }
             if servers.iter().any(|s| &s.style == style && !s.started)
                 && step.is_some()
@@ -138,21 +182,29 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
                 did_not_start.push(style.clone());
             }
         }
-        for r in &mut runs[first_run..] {
-            if let Some(t) = r.tags.as_mut() {
-                t.repeat = round;
-            }
-        }
-        for s in &mut servers[first_server..] {
-            s.repeat = round;
-        }
     }
     progress.finish();
+    // A resumed comparison began with its first session and took the
+    // seconds of all of them.
+    let mut sessions = journal.sessions();
+    if let Some(last) = sessions.last_mut() {
+        last.elapsed_s = started.elapsed().as_secs_f64();
+    }
+    let (started_unix_s, elapsed_s) = match sessions.first() {
+        Some(first) if sessions.len() > 1 => (
+            first.started_unix_s,
+            sessions.iter().map(|s| s.elapsed_s).sum(),
+        ),
+        _ => (started_unix_s, started.elapsed().as_secs_f64()),
+    };
+    if sessions.len() < 2 {
+        sessions.clear();
+    }
     let results = CompareResults {
         schema_version: SCHEMA_VERSION,
         profile: opts.profile.name.into(),
         started_unix_s,
-        elapsed_s: started.elapsed().as_secs_f64(),
+        elapsed_s,
         environment,
         server_cpus: opts.server_cpus.clone(),
         client_cpus: opts.client_cpus.clone(),
@@ -166,18 +218,9 @@ pub fn run(opts: &CompareOptions, stop: Arc<AtomicBool>) -> anyhow::Result<Compa
         runs,
         externals: opts.externals.clone(),
         load_after: crate::probe::host::load_average(),
-        scope: Some(model::Scope {
-            scenarios: opts
-                .profile
-                .scenarios
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect(),
-            duration_s: opts.profile.duration.as_secs_f64(),
-            warmup_s: opts.profile.warmup.as_secs_f64(),
-            capacity_step_s: opts.profile.capacity_step.as_secs_f64(),
-            capacity_warmup_s: opts.profile.capacity_warmup.as_secs_f64(),
-        }),
+        scope: Some(opts.profile.scope()),
+        sessions,
+        interrupted: None,
     };
     Ok(results)
 }

@@ -133,6 +133,35 @@ pub struct CompareResults {
     /// written before they were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
+    /// The sessions that ran the comparison where it was resumed
+    /// (`compare --resume`): the first, then each resume, with its start
+    /// and how many units it ran; empty for a comparison run in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionSummary>,
+    /// Set where these results were rebuilt from the journal of a
+    /// comparison that did not finish (`loadgen report DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// One session of a resumed comparison ([`crate::compare::journal`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub started_unix_s: u64,
+    /// False for the first session, true for each `--resume`.
+    pub resumed: bool,
+    /// Units (a style at a step of a round) it ran and recorded.
+    pub units: usize,
+    /// Seconds it ran (to its last recorded unit, where it was killed).
+    #[serde(default)]
+    pub elapsed_s: f64,
+}
+
+/// How much of a comparison that did not finish its journal holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interrupted {
+    pub planned_units: usize,
+    pub recorded_units: usize,
 }
 
 /// What a comparison ran: its scenarios and measured windows.

@@ -188,6 +188,21 @@ impl Profile {
         }
     }
 
+    /// Its scenarios and windows as run, for results and the journal.
+    pub fn scope(&self) -> crate::compare::model::Scope {
+        crate::compare::model::Scope {
+            scenarios: self
+                .scenarios
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            duration_s: self.duration.as_secs_f64(),
+            warmup_s: self.warmup.as_secs_f64(),
+            capacity_step_s: self.capacity_step.as_secs_f64(),
+            capacity_warmup_s: self.capacity_warmup.as_secs_f64(),
+        }
+    }
+
     /// The profile names `--profile` accepts.
     pub const NAMES: &'static [&'static str] = &["smoke", "quick", "full", "perf"];
 

@@ -33,6 +33,16 @@ impl Progress {
         }
     }
 
+    /// `n` runs an earlier session measured (a resumed comparison):
+    /// counted, not printed again.
+    pub fn skip(&self, n: usize) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        *done += n;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+    }
+
     pub fn run_done(&self, r: &RunResult) {
         let n = {
             let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());

@@ -396,6 +396,28 @@ impl Tags {
     }
 }
 
+/// A Unix time in UTC: year, month, day, hour, minute, second.
+pub fn civil_utc(unix_s: u64) -> (i64, i64, i64, u64, u64, u64) {
+    let (days, rem) = (unix_s / 86_400, unix_s % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// "2026-12-07 00:10:05 UTC".
+pub fn utc_time(unix_s: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil_utc(unix_s);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
 /// 10000 → "10,000".
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();

@@ -3,7 +3,9 @@
 //! machine was ([`machine_load`]), whether throughput can rank the styles
 //! at all ([`no_quota`]: without a CPU quota loadgen and the server share
 //! the limit), and whether a scenario's servers ran under the quota
-//! ([`scenario_quota`]) and what that does to its figures.
+//! ([`scenario_quota`]) and what that does to its figures; where the
+//! results came from a journal, whether it was cut short or resumed
+//! ([`sessions`]).
 
 use crate::compare::model::{CompareResults, Scenario, ServerRecord};
 use crate::report::compare::rank::quota_in_force;
@@ -75,6 +77,42 @@ pub fn setup_summary(results: &CompareResults, side_by_side: bool) -> String {
         if results.styles.len() == 1 { "" } else { "s" },
         results.elapsed_s
     )
+}
+
+/// Said under the first line where the results came from a journal: a
+/// comparison that did not finish (how many of its units it recorded),
+/// and one that was resumed (each session's start and units).
+pub fn sessions(results: &CompareResults) -> Option<String> {
+    let mut lines = Vec::new();
+    if let Some(i) = &results.interrupted {
+        lines.push(format!(
+            "**Built from the journal of a comparison that did not finish**: {} of its {} planned units \
+             (a unit: one style at one point of one round) were recorded; the rest were never measured, \
+             and the tables lack them. `loadgen compare --resume` with the same flags runs the rest.",
+            i.recorded_units, i.planned_units
+        ));
+    }
+    if results.sessions.len() > 1 {
+        let each: Vec<String> = results
+            .sessions
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} at {}: {} unit{}",
+                    if s.resumed { "resumed" } else { "started" },
+                    crate::results::utc_time(s.started_unix_s),
+                    s.units,
+                    if s.units == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "This comparison was resumed (`--resume`) and ran in {} sessions: {}.",
+            results.sessions.len(),
+            each.join("; ")
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n\n"))
 }
 
 /// 0.30, 2.4, 98.

@@ -51,6 +51,9 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
     // Two lines of set-up, then the answer: the trade-offs and the claims;
     // how it was measured follows them.
     putln!(s, "{}", context::setup_summary(results, v.has_partners()));
+    if let Some(sessions) = context::sessions(results) {
+        putln!(s, "\n{sessions}");
+    }
     if let Some(load) = context::machine_load(results) {
         putln!(s, "\n{load}");
     }
