@@ -16,6 +16,7 @@
 //! byte back followed by EOF.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::runtime::config::Config;
@@ -23,7 +24,7 @@ use crate::runtime::idle::{BlockingStream, is_timeout};
 use crate::runtime::stats::{ConnGuard, Stats};
 
 /// A socket the echo can run on: reads, writes and a half-close.
-pub trait EchoStream: Read + Write {
+pub trait EchoStream: Read + Write + AsRawFd {
     fn shutdown_write(&self) -> io::Result<()>;
 }
 
@@ -182,6 +183,16 @@ pub enum Drive {
     Done,
 }
 
+/// True when the kernel holds bytes from the peer not read yet (FIONREAD);
+/// false when it cannot tell (then only the clock decides).
+fn has_unread(fd: RawFd) -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to
+    // `n`; `fd` is the connection's socket, open while its owner lives.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    rc == 0 && n > 0
+}
+
 /// One connection of an event-driven style.
 pub struct EchoConn<S> {
     pub stream: S,
@@ -217,14 +228,27 @@ impl<S: EchoStream> EchoConn<S> {
         self.last_active
     }
 
+    /// As [`EchoConn::last_active`], but now while bytes the peer sent wait
+    /// unread: what an idle check asks, since the loop may have been held up
+    /// (descheduled) between its wait and the check.
+    pub fn active_as_of(&self) -> Option<Instant> {
+        let at = self.last_active?;
+        Some(if has_unread(self.stream.as_raw_fd()) {
+            Instant::now()
+        } else {
+            at
+        })
+    }
+
     /// This connection's number, unique in the process.
     pub fn serial(&self) -> u64 {
         self.serial
     }
 
-    /// True once the connection has been idle for `limit` at `now`.
+    /// True once the connection has been idle for `limit` at `now`, with
+    /// no byte from the peer waiting unread.
     pub fn idle_for(&self, limit: Duration, now: Instant) -> bool {
-        self.last_active.is_some_and(|at| now >= at + limit)
+        self.last_active.is_some_and(|at| now >= at + limit) && !has_unread(self.stream.as_raw_fd())
     }
 
     /// Moves bytes until the socket would block, the peer is done, or
@@ -328,5 +352,46 @@ impl<S: EchoStream> EchoConn<S> {
     /// True while bytes wait for the peer to read.
     pub fn has_pending(&self) -> bool {
         self.sent < self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::EchoConn;
+    use crate::runtime::stats::Stats;
+
+    /// A connection whose bytes wait unread in the kernel is not idle, however
+    /// long ago the loop last stamped it: a loop held up between its wait
+    /// and its idle check (a descheduled thread on a busy machine) would
+    /// otherwise close a peer that is talking to it.
+    #[test]
+    fn a_connection_with_unread_bytes_is_never_idle() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        let guard = Arc::new(Stats::new()).admit(None).expect("admitted");
+        let conn = EchoConn::new(served, guard, true);
+        // A limit of zero: only unread bytes keep it from being idle.
+        assert!(conn.idle_for(Duration::ZERO, Instant::now()));
+        peer.write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while conn.idle_for(Duration::ZERO, Instant::now()) {
+            assert!(
+                Instant::now() < deadline,
+                "the byte sent 5 s ago never counted as activity"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert!(!conn.idle_for(Duration::from_secs(1), later));
+        assert!(
+            conn.active_as_of()
+                .is_some_and(|at| at + Duration::from_secs(1) > Instant::now())
+        );
     }
 }

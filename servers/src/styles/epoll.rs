@@ -112,6 +112,12 @@ impl Write for Edge {
     }
 }
 
+impl AsRawFd for Edge {
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
 impl EchoStream for Edge {
     fn shutdown_write(&self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
@@ -255,7 +261,7 @@ impl Loop {
                 .get(fd)
                 .and_then(Option::as_ref)
                 .filter(|c| c.echo.serial() == serial)
-                .and_then(|c| c.echo.last_active())
+                .and_then(|c| c.echo.active_as_of())
         });
         for fd in expired {
             self.conns[fd] = None;

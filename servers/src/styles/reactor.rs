@@ -198,7 +198,7 @@ impl Reactor {
             conns
                 .get(key)
                 .filter(|c| c.echo.serial() == serial)
-                .and_then(|c| c.echo.last_active())
+                .and_then(|c| c.echo.active_as_of())
         });
         for key in expired {
             let mut conn = self.conns.remove(key);
