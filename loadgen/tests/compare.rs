@@ -85,12 +85,17 @@ fn smoke_comparison_over_every_style() {
             .kernel
             .as_ref()
             .expect("sampled runs carry the kernel's counts");
+        // A reader starved past the window's edge says so instead.
+        let late = |why: &Option<String>| why.as_deref().is_some_and(|w| w.contains("late"));
         if root {
             assert!(
-                k.syscalls_per_msg.is_some_and(|n| n > 0.0),
+                k.syscalls_per_msg.is_some_and(|n| n > 0.0) || late(&k.syscalls_unmeasured),
                 "{label}: {k:?}"
             );
-            assert!(k.context_switches.is_some(), "{label}: {k:?}");
+            assert!(
+                k.context_switches.is_some() || late(&k.context_switches_unmeasured),
+                "{label}: {k:?}"
+            );
         } else if k.syscalls.is_none() {
             assert!(k.syscalls_unmeasured.is_some(), "{label}: {k:?}");
         }
@@ -110,8 +115,10 @@ fn smoke_comparison_over_every_style() {
                     .cgroup
                     .as_ref()
                     .expect("sampled runs carry cgroup figures");
+                // Or, where the reader was starved past the window's edge
+                // (a loaded machine), not measured with the reason, never 0.
                 assert!(
-                    cg.cpu_us_per_msg.is_some_and(|us| us > 0.0),
+                    cg.cpu_us_per_msg.is_some_and(|us| us > 0.0) || cg.cpu_unmeasured.is_some(),
                     "{}: {cg:?}",
                     r.label.as_deref().unwrap_or("?")
                 );

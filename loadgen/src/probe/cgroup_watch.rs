@@ -52,24 +52,27 @@ pub fn stats_between_parts(
         (conns > 0).then(|| (b as f64 - a as f64) / conns as f64)
     };
     let window = from.zip(to);
-    let end = to.unwrap_or(base);
+    // No end reading: no end figures (from the baseline they would read 0).
+    let end = to.cloned().unwrap_or_default();
+    let end_of = |f: fn(&Reading) -> Option<u64>| to.and(f(&end));
     CgroupStats {
         version: version.into(),
         name: name.into(),
         cpu_quota,
         cpu_s: window.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9),
+        cpu_unmeasured: None,
         cpu_us_per_msg: None,
         throttled_periods: window
             .and_then(|(a, b)| Some(b.throttled_periods?.saturating_sub(a.throttled_periods?))),
         throttled_s: window
             .and_then(|(a, b)| Some(b.throttled_ns?.saturating_sub(a.throttled_ns?) as f64 / 1e9)),
         baseline_memory_bytes: base.memory_bytes,
-        end_memory_bytes: end.memory_bytes,
-        memory_per_conn_bytes: per_conn(base.memory_bytes, end.memory_bytes),
+        end_memory_bytes: end_of(|r| r.memory_bytes),
+        memory_per_conn_bytes: per_conn(base.memory_bytes, end_of(|r| r.memory_bytes)),
         baseline_kernel_bytes: base.kernel_bytes,
-        end_kernel_bytes: end.kernel_bytes,
-        kernel_per_conn_bytes: per_conn(base.kernel_bytes, end.kernel_bytes),
-        sock_per_conn_bytes: per_conn(base.sock_bytes, end.sock_bytes),
+        end_kernel_bytes: end_of(|r| r.kernel_bytes),
+        kernel_per_conn_bytes: per_conn(base.kernel_bytes, end_of(|r| r.kernel_bytes)),
+        sock_per_conn_bytes: per_conn(base.sock_bytes, end_of(|r| r.sock_bytes)),
         socket_accounting: None,
         settle_s: None,
         settled: None,
@@ -98,6 +101,7 @@ type Edges = (
     Option<Reading>,
     Option<Reading>,
     Option<Result<slab::Snapshot, String>>,
+    Option<String>,
 );
 
 impl GroupWatch {
@@ -142,16 +146,20 @@ impl GroupWatch {
     /// was asked for.
     pub fn finish(self, conns: usize) -> (CgroupStats, Option<KernelBreakdown>) {
         let _ = self.stop.send(());
-        let (from, to, slab_after) = self.thread.join().unwrap_or((None, None, None));
+        let (from, to, slab_after, late) = self.thread.join().unwrap_or((None, None, None, None));
         // A run that ended before the window closed: read it now.
-        let to = to.or_else(|| from.as_ref().and(self.group.read()));
-        let stats = stats_between(
+        let to = match &late {
+            Some(_) => None,
+            None => to.or_else(|| from.as_ref().and(self.group.read())),
+        };
+        let mut stats = stats_between(
             &self.group,
             &self.baseline,
             from.as_ref(),
             to.as_ref(),
             conns,
         );
+        stats.cpu_unmeasured = late;
         let breakdown = self.slab_before.map(|before| {
             let unmeasured = |why: String| KernelBreakdown {
                 conns: conns as u64,
@@ -196,6 +204,22 @@ fn wait_for_window(window: &WindowFn, stopped: &mpsc::Receiver<()>) -> Option<(I
     }
 }
 
+/// How late after a window's edge a reading may be taken and still stand
+/// for it: 5% of the window, at least 25 ms. A reader thread starved past
+/// both edges (a loaded machine) once read them together, and the run's
+/// CPU read 0.
+fn late(edge: Instant, (from, to): (Instant, Instant)) -> Option<String> {
+    let limit = (to.saturating_duration_since(from) / 20).max(Duration::from_millis(25));
+    let by = Instant::now().saturating_duration_since(edge);
+    (by > limit).then(|| {
+        format!(
+            "not measured: the reader was {} ms late at the window's {} (the machine was busy)",
+            by.as_millis(),
+            if edge == from { "start" } else { "end" }
+        )
+    })
+}
+
 /// Waits for the window, then reads the group at its start and its end.
 fn read_edges(
     group: &ServerCgroup,
@@ -205,12 +229,15 @@ fn read_edges(
 ) -> Edges {
     let wait_until = |t: Instant| wait_until(stopped, t);
     let Some((from, to)) = wait_for_window(window, stopped) else {
-        return (None, None, None);
+        return (None, None, None, None);
     };
     if !wait_until(from) {
-        return (None, None, None);
+        return (None, None, None, None);
     }
     let a = group.read();
+    if let Some(why) = late(from, (from, to)) {
+        return (None, None, None, Some(why));
+    }
     // Inside the window, every connection is open at both ends; at its
     // end loadgen's workers stop and close their epoll sets, whose items
     // the kernel frees only after an RCU grace period. So the slab
@@ -219,14 +246,18 @@ fn read_edges(
     if snap_after {
         let at = to.checked_sub(SLAB_LEAD).map_or(from, |t| t.max(from));
         if !wait_until(at) {
-            return (a, None, None);
+            return (a, None, None, None);
         }
         slabs = Some(slab::snapshot());
     }
     if !wait_until(to) {
-        return (a, None, slabs);
+        return (a, None, slabs, None);
     }
-    (a, group.read(), slabs)
+    let b = group.read();
+    match late(to, (from, to)) {
+        Some(why) => (a, None, slabs, Some(why)),
+        None => (a, b, slabs, None),
+    }
 }
 
 /// Readings of the baseline where memory per connection is the point
@@ -266,8 +297,12 @@ const SLAB_LEAD: Duration = Duration::from_millis(250);
 pub struct EdgeWatch<R> {
     read: Arc<dyn Fn() -> Option<R> + Send + Sync>,
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<(Option<R>, Option<R>)>,
+    thread: JoinHandle<AtEdges<R>>,
 }
+
+/// The readings at a window's start and end, and why neither counts where
+/// one was taken too late ([`late`]).
+type AtEdges<R> = (Option<R>, Option<R>, Option<String>);
 
 impl<R: Send + 'static> EdgeWatch<R> {
     /// Starts the thread `name` that waits for `window` and calls `read` at
@@ -288,15 +323,19 @@ impl<R: Send + 'static> EdgeWatch<R> {
     }
 
     /// The readings at the window's start and end; a run that ended before
-    /// the window closed is read now for its end.
-    pub fn finish(self) -> (Option<R>, Option<R>) {
+    /// the window closed is read now for its end. Where a reading came too
+    /// late to stand for its edge, neither is given, and the reason is.
+    pub fn finish(self) -> AtEdges<R> {
         let _ = self.stop.send(());
-        let (from, to) = self.thread.join().unwrap_or((None, None));
+        let (from, to, late) = self.thread.join().unwrap_or((None, None, None));
+        if late.is_some() {
+            return (None, None, late);
+        }
         let to = match (&from, to) {
             (Some(_), None) => (self.read)(),
             (_, to) => to,
         };
-        (from, to)
+        (from, to, None)
     }
 }
 
@@ -305,19 +344,26 @@ fn read_at_edges<R>(
     read: &dyn Fn() -> Option<R>,
     window: &WindowFn,
     stopped: &mpsc::Receiver<()>,
-) -> (Option<R>, Option<R>) {
+) -> AtEdges<R> {
     let wait_until = |t: Instant| wait_until(stopped, t);
     let Some((from, to)) = wait_for_window(window, stopped) else {
-        return (None, None);
+        return (None, None, None);
     };
     if !wait_until(from) {
-        return (None, None);
+        return (None, None, None);
     }
     let a = read();
-    if !wait_until(to) {
-        return (a, None);
+    if let Some(why) = late(from, (from, to)) {
+        return (None, None, Some(why));
     }
-    (a, read())
+    if !wait_until(to) {
+        return (a, None, None);
+    }
+    let b = read();
+    match late(to, (from, to)) {
+        Some(why) => (None, None, Some(why)),
+        None => (a, b, None),
+    }
 }
 
 #[cfg(test)]
@@ -370,8 +416,35 @@ mod tests {
             (low.memory_bytes, low.kernel_bytes, low.cpu_ns),
             (Some(700), Some(800), 20_000_000)
         );
-        // A run that never reached its window: no CPU figure.
+        // A run that never reached its window: no CPU figure, and no memory
+        // per connection (not a 0 from the baseline against itself).
         let s = stats_between_parts("v2", "g", None, &base, None, None, 5);
         assert_eq!(s.cpu_s, None);
+        assert_eq!((s.memory_per_conn_bytes, s.end_memory_bytes), (None, None));
+    }
+
+    #[test]
+    fn readings_taken_long_after_their_edges_stand_for_neither() {
+        // The reader reaches the window only once both edges are past (a
+        // starved thread): read together, they would give a CPU time of 0.
+        let now = Instant::now();
+        let (from, to) = (now - Duration::from_secs(2), now - Duration::from_secs(1));
+        let window: WindowFn = Arc::new(move || Some((from, to)));
+        let reads = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = Arc::clone(&reads);
+        let watch = EdgeWatch::start(
+            "test-edges",
+            move || Some(counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            window,
+        )
+        .unwrap();
+        let (a, b, why) = watch.finish();
+        assert_eq!((a, b), (None, None));
+        assert!(why.unwrap().contains("late"));
+        // Within the limit: 5% of the window, at least 25 ms.
+        let w = (now, now + Duration::from_secs(10));
+        assert!(late(now, w).is_none());
+        assert!(late(now - Duration::from_secs(1), w).is_some());
+        assert!(late(now - Duration::from_millis(300), w).is_none());
     }
 }

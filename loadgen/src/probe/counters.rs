@@ -301,7 +301,13 @@ impl CounterWatch {
     /// The figures over the window; per message is left to the caller,
     /// which knows the messages.
     pub fn finish(self) -> KernelCounts {
-        let (from, to) = self.edges.finish();
+        let (from, to, late) = self.edges.finish();
+        if let Some(why) = late {
+            return KernelCounts {
+                counted_on: self.counted_on,
+                ..KernelCounts::unmeasured(&why)
+            };
+        }
         KernelCounts {
             counted_on: self.counted_on,
             ..counts_between(from.as_ref(), to.as_ref(), 0)

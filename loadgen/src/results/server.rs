@@ -206,6 +206,10 @@ pub struct CgroupStats {
     /// (user + system, children included), seconds: counted by the kernel,
     /// not sampled.
     pub cpu_s: Option<f64>,
+    /// Why `cpu_s` is None where the window was reached (its reader came
+    /// too late to stand for an edge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_unmeasured: Option<String>,
     /// `cpu_s` per message completed in the window, µs.
     pub cpu_us_per_msg: Option<f64>,
     /// Quota periods in which the server was throttled, and how long, over
