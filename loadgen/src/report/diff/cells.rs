@@ -200,10 +200,24 @@ pub fn judge_at(
     }
     let change = (b.median - a.median) / a.median.abs() * 100.0;
     let overlap = a.max >= b.min && b.max >= a.min;
+    // A cell that moves further between its own rounds than the kind's
+    // floor (threads at 1,000 connections: ×2 within one run) is judged on
+    // that spread: a smaller move between runs is not evidence.
+    let floor = floor.max(own_spread_pct(&a)).max(own_spread_pct(&b));
     if overlap || !past_abs || !past_rel(floor, a.median, b.median) {
         return (Some(change), Verdict::WithinNoise);
     }
     (Some(change), direction(figure, change))
+}
+
+/// How far a side's rounds are apart, in % of the least (0 for one
+/// round, or where the least is not above 0).
+fn own_spread_pct(s: &Spread) -> f64 {
+    if s.min > 0.0 && s.n > 1 {
+        (s.max / s.min - 1.0) * 100.0
+    } else {
+        0.0
+    }
 }
 
 /// Beyond a relative floor, in %.
@@ -446,4 +460,53 @@ fn missing(old: &CompareResults, new: &CompareResults, rows: &[String]) -> Missi
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(min: f64, median: f64, max: f64, n: usize) -> Measured {
+        Measured {
+            spread: Some(Spread {
+                median,
+                min,
+                max,
+                n,
+            }),
+            failed_spread: None,
+            failed: 0,
+            repeats: n,
+            bounds: None,
+            words: None,
+        }
+    }
+
+    #[test]
+    fn a_move_smaller_than_the_cells_own_spread_within_a_run_is_noise() {
+        let ratio = &figures::SCALE_PAIRED[0];
+        // threads at 1,000 connections: its rounds ×1.42 apart in the
+        // old run; a separated move of ×1.40 between runs is not evidence.
+        let (change, verdict) = judge(
+            ratio,
+            &side(0.50, 0.60, 0.71, 2),
+            &side(0.40, 0.43, 0.45, 2),
+        );
+        assert!(change.unwrap() < -25.0);
+        assert_eq!(verdict, Verdict::WithinNoise);
+        // The same move of a cell whose rounds agree within the floor is.
+        let (_, verdict) = judge(
+            ratio,
+            &side(0.59, 0.60, 0.61, 2),
+            &side(0.42, 0.43, 0.44, 2),
+        );
+        assert_eq!(verdict, Verdict::Regressed);
+        // One round: no spread of its own, the kind's floor alone.
+        let (_, verdict) = judge(
+            ratio,
+            &side(0.60, 0.60, 0.60, 1),
+            &side(0.43, 0.43, 0.43, 1),
+        );
+        assert_eq!(verdict, Verdict::Regressed);
+    }
 }
