@@ -396,6 +396,38 @@ fn a_count_the_kernel_refused_is_not_measured_with_its_reason_never_zero() {
     );
 }
 
+#[test]
+fn the_report_says_how_the_kernel_counted_and_whom_counting_on_the_tasks_costs() {
+    use loadgen::results::server::CountedOn;
+    let counted = |how: Option<CountedOn>| {
+        let mut f = results();
+        for r in &mut f.runs {
+            if let Some(k) = r.server.as_mut().and_then(|sv| sv.kernel.as_mut()) {
+                k.counted_on = how;
+            }
+        }
+        let text = report(&f, &format!("counted-{how:?}"));
+        let start = text
+            .find("**What a connection holds")
+            .expect("the second table");
+        text[start..].lines().next().unwrap().to_string()
+    };
+    let on_cgroup = counted(Some(CountedOn::Cgroup));
+    assert!(
+        on_cgroup.contains("per CPU on each server's cgroup"),
+        "{on_cgroup}"
+    );
+    assert!(!on_cgroup.contains("copy"), "{on_cgroup}");
+    let on_tasks = counted(Some(CountedOn::Tasks));
+    assert!(on_tasks.contains("gets a copy"), "{on_tasks}");
+    // Results from before it was recorded: nothing claimed either way.
+    let unknown = counted(None);
+    assert!(
+        !unknown.contains("cgroup") && !unknown.contains("copy"),
+        "{unknown}"
+    );
+}
+
 /// report.html at a laptop's width (1366 px) in headless Chromium, with
 /// every style: no table of the opening scrolls sideways. Skips, saying
 /// so, where Chromium is not installed (.ci/run installs it).
