@@ -234,6 +234,14 @@ pub struct ServerArgs {
     /// CPUs for loadgen (default: every CPU not given to the servers).
     #[arg(long, value_parser = parse_cpu_list)]
     pub client_cpus: Option<CpuList>,
+    /// Run even while another comparison or soak runs on this machine.
+    /// Without it, a second one is refused at once (exit 2) naming the
+    /// first's pid and command: two at once measure each other. The lock
+    /// is an flock'd file, /run/c10k-echo.lock where /run is writable,
+    /// else in the temp dir; the C10K_LOCK environment variable names
+    /// another (see docs/comparison.md).
+    #[arg(long)]
+    pub allow_concurrent: bool,
 }
 
 impl SoakArgs {

@@ -24,7 +24,7 @@ use crate::results::spec::RunSpec;
 
 pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs, SoakArgs};
 pub use common::{EXIT_FAILED, EXIT_INTERRUPTED, utc_stamp};
-use common::{client_cpus, say, servers_limit, start_guard, stop_flag};
+use common::{client_cpus, machine_lock, say, servers_limit, start_guard, stop_flag};
 
 /// Runs the binary; returns the process exit code.
 pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
@@ -300,6 +300,12 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         ))?;
         return Ok(0);
     }
+    // One comparison at a time (held until this function returns).
+    let replica_dir = args.replica_dir.as_deref().filter(|_| args.replicas.is_some());
+    let _lock = match machine_lock("compare", args.servers.allow_concurrent, replica_dir)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     let opts = crate::compare::CompareOptions {
         guard: if targeted { None } else { start_guard() },
         ..opts

@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod env;
 pub mod external;
 pub mod guard;
+pub mod lock;
 pub mod model;
 pub mod options;
 pub mod pair;
