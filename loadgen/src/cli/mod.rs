@@ -94,6 +94,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
         server: args.server_pid.map(crate::probe::Watch::process),
         label: args.label.clone(),
         on_tick: None,
+        foreign_cpus: None,
     };
     if std::io::stderr().is_terminal() {
         opts.on_tick = Some(progress_bar(&spec));
@@ -142,6 +143,7 @@ fn scenario_command(
         cgroup: None,
         counters: None,
         idle_cpu: 0.0,
+        foreign_cpus: None,
     };
     if let Some(flags) = profile.own_server(scenario) {
         note!(

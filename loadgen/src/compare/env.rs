@@ -30,6 +30,10 @@ pub struct Target {
     /// (servers `compare` starts).
     pub counters: Option<Arc<crate::probe::counters::ServerCounters>>,
     pub idle_cpu: f64,
+    /// The CPUs whose foreign load each sampled run measures
+    /// ([`crate::probe::foreign`]); None: not measured (not our server, or
+    /// not in a group of ours).
+    pub foreign_cpus: Option<Vec<usize>>,
 }
 
 impl Target {
@@ -163,6 +167,11 @@ impl<'a> Env<'a> {
             server: if sample { watch } else { None },
             label: Some(label),
             on_tick: None,
+            foreign_cpus: if sample {
+                self.target.foreign_cpus.clone()
+            } else {
+                None
+            },
         };
         match engine::run(spec, control, opts) {
             Ok(mut r) => {
