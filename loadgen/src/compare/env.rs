@@ -167,11 +167,9 @@ impl<'a> Env<'a> {
             server: if sample { watch } else { None },
             label: Some(label),
             on_tick: None,
-            foreign_cpus: if sample {
-                self.target.foreign_cpus.clone()
-            } else {
-                None
-            },
+            // Every measured window, sampled or not (capacity's steps): two
+            // reads of /proc/stat and the groups at its edges.
+            foreign_cpus: self.target.foreign_cpus.clone(),
         };
         match engine::run(spec, control, opts) {
             Ok(mut r) => {
