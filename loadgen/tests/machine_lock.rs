@@ -58,7 +58,10 @@ fn a_second_compare_is_refused_naming_the_first_unless_allowed() {
     let named = wait_for(Duration::from_secs(30), || {
         std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("pid={pid}\n")))
     });
-    assert!(named, "the first compare (pid {pid}) did not write the lock file {lock:?}");
+    assert!(
+        named,
+        "the first compare (pid {pid}) did not write the lock file {lock:?}"
+    );
 
     let second = output_within(
         smoke(&lock, &dir.join("second"), &[]),
@@ -72,7 +75,10 @@ fn a_second_compare_is_refused_naming_the_first_unless_allowed() {
         "the refusal names the holder: {stderr}"
     );
     assert!(stderr.contains("--allow-concurrent"), "{stderr}");
-    assert!(!dir.join("second").exists(), "a refused compare writes nothing");
+    assert!(
+        !dir.join("second").exists(),
+        "a refused compare writes nothing"
+    );
 
     // Allowed: it runs beside the first (one short scenario).
     let beside = output_within(
@@ -137,7 +143,9 @@ fn measurable(what: &str) -> bool {
         .is_ok();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !writable || cpus < 2 {
-        eprintln!("{what}: skipped: needs writable cgroups and 2 CPUs (cgroups: {writable}, CPUs: {cpus})");
+        eprintln!(
+            "{what}: skipped: needs writable cgroups and 2 CPUs (cgroups: {writable}, CPUs: {cpus})"
+        );
         return false;
     }
     true
@@ -191,6 +199,39 @@ fn idle_run(dir: &Path) -> loadgen::RunResult {
     results.runs.into_iter().next().unwrap()
 }
 
+/// A busy loop in a process of its own pinned to CPU 0, killed when
+/// dropped (a failing assertion included) or when the test's thread ends.
+struct Burner(Child);
+
+impl Burner {
+    fn start() -> Burner {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "while :; do :; done"]);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = Burner(cmd.spawn().expect("starting the busy loop"));
+        let mut cpu0 = nix::sched::CpuSet::new();
+        cpu0.set(0).unwrap();
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(child.0.id() as i32), &cpu0)
+            .expect("pinning the busy loop to CPU 0");
+        child
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
     if !measurable("disturbed") {
@@ -198,32 +239,27 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
     }
     let dir = scratch("lock-disturbed");
     // Outside the comparison's groups, pinned to the server's CPU.
-    let mut burner = std::process::Command::new("sh")
-        .args(["-c", "while :; do :; done"])
-        .spawn()
-        .expect("starting the busy loop");
-    let mut cpu0 = nix::sched::CpuSet::new();
-    cpu0.set(0).unwrap();
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(burner.id() as i32), &cpu0)
-        .expect("pinning the busy loop to CPU 0");
+    let burner = Burner::start();
     let burnt = idle_run(&dir.join("burnt"));
-    let _ = burner.kill();
-    let _ = burner.wait();
+    drop(burner);
     let f = burnt.foreign.as_ref().expect("foreign load measured");
     assert!(
         burnt.disturbed && f.share > loadgen::probe::foreign::DISTURBED_SHARE,
         "a busy loop on the server's CPU: {f:?}"
     );
     let report = std::fs::read_to_string(dir.join("burnt/report.md")).unwrap();
-    assert!(report.contains("1 of 1 runs disturbed"), "the machine table says so");
+    assert!(
+        report.contains("1 of 1 runs disturbed"),
+        "the machine table says so"
+    );
     assert!(report.contains(" ⚠"), "the run's cells are marked");
 
     // Without it: not disturbed, on a machine that is otherwise quiet
     // (other tests run beside this one): a few bounded tries, each after
     // a quiet second by /proc/stat's own count.
     let mut seen = Vec::new();
-    for attempt in 0..5 {
-        if !wait_for(Duration::from_secs(30), || busy_share() < 0.10) {
+    for attempt in 0..3 {
+        if !wait_for(Duration::from_secs(10), || busy_share() < 0.10) {
             continue;
         }
         let run = idle_run(&dir.join(format!("quiet{attempt}")));
@@ -236,10 +272,14 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
         seen.push(f.share);
     }
     if seen.is_empty() {
-        eprintln!("disturbed: the machine was never quiet for the run without the busy loop: not judged");
+        eprintln!(
+            "disturbed: the machine was never quiet for the run without the busy loop: not judged"
+        );
         return;
     }
-    panic!("runs without the busy loop, on a quiet machine, were marked disturbed: shares {seen:?}");
+    panic!(
+        "runs without the busy loop, on a quiet machine, were marked disturbed: shares {seen:?}"
+    );
 }
 
 /// A `servers` binary for an in-process compare: loadgen's own `serve`.
@@ -269,8 +309,8 @@ fn a_side_by_side_pair_is_not_disturbed_by_its_own_partner() {
     let dir = scratch("lock-pair");
     let wrapper = serve_wrapper(&dir);
     let mut seen = Vec::new();
-    for _ in 0..5 {
-        if !wait_for(Duration::from_secs(30), || busy_share() < 0.10) {
+    for _ in 0..3 {
+        if !wait_for(Duration::from_secs(10), || busy_share() < 0.10) {
             continue;
         }
         let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
@@ -317,7 +357,8 @@ fn a_side_by_side_pair_is_not_disturbed_by_its_own_partner() {
             // Both servers' groups are counted as the comparison's own,
             // not only the run's own server.
             assert!(
-                f.servers_cpu_s > cpu(r) + 0.5 * cpu(if std::ptr::eq(r, own) { partner } else { own }),
+                f.servers_cpu_s
+                    > cpu(r) + 0.5 * cpu(if std::ptr::eq(r, own) { partner } else { own }),
                 "the partner's CPU time is ours: {f:?}, own {}, partner {}",
                 cpu(own),
                 cpu(partner)

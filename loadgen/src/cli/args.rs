@@ -26,6 +26,16 @@ pub enum Command {
     Run(RunArgs),
     /// Run every server style through the same scenarios and write a report
     /// (results.json, results.csv, report.md, charts/).
+    ///
+    /// One at a time: while another compare or soak runs on this machine, a
+    /// second is refused at once (exit 2, naming the first's pid and
+    /// command) unless --allow-concurrent. Every measured window is checked
+    /// for foreign load: CPU time on the servers' and loadgen's CPUs that
+    /// belongs to none of the comparison's own processes (/proc/stat less
+    /// its server cgroups and loadgen). A run with more than 10% of those
+    /// CPUs' time taken by other work is marked disturbed (⚠ in the
+    /// report, `disturbed: true` in results.json) and never ranked. See
+    /// docs/comparison.md.
     Compare(CompareArgs),
     /// Rebuild report.md, results.csv and charts/ from a comparison's
     /// results.json (written next to it unless --out is given).
@@ -39,6 +49,10 @@ pub enum Command {
     /// Run each style's server under a long mixed load (open loop, churn,
     /// idle connections at once), sample its memory, fds and threads every
     /// second, and judge their trends (soak.json, soak.md).
+    ///
+    /// One at a time: while another soak or compare runs on this machine,
+    /// a second is refused at once (exit 2, naming the first's pid and
+    /// command) unless --allow-concurrent.
     Soak(SoakArgs),
     /// Hold a comparison against an earlier one: every cell both share, the
     /// change in %, and whether it is beyond noise (markdown on stdout).

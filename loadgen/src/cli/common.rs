@@ -147,7 +147,8 @@ pub(super) fn machine_lock(
             note!("loadgen {command}: {e}");
             Ok(Err(EXIT_LOCKED))
         }
-        Err(e @ LockError::Io { .. }) => Err(anyhow::anyhow!(e))
-            .context(format!("loadgen {command}: the one-comparison-at-a-time lock")),
+        Err(e @ LockError::Io { .. }) => Err(anyhow::anyhow!(e)).context(format!(
+            "loadgen {command}: the one-comparison-at-a-time lock"
+        )),
     }
 }

@@ -303,7 +303,10 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     // One comparison at a time (held until this function returns).
-    let replica_dir = args.replica_dir.as_deref().filter(|_| args.replicas.is_some());
+    let replica_dir = args
+        .replica_dir
+        .as_deref()
+        .filter(|_| args.replicas.is_some());
     let _lock = match machine_lock("compare", args.servers.allow_concurrent, replica_dir)? {
         Ok(l) => l,
         Err(code) => return Ok(code),

@@ -232,7 +232,10 @@ mod tests {
     fn reading(stat: &str, at: Instant, self_ms: u64, groups: &[(&str, u64)]) -> Reading {
         Reading {
             at,
-            busy_ticks: [0, 1].iter().map(|&c| busy_ticks(stat, c).unwrap()).collect(),
+            busy_ticks: [0, 1]
+                .iter()
+                .map(|&c| busy_ticks(stat, c).unwrap())
+                .collect(),
             self_ns: self_ms * 1_000_000,
             groups: groups
                 .iter()
@@ -246,7 +249,12 @@ mod tests {
     fn foreign_is_busy_time_less_the_groups_and_loadgen() {
         let t = Instant::now();
         // Busy over the second: cpu0 92 ticks, cpu1 50: 1.42 s at 100 Hz.
-        let a = reading(STAT_A, t, 1000, &[("srv", 0), ("partner", 100), ("gone", 5)]);
+        let a = reading(
+            STAT_A,
+            t,
+            1000,
+            &[("srv", 0), ("partner", 100), ("gone", 5)],
+        );
         let b = reading(
             STAT_B,
             t + Duration::from_secs(1),

@@ -177,9 +177,7 @@ impl RunResult {
             out.outcome.ok &= r.outcome.ok;
             // Disturbed if any part was; the most disturbed part's load.
             out.disturbed |= r.disturbed;
-            if r.foreign.as_ref().map(|f| f.share)
-                > out.foreign.as_ref().map(|f| f.share)
-            {
+            if r.foreign.as_ref().map(|f| f.share) > out.foreign.as_ref().map(|f| f.share) {
                 out.foreign = r.foreign.clone();
             }
             out.outcome.interrupted |= r.outcome.interrupted;

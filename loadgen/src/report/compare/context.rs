@@ -21,8 +21,11 @@ const BUSY_PER_CORE: f64 = 1.0;
 /// that was none of its own, as a share of those CPUs' time, and the runs
 /// it disturbed; "not measured" where no run measured it (never 0).
 pub fn foreign_load(results: &CompareResults) -> String {
-    let measured: Vec<&crate::results::foreign::ForeignLoad> =
-        results.runs.iter().filter_map(|r| r.foreign.as_ref()).collect();
+    let measured: Vec<&crate::results::foreign::ForeignLoad> = results
+        .runs
+        .iter()
+        .filter_map(|r| r.foreign.as_ref())
+        .collect();
     if measured.is_empty() {
         return "not measured (no /proc/stat, or servers not in cgroups of loadgen's own: \
                 containers, --target)"
