@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 use common::{loadgen, output_within, own_lock_path, scratch, wait_within};
 use loadgen::compare::model::{CompareResults, Scenario};
 
+/// The tests here that run comparisons take turns: each would be the
+/// others' foreign load.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits (at most 20 s) for a second in which CPUs 0 and 1 were under 10%
+/// busy: whether a run without foreign load of ours can be judged.
+fn quiet() -> bool {
+    wait_for(Duration::from_secs(20), || busy_share() < 0.10)
+}
+
 /// Polls `ok` every 20 ms, at most `limit`.
 fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
@@ -47,6 +61,7 @@ fn smoke(lock: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
 
 #[test]
 fn a_second_compare_is_refused_naming_the_first_unless_allowed() {
+    let _turn = serial();
     let dir = scratch("lock-second");
     let lock = own_lock_path();
     let first = smoke(&lock, &dir.join("first"), &[])
@@ -237,6 +252,7 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
     if !measurable("disturbed") {
         return;
     }
+    let _turn = serial();
     let dir = scratch("lock-disturbed");
     // Outside the comparison's groups, pinned to the server's CPU.
     let burner = Burner::start();
@@ -259,9 +275,7 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
     // a quiet second by /proc/stat's own count.
     let mut seen = Vec::new();
     for attempt in 0..3 {
-        if !wait_for(Duration::from_secs(10), || busy_share() < 0.10) {
-            continue;
-        }
+        let quiet = quiet();
         let run = idle_run(&dir.join(format!("quiet{attempt}")));
         let f = run.foreign.clone().expect("foreign load measured");
         if !run.disturbed {
@@ -269,7 +283,9 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
             let _ = std::fs::remove_dir_all(&dir);
             return;
         }
-        seen.push(f.share);
+        if quiet {
+            seen.push(f.share);
+        }
     }
     if seen.is_empty() {
         eprintln!(
@@ -306,13 +322,12 @@ fn a_side_by_side_pair_is_not_disturbed_by_its_own_partner() {
     if !measurable("pair") {
         return;
     }
+    let _turn = serial();
     let dir = scratch("lock-pair");
     let wrapper = serve_wrapper(&dir);
     let mut seen = Vec::new();
     for _ in 0..3 {
-        if !wait_for(Duration::from_secs(10), || busy_share() < 0.10) {
-            continue;
-        }
+        let quiet = quiet();
         let mut profile = loadgen::compare::profile::Profile::named("smoke").unwrap();
         profile.scenarios = vec![Scenario::Scale];
         profile.scale_conns = vec![20];
@@ -367,6 +382,9 @@ fn a_side_by_side_pair_is_not_disturbed_by_its_own_partner() {
         if !partner.disturbed && !own.disturbed {
             let _ = std::fs::remove_dir_all(&dir);
             return;
+        }
+        if !quiet {
+            continue;
         }
         seen.push((
             partner.foreign.as_ref().map(|f| f.share),

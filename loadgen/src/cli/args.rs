@@ -32,7 +32,7 @@ pub enum Command {
     /// command) unless --allow-concurrent. Every measured window is checked
     /// for foreign load: CPU time on the servers' and loadgen's CPUs that
     /// belongs to none of the comparison's own processes (/proc/stat less
-    /// its server cgroups and loadgen). A run with more than 10% of those
+    /// its server cgroups and loadgen). A run with more than 25% of those
     /// CPUs' time taken by other work is marked disturbed (⚠ in the
     /// report, `disturbed: true` in results.json) and never ranked. See
     /// docs/comparison.md.
