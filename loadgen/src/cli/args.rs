@@ -27,15 +27,10 @@ pub enum Command {
     /// Run every server style through the same scenarios and write a report
     /// (results.json, results.csv, report.md, charts/).
     ///
-    /// One at a time: while another compare or soak runs on this machine, a
-    /// second is refused at once (exit 2, naming the first's pid and
-    /// command) unless --allow-concurrent. Every measured window is checked
-    /// for foreign load: CPU time on the servers' and loadgen's CPUs that
-    /// belongs to none of the comparison's own processes (/proc/stat less
-    /// its server cgroups and loadgen). A run with more than 25% of those
-    /// CPUs' time taken by other work is marked disturbed (⚠ in the
-    /// report, `disturbed: true` in results.json) and never ranked. See
-    /// docs/comparison.md.
+    /// One at a time (see --allow-concurrent). A run whose window had other
+    /// work (not its servers' cgroups or loadgen's) on over 25% of the
+    /// servers' and loadgen's CPUs' time (/proc/stat) is disturbed: ⚠ in
+    /// the report, never ranked (docs/comparison.md).
     Compare(CompareArgs),
     /// Rebuild report.md, results.csv and charts/ from a comparison's
     /// results.json (written next to it unless --out is given).
@@ -50,9 +45,7 @@ pub enum Command {
     /// idle connections at once), sample its memory, fds and threads every
     /// second, and judge their trends (soak.json, soak.md).
     ///
-    /// One at a time: while another soak or compare runs on this machine,
-    /// a second is refused at once (exit 2, naming the first's pid and
-    /// command) unless --allow-concurrent.
+    /// One at a time, as compare (see --allow-concurrent).
     Soak(SoakArgs),
     /// Hold a comparison against an earlier one: every cell both share, the
     /// change in %, and whether it is beyond noise (markdown on stdout).
@@ -248,12 +241,10 @@ pub struct ServerArgs {
     /// CPUs for loadgen (default: every CPU not given to the servers).
     #[arg(long, value_parser = parse_cpu_list)]
     pub client_cpus: Option<CpuList>,
-    /// Run even while another comparison or soak runs on this machine.
-    /// Without it, a second one is refused at once (exit 2) naming the
-    /// first's pid and command: two at once measure each other. The lock
-    /// is an flock'd file, /run/c10k-echo.lock where /run is writable,
-    /// else in the temp dir; the C10K_LOCK environment variable names
-    /// another (see docs/comparison.md).
+    /// Run even while another compare or soak runs here; without it, a
+    /// second is refused at once (exit 2) naming the first's pid and
+    /// command. The lock: /run/c10k-echo.lock (else in the temp dir), or
+    /// the file C10K_LOCK names.
     #[arg(long)]
     pub allow_concurrent: bool,
 }

@@ -30,7 +30,7 @@ pub struct Target {
     /// (servers `compare` starts).
     pub counters: Option<Arc<crate::probe::counters::ServerCounters>>,
     pub idle_cpu: f64,
-    /// The CPUs whose foreign load each sampled run measures
+    /// The CPUs whose foreign load each run measures over its window
     /// ([`crate::probe::foreign`]); None: not measured (not our server, or
     /// not in a group of ours).
     pub foreign_cpus: Option<Vec<usize>>,
