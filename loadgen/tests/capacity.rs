@@ -55,6 +55,7 @@ fn the_search_finds_a_capacity_below_a_servers_known_limit() {
         cgroup: None,
         counters: None,
         idle_cpu: 0.0,
+        foreign_cpus: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut seen = 0;

@@ -349,6 +349,8 @@ const OPTIONAL: &[&str] = &[
     "disturbed",
     "exit_signal",
     "externals",
+    // The run's foreign load: absent where not measured.
+    "foreign",
     "kernel",
     "kernel_breakdown",
     "leftover_processes_killed",

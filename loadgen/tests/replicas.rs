@@ -9,7 +9,7 @@ use std::time::Duration;
 use servers::Style;
 
 mod common;
-use common::{in_process, loadgen, output_within, wait_within};
+use common::{in_process, loadgen, output_within, own_lock_path, wait_within};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -32,8 +32,11 @@ fn two_replicas_run_in_step_and_merge_into_one_report() {
     let _ = std::fs::remove_dir_all(&dir);
     // The fairness scenario's server is the same one here (no --work-us).
     let target = format!("reactor={0},fairness={0}", server.local_addr());
+    // One machine-wide lock for both: replicas of one comparison share it.
+    let lock = own_lock_path();
     let replica = |n: u32| {
         let mut cmd = loadgen();
+        cmd.env("C10K_LOCK", &lock);
         cmd.args(["compare", "--profile", "smoke", "--target", &target])
             .args(["--network", "test (two processes)", "--replicas", "2"])
             .arg("--replica-dir")

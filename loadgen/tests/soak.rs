@@ -217,6 +217,7 @@ fn soak_test_server(kind: &str) -> Vec<Check> {
         cgroup: None,
         counters: None,
         idle_cpu: 0.0,
+        foreign_cpus: None,
     };
     let measured = load::measure(&target, &plan, &Arc::new(AtomicBool::new(false)));
     assert!(measured.samples.len() >= 15, "{:?}", measured.samples);

@@ -1,13 +1,16 @@
 //! `loadgen`'s flags (clap) and the parsers of their values; what each
 //! command does is in [`crate::cli`].
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::results::spec::{Mode, RunSpec};
+
+use crate::cli::values::*;
+pub use crate::cli::values::{CpuList, Quota, SourceIps, StyleList};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +29,11 @@ pub enum Command {
     Run(RunArgs),
     /// Run every server style through the same scenarios and write a report
     /// (results.json, results.csv, report.md, charts/).
+    ///
+    /// One at a time (see --allow-concurrent). A run whose window had other
+    /// work (not its servers' cgroups or loadgen's) on over 25% of the
+    /// servers' and loadgen's CPUs' time (/proc/stat) is disturbed: ⚠ in
+    /// the report, never ranked (docs/comparison.md).
     Compare(CompareArgs),
     /// Rebuild report.md, results.csv and charts/ from a comparison's
     /// results.json (written next to it unless --out is given), or from
@@ -41,6 +49,8 @@ pub enum Command {
     /// Run each style's server under a long mixed load (open loop, churn,
     /// idle connections at once), sample its memory, fds and threads every
     /// second, and judge their trends (soak.json, soak.md).
+    ///
+    /// One at a time, as compare (see --allow-concurrent).
     Soak(SoakArgs),
     /// Hold a comparison against an earlier one: every cell both share, the
     /// change in %, and whether it is beyond noise (markdown on stdout).
@@ -245,6 +255,12 @@ pub struct ServerArgs {
     /// CPUs for loadgen (default: every CPU not given to the servers).
     #[arg(long, value_parser = parse_cpu_list)]
     pub client_cpus: Option<CpuList>,
+    /// Run even while another compare or soak runs here; without it, a
+    /// second is refused at once (exit 2) naming the first's pid and
+    /// command. The lock: /run/c10k-echo.lock (else in the temp dir), or
+    /// the file C10K_LOCK names.
+    #[arg(long)]
+    pub allow_concurrent: bool,
 }
 
 impl SoakArgs {
@@ -299,65 +315,6 @@ pub struct DiffArgs {
     /// PCT % (listed on stderr); bad input exits 2.
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub fail_on_regression: Option<f64>,
-}
-
-/// A percentage: `10` or `10%`.
-fn parse_pct(s: &str) -> Result<f64, String> {
-    match s.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
-        _ => Err(format!("{s:?} is not a percentage (want e.g. 10 or 10%)")),
-    }
-}
-
-/// `--server-cpu-quota`: CPUs, or none.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Quota(pub Option<f64>);
-
-fn parse_quota(s: &str) -> Result<Quota, String> {
-    if s == "none" {
-        return Ok(Quota(None));
-    }
-    match s.parse::<f64>() {
-        // The kernel's floor is 1 ms per 10 ms period.
-        Ok(q) if q.is_finite() && (0.1..=1024.0).contains(&q) => Ok(Quota(Some(q))),
-        _ => Err(format!(
-            "{s:?} is not a CPU quota: want a number of CPUs from 0.1 up (e.g. 0.5), or none"
-        )),
-    }
-}
-
-/// Style names, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StyleList(pub Vec<String>);
-
-/// A CPU list.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CpuList(pub Vec<usize>);
-
-fn parse_styles(s: &str) -> Result<StyleList, String> {
-    if s == "all" {
-        return Ok(StyleList(
-            servers::Style::ALL
-                .iter()
-                .map(|st| st.name().to_string())
-                .collect(),
-        ));
-    }
-    let mut out = Vec::new();
-    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let variant = crate::compare::variant::Variant::parse(name)?;
-        if !out.contains(&variant.name) {
-            out.push(variant.name);
-        }
-    }
-    if out.is_empty() {
-        return Err("no style given".into());
-    }
-    Ok(StyleList(out))
-}
-
-fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
-    crate::compare::parse_cpus(s).map(CpuList)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -458,58 +415,6 @@ pub struct MergeArgs {
     pub format: Format,
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-/// Parsed source addresses.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SourceIps(pub Vec<IpAddr>);
-
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {s:?} (want HOST:PORT): {e}"))?
-        .next()
-        .ok_or_else(|| format!("{s:?} resolves to no address"))
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (want e.g. 10s, 500ms, 1m)"))
-}
-
-/// A measured window: a duration above zero.
-fn parse_window(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err(format!(
-            "{s:?} is no window to measure in (want e.g. 1s, 500ms)"
-        )),
-        d => Ok(d),
-    }
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
-        _ => Err(format!("{s:?} is not a positive rate per second")),
-    }
-}
-
-fn parse_source_ips(s: &str) -> Result<SourceIps, String> {
-    let mut ips = Vec::new();
-    for part in s.split(',') {
-        if let Some((a, b)) = part.split_once('-') {
-            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
-            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
-            let (a, b) = (u32::from(a), u32::from(b));
-            if b < a || b - a > 65_535 {
-                return Err(format!(
-                    "{part:?} is not an ascending range of at most 65536 addresses"
-                ));
-            }
-            ips.extend((a..=b).map(|ip| IpAddr::from(std::net::Ipv4Addr::from(ip))));
-        } else {
-            ips.push(part.trim().parse().map_err(|e| format!("{part:?}: {e}"))?);
-        }
-    }
-    Ok(SourceIps(ips))
 }
 
 impl RunArgs {

@@ -108,3 +108,32 @@ pub(super) fn servers_limit() -> u64 {
     }
     0
 }
+
+/// The exit code of a command refused because another comparison runs.
+pub const EXIT_LOCKED: i32 = 2;
+
+/// The machine-wide lock of a command that starts servers (compare,
+/// soak), held until the returned value is dropped; `Err` is the exit
+/// code when another one holds it (said on stderr, naming the holder).
+/// `--allow-concurrent` takes no lock; `replica_dir`: a replica of
+/// `compare --replicas` (shares its siblings' lock).
+pub(super) fn machine_lock(
+    command: &str,
+    allow_concurrent: bool,
+    replica_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Result<Option<crate::compare::lock::MachineLock>, i32>> {
+    use crate::compare::lock::{LockError, take};
+    if allow_concurrent {
+        return Ok(Ok(None));
+    }
+    match take(replica_dir) {
+        Ok(l) => Ok(Ok(Some(l))),
+        Err(e @ LockError::Held { .. }) => {
+            note!("loadgen {command}: {e}");
+            Ok(Err(EXIT_LOCKED))
+        }
+        Err(e @ LockError::Io { .. }) => Err(anyhow::anyhow!(e)).context(format!(
+            "loadgen {command}: the one-comparison-at-a-time lock"
+        )),
+    }
+}

@@ -9,6 +9,7 @@ pub mod diff;
 mod journal;
 mod scope;
 mod soak;
+pub mod values;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use crate::results::spec::RunSpec;
 
 pub use args::{Cli, Command, CompareArgs, Format, MergeArgs, RunArgs, SoakArgs};
 pub use common::{EXIT_FAILED, EXIT_INTERRUPTED, utc_stamp};
-use common::{client_cpus, say, servers_limit, start_guard, stop_flag};
+use common::{client_cpus, machine_lock, say, servers_limit, start_guard, stop_flag};
 
 /// Runs the binary; returns the process exit code.
 pub fn main_with(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
@@ -96,6 +97,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
         server: args.server_pid.map(crate::probe::Watch::process),
         label: args.label.clone(),
         on_tick: None,
+        foreign_cpus: None,
     };
     if std::io::stderr().is_terminal() {
         opts.on_tick = Some(progress_bar(&spec));
@@ -144,6 +146,7 @@ fn scenario_command(
         cgroup: None,
         counters: None,
         idle_cpu: 0.0,
+        foreign_cpus: None,
     };
     if let Some(flags) = profile.own_server(scenario) {
         note!(
@@ -303,6 +306,15 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<i32> {
         ))?;
         return Ok(0);
     }
+    // One comparison at a time (held until this function returns).
+    let replica_dir = args
+        .replica_dir
+        .as_deref()
+        .filter(|_| args.replicas.is_some());
+    let _lock = match machine_lock("compare", args.servers.allow_concurrent, replica_dir)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     // Before any load: a bad --out fails now, not after the whole run; the
     // journal's header is written before the first server starts.
     if args.resume.is_none() {

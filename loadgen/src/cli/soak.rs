@@ -25,6 +25,11 @@ pub(super) fn soak_command(args: &SoakArgs) -> anyhow::Result<i32> {
         None => PathBuf::from("results")
             .join(format!("soak-{}", utc_stamp(std::time::SystemTime::now()))),
     };
+    // One comparison or soak at a time (held until this function returns).
+    let _lock = match super::common::machine_lock("soak", args.servers.allow_concurrent, None)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     // Before any load: a bad --out fails now, not after the whole soak.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {} (--out)", out.display()))?;
     let opts = crate::soak::SoakOptions {

@@ -30,6 +30,10 @@ pub struct Target {
     /// (servers `compare` starts).
     pub counters: Option<Arc<crate::probe::counters::ServerCounters>>,
     pub idle_cpu: f64,
+    /// The CPUs whose foreign load each run measures over its window
+    /// ([`crate::probe::foreign`]); None: not measured (not our server, or
+    /// not in a group of ours).
+    pub foreign_cpus: Option<Vec<usize>>,
 }
 
 impl Target {
@@ -163,6 +167,9 @@ impl<'a> Env<'a> {
             server: if sample { watch } else { None },
             label: Some(label),
             on_tick: None,
+            // Every measured window, sampled or not (capacity's steps): two
+            // reads of /proc/stat and the groups at its edges.
+            foreign_cpus: self.target.foreign_cpus.clone(),
         };
         match engine::run(spec, control, opts) {
             Ok(mut r) => {

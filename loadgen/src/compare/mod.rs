@@ -8,6 +8,7 @@ pub mod env;
 pub mod external;
 pub mod guard;
 pub mod journal;
+pub mod lock;
 pub mod model;
 pub mod options;
 pub mod pair;

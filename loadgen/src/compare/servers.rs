@@ -74,6 +74,10 @@ pub fn with_server(
             return (record, Vec::new());
         }
     };
+    if let Some(g) = &group {
+        // Its CPU time is ours in every window it overlaps (a partner's).
+        crate::probe::foreign::own_group(g);
+    }
     let guard = opts.guard.as_deref();
     if let (Some(guard), Some(g)) = (guard, &group) {
         guard.watch_dirs(g.dirs());
@@ -111,6 +115,8 @@ pub fn with_server(
         cgroup: group.clone(),
         counters: Some(Arc::clone(&server.counters)),
         idle_cpu,
+        // Only where the server's CPU time is known exactly (its group).
+        foreign_cpus: group.as_ref().map(|_| foreign_cpus(opts)),
     };
     let runs = body(&target);
     drop(target);
@@ -221,6 +227,8 @@ pub fn with_target(
         cgroup: None,
         counters: None,
         idle_cpu: 0.0,
+        // Someone else's servers: their CPU time is not ours to count.
+        foreign_cpus: None,
     };
     let runs = body(&target);
     if let Some((docker, name)) = &container {
@@ -268,4 +276,17 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// The CPUs whose foreign load a run measures: the servers' and loadgen's.
+fn foreign_cpus(opts: &CompareOptions) -> Vec<usize> {
+    let mut cpus: Vec<usize> = opts
+        .server_cpus
+        .iter()
+        .chain(&opts.client_cpus)
+        .copied()
+        .collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
 }

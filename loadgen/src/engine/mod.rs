@@ -48,6 +48,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::probe::Watch;
+use crate::probe::cgroup_watch::EdgeWatch;
 use crate::probe::sampler::Sampler;
 use crate::results::RunResult;
 use crate::results::spec::{Mode, RunSpec};
@@ -70,6 +71,9 @@ pub struct RunOptions {
     pub label: Option<String>,
     /// Called about every 100 ms on the calling thread.
     pub on_tick: Option<TickFn>,
+    /// The CPUs (servers' and loadgen's) whose foreign load to measure
+    /// over the window ([`crate::probe::foreign`]); None: not measured.
+    pub foreign_cpus: Option<Vec<usize>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,21 @@ pub fn run(
             let (control, spec) = (Arc::clone(&control), spec.clone());
             let window = Arc::new(move || control.window(&spec).map(Window::bounds));
             Some(Sampler::watch(watch, window).map_err(RunError::Setup)?)
+        }
+        None => None,
+    };
+    let foreign = match opts.foreign_cpus.take() {
+        Some(cpus) => {
+            let (control, spec) = (Arc::clone(&control), spec.clone());
+            let window = Arc::new(move || control.window(&spec).map(Window::bounds));
+            let read_cpus = cpus.clone();
+            let watch = EdgeWatch::start(
+                "loadgen-foreign",
+                move || crate::probe::foreign::read(&read_cpus),
+                window,
+            )
+            .map_err(RunError::Setup)?;
+            Some((watch, cpus))
         }
         None => None,
     };
@@ -141,6 +160,12 @@ pub fn run(
     // Sampled with the connections still open: a server with a process per
     // connection is then read as it was, not while its processes exit.
     let server = sampler.map(|s| s.finish(window.bounds(), spec.total_conns()));
+    let foreign = foreign.and_then(|(watch, cpus)| match watch.finish() {
+        (Some(a), Some(b), _) => {
+            crate::probe::foreign::between(&a, &b, &cpus, crate::probe::foreign::user_hz())
+        }
+        _ => None,
+    });
     drop(held);
     let mut result = output::combine(spec, outputs, &control);
     result.started_unix_s = started_unix_s;
@@ -161,6 +186,10 @@ pub fn run(
             .push(format!("the server {who} exited during the run"));
     }
     result.server = server;
+    result.disturbed = foreign
+        .as_ref()
+        .is_some_and(|f| f.share > crate::probe::foreign::DISTURBED_SHARE);
+    result.foreign = foreign;
     if let Some(cg) = result.server.as_mut().and_then(|s| s.cgroup.as_mut()) {
         cg.per_message(result.messages);
     }

@@ -249,6 +249,8 @@ pub(super) fn combine(spec: &RunSpec, outputs: Vec<WorkerOutput>, control: &Cont
             reasons,
         },
         histograms,
+        foreign: None,
+        disturbed: false,
     };
     result.client.set_per_msg(messages);
     result.refresh_derived();

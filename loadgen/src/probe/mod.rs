@@ -6,7 +6,8 @@
 //! window's edges by [`cgroup_watch`]), the kernel's counts of the
 //! server's system calls and context switches ([`counters`]), and the
 //! kernel's memory for the connections by slab cache ([`slab`], its
-//! counters read by [`slab_read`]). Produces the data types of
+//! counters read by [`slab_read`]), and CPU time on the run's CPUs that is
+//! none of the comparison's own ([`foreign`]). Produces the data types of
 //! [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
@@ -16,6 +17,7 @@ pub mod cgroup_watch;
 pub mod counters;
 pub mod cpu;
 pub mod docker;
+pub mod foreign;
 pub mod host;
 pub mod procfs;
 pub mod sampler;

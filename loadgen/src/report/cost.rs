@@ -243,22 +243,40 @@ pub fn cost_vs_reference(
 /// point: † where loadgen was in any round, ‡ where the server was in all.
 pub fn bound_mark_over(v: &View, r: &RunResult) -> &'static str {
     let reps = v.repeats(r);
-    if reps.iter().any(|r| r.client.client_bound) {
+    let mark = if reps.iter().any(|r| r.client.client_bound) {
         " †"
     } else if !reps.is_empty() && reps.iter().all(|r| server_bound(r)) {
         " ‡"
     } else {
         ""
+    };
+    with_disturbed(reps.iter().any(|r| r.disturbed), mark)
+}
+
+/// The mark of a run measured while other work ran on its CPUs (more
+/// foreign load than [`crate::probe::foreign::DISTURBED_SHARE`]): shown in
+/// every table its figure is in, and never ranked.
+pub const DISTURBED_MARK: &str = " ⚠";
+
+/// `mark` with [`DISTURBED_MARK`] before it where `disturbed`.
+pub fn with_disturbed(disturbed: bool, mark: &'static str) -> &'static str {
+    match (disturbed, mark) {
+        (false, m) => m,
+        (true, " †") => " ⚠ †",
+        (true, " ‡") => " ⚠ ‡",
+        (true, " ✗") => " ⚠ ✗",
+        (true, _) => DISTURBED_MARK,
     }
 }
 
 /// A run's mark for who was the bottleneck: † loadgen, ‡ the server.
 pub fn bound_mark(r: &RunResult) -> &'static str {
-    if r.client.client_bound {
+    let mark = if r.client.client_bound {
         " †"
     } else if server_bound(r) {
         " ‡"
     } else {
         ""
-    }
+    };
+    with_disturbed(r.disturbed, mark)
 }

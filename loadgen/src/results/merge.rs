@@ -175,6 +175,11 @@ impl RunResult {
                 out.server = r.server.clone();
             }
             out.outcome.ok &= r.outcome.ok;
+            // Disturbed if any part was; the most disturbed part's load.
+            out.disturbed |= r.disturbed;
+            if r.foreign.as_ref().map(|f| f.share) > out.foreign.as_ref().map(|f| f.share) {
+                out.foreign = r.foreign.clone();
+            }
             out.outcome.interrupted |= r.outcome.interrupted;
             out.outcome
                 .reasons

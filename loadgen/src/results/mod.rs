@@ -2,6 +2,7 @@
 //! (so that runs merge exactly), and the JSON schema they are written in.
 
 pub mod fingerprint;
+pub mod foreign;
 pub mod id;
 pub mod merge;
 pub mod server;
@@ -509,6 +510,15 @@ pub struct RunResult {
     pub server: Option<ServerStats>,
     pub outcome: Outcome,
     pub histograms: Histograms,
+    /// CPU time on the run's CPUs over its window that was none of the
+    /// comparison's own ([`foreign::ForeignLoad`]); None: not measured
+    /// (no /proc/stat, servers not in cgroups of ours, containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<foreign::ForeignLoad>,
+    /// The foreign share was over [`crate::probe::foreign::DISTURBED_SHARE`]:
+    /// marked in every table, never ranked.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disturbed: bool,
 }
 
 impl RunResult {

@@ -112,6 +112,8 @@ pub fn measure(target: &Target, plan: &Plan, stop: &Arc<AtomicBool>) -> Measured
                         server,
                         label,
                         on_tick: None,
+                        // A soak judges the server's trend, not a window.
+                        foreign_cpus: None,
                     };
                     (point, engine::run(&spec, control, opts))
                 })

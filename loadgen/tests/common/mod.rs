@@ -27,8 +27,20 @@ pub fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The `loadgen` binary, with a machine-wide lock of its own (`C10K_LOCK`):
+/// cargo runs the tests in parallel, and their comparisons must not refuse
+/// each other (or a comparison a developer runs meanwhile).
 pub fn loadgen() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.env("C10K_LOCK", own_lock_path());
+    cmd
+}
+
+/// A lock path no other command of any test shares.
+pub fn own_lock_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("c10k-test-lock-{}-{n}", std::process::id()))
 }
 
 /// `loadgen compare --profile smoke --styles STYLES`, for more flags.

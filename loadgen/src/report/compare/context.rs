@@ -3,9 +3,10 @@
 //! machine was ([`machine_load`]), whether throughput can rank the styles
 //! at all ([`no_quota`]: without a CPU quota loadgen and the server share
 //! the limit), and whether a scenario's servers ran under the quota
-//! ([`scenario_quota`]) and what that does to its figures; where the
-//! results came from a journal, whether it was cut short or resumed
-//! ([`sessions`]).
+//! ([`scenario_quota`]) and what that does to its figures, how much other
+//! work ran on its CPUs during the measured windows ([`foreign_load`]),
+//! and, where the results came from a journal, whether it was cut short
+//! or resumed ([`sessions`]).
 
 use crate::compare::model::{CompareResults, Scenario, ServerRecord};
 use crate::report::compare::rank::quota_in_force;
@@ -15,6 +16,45 @@ use crate::report::cost::cgroup;
 /// it counts as busy (between: somewhat busy).
 const QUIET_PER_CORE: f64 = 0.5;
 const BUSY_PER_CORE: f64 = 1.0;
+
+/// The machine table's cell for the foreign load over every measured
+/// window of the comparison: CPU time on the servers' and loadgen's CPUs
+/// that was none of its own, as a share of those CPUs' time, and the runs
+/// it disturbed; "not measured" where no run measured it (never 0).
+pub fn foreign_load(results: &CompareResults) -> String {
+    let measured: Vec<&crate::results::foreign::ForeignLoad> = results
+        .runs
+        .iter()
+        .filter_map(|r| r.foreign.as_ref())
+        .collect();
+    if measured.is_empty() {
+        return "not measured (no /proc/stat, or servers not in cgroups of loadgen's own: \
+                containers, --target)"
+            .into();
+    }
+    let foreign: f64 = measured.iter().map(|f| f.foreign_cpu_s).sum();
+    let capacity: f64 = measured
+        .iter()
+        .map(|f| f.window_s * f.cpus.len() as f64)
+        .sum();
+    let disturbed = results.runs.iter().filter(|r| r.disturbed).count();
+    let unmeasured = results.runs.len() - measured.len();
+    let share = if capacity > 0.0 {
+        100.0 * foreign / capacity
+    } else {
+        0.0
+    };
+    let mut cell = format!(
+        "{share:.1}% of the servers' and loadgen's CPUs over the measured windows ({foreign:.2} CPU-s of \
+         other work); {disturbed} of {} runs disturbed (over {:.0}% in its window: ⚠)",
+        measured.len(),
+        100.0 * crate::probe::foreign::DISTURBED_SHARE
+    );
+    if unmeasured > 0 {
+        cell.push_str(&format!("; {unmeasured} runs not measured"));
+    }
+    cell
+}
 
 /// "The machine was quiet (load average 0.30 ...)." from the load average
 /// recorded before the run (None where it was not).

@@ -111,6 +111,8 @@ fn p99_over(reps: &[&RunResult], client_counts: bool) -> Option<Figure> {
     )?;
     let left = if reps.iter().any(|r| conns_failed(r)) {
         Some(Left::Failed)
+    } else if reps.iter().any(|r| r.disturbed) {
+        Some(Left::Disturbed)
     } else if client_counts && reps.iter().any(|r| r.client.client_bound) {
         Some(Left::ClientBound)
     } else {
@@ -228,11 +230,14 @@ pub fn idle_memory(v: &View, style: &str) -> Option<(Figure, Option<f64>)> {
             .map(|b| b / 1024.0)
             .collect(),
     )?;
-    let left = v
-        .repeats(r)
-        .iter()
-        .any(|r| conns_failed(r))
-        .then_some(Left::Failed);
+    let reps = v.repeats(r);
+    let left = if reps.iter().any(|r| conns_failed(r)) {
+        Some(Left::Failed)
+    } else if reps.iter().any(|r| r.disturbed) {
+        Some(Left::Disturbed)
+    } else {
+        None
+    };
     Some((
         Figure {
             spread: total,
@@ -255,6 +260,8 @@ pub fn setup_rate(v: &View, style: &str) -> Option<Figure> {
     let spread = Spread::of(reps.iter().map(|r| r.connect.rate_per_s).collect())?;
     let left = if reps.iter().any(|r| crate::report::compare::rank::broken(r)) {
         Some(Left::Failed)
+    } else if reps.iter().any(|r| r.disturbed) {
+        Some(Left::Disturbed)
     } else if reps.iter().any(|r| r.client.client_bound) {
         Some(Left::ClientBound)
     } else {

@@ -106,6 +106,11 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
             "| load average before the run | {one:.2} {five:.2} {fifteen:.2} |"
         );
     }
+    putln!(
+        s,
+        "| foreign load during the runs | {} |",
+        context::foreign_load(results)
+    );
     putln!(s, "| servers run by | `{}` |", results.server_command);
     if !results.network.is_empty() {
         putln!(s, "| network | {} |", results.network);
@@ -161,7 +166,10 @@ pub fn markdown(results: &CompareResults, charts: &[Chart]) -> String {
         "Marks: ✗ the run failed (errors, see the end); † loadgen itself was the bottleneck (client-bound): \
          that figure is loadgen's limit, not the server's; ‡ server-bound: the server used its whole CPU quota \
          while loadgen had room, so the figure is the server's. Unmarked: neither was saturated (a latency- or \
-         wake-up-bound run, e.g. one connection).\n"
+         wake-up-bound run, e.g. one connection). ⚠ disturbed: other work \
+         (not this comparison's servers or loadgen) took more than {:.0}% of the servers' and loadgen's CPUs \
+         during that run's window: its figure is shown but never ranked.\n",
+        100.0 * crate::probe::foreign::DISTURBED_SHARE
     );
     external::section(&mut s, results);
     if perf::applies(results) {

@@ -89,6 +89,8 @@ pub enum Left {
     Once,
     /// The server had no CPU quota: loadgen and it shared the limit.
     NoQuota,
+    /// Other work ran on its CPUs during a round (`disturbed`, ⚠).
+    Disturbed,
 }
 
 impl Left {
@@ -103,6 +105,9 @@ impl Left {
             }
             Left::Once => "measured once: no range to rank by",
             Left::NoQuota => "no CPU quota: loadgen and the server shared the limit",
+            Left::Disturbed => {
+                "disturbed: other work ran on its CPUs in at least one round (foreign load, ⚠)"
+            }
         }
     }
 }
@@ -149,6 +154,8 @@ pub fn scale_left(v: &View, r: &RunResult, cost: bool) -> Option<Left> {
     let quota = |r: &&RunResult| docker_quota || cgroup(r).is_some_and(|c| c.cpu_quota.is_some());
     if runs.iter().any(|r| broken(r)) {
         Some(Left::Failed)
+    } else if runs.iter().any(|r| r.disturbed) {
+        Some(Left::Disturbed)
     } else if runs.iter().any(|r| r.client.client_bound) {
         Some(Left::ClientBound)
     } else if !runs.iter().all(quota) {

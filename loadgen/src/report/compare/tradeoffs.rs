@@ -69,6 +69,7 @@ fn left_mark(left: &Option<Left>) -> &'static str {
         Some(Left::Failed) => " ✗",
         Some(Left::ClientBound) => " †",
         Some(Left::NotServerBound) => " ◦",
+        Some(Left::Disturbed) => crate::report::cost::DISTURBED_MARK,
         _ => "",
     }
 }
@@ -90,7 +91,7 @@ pub fn section(s: &mut String, v: &View) {
          scenario sets the size). A cell is marked **best** or **worst** only where its range over the rounds \
          does not meet any other style's (measured once: only past {LATENCY_MARGIN:.0}× for latency, \
          {MEMORY_MARGIN}× for memory, never for rates); \"tied\" where a few cannot be told from the best or \
-         the worst; unmarked cells are not told apart. Not ranked: ✗ failed, † loadgen was the limit, ◦ the server \
+         the worst; unmarked cells are not told apart. Not ranked: ✗ failed, † loadgen was the limit, ⚠ other work ran on its CPUs (disturbed), ◦ the server \
          did not use its whole quota in every round (cost per message ranks only where both sides did). Each \
          section below has the full tables.\n"
     );

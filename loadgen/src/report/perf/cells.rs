@@ -23,6 +23,9 @@ pub struct Point {
     pub rounds: usize,
     /// Loadgen saturated in this run: the rate is loadgen's limit.
     pub client_bound: bool,
+    /// Other work ran on its CPUs over a round of it, or of epoll's beside
+    /// it (foreign load: ⚠).
+    pub disturbed: bool,
     /// Connections that were established and got replies, of those asked for.
     pub held: (u64, u64),
     pub errors: u64,
@@ -115,6 +118,9 @@ impl RatioCell {
         if self.reference_client_bound {
             notes.push("epoll client-bound");
         }
+        if p.disturbed {
+            notes.push("⚠ disturbed: other work ran on its CPUs");
+        }
         if !notes.is_empty() {
             put!(s, " ({})", notes.join("; "));
         }
@@ -163,6 +169,10 @@ fn point(view: &View, r: &RunResult, reference: &RunResult) -> Point {
         range: spread.map(|s| (s.min, s.max)).unwrap_or((single, single)),
         rounds: spread.map(|s| s.n).unwrap_or(1),
         client_bound: r.client.client_bound,
+        disturbed: view
+            .repeats(r)
+            .iter()
+            .any(|r| r.disturbed || view.denominator(r).is_some_and(|d| d.disturbed)),
         held: (held, total),
         errors: r.errors.total(),
     }

@@ -48,10 +48,11 @@ pub fn tables(results: &CompareResults) -> String {
                         s,
                         " {}/s{} |",
                         fmt_rate(r.throughput_msgs_per_s),
-                        if r.client.client_bound {
-                            " (client-bound)"
-                        } else {
-                            ""
+                        match (r.client.client_bound, r.disturbed) {
+                            (true, true) => " (client-bound) ⚠",
+                            (true, false) => " (client-bound)",
+                            (false, true) => " ⚠",
+                            (false, false) => "",
                         }
                     );
                 }
@@ -96,10 +97,11 @@ pub fn tables(results: &CompareResults) -> String {
                                     " {:.2} ({}/s){} |",
                                     p.ratio,
                                     fmt_rate(p.rate),
-                                    if p.client_bound {
-                                        " (client-bound)"
-                                    } else {
-                                        ""
+                                    match (p.client_bound, p.disturbed) {
+                                        (true, true) => " (client-bound) ⚠",
+                                        (true, false) => " (client-bound)",
+                                        (false, true) => " ⚠",
+                                        (false, false) => "",
                                     }
                                 );
                             }

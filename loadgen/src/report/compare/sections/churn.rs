@@ -60,7 +60,10 @@ fn rate_reading(s: &mut String, v: &View, rows: &[(String, &RunResult)]) {
     let (mut ranked, mut once, mut left) = (Vec::new(), Vec::new(), Vec::new());
     for (st, r) in rows {
         let reps = v.repeats(r);
-        if reps.iter().any(|r| broken(r) || r.client.client_bound) {
+        if reps
+            .iter()
+            .any(|r| broken(r) || r.client.client_bound || r.disturbed)
+        {
             left.push(st.clone());
         } else if reps.len() < 2 {
             once.push(st.clone());

@@ -12,7 +12,7 @@ pub mod open;
 pub mod scale;
 pub mod scale_reading;
 
-use crate::report::cost::{bound_mark, bound_mark_over};
+use crate::report::cost::{bound_mark, bound_mark_over, with_disturbed};
 use crate::report::view::{View, failed};
 use crate::results::RunResult;
 use crate::results::fmt_us;
@@ -41,15 +41,20 @@ fn served_cell(r: &RunResult) -> String {
 
 /// A run's mark in a table: ✗ failed, else who was the bottleneck.
 fn mark(r: &RunResult) -> &'static str {
-    if failed(r) { " ✗" } else { bound_mark(r) }
+    if failed(r) {
+        with_disturbed(r.disturbed, " ✗")
+    } else {
+        bound_mark(r)
+    }
 }
 
 /// A cell's mark over every round of its point: ✗ where a round failed, †
 /// where loadgen was the limit in one, ‡ where every round was
 /// server-bound (measured once, the run's own mark).
 fn mark_over(v: &View, r: &RunResult) -> &'static str {
-    if v.repeats(r).iter().any(|r| failed(r)) {
-        " ✗"
+    let reps = v.repeats(r);
+    if reps.iter().any(|r| failed(r)) {
+        with_disturbed(reps.iter().any(|r| r.disturbed), " ✗")
     } else {
         bound_mark_over(v, r)
     }
