@@ -105,9 +105,19 @@ fn a_second_compare_is_refused_naming_the_first_unless_allowed() {
         Duration::from_secs(60),
         "compare --allow-concurrent",
     );
+    // Not refused, and it ran to its report: whether its run passed is the
+    // machine's business (beside the first on the same CPUs, on a loaded
+    // machine its one run can fail: exit 1, with a report).
     let stderr = String::from_utf8_lossy(&beside.stderr);
-    assert_eq!(beside.status.code(), Some(0), "stderr: {stderr}");
-    assert!(dir.join("beside/report.md").exists());
+    assert!(
+        matches!(beside.status.code(), Some(0 | 1)),
+        "stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("another comparison is running"),
+        "{stderr}"
+    );
+    assert!(dir.join("beside/report.md").exists(), "stderr: {stderr}");
 
     stop(&first);
     let out = wait_within(first, Duration::from_secs(60), "the first compare");
