@@ -1,0 +1,128 @@
+//! `reach`: idle connections in growing steps (1k, 2k, 5k, 10k, ... up to
+//! `--reach-max`), a few active ones at a light open-loop rate beside them,
+//! until the first step the style does not hold. Each step is one sampled
+//! run (connections held, the server's memory per connection with the
+//! kernel's share from its cgroup, its threads, processes and fds, the
+//! active connections' p99, the time the step took to open); what stopped
+//! the style is named from the failing step's evidence by
+//! [`crate::compare::wall`]. Run on request only
+//! ([`Scenario::on_request`]), on a server of its own without a CPU quota.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::compare::env::Env;
+use crate::compare::model::Scenario;
+use crate::results::RunResult;
+use crate::results::spec::{Mode, RunSpec};
+
+pub use crate::compare::profile::reach_steps as steps;
+
+/// The point of a step in results: "idle=N active=M".
+pub fn point(idle: usize, active: usize) -> String {
+    format!("idle={idle} active={active}")
+}
+
+/// The idle connection count of a reach run's point.
+pub fn idle_of(r: &RunResult) -> Option<usize> {
+    let t = r.tags.as_ref()?;
+    if t.scenario != Scenario::Reach.name() {
+        return None;
+    }
+    t.point
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("idle="))?
+        .parse()
+        .ok()
+}
+
+/// Whether a step held, or why not: every connection asked for
+/// established and still open at the end, the run judged ok, and the
+/// active connections' p99 within `objective`.
+pub fn held(r: &RunResult, objective: Duration) -> Result<(), String> {
+    let asked = r.spec.total_conns() as u64;
+    if r.connect.established < asked {
+        return Err(format!(
+            "{} of {asked} connections established",
+            r.connect.established
+        ));
+    }
+    if r.outcome.interrupted {
+        return Err("interrupted".into());
+    }
+    if !r.outcome.ok {
+        return Err(r.outcome.reasons.join("; "));
+    }
+    let p99 = r.latency_us.p99;
+    let limit = objective.as_micros() as u64;
+    if p99 > limit {
+        return Err(format!(
+            "active p99 {} past the objective {}",
+            crate::results::fmt_us(p99),
+            crate::results::fmt_us(limit)
+        ));
+    }
+    Ok(())
+}
+
+/// Every loopback source address loadgen spreads over (127.0.0.1-8): each
+/// gives ~28,000 ephemeral ports to the one server port.
+pub fn source_ips(target: std::net::SocketAddr) -> Vec<IpAddr> {
+    match target.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => (1..=8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `reach`: the steps in turn, on one server, until one fails (it is
+/// kept: its evidence names the wall) or `--reach-max` is held.
+pub fn run(env: &mut Env) -> Vec<RunResult> {
+    let p = env.profile;
+    let active = p.reach_active;
+    let mut out = Vec::new();
+    for idle in steps(p.reach_max) {
+        if env.interrupted() {
+            break;
+        }
+        let spec = RunSpec {
+            conns: active,
+            idle,
+            mode: Mode::Open {
+                rate: (active as f64 * p.reach_rate_per_conn).max(1.0),
+            },
+            source_ips: source_ips(env.target.addr),
+            ..env.base_spec()
+        };
+        let Some(r) = env.run(Scenario::Reach, point(idle, active), &spec, true) else {
+            // The run could not start at all (its error is noted): no
+            // evidence, no further step.
+            break;
+        };
+        let failed = held(&r, p.reach_p99).is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steps_grow_one_two_five_up_to_the_maximum() {
+        assert_eq!(steps(20_000), [1000, 2000, 5000, 10_000, 20_000]);
+        assert_eq!(
+            steps(60_000),
+            [1000, 2000, 5000, 10_000, 20_000, 50_000, 60_000]
+        );
+        assert_eq!(steps(1000), [1000]);
+        assert_eq!(steps(300), [300]);
+        assert_eq!(steps(0), Vec::<usize>::new());
+        assert_eq!(steps(1_000_000).len(), 10);
+    }
+}
