@@ -20,6 +20,13 @@ use loadgen::compare::wall::{Wall, classify, evidence};
 /// A hard and soft open-files limit far under reach's first step (1,000).
 const LOW_NOFILE: u64 = 300;
 
+/// A loadgen limit under which even eight client processes cannot hold
+/// the first step (1,010 connections, 127 a process).
+const CLIENT_NOFILE: u64 = 100;
+
+/// A loadgen limit under which the first step takes two client processes.
+const TWO_CLIENTS_NOFILE: u64 = 600;
+
 /// A `--server-bin` that runs loadgen's server under [`LOW_NOFILE`]
 /// (`exec`: the server is compare's child, its pid the one recorded).
 fn limited_server(dir: &Path) -> PathBuf {
@@ -129,27 +136,87 @@ fn a_server_at_its_open_files_limit_is_stopped_by_it_and_nothing_is_left_behind(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `run --scenario reach --reach-max 1000` against `addr` under an
+/// open-files limit of `nofile`, its results in `json`.
+fn limited_reach(addr: std::net::SocketAddr, json: &Path, nofile: u64) -> std::process::Command {
+    let mut cmd = loadgen();
+    cmd.args(["run", "--scenario", "reach", "--profile", "smoke"])
+        .args(["--reach-max", "1000", "--addr", &addr.to_string()])
+        .arg("--out")
+        .arg(json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only setrlimit between fork and exec, no allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::sys::resource::{Resource, setrlimit};
+            setrlimit(Resource::RLIMIT_NOFILE, nofile, nofile).map_err(std::io::Error::from)
+        });
+    }
+    cmd
+}
+
+/// Processes still running that are client processes of a reach run
+/// against `port` (their command line names them).
+fn holders_of(port: u16) -> Vec<u32> {
+    let addr = format!("--addr=127.0.0.1:{port}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("reach holder") && c.contains(&addr)
+            })
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+#[test]
+fn a_step_past_one_loadgen_process_is_held_by_several_merged_to_their_sum() {
+    let dir = scratch("reach-clients");
+    let server = in_process(servers::Style::Epoll);
+    let addr = server.local_addr();
+    let json = dir.join("reach.json");
+    let child = limited_reach(addr, &json, TWO_CLIENTS_NOFILE)
+        .spawn()
+        .unwrap();
+    let out = wait_within(child, Duration::from_secs(90), "run --scenario reach");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("farthest step held: 1,010"), "{stdout}");
+    let runs: Vec<RunResult> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = runs.last().expect("a step ran");
+    assert_eq!(r.merged_runs, 2, "two client processes");
+    assert_eq!(r.merged_from.len(), 2);
+    assert_eq!(r.spec.total_conns(), 1010, "the parts add up to the step");
+    assert_eq!(r.connect.established, 1010);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    // This process's 10 active connections and the holder's one.
+    assert_eq!(r.spec.conns, 11);
+    assert!(r.messages > 0);
+    assert!(
+        wait_until(Duration::from_secs(5), || holders_of(addr.port())
+            .is_empty()),
+        "client processes left: {:?}",
+        holders_of(addr.port())
+    );
+    drop(server);
+    let left = nothing_left_on(addr.port());
+    assert!(left.is_empty(), "sockets left open: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_loadgen_at_its_own_open_files_limit_is_the_clients_wall() {
     let dir = scratch("reach-client");
     let server = in_process(servers::Style::Epoll);
     let addr = server.local_addr();
     let json = dir.join("reach.json");
-    let mut cmd = loadgen();
-    cmd.args(["run", "--scenario", "reach", "--profile", "smoke"])
-        .args(["--reach-max", "1000", "--addr", &addr.to_string()])
-        .arg("--out")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only setrlimit between fork and exec, no allocation.
-    unsafe {
-        cmd.pre_exec(|| {
-            use nix::sys::resource::{Resource, setrlimit};
-            setrlimit(Resource::RLIMIT_NOFILE, LOW_NOFILE, LOW_NOFILE).map_err(std::io::Error::from)
-        });
-    }
-    let child = cmd.spawn().unwrap();
+    let child = limited_reach(addr, &json, CLIENT_NOFILE).spawn().unwrap();
     let pid = child.id();
     let out = wait_within(child, Duration::from_secs(60), "run --scenario reach");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,6 +232,12 @@ fn a_loadgen_at_its_own_open_files_limit_is_the_clients_wall() {
     let verdict = classify(&evidence(last, None, Duration::from_millis(100)));
     assert_eq!(verdict.wall, Wall::ClientOpenFiles, "{verdict:?}");
     assert!(!alive(pid), "the client process ended");
+    assert!(
+        wait_until(Duration::from_secs(5), || holders_of(addr.port())
+            .is_empty()),
+        "client processes left: {:?}",
+        holders_of(addr.port())
+    );
     drop(server);
     let left = nothing_left_on(addr.port());
     assert!(left.is_empty(), "sockets left open: {left:?}");

@@ -34,7 +34,8 @@ pub(crate) fn reach_line(
     let farthest = runs
         .iter()
         .filter(|r| held(r, objective).is_ok())
-        .filter_map(|r| Some(idle_of(r)? + r.spec.conns))
+        .filter(|r| idle_of(r).is_some())
+        .map(|r| r.spec.total_conns())
         .max();
     let verdict = runs.last().map(|r| {
         crate::compare::wall::classify(&crate::compare::wall::evidence(r, None, objective))

@@ -8,6 +8,7 @@ pub mod fairness;
 pub mod idle;
 pub mod open;
 pub mod reach;
+pub mod reach_clients;
 pub mod scale;
 
 use crate::compare::env::Env;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::compare::env::Env;
 use crate::compare::model::Scenario;
+use crate::compare::scenarios::reach_clients;
 use crate::results::RunResult;
 use crate::results::spec::{Mode, RunSpec};
 
@@ -95,7 +96,7 @@ pub fn run(env: &mut Env) -> Vec<RunResult> {
             source_ips: source_ips(env.target.addr),
             ..env.base_spec()
         };
-        let Some(r) = env.run(Scenario::Reach, point(idle, active), &spec, true) else {
+        let Some(r) = run_step(env, point(idle, active), &spec) else {
             // The run could not start at all (its error is noted): no
             // evidence, no further step.
             break;
@@ -107,6 +108,46 @@ pub fn run(env: &mut Env) -> Vec<RunResult> {
         }
     }
     out
+}
+
+/// One step: in this process where it can hold the step's connections,
+/// else split over client processes ([`reach_clients`]) and merged.
+fn run_step(env: &mut Env, point: String, spec: &RunSpec) -> Option<RunResult> {
+    let split = reach_clients::split(spec, reach_clients::own_capacity());
+    if split.holders.is_empty() {
+        return env.run(Scenario::Reach, point, spec, true);
+    }
+    let want: usize = split.holders.iter().map(RunSpec::total_conns).sum();
+    // Long enough to outlast this process's part (they are stopped at its
+    // end): its connects at a slow 2,000/s, its warm-up and window, and a
+    // minute.
+    let connecting = Duration::from_millis(spec.total_conns() as u64 / 2);
+    let hold = connecting + spec.warmup + spec.duration + Duration::from_secs(60);
+    let holders = match reach_clients::Holders::start(&split.holders, hold) {
+        Ok(h) => h,
+        Err(e) => {
+            note!("loadgen: {} reach {point}: {e:#}", env.target.style);
+            return None;
+        }
+    };
+    // Bounded: holders that cannot connect them all (a wall) go on to the
+    // step, whose evidence then says why.
+    let got = reach_clients::wait_established(
+        env.target.addr.port(),
+        want,
+        Duration::from_secs(10) + connecting,
+        &env.stop,
+    );
+    if got < want {
+        note!(
+            "loadgen: {} reach {point}: the {} client processes established {got} of {want} connections; measuring anyway",
+            env.target.style,
+            holders.count()
+        );
+    }
+    let own = env.run(Scenario::Reach, point, &split.own, true);
+    let (parts, problems) = holders.finish(Duration::from_secs(10));
+    own.map(|o| reach_clients::merge(o, parts, problems))
 }
 
 #[cfg(test)]

@@ -113,9 +113,9 @@ pub fn section(s: &mut String, v: &View) {
         "| style | farthest step held | memory per connection (cgroup, kernel's included) | stopped by | evidence | what moves it |\n|---|---:|---:|---|---|---|"
     );
     for l in &ladders {
-        let far = l.farthest.map_or("none".into(), |r| {
-            thousands(idle_of(r).unwrap_or(0) + r.spec.conns)
-        });
+        let far = l
+            .farthest
+            .map_or("none".into(), |r| thousands(r.spec.total_conns()));
         putln!(
             s,
             "| {} | {far} | {} | {} | {} | {} |",
@@ -128,7 +128,9 @@ pub fn section(s: &mut String, v: &View) {
     }
     putln!(
         s,
-        "\nEvery step:\n\n| style | idle + active | held | memory per connection | kernel's per connection | threads | processes | fds (limit) | active p99 | to open | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "\nEvery step (past one loadgen process's open-files limit a step is split over several client \
+         processes, merged; its memory per connection is then that of the connections of the process that \
+         sampled the server, on top of the others'):\n\n| style | idle + active | client processes | held | memory per connection | kernel's per connection | threads | processes | fds (limit) | active p99 | to open | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for l in &ladders {
         for r in &l.steps {
@@ -142,10 +144,11 @@ pub fn section(s: &mut String, v: &View) {
                 .and_then(|c| c.kernel_per_conn_bytes);
             putln!(
                 s,
-                "| {} | {} + {} | {} | {} | {} | {} | {} | {fds} | {} | {:.1} s | {} |",
+                "| {} | {} + {} | {} | {} | {} | {} | {} | {} | {fds} | {} | {:.1} s | {} |",
                 l.style,
                 thousands(r.spec.idle),
                 r.spec.conns,
+                r.merged_runs.max(1),
                 thousands(r.connect.established as usize),
                 kib(per_conn(r)),
                 kib(kernel),
