@@ -173,4 +173,43 @@ mod tests {
         assert_eq!(steps(0), Vec::<usize>::new());
         assert_eq!(steps(1_000_000).len(), 10);
     }
+
+    /// A run of the committed smoke comparison, judged as a reach step.
+    fn a_run() -> RunResult {
+        let results: crate::compare::model::CompareResults =
+            serde_json::from_str(include_str!("../../../tests/fixtures/compare-smoke.json"))
+                .expect("the fixture parses");
+        (results.runs.into_iter())
+            .find(|r| r.outcome.ok && r.connect.established == r.spec.total_conns() as u64)
+            .expect("a run that held")
+    }
+
+    #[test]
+    fn a_step_holds_despite_the_clients_lag_but_not_a_servers_failure_or_a_slow_p99() {
+        let objective = Duration::from_secs(1);
+        let mut r = a_run();
+        r.latency_us.p99 = 1000;
+        assert_eq!(held(&r, objective), Ok(()));
+        r.outcome.ok = false;
+        r.outcome.reasons = vec![format!(
+            "{}fell behind its schedule",
+            crate::engine::CLIENT_REASON
+        )];
+        assert_eq!(held(&r, objective), Ok(()));
+        r.outcome.reasons.push("errors: reset=3".into());
+        assert_eq!(held(&r, objective), Err("errors: reset=3".into()));
+        let mut r = a_run();
+        r.latency_us.p99 = 2_000_000;
+        assert!(
+            held(&r, objective)
+                .unwrap_err()
+                .contains("past the objective")
+        );
+        r.connect.established -= 1;
+        assert!(
+            held(&r, objective)
+                .unwrap_err()
+                .contains("connections established")
+        );
+    }
 }
