@@ -368,6 +368,10 @@ const OPTIONAL: &[&str] = &[
     "tags",
     "unmeasured",
     "why",
+    // Reach's: a server's failure lines, the scope's reach flags.
+    "failures",
+    "reach_max",
+    "reach_p99_ms",
 ];
 
 /// results.json keeps its schema: the key paths of a smoke comparison made

@@ -166,12 +166,12 @@ pub struct CompareArgs {
     /// (default: p99=1ms).
     #[arg(long, value_parser = crate::compare::capacity::Slo::parse)]
     pub slo: Option<crate::compare::capacity::Slo>,
-    /// Run only these scenarios, a comma list of the names `loadgen run
-    /// --scenario` takes (scale, idle, open, capacity, churn, fairness),
-    /// e.g. `--scenarios idle` for memory per idle connection alone.
-    /// Default: the profile's.
+    /// Run only these scenarios (`run --scenario`'s names), e.g. `idle`;
+    /// default: the profile's (reach runs only when named here).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenarios: Option<Vec<crate::compare::model::Scenario>>,
+    #[command(flatten)]
+    pub reach: crate::cli::reach::ReachArgs,
     /// Each run's measured window, e.g. 3s or 500ms, instead of the
     /// profile's (capacity steps included); results.json records it.
     #[arg(long, value_parser = parse_window)]
@@ -388,6 +388,8 @@ pub struct RunArgs {
     /// Scenario size for --scenario: smoke, quick, full or perf.
     #[arg(long, default_value = "quick", value_parser = crate::compare::profile::Profile::NAMES.to_vec())]
     pub profile: String,
+    #[command(flatten)]
+    pub reach: crate::cli::reach::ReachArgs,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the result (in --format) to this file instead of stdout;

@@ -7,6 +7,7 @@ pub mod args;
 mod common;
 pub mod diff;
 mod journal;
+mod reach;
 mod scope;
 mod soak;
 pub mod values;
@@ -137,7 +138,8 @@ fn scenario_command(
 ) -> anyhow::Result<i32> {
     servers_limit();
     let stop = stop_flag()?;
-    let profile = profile(&args.profile);
+    let mut profile = profile(&args.profile);
+    args.reach.apply(&mut profile);
     let target = crate::compare::env::Target {
         style: args.label.clone().unwrap_or_else(|| "server".into()),
         addr: args.addr,
@@ -148,7 +150,7 @@ fn scenario_command(
         idle_cpu: 0.0,
         foreign_cpus: None,
     };
-    if let Some(flags) = profile.own_server(scenario) {
+    if let Some(flags) = profile.own_server(scenario).filter(|f| !f.is_empty()) {
         note!(
             "loadgen: the {} scenario expects the server to run with {}",
             scenario.name(),
@@ -169,6 +171,12 @@ fn scenario_command(
     let searches = crate::compare::scenarios::capacity::searches(&runs, profile.capacity_slo);
     for c in &searches {
         say(format_args!("{}", report::capacity::line(c)))?;
+    }
+    if scenario == crate::compare::model::Scenario::Reach {
+        say(format_args!(
+            "{}",
+            reach::reach_line(&runs, profile.reach_p99)
+        ))?;
     }
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&runs).context("serialising results")?;

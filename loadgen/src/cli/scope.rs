@@ -1,8 +1,9 @@
-//! `compare`'s scope from its flags: `--scenarios`, `--duration` and
-//! `--warmup` applied to the profile, or which flag is wrong (before
-//! anything starts: a clap error, exit 2).
+//! `compare`'s scope from its flags: `--scenarios`, `--duration`,
+//! `--warmup` and `--reach-max` ([`super::reach`]) applied to the profile, or which flag is
+//! wrong (before anything starts: a clap error, exit 2).
 
 use crate::cli::args::CompareArgs;
+use crate::compare::model::Scenario;
 use crate::compare::profile::Profile;
 
 impl CompareArgs {
@@ -15,8 +16,15 @@ impl CompareArgs {
         styles: &[String],
     ) -> Result<crate::compare::profile::Profile, clap::Error> {
         let bad = |m: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, m + "\n");
+        self.reach.apply(&mut profile);
         if let Some(list) = &self.scenarios {
-            profile.scenarios.retain(|sc| list.contains(sc));
+            // A scenario run on request joins the profile's when named.
+            let had = profile.scenarios.clone();
+            profile.scenarios = Scenario::all()
+                .iter()
+                .copied()
+                .filter(|sc| list.contains(sc) && (had.contains(sc) || sc.on_request()))
+                .collect();
             if profile.scenarios.is_empty() {
                 return Err(bad(format!(
                     "--scenarios: the {} profile runs none of {}",

@@ -21,6 +21,7 @@ pub mod replicas;
 pub mod scenarios;
 pub mod servers;
 pub mod variant;
+pub mod wall;
 
 pub use cgroups::{cgroup_setup, stop_grace};
 pub use external::parse_external;

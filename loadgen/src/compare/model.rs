@@ -49,6 +49,11 @@ pub struct ServerRecord {
     /// An external server's command as run (`sh -c`, its port filled in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Its stderr lines that say it ran out of something (an accept
+    /// failed with EMFILE, a thread or process it could not start): what
+    /// `reach` names a server's wall from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 impl ServerRecord {
@@ -172,6 +177,12 @@ pub struct Scope {
     pub warmup_s: f64,
     pub capacity_step_s: f64,
     pub capacity_warmup_s: f64,
+    /// `reach`'s `--reach-max` and the active p99 a step must stay within,
+    /// ms, where it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_max: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_p99_ms: Option<f64>,
 }
 
 /// A server that is not one of this project's styles, given as a command
@@ -221,6 +232,9 @@ pub enum Scenario {
     Capacity,
     Churn,
     Fairness,
+    /// Idle connections in growing steps until a wall: run on request only
+    /// ([`Scenario::on_request`]).
+    Reach,
 }
 
 impl Scenario {
@@ -238,7 +252,33 @@ impl Scenario {
             Scenario::Capacity => "capacity",
             Scenario::Churn => "churn",
             Scenario::Fairness => "fairness",
+            Scenario::Reach => "reach",
         }
+    }
+
+    /// Whether the scenario runs only when named (`compare --scenarios`,
+    /// `run --scenario`), never as part of a profile: `reach` opens tens of
+    /// thousands of connections per style and would take the default
+    /// comparison past its time budget.
+    pub fn on_request(self) -> bool {
+        match self {
+            Scenario::Reach => true,
+            Scenario::Idle
+            | Scenario::Scale
+            | Scenario::Open
+            | Scenario::Capacity
+            | Scenario::Churn
+            | Scenario::Fairness => false,
+        }
+    }
+
+    /// The scenarios a profile runs unless told otherwise.
+    pub fn profile_default() -> Vec<Scenario> {
+        Scenario::all()
+            .iter()
+            .copied()
+            .filter(|s| !s.on_request())
+            .collect()
     }
 
     pub fn from_name(name: &str) -> Option<Scenario> {
@@ -263,6 +303,7 @@ mod tests {
             let clap = <Scenario as clap::ValueEnum>::from_str(s.name(), false);
             assert_eq!(clap, Ok(s), "{}", s.name());
         }
-        assert_eq!(Scenario::all().len(), 6);
+        assert_eq!(Scenario::all().len(), 7);
+        assert!(!Scenario::profile_default().contains(&Scenario::Reach));
     }
 }

@@ -101,6 +101,8 @@ impl TargetSpec {
                 self.fairness_addr.as_deref(),
                 self.fairness_container.as_deref(),
             ),
+            // The style's own target: reach needs no flags of its own.
+            Scenario::Reach => (Some(self.addr.as_str()), self.container.as_deref()),
             Scenario::Idle
             | Scenario::Scale
             | Scenario::Open

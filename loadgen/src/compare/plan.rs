@@ -206,6 +206,11 @@ fn points(opts: &CompareOptions, sc: Scenario) -> String {
         ),
         Scenario::Churn => format!("{} connections cycling", p.churn_slots),
         Scenario::Fairness => format!("{} light connections beside one heavy", p.fairness_light),
+        Scenario::Reach => format!(
+            "idle connections in steps of {} + {} active, until a wall",
+            conns(&profile::reach_steps(p.reach_max)),
+            p.reach_active
+        ),
     }
 }
 

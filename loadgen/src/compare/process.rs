@@ -50,6 +50,8 @@ pub struct Stopped {
     pub problem: Option<String>,
     /// Processes of its group still running after it ended, killed.
     pub strays: usize,
+    /// Its lines that say it ran out of something ([`failure_lines`]).
+    pub failures: Vec<String>,
 }
 
 /// Starts `cmd` as a server: pinned to the servers' CPUs and inside `group`
@@ -338,15 +340,37 @@ impl ServerProcess {
             Output::Lines(lines) => wait_for_summary(lines),
             Output::Tail(_) => None,
         };
+        let failures = match &self.output {
+            Output::Lines(lines) => lines.lock().map(|l| failure_lines(&l)).unwrap_or_default(),
+            Output::Tail(_) => Vec::new(),
+        };
         Stopped {
             exit_code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
             summary,
             problem,
             strays,
+            failures,
         }
     }
 }
+
+/// The lines of a style's stderr that say it ran out of something: a
+/// failed accept (EMFILE, ENOMEM, ...), a thread or process it could not
+/// start (EAGAIN); the evidence `reach` names a wall from. At most
+/// [`FAILURE_LINES`], the first ones (each kind is logged once a burst).
+pub fn failure_lines(lines: &[String]) -> Vec<String> {
+    const MARKS: [&str; 3] = ["accept failed:", "cannot fork", "cannot start a connection"];
+    lines
+        .iter()
+        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
+        .take(FAILURE_LINES)
+        .cloned()
+        .collect()
+}
+
+/// The most failure lines kept of one server.
+const FAILURE_LINES: usize = 8;
 
 /// Waits until process group `pgid` has no live process but its ended
 /// leader, at most until `deadline`; kills what is left then. How many

@@ -61,6 +61,16 @@ pub struct Profile {
     pub fairness_light_rate: f64,
     pub fairness_heavy_size: usize,
     pub fairness_work_us: u64,
+    /// `reach`: the most idle connections a style is taken to
+    /// (`--reach-max`), the active connections beside them and their rate
+    /// (messages/s each), and the active p99 past which a step fails.
+    pub reach_max: usize,
+    pub reach_active: usize,
+    pub reach_rate_per_conn: f64,
+    pub reach_p99: Duration,
+    /// The least warm-up of a reach step: a server still accepting the
+    /// step's connections (a process forked for each) is not its wall.
+    pub reach_warmup: Duration,
     /// The scenarios `compare` runs for a style, in [`Scenario::all`] order.
     pub scenarios: Vec<Scenario>,
     /// CPUs of CFS bandwidth each server gets (`--server-cpu-quota`).
@@ -123,9 +133,23 @@ impl Profile {
             fairness_light_rate: 10.0,
             fairness_heavy_size: 16 * 1024,
             fairness_work_us: 500,
-            scenarios: Scenario::all().to_vec(),
+            // 20,000: one loadgen process's open-files limit here, reached
+            // in about a minute a style; `--reach-max` goes further.
+            reach_max: 20_000,
+            reach_active: 10,
+            reach_rate_per_conn: 20.0,
+            // Light traffic on an unthrottled server: a p99 past 100 ms is
+            // a server that no longer serves, not a slow one.
+            reach_p99: Duration::from_millis(100),
+            // Measured: at 2,000 connections prefork and process still
+            // accepted 0.4 s after the connects (p99 275 and 401 ms).
+            reach_warmup: Duration::from_secs(2),
+            // `reach` only when asked for (`--scenarios reach`).
+            scenarios: Scenario::profile_default(),
             server_cpu_quota: Some(DEFAULT_SERVER_CPU_QUOTA),
-            quota_free: vec![Scenario::Fairness],
+            // Reach: a throttled server stalls, and the stall would read
+            // as the latency wall.
+            quota_free: vec![Scenario::Fairness, Scenario::Reach],
             repeat: 2,
             repeat_scale_only: true,
             by_point: true,
@@ -152,6 +176,7 @@ impl Profile {
                 churn_slots: 4,
                 fairness_light: 5,
                 fairness_work_us: 200,
+                reach_max: 2000,
                 ..quick
             }),
             "full" => Some(Profile {
@@ -200,6 +225,10 @@ impl Profile {
             warmup_s: self.warmup.as_secs_f64(),
             capacity_step_s: self.capacity_step.as_secs_f64(),
             capacity_warmup_s: self.capacity_warmup.as_secs_f64(),
+            reach_max: self.runs(Scenario::Reach).then_some(self.reach_max),
+            reach_p99_ms: self
+                .runs(Scenario::Reach)
+                .then_some(self.reach_p99.as_secs_f64() * 1e3),
         }
     }
 
@@ -234,6 +263,8 @@ impl Profile {
     pub fn own_server(&self, scenario: Scenario) -> Option<Vec<String>> {
         match scenario {
             Scenario::Fairness => Some(vec!["--work-us".into(), self.fairness_work_us.to_string()]),
+            // A fresh server of its own, without the quota.
+            Scenario::Reach => Some(Vec::new()),
             Scenario::Idle
             | Scenario::Scale
             | Scenario::Open
@@ -294,6 +325,8 @@ impl Profile {
             // At most: a search may end sooner.
             Scenario::Capacity => self.capacity_conns.len() * self.capacity_max_steps,
             Scenario::Fairness => 2,
+            // At most: a style stops at its first failing step.
+            Scenario::Reach => reach_steps(self.reach_max).len(),
         }
     }
 
@@ -319,6 +352,13 @@ impl Profile {
                         (self.capacity_warmup + self.capacity_step).as_secs_f64() + STEP_S;
                     let steps = self.capacity_max_steps.min(CAPACITY_STEPS);
                     (self.capacity_conns.len() * steps) as f64 * per_step
+                }
+                Scenario::Reach => {
+                    let steps = reach_steps(self.reach_max);
+                    let conns: usize = steps.iter().map(|n| n + self.reach_active).sum();
+                    let warmup = self.warmup.max(self.reach_warmup);
+                    let per_step = (warmup + self.duration).as_secs_f64();
+                    steps.len() as f64 * per_step + conns as f64 * IDLE_CONNECT_S
                 }
                 _ => self.runs_of(sc) as f64 * per_run,
             };
@@ -366,6 +406,28 @@ const IDLE_CONNECT_S: f64 = 0.0009;
 /// point took 3.2 s longer at 5,000 connections than at 1,000, 8,000 more
 /// sockets; 10,000 idle connections about 8 s).
 pub const CONNECT_S: f64 = 0.0004;
+
+/// `reach`'s steps: the idle connection counts up to `max`: 1, 2 and 5 times
+/// the powers of ten from 1,000, and `max` itself last where it falls
+/// between them (a `max` under 1,000 is the one step).
+pub fn reach_steps(max: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut decade = 1000usize;
+    'ladder: loop {
+        for m in [1, 2, 5] {
+            let n = decade.saturating_mul(m);
+            if n > max {
+                break 'ladder;
+            }
+            out.push(n);
+        }
+        decade = decade.saturating_mul(10);
+    }
+    if out.last() != Some(&max) && max > 0 {
+        out.push(max);
+    }
+    out
+}
 
 /// The `perf` profile's plan: every style against `epoll` at a few points,
 /// server-bound (a CPU quota), repeated; `report::perf` judges it.

@@ -136,6 +136,7 @@ pub fn with_server(
     record.exit_code = stopped.exit_code;
     record.exit_signal = stopped.signal.map(external::signal_name);
     record.summary = stopped.summary.clone();
+    record.failures = stopped.failures.clone();
     record.problem = stopped.problem;
     match launch {
         Launch::Style(_) => {

@@ -109,6 +109,19 @@ fn field(text: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// Process `pid`'s soft open-files limit, from /proc/PID/limits ("Max open
+/// files  SOFT  HARD  files"); None where unreadable or unlimited.
+pub fn open_files_limit(pid: u32) -> Option<u64> {
+    soft_limit(&read(format!("/proc/{pid}/limits"))?, "Max open files")
+}
+
+/// The soft value of the `name` row of a /proc/PID/limits text.
+fn soft_limit(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
 /// `precise`: for a single-threaded process, take its own CPU time from
 /// /proc/PID/schedstat (the scheduler's nanosecond runtime) rather than from
 /// stat, whose tick-sampled utime+stime lags behind the runtime of a
@@ -353,6 +366,22 @@ fn thread_ctxt(pid: u32) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_files_limit_read_is_the_processs_own() {
+        let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .expect("getrlimit");
+        assert_eq!(open_files_limit(std::process::id()), Some(soft));
+        let text = "Limit  Soft Limit  Hard Limit  Units\nMax open files  300  300  files\n";
+        assert_eq!(soft_limit(text, "Max open files"), Some(300));
+        assert_eq!(
+            soft_limit(
+                "Max open files  unlimited  unlimited  files",
+                "Max open files"
+            ),
+            None
+        );
+    }
 
     #[test]
     fn the_test_process_alone_reads_as_before() {

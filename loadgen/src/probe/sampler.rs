@@ -194,6 +194,7 @@ impl Sampler {
         match &self.source {
             Source::Process(pid) => {
                 stats.pid = Some(*pid);
+                stats.fd_limit = crate::probe::procfs::open_files_limit(*pid);
                 if let Some(s) = &sampled {
                     stats.sample_interval_ms = Some(s.longest_interval.as_secs_f64() * 1e3);
                     stats.sample_interval_stretched = s.stretched;

@@ -102,6 +102,7 @@ pub(crate) fn summarise(
         voluntary_ctxt_per_s: vol,
         involuntary_ctxt_per_s: invol,
         alive_at_end,
+        fd_limit: None,
         kernel: None,
         cgroup: None,
         kernel_breakdown: None,

@@ -55,6 +55,11 @@ pub struct ServerStats {
     pub involuntary_ctxt_per_s: Option<f64>,
     /// False if the process was gone before the run ended.
     pub alive_at_end: bool,
+    /// The server process's soft open-files limit (/proc/PID/limits) at
+    /// the end of the run: what its fds are read against (`reach`'s
+    /// open-files wall). None: not read (a container, a process gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_limit: Option<u64>,
     /// Counted by the kernel (perf_event_open) over the measured window,
     /// every thread and process of the server's tree included; None in
     /// results written before they were counted.

@@ -7,6 +7,8 @@ pub mod churn;
 pub mod fairness;
 pub mod idle;
 pub mod open;
+pub mod reach;
+pub mod reach_clients;
 pub mod scale;
 
 use crate::compare::env::Env;
@@ -33,6 +35,7 @@ pub fn run(scenario: Scenario, env: &mut Env, earlier: &[RunResult]) -> Vec<RunR
         Scenario::Capacity => capacity::run(env, earlier),
         Scenario::Churn => churn::run(env),
         Scenario::Fairness => fairness::run(env),
+        Scenario::Reach => reach::run(env),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod bars;
 pub mod canvas;
 pub mod figures;
 pub mod line;
+pub mod reach;
 
 pub use axis::{Axis, Labels};
 pub use bars::{BarChart, Group};
@@ -40,6 +41,9 @@ pub fn draw_all(results: &CompareResults, dir: &Path) -> anyhow::Result<Vec<Char
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let view = View::new(results);
     let mut charts = figures::draw_all(&view, dir)?;
+    if let Some(c) = reach::chart(&view) {
+        charts.push(c.draw(dir, "reach_memory.svg")?);
+    }
     // Capacity at the objective: a bar per style (every style listed, so
     // each keeps its colour), per connection count; hollow where loadgen
     // bounded the search (the bar is then a floor: "≥ … (client limit)").

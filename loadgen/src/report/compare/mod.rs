@@ -39,6 +39,7 @@ fn section(scenario: Scenario) -> (u8, Section) {
         Scenario::Capacity => (3, sections::capacity::section),
         Scenario::Churn => (4, sections::churn::section),
         Scenario::Fairness => (5, sections::fairness::section),
+        Scenario::Reach => (6, sections::reach::section),
     }
 }
 

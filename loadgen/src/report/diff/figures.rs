@@ -445,7 +445,8 @@ pub fn of(scenario: &str, point: &str) -> &'static [Figure] {
     };
     match sc {
         Scenario::Scale => SCALE,
-        Scenario::Idle => IDLE,
+        // A step's memory and its active connections' latency, as idle's.
+        Scenario::Idle | Scenario::Reach => IDLE,
         Scenario::Open if point.starts_with("probe") => OPEN_PROBE,
         Scenario::Open => OPEN,
         Scenario::Churn => CHURN,

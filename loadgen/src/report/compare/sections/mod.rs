@@ -9,6 +9,7 @@ pub mod fairness;
 pub mod idle;
 pub mod idle_kernel;
 pub mod open;
+pub mod reach;
 pub mod scale;
 pub mod scale_reading;
 
