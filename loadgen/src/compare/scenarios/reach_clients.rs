@@ -144,6 +144,8 @@ impl Holders {
             let child = cmd
                 .spawn()
                 .with_context(|| format!("starting client process {i}"))?;
+            // Its CPU is the comparison's own, not foreign load.
+            crate::probe::foreign::own_pid(child.id());
             holders.running.push((child, out));
         }
         Ok(holders)
