@@ -407,3 +407,23 @@ fn a_side_by_side_pair_is_not_disturbed_by_its_own_partner() {
     }
     panic!("a pair on a quiet machine was marked disturbed: shares {seen:?}");
 }
+
+/// Where no lock file can be made (a container's read-only root has no
+/// /run and no /tmp), the comparison still runs, and says it ran unlocked.
+#[test]
+fn without_a_writable_place_for_the_lock_the_comparison_runs_and_says_so() {
+    let dir = scratch("lock-nowhere");
+    let nowhere = dir.join("no-such-dir").join("c10k-echo.lock");
+    let out = output_within(
+        smoke(&nowhere, &dir.join("out"), &["--scenarios", "idle"]),
+        Duration::from_secs(60),
+        "compare with nowhere to lock",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "stderr: {stderr}");
+    assert!(
+        stderr.contains("running without the one-comparison-at-a-time lock"),
+        "{stderr}"
+    );
+    assert!(dir.join("out/report.md").exists(), "stderr: {stderr}");
+}
