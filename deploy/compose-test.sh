@@ -68,15 +68,23 @@ echo "compose-test: ok: loadgen ran as $owner, in the Docker socket's group $C10
 # engine's host sees them through `docker top`), with a read-only root
 # filesystem, no capabilities and no-new-privileges.
 servers=(reactor reactor-fair uring uring-fair)
+# Whether container $1 has said it listens. The log is read whole first:
+# `docker logs | grep -q` under pipefail fails when grep stops at its match
+# and docker logs, still writing, gets SIGPIPE.
+listening() {
+  local log
+  log=$(docker logs "$1" 2>&1) || true
+  grep -q '^listening on' <<<"$log"
+}
 compose up -d "${servers[@]}" >/dev/null
 for svc in "${servers[@]}"; do
   c=c10k-$svc
   for _ in $(seq 1 40); do
-    docker logs "$c" 2>&1 | grep -q '^listening on' && break
+    listening "$c" && break
     [ "$(docker inspect -f '{{.State.Running}}' "$c")" = true ] || break
     sleep 0.25
   done
-  docker logs "$c" 2>&1 | grep -q '^listening on' || {
+  listening "$c" || {
     echo "compose-test: FAILED: $c did not listen within 10 s; its log follows" >&2
     docker logs "$c" >&2 || true
     exit 1
