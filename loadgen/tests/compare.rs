@@ -625,21 +625,7 @@ fn server_order(results: &CompareResults) -> Vec<(&str, &str)> {
 /// A `servers` binary for compare: a script that runs loadgen's own
 /// `serve`, written into `dir`.
 fn serve_wrapper(dir: &std::path::Path) -> std::path::PathBuf {
-    let wrapper = dir.join("servers");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} serve \"$@\"\n",
-            env!("CARGO_BIN_EXE_loadgen")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    wrapper
+    common::serve_script(dir, "servers", "")
 }
 
 /// Whether a server's group here has a directory the kernel counts on.

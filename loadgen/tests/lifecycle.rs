@@ -16,17 +16,14 @@ use common::{alive, children, loadgen, scratch, wait_until, wait_within};
 /// A `servers` stand-in that runs loadgen's server as its child, without
 /// `exec`: stopping the wrapper alone would leave the server running.
 fn wrapper(dir: &Path) -> PathBuf {
-    let path = dir.join("servers-no-exec");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\n\"{}\" serve \"$@\"\necho \"wrapper: server ended\" >&2\n",
+    common::script(
+        dir,
+        "servers-no-exec",
+        &format!(
+            "\"{}\" serve \"$@\"\necho \"wrapper: server ended\" >&2\n",
             env!("CARGO_BIN_EXE_loadgen")
         ),
     )
-    .unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    path
 }
 
 /// A smoke comparison of epoll through the wrapper, writing into `dir`.

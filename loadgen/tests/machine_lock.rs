@@ -310,21 +310,7 @@ fn a_busy_loop_on_the_server_cpu_marks_the_run_disturbed_a_quiet_run_not() {
 
 /// A `servers` binary for an in-process compare: loadgen's own `serve`.
 fn serve_wrapper(dir: &Path) -> PathBuf {
-    let wrapper = dir.join("servers");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} serve \"$@\"\n",
-            env!("CARGO_BIN_EXE_loadgen")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    wrapper
+    common::serve_script(dir, "servers", "")
 }
 
 #[test]

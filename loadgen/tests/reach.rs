@@ -30,17 +30,11 @@ const TWO_CLIENTS_NOFILE: u64 = 600;
 /// A `--server-bin` that runs loadgen's server under [`LOW_NOFILE`]
 /// (`exec`: the server is compare's child, its pid the one recorded).
 fn limited_server(dir: &Path) -> PathBuf {
-    let path = dir.join("servers-low-nofile");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\nulimit -n {LOW_NOFILE}\nexec \"{}\" serve \"$@\"\n",
-            env!("CARGO_BIN_EXE_loadgen")
-        ),
+    common::serve_script(
+        dir,
+        "servers-low-nofile",
+        &format!("ulimit -n {LOW_NOFILE}\n"),
     )
-    .unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    path
 }
 
 /// Sockets of /proc/net/tcp with `port` at either end, by state (hex, as
@@ -110,6 +104,34 @@ fn a_server_at_its_open_files_limit_is_stopped_by_it_and_nothing_is_left_behind(
     let runs: Vec<&RunResult> = results.runs.iter().collect();
     let last = runs.last().expect("a reach step ran");
     assert_eq!(last.spec.idle, 1000);
+    // On every CPU compare uses, not the servers' alone: a style takes the
+    // defaults it would take alone on this machine (prefork a worker per
+    // CPU, each with an open-files limit of its own).
+    let mut every: Vec<usize> = (results.server_cpus.iter())
+        .chain(&results.client_cpus)
+        .copied()
+        .collect();
+    every.sort_unstable();
+    every.dedup();
+    assert_eq!(last.environment.server_cpus.as_ref(), Some(&every));
+    // Its warm-up waited for the server to accept them, until its listen
+    // queue stopped shrinking: what was left in it is counted.
+    assert!(
+        last.connect.unaccepted.is_some_and(|n| n > 0),
+        "{:?}",
+        last.connect
+    );
+    // Its limits, read at the end: the fds counted exactly, against the
+    // limit of the one process.
+    let limits = (last.server.as_ref())
+        .and_then(|s| s.limits.clone())
+        .expect("the server's limits read at the step's end");
+    assert_eq!(limits.most_fds_limit, Some(LOW_NOFILE));
+    assert_eq!(limits.fds, limits.most_fds);
+    assert!(
+        limits.most_fds.is_some_and(|n| n + 16 >= LOW_NOFILE),
+        "{limits:?}"
+    );
     let objective = Duration::from_millis(100);
     let verdict = classify(&evidence(last, Some(server), objective));
     assert_eq!(verdict.wall, Wall::ServerOpenFiles, "{verdict:?}");

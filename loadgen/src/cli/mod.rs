@@ -99,6 +99,7 @@ fn run_command(args: &RunArgs, spec: RunSpec) -> anyhow::Result<i32> {
         label: args.label.clone(),
         on_tick: None,
         foreign_cpus: None,
+        gate: None,
     };
     if std::io::stderr().is_terminal() {
         opts.on_tick = Some(progress_bar(&spec));

@@ -51,6 +51,7 @@ impl Target {
                 cgroup: None,
                 counters: None,
                 kernel_breakdown: false,
+                limits: false,
             }),
             (None, None) => None,
         }
@@ -161,6 +162,8 @@ impl<'a> Env<'a> {
         // Idle's point is what a connection costs the kernel: say what.
         let watch = self.target.watch().map(|w| Watch {
             kernel_breakdown: scenario == Scenario::Idle && w.pid().is_some(),
+            // Reach names its walls from them.
+            limits: scenario == Scenario::Reach && w.pid().is_some(),
             ..w
         });
         let opts = RunOptions {
@@ -170,6 +173,9 @@ impl<'a> Env<'a> {
             // Every measured window, sampled or not (capacity's steps): two
             // reads of /proc/stat and the groups at its edges.
             foreign_cpus: self.target.foreign_cpus.clone(),
+            // Reach's steps measure the server once it holds them all.
+            gate: (scenario == Scenario::Reach)
+                .then(|| crate::compare::scenarios::reach::accept_gate(self.target.addr)),
         };
         match engine::run(spec, control, opts) {
             Ok(mut r) => {

@@ -272,6 +272,25 @@ impl Scenario {
         }
     }
 
+    /// Whether the scenario's own server runs on every CPU compare uses
+    /// (the servers' and loadgen's) rather than on the servers' alone, so
+    /// that each style takes the defaults it would take alone on this
+    /// machine: `reach` asks how far a style goes here, and prefork's
+    /// workers (one per CPU it may run on, each with an open-files limit of
+    /// its own) and tasks' threads follow the CPUs they are given. It
+    /// measures no throughput, so sharing loadgen's CPUs costs it nothing.
+    pub fn on_every_cpu(self) -> bool {
+        match self {
+            Scenario::Reach => true,
+            Scenario::Idle
+            | Scenario::Scale
+            | Scenario::Open
+            | Scenario::Capacity
+            | Scenario::Churn
+            | Scenario::Fairness => false,
+        }
+    }
+
     /// The scenarios a profile runs unless told otherwise.
     pub fn profile_default() -> Vec<Scenario> {
         Scenario::all()

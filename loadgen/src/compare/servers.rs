@@ -41,6 +41,16 @@ pub fn with_server(
     body: &mut dyn FnMut(&Target) -> Vec<RunResult>,
 ) -> (ServerRecord, Vec<RunResult>) {
     let (style, scenario) = who;
+    let widened;
+    let opts = if scenario.is_some_and(Scenario::on_every_cpu) {
+        widened = CompareOptions {
+            server_cpus: compare_cpus(opts),
+            ..opts.clone()
+        };
+        &widened
+    } else {
+        opts
+    };
     let mut record = ServerRecord {
         style: style.into(),
         phase: phase.into(),
@@ -116,7 +126,7 @@ pub fn with_server(
         counters: Some(Arc::clone(&server.counters)),
         idle_cpu,
         // Only where the server's CPU time is known exactly (its group).
-        foreign_cpus: group.as_ref().map(|_| foreign_cpus(opts)),
+        foreign_cpus: group.as_ref().map(|_| compare_cpus(opts)),
     };
     let runs = body(&target);
     drop(target);
@@ -279,8 +289,9 @@ fn wait_for_listener(addr: &str, limit: Duration) -> anyhow::Result<std::net::So
     }
 }
 
-/// The CPUs whose foreign load a run measures: the servers' and loadgen's.
-fn foreign_cpus(opts: &CompareOptions) -> Vec<usize> {
+/// Every CPU compare uses, the servers' and loadgen's: where a reach server runs,
+/// and whose foreign load a run measures.
+fn compare_cpus(opts: &CompareOptions) -> Vec<usize> {
     let mut cpus: Vec<usize> = opts
         .server_cpus
         .iter()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::model::ServerRecord;
+use crate::results::server::LimitsAtEnd;
 use crate::results::{Errors, RunResult};
 
 /// What stopped a style.
@@ -27,6 +28,11 @@ pub enum Wall {
     /// Threads or processes: a fork or thread start that failed with
     /// EAGAIN (the pids limit, kernel.pid_max, threads-max, ulimit -u).
     ServerTasks,
+    /// Memory maps: a thread start that failed with EAGAIN while the
+    /// process held as many maps as vm.max_map_count allows (each thread
+    /// maps its stack, the stack's guard, its signal stack and that one's
+    /// guard).
+    MemoryMaps,
     /// Connects that timed out while the server was alive and no limit of
     /// its own was hit: its listen backlog stayed full.
     ListenBacklog,
@@ -50,6 +56,7 @@ impl Wall {
             Wall::ServerOpenFiles => "the server's open-files limit",
             Wall::ServerMemory => "memory",
             Wall::ServerTasks => "threads or processes",
+            Wall::MemoryMaps => "memory maps per process (vm.max_map_count)",
             Wall::ListenBacklog => "the listen backlog",
             Wall::ServerDied => "the server died",
             Wall::ClientPorts => "loadgen's ephemeral ports (the client's wall)",
@@ -67,6 +74,7 @@ impl Wall {
             }
             Wall::ServerMemory => "the cgroup's memory.max, the machine's memory",
             Wall::ServerTasks => "pids.max, kernel.pid_max, kernel.threads-max, `ulimit -u`",
+            Wall::MemoryMaps => "`sysctl vm.max_map_count` (about four maps a thread)",
             Wall::ListenBacklog => {
                 "net.core.somaxconn and the server's backlog, a faster accept loop"
             }
@@ -99,6 +107,13 @@ pub struct Evidence {
     pub server_log: Vec<String>,
     /// The signal that ended the server, by name ("SIGKILL").
     pub exit_signal: Option<String>,
+    /// The server against its limits at the step's end, where read.
+    pub limits: Option<LimitsAtEnd>,
+    /// Connections left in its listen queue once it stopped accepting.
+    pub unaccepted: u64,
+    /// Connections loadgen established that the server's side never held
+    /// (its listen queue overflowed).
+    pub never_held: u64,
     pub p99_us: u64,
     pub objective_us: u64,
 }
@@ -106,6 +121,16 @@ pub struct Evidence {
 /// fds a server holds beside its connections (stdio, listener, poller,
 /// wake-up pipes): at its limit within this many, it is at the limit.
 const FD_SLACK: u64 = 16;
+
+/// Maps or tasks within this many of their limit are at it (a thread's
+/// maps, the tasks of other processes come and go).
+const COUNT_SLACK: u64 = 64;
+
+/// `count` within [`COUNT_SLACK`] of `limit`.
+fn at(count: Option<u64>, limit: Option<u64>) -> Option<(u64, u64)> {
+    let (c, l) = (count?, limit?);
+    (c + COUNT_SLACK >= l).then_some((c, l))
+}
 
 /// The wall and the evidence in words.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,7 +162,42 @@ pub fn classify(e: &Evidence) -> Verdict {
     if let Some(l) = said(&["os error 12", "os error 105", "Cannot allocate memory"]) {
         return v(Wall::ServerMemory, format!("the server said: {l}"));
     }
+    let limits = e.limits.clone().unwrap_or_default();
+    if let Some(n) = limits.oom_kills.filter(|&n| n > 0) {
+        return v(
+            Wall::ServerMemory,
+            format!(
+                "the kernel's OOM killer killed {n} of the server's processes (its cgroup's oom_kill)"
+            ),
+        );
+    }
     if let Some(l) = said(&["os error 11", "Resource temporarily unavailable"]) {
+        // EAGAIN names no limit: what the server was at does, in its own
+        // words (read when the start failed: it may die of it after) or as
+        // read at the step's end.
+        if l.contains("vm.max_map_count") {
+            return v(Wall::MemoryMaps, format!("the server said: {l}"));
+        }
+        if l.contains("kernel.pid_max") {
+            return v(Wall::ServerTasks, format!("the server said: {l}"));
+        }
+        if let Some((maps, max)) = at(limits.maps, limits.max_map_count) {
+            return v(
+                Wall::MemoryMaps,
+                format!(
+                    "the server held {maps} memory maps of vm.max_map_count {max}; it said: {l}"
+                ),
+            );
+        }
+        let tasks_max = limits.pid_max.into_iter().chain(limits.threads_max).min();
+        if let Some((tasks, max)) = at(limits.machine_tasks, tasks_max) {
+            return v(
+                Wall::ServerTasks,
+                format!(
+                    "the machine ran {tasks} threads and processes of the {max} kernel.pid_max and threads-max allow; it said: {l}"
+                ),
+            );
+        }
         return v(Wall::ServerTasks, format!("the server said: {l}"));
     }
     if e.server_alive == Some(false) || e.exit_signal.is_some() {
@@ -153,7 +213,13 @@ pub fn classify(e: &Evidence) -> Verdict {
             ),
         };
     }
-    if let (Some(fds), Some(limit)) = (e.server_fds, e.server_fd_limit)
+    // Per process where read at the end (prefork's workers each have a
+    // limit of their own), else the samples' count.
+    let (fds, limit) = match (limits.most_fds, limits.most_fds_limit) {
+        (Some(f), Some(l)) => (Some(f), Some(l)),
+        _ => (e.server_fds, e.server_fd_limit),
+    };
+    if let (Some(fds), Some(limit)) = (fds, limit)
         && fds + FD_SLACK >= limit
     {
         return v(
@@ -179,12 +245,31 @@ pub fn classify(e: &Evidence) -> Verdict {
             ),
         );
     }
+    if e.never_held > 0 {
+        return v(
+            Wall::ListenBacklog,
+            format!(
+                "{} connections loadgen established never reached the server: its listen queue overflowed (SYN cookies completed their handshakes) while it accepted too slowly",
+                e.never_held
+            ),
+        );
+    }
     if e.errors.connect_timeout > 0 {
         return v(
             Wall::ListenBacklog,
             format!(
                 "{} connects timed out with the server alive",
                 e.errors.connect_timeout
+            ),
+        );
+    }
+    if e.unaccepted > 0 {
+        // Not the p99's doing: those connections were never served.
+        return v(
+            Wall::Unexplained,
+            format!(
+                "the server stopped accepting with {} connections in its listen queue, and named no limit",
+                e.unaccepted
             ),
         );
     }
@@ -215,6 +300,9 @@ pub fn evidence(r: &RunResult, server: Option<&ServerRecord>, objective: Duratio
         exit_signal: server
             .filter(|s| s.died())
             .and_then(|s| s.exit_signal.clone()),
+        limits: sv.and_then(|s| s.limits.clone()),
+        unaccepted: r.connect.unaccepted.unwrap_or(0),
+        never_held: (r.connect.server_held).map_or(0, |n| r.connect.established.saturating_sub(n)),
         p99_us: r.latency_us.p99,
         objective_us: objective.as_micros() as u64,
     }

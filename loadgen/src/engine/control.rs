@@ -16,8 +16,15 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     pub established: AtomicU64,
     pub completed: AtomicU64,
-    /// Set when every worker is connected: the warm-up starts.
+    /// Set when the warm-up starts: when every worker is connected, or,
+    /// with a [`crate::engine::gate::Gate`], once the server has accepted
+    /// their connections.
     pub start: OnceLock<Instant>,
+    /// Set when every worker is connected, under a gate (which then sets
+    /// `start`).
+    pub connected: OnceLock<Instant>,
+    /// Whether a gate sets `start`.
+    pub gated: AtomicBool,
 }
 
 impl Control {

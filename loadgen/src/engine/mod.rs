@@ -39,6 +39,7 @@
 //! joins runs with, and judges; [`pattern`] is the bytes sent and checked.
 
 mod control;
+pub mod gate;
 mod output;
 pub mod pattern;
 mod worker;
@@ -74,6 +75,9 @@ pub struct RunOptions {
     /// The CPUs (servers' and loadgen's) whose foreign load to measure
     /// over the window ([`crate::probe::foreign`]); None: not measured.
     pub foreign_cpus: Option<Vec<usize>>,
+    /// Holds the warm-up back until the server has accepted every
+    /// connection ([`gate`]); None: the warm-up starts once all are open.
+    pub gate: Option<gate::Gate>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,11 @@ pub fn run(
         }
         None => None,
     };
+    if opts.gate.is_some() {
+        control
+            .gated
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let connected = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(spec.threads);
     for index in 0..spec.threads {
@@ -137,6 +146,9 @@ pub fn run(
     }
     while !handles.iter().all(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(gate) = opts.gate.as_mut() {
+            gate.check(&control);
+        }
         if let Some(tick) = opts.on_tick.as_mut() {
             tick(&control, spec);
         }
@@ -171,6 +183,11 @@ pub fn run(
     result.started_unix_s = started_unix_s;
     result.label = opts.label.take();
     result.environment = environment;
+    if let Some(o) = opts.gate.as_ref().and_then(|g| g.outcome) {
+        result.connect.accept_wait_s = Some(o.waited.as_secs_f64());
+        result.connect.unaccepted = Some(o.left);
+        result.connect.server_held = o.server_held;
+    }
     if let Some(server) = &server
         && !server.alive_at_end
     {

@@ -144,6 +144,11 @@ impl GroupWatch {
 
     /// The group's figures, and the kernel's memory by slab cache where it
     /// was asked for.
+    /// The group watched.
+    pub fn group(&self) -> &ServerCgroup {
+        &self.group
+    }
+
     pub fn finish(self, conns: usize) -> (CgroupStats, Option<KernelBreakdown>) {
         let _ = self.stop.send(());
         let (from, to, slab_after, late) = self.thread.join().unwrap_or((None, None, None, None));

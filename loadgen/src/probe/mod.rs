@@ -7,7 +7,8 @@
 //! server's system calls and context switches ([`counters`]), and the
 //! kernel's memory for the connections by slab cache ([`slab`], its
 //! counters read by [`slab_read`]), and CPU time on the run's CPUs that is
-//! none of the comparison's own ([`foreign`]). Produces the data types of
+//! none of the comparison's own ([`foreign`]), and, once at a run's end,
+//! the server against the limits a connection can run into ([`limits`]). Produces the data types of
 //! [`crate::results`]; knows nothing of the load.
 
 pub mod cgroup;
@@ -19,6 +20,7 @@ pub mod cpu;
 pub mod docker;
 pub mod foreign;
 pub mod host;
+pub mod limits;
 pub mod procfs;
 pub mod sampler;
 pub mod slab;

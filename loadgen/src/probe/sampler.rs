@@ -68,6 +68,8 @@ pub struct Sampler {
     cgroup: Option<GroupWatch>,
     /// The kernel's counters, read at the window's edges; Err: why not.
     kernel: Result<CounterWatch, String>,
+    /// Whether `finish` reads the server's limits ([`crate::probe::limits`]).
+    limits: bool,
 }
 
 impl Sampler {
@@ -134,6 +136,7 @@ impl Sampler {
             baseline,
             cgroup,
             kernel,
+            limits: false,
         })
     }
 
@@ -155,12 +158,13 @@ impl Sampler {
         let is_process = watch.pid().is_some();
         let cgroup = watch.cgroup.filter(|_| is_process);
         let counters = watch.counters.filter(|_| is_process);
-        let sampler = Sampler::start_with(
+        let mut sampler = Sampler::start_with(
             watch.source,
             Arc::clone(&window),
             cgroup,
             watch.kernel_breakdown,
         )?;
+        sampler.limits = watch.limits && is_process;
         match counters {
             Some(c) => sampler.with_counters(c, window),
             None => Ok(sampler),
@@ -183,6 +187,16 @@ impl Sampler {
             samples.push((Instant::now(), s));
         }
         let mut stats = summarise(&self.baseline, &samples, window, conns, alive_at_end);
+        // Read while the run's connections are still open, as the last
+        // sample was.
+        if let (true, Source::Process(pid)) = (self.limits && alive_at_end, &self.source) {
+            let pids = samples
+                .last()
+                .map(|(_, s)| s.pids.as_slice())
+                .unwrap_or(&[]);
+            let group = self.cgroup.as_ref().map(GroupWatch::group);
+            stats.limits = Some(crate::probe::limits::read(*pid, pids, group));
+        }
         if let Some((cg, breakdown)) = self.cgroup.map(|g| g.finish(conns)) {
             stats.cgroup = Some(cg);
             stats.kernel_breakdown = breakdown;

@@ -62,6 +62,9 @@ pub struct Watch {
     /// cache ([`crate::probe::slab`]): a few hundred ms of reading at each
     /// end of the run, worth it where memory per connection is the point.
     pub kernel_breakdown: bool,
+    /// Also read the server against the limits a connection can run into,
+    /// once at the run's end ([`crate::probe::limits`]): `reach`'s steps.
+    pub limits: bool,
 }
 
 impl Watch {
@@ -72,6 +75,7 @@ impl Watch {
             cgroup: None,
             counters: None,
             kernel_breakdown: false,
+            limits: false,
         }
     }
 

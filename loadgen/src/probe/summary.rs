@@ -103,6 +103,7 @@ pub(crate) fn summarise(
         involuntary_ctxt_per_s: invol,
         alive_at_end,
         fd_limit: None,
+        limits: None,
         kernel: None,
         cgroup: None,
         kernel_breakdown: None,

@@ -171,6 +171,15 @@ impl RunResult {
             out.connect.established += r.connect.established;
             out.connect.rate_per_s += r.connect.rate_per_s;
             out.connect.phase_s = out.connect.phase_s.max(r.connect.phase_s);
+            // One server's one listen queue, waited for by each part: the
+            // longest wait, the most left.
+            let c = &mut out.connect;
+            c.accept_wait_s = match (c.accept_wait_s, r.connect.accept_wait_s) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            c.unaccepted = c.unaccepted.max(r.connect.unaccepted);
+            c.server_held = c.server_held.max(r.connect.server_held);
             if out.server.is_none() {
                 out.server = r.server.clone();
             }

@@ -210,6 +210,20 @@ pub struct ConnectStats {
     /// Connections established per second over the connect phase.
     pub rate_per_s: f64,
     pub phase_s: f64,
+    /// How long after the last connect the warm-up was held back for the
+    /// server to accept the connections (`reach`); None: not held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_wait_s: Option<f64>,
+    /// Connections still in the server's listen queue when that wait
+    /// ended: it had stopped accepting them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unaccepted: Option<u64>,
+    /// Connections the server's side held then (established sockets on
+    /// its port, accepted or queued), whoever opened them: fewer than
+    /// loadgen established where the listen queue overflowed and SYN
+    /// cookies completed handshakes the server never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_held: Option<u64>,
 }
 
 /// Per-connection fairness over the measured window.

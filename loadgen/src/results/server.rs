@@ -60,6 +60,11 @@ pub struct ServerStats {
     /// open-files wall). None: not read (a container, a process gone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd_limit: Option<u64>,
+    /// The server against the limits a connection can run into, read once
+    /// at the end of the run whatever its size (`reach`'s steps: the
+    /// evidence its walls are named from); None where not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsAtEnd>,
     /// Counted by the kernel (perf_event_open) over the measured window,
     /// every thread and process of the server's tree included; None in
     /// results written before they were counted.
@@ -73,6 +78,36 @@ pub struct ServerStats {
     /// from machine-wide counters (`compare`'s idle scenario only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_breakdown: Option<KernelBreakdown>,
+}
+
+/// The server against the limits a connection can run into, read once at
+/// the end of a run while its connections are open
+/// ([`crate::probe::limits`]). Each figure is None where it could not be
+/// read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitsAtEnd {
+    /// Open fds over all the server's processes, counted exactly (the
+    /// 10 Hz samples stop counting past 1,024 slots a process).
+    pub fds: Option<u64>,
+    /// The most open fds in any one of its processes, and that process's
+    /// soft open-files limit: what EMFILE is judged by (each of prefork's
+    /// workers has a limit of its own).
+    pub most_fds: Option<u64>,
+    pub most_fds_limit: Option<u64>,
+    /// Memory maps of the server's main process (a thread takes a few: its
+    /// stack, the stack's guard, its signal stack and that one's guard),
+    /// and the machine's vm.max_map_count: a thread whose stack cannot be
+    /// mapped fails to start with EAGAIN.
+    pub maps: Option<u64>,
+    pub max_map_count: Option<u64>,
+    /// Threads and processes on the whole machine, against kernel.pid_max
+    /// and kernel.threads-max (each thread takes a pid).
+    pub machine_tasks: Option<u64>,
+    pub pid_max: Option<u64>,
+    pub threads_max: Option<u64>,
+    /// Processes of the server's cgroup killed by the kernel's OOM killer
+    /// since the server started (whichever limit ran out).
+    pub oom_kills: Option<u64>,
 }
 
 /// The kernel's memory for the server's connections, per connection

@@ -114,6 +114,7 @@ pub fn measure(target: &Target, plan: &Plan, stop: &Arc<AtomicBool>) -> Measured
                         on_tick: None,
                         // A soak judges the server's trend, not a window.
                         foreign_cpus: None,
+                        gate: None,
                     };
                     (point, engine::run(&spec, control, opts))
                 })

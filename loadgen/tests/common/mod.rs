@@ -43,6 +43,31 @@ pub fn own_lock_path() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("c10k-test-lock-{}-{n}", std::process::id()))
 }
 
+/// A `--server-bin` in `dir` named `name`: a shell script that runs
+/// `loadgen serve` with compare's arguments, `before` its lines first
+/// (`ulimit -n 300`). `exec`: the server is compare's child, its pid the
+/// one recorded.
+pub fn serve_script(dir: &std::path::Path, name: &str, before: &str) -> std::path::PathBuf {
+    script(
+        dir,
+        name,
+        &format!(
+            "{before}exec \"{}\" serve \"$@\"\n",
+            env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+}
+
+/// An executable shell script in `dir` named `name` with `body` after its
+/// `#!/bin/sh` line.
+pub fn script(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// `loadgen compare --profile smoke --styles STYLES`, for more flags.
 pub fn smoke_compare(styles: &str) -> Command {
     let mut cmd = loadgen();

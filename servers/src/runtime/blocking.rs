@@ -90,8 +90,9 @@ pub(crate) fn accept_loop<L: BlockingListener>(
             start_failures += 1;
             if start_failures == 1 {
                 crate::runtime::log::log!(
-                    "servers[{}]: cannot start a connection {unit}: {e} (counted as conn_errors)",
-                    ctx.name
+                    "servers[{}]: cannot start a connection {unit}: {e}{} (counted as conn_errors)",
+                    ctx.name,
+                    crate::runtime::limits::what_ran_out()
                 );
             }
         }

@@ -173,7 +173,8 @@ impl Parent {
                 self.fork_failures += 1;
                 if self.fork_failures == 1 {
                     log!(
-                        "servers[process]: cannot fork for a connection: {e} (counted as conn_errors)"
+                        "servers[process]: cannot fork for a connection: {e}{} (counted as conn_errors)",
+                        crate::runtime::limits::what_ran_out()
                     );
                 }
                 return;

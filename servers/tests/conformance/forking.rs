@@ -120,3 +120,65 @@ fn process_reaps_while_connections_keep_coming() {
         server.summary()
     );
 }
+
+/// `prefork --workers 2` on one CPU, each worker under a low open-files
+/// limit: together the workers serve more connections than one of them can
+/// hold (what `loadgen compare --scenarios reach` relies on). The workers
+/// share one edge-triggered listener: when one meets its limit, its sibling
+/// takes the connections still waiting in the backlog.
+#[test]
+fn prefork_workers_together_hold_more_than_one_workers_open_files_limit() {
+    /// Per worker: its listener, epoll, pidfd and the like take a few.
+    const NOFILE: u64 = 64;
+    /// More than one worker can hold (so both serve), fewer than two can.
+    const CONNS: usize = 90;
+    crate::support::raise_fd_limit();
+    let mut cmd = crate::support::servers_bin();
+    cmd.args([
+        Style::Prefork.name(),
+        "--addr",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+    ]);
+    // SAFETY: only async-signal-safe calls (setrlimit, sched_setaffinity)
+    // run between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+                NOFILE,
+                NOFILE,
+            )?;
+            let mut one = nix::sched::CpuSet::new();
+            one.set(0)?;
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one)?;
+            Ok(())
+        });
+    }
+    let server = crate::support::spawn_cmd(Style::Prefork, cmd);
+    assert!(
+        wait_until(IO_TIMEOUT, || children(server.pid).len() == 2),
+        "two workers forked"
+    );
+    // Every connect completes in the kernel (backlog), served or not.
+    let mut clients: Vec<_> = (0..CONNS).map(|_| connect(server.addr)).collect();
+    let bounded = std::time::Duration::from_secs(3);
+    let mut unserved = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.set_read_timeout(Some(bounded)).unwrap();
+        let served = std::io::Write::write_all(c, b"x").is_ok() && {
+            let mut b = [0u8; 1];
+            std::io::Read::read_exact(c, &mut b).is_ok()
+        };
+        if !served {
+            unserved.push(i);
+        }
+    }
+    let (status, stderr, _) = terminate(server);
+    assert!(
+        unserved.is_empty(),
+        "connections left in the backlog: {unserved:?}; stderr: {stderr}"
+    );
+    assert!(status.success(), "exit {status}; stderr: {stderr}");
+}

@@ -48,6 +48,16 @@ pub fn held(r: &RunResult, objective: Duration) -> Result<(), String> {
             r.connect.established
         ));
     }
+    if let Some(n) = r.connect.server_held.filter(|&n| n < asked) {
+        return Err(format!(
+            "the server's side held {n} of the {asked} connections loadgen established: its listen queue overflowed"
+        ));
+    }
+    if let Some(n) = r.connect.unaccepted.filter(|&n| n > 0) {
+        return Err(format!(
+            "{n} connections left in the server's listen queue: it stopped accepting"
+        ));
+    }
     if r.outcome.interrupted {
         return Err("interrupted".into());
     }
@@ -70,6 +80,26 @@ pub fn held(r: &RunResult, objective: Duration) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A step's warm-up waits this long at most for the server to accept its
+/// connections ([`accept_gate`]): 32,000 processes forked at 300 a second.
+const ACCEPT_LIMIT: Duration = Duration::from_secs(120);
+/// ... and gives up once its listen queue has not shrunk for this long.
+const ACCEPT_STALL: Duration = Duration::from_secs(10);
+
+/// Holds a step's warm-up back until the server at `addr` has accepted
+/// every connection (its listen queue is empty): a server that forks per
+/// connection may still be accepting thousands when the last connect
+/// returns, and measured then it would read as a latency wall. What is
+/// left when the queue stops shrinking is the step's evidence.
+pub fn accept_gate(addr: std::net::SocketAddr) -> crate::engine::gate::Gate {
+    crate::engine::gate::Gate::new(
+        Box::new(move || crate::probe::limits::listen_queue(addr)),
+        Box::new(move || crate::probe::limits::server_ends(addr)),
+        ACCEPT_STALL,
+        ACCEPT_LIMIT,
+    )
 }
 
 /// Every loopback source address loadgen spreads over (127.0.0.1-8): each
@@ -129,7 +159,12 @@ fn run_step(env: &mut Env, point: String, spec: &RunSpec) -> Option<RunResult> {
     // end): its connects at a slow 2,000/s, its warm-up and window, and a
     // minute.
     let connecting = Duration::from_millis(spec.total_conns() as u64 / 2);
-    let hold = connecting + spec.warmup + spec.duration + Duration::from_secs(60);
+    // (They are stopped at its end: this only bounds them.) This process's
+    // connects may take as long again, and the wait for the server to
+    // accept them all up to ACCEPT_LIMIT: a holder gone before the window
+    // closes takes its connections with it.
+    let hold =
+        2 * connecting + ACCEPT_LIMIT + spec.warmup + spec.duration + Duration::from_secs(60);
     let holders = match reach_clients::Holders::start(&split.holders, hold) {
         Ok(h) => h,
         Err(e) => {

@@ -239,7 +239,10 @@ impl<'a> Worker<'a> {
                     reported_connected = true;
                     self.out.connect_phase = now - self.began;
                     if self.connected.fetch_add(1, Relaxed) + 1 == self.threads {
-                        let _ = self.control.start.set(now);
+                        let _ = match self.control.gated.load(Relaxed) {
+                            true => self.control.connected.set(now),
+                            false => self.control.start.set(now),
+                        };
                     }
                 }
             }
@@ -369,6 +372,8 @@ impl<'a> Worker<'a> {
     fn poll_timeout(&mut self, now: Instant) -> Duration {
         let mut wake = now + TICK;
         match self.window {
+            // Held back by a gate (which takes seconds): a tick.
+            None if self.control.connected.get().is_some() => {}
             // Waiting for the other workers, or pacing connects.
             None => wake = wake.min(now + Duration::from_millis(1)),
             Some(window) => wake = wake.min(window.to),

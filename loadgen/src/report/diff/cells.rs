@@ -340,9 +340,11 @@ pub fn match_runs(
             let (old_m, new_m) = (side(o, &po), side(n, &pn));
             let (change_pct, verdict) = match (&old_m, &new_m) {
                 (Some(a), Some(b)) => {
-                    let floor = match read_on {
-                        ReadOn::Reference => figures::reference_floor_pct(figure.kind),
-                        _ => floor_pct(figure),
+                    let floor = match (read_on, figure.basis) {
+                        (ReadOn::Reference, _) => figures::reference_floor_pct(figure.kind),
+                        (_, Basis::Paired) => figures::style_paired_floor_pct(row, figure.kind)
+                            .unwrap_or_else(|| floor_pct(figure)),
+                        (_, Basis::Own) => floor_pct(figure),
                     };
                     judge_at(figure, floor, a, b)
                 }
@@ -508,5 +510,28 @@ mod tests {
             &side(0.43, 0.43, 0.43, 1),
         );
         assert_eq!(verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn threads_paired_cells_are_judged_on_the_floor_measured_for_them() {
+        let ratio = &figures::SCALE_PAIRED[0];
+        let floor = |row: &str| {
+            figures::style_paired_floor_pct(row, ratio.kind).unwrap_or(floor_pct(ratio))
+        };
+        // threads at 50 connections and 4 KiB, between two back-to-back
+        // runs of the same code: ×1.32, rounds tight on each side.
+        let (old, new) = (side(0.464, 0.509, 0.553, 2), side(0.646, 0.670, 0.693, 2));
+        let (_, verdict) = judge_at(ratio, floor("threads"), &old, &new);
+        assert_eq!(verdict, Verdict::WithinNoise);
+        // The same move of any other style is called.
+        for row in ["tasks", "tasks:multi_thread", "reactor", "an-external-row"] {
+            let (_, verdict) = judge_at(ratio, floor(row), &old, &new);
+            assert_eq!(verdict, Verdict::Improved, "{row}");
+        }
+        // Only throughput and CPU per message are paired.
+        assert_eq!(
+            figures::style_paired_floor_pct("threads", figures::Kind::Latency),
+            None
+        );
     }
 }

@@ -103,6 +103,43 @@ pub fn paired_floor_pct(kind: Kind) -> f64 {
     }
 }
 
+/// The paired floor of a row whose style's ratios move between
+/// back-to-back runs of the same code by more than [`paired_floor_pct`],
+/// in %: a thread per connection, 50 to 1,000 runnable threads under a
+/// quota, is placed differently by the scheduler from one run to the next.
+/// Measured (docs/baseline.md): threads' msg/s ÷ epoll's at 50
+/// connections and 4 KiB moved ×1.32 (its CPU per message ×1.35) between
+/// two back-to-back runs of the same code, rounds tight on each side, and
+/// ×1.23 was the p90 over six runs; [`PAIRED_THREADS_FLOOR_PCT`] is above
+/// both. A threads regression smaller than that is not told from its
+/// noise: run both sides with more `--repeat`. Every other style: None
+/// (the kind's paired floor). A variant ("tasks:multi_thread") is its
+/// style's.
+pub fn style_paired_floor_pct(row: &str, kind: Kind) -> Option<f64> {
+    use servers::Style;
+    let style = Style::from_name(row.split(':').next()?)?;
+    let floor = match style {
+        Style::Threads => PAIRED_THREADS_FLOOR_PCT,
+        Style::Polling
+        | Style::Poll
+        | Style::Reactor
+        | Style::Epoll
+        | Style::Tasks
+        | Style::Coroutines
+        | Style::Uring
+        | Style::Prefork
+        | Style::Process
+        | Style::Pool => return None,
+    };
+    match kind {
+        Kind::Throughput | Kind::Cpu => Some(floor),
+        Kind::Latency | Kind::Memory | Kind::Fairness => None,
+    }
+}
+
+/// See [`style_paired_floor_pct`].
+const PAIRED_THREADS_FLOOR_PCT: f64 = 40.0;
+
 /// See [`paired_floor_pct`] and the table in [`super`]: the p90 of msg/s
 /// ÷ epoll's was ×1.092 over 18 cells of three back-to-back runs (×1.23
 /// over six runs, all from threads at 1,000 connections; ×1.03 without).

@@ -85,6 +85,36 @@ fn kib(b: Option<f64>) -> String {
     b.map_or("—".into(), |b| format!("{:.1} KiB", b / 1024.0))
 }
 
+/// A step's fds against the open-files limit: counted exactly at its end
+/// where read (with the most in one process where the server has several,
+/// each with a limit of its own), else the samples' count.
+fn fds(sv: Option<&crate::results::server::ServerStats>) -> String {
+    let end = sv.and_then(|s| s.limits.as_ref());
+    match end.map(|l| (l.fds, l.most_fds, l.most_fds_limit)) {
+        Some((Some(all), Some(most), Some(lim))) if all != most => format!(
+            "{} ({} in one process; limit {})",
+            thousands(all as usize),
+            thousands(most as usize),
+            thousands(lim as usize)
+        ),
+        Some((Some(all), _, Some(lim))) => {
+            format!("{} ({})", thousands(all as usize), thousands(lim as usize))
+        }
+        _ => match (sv.and_then(|s| s.peak_fds), sv.and_then(|s| s.fd_limit)) {
+            (f, Some(lim)) => format!("{} ({})", opt(f), thousands(lim as usize)),
+            (f, None) => opt(f),
+        },
+    }
+}
+
+/// The CPUs a step's server ran on, as the run read them ("?" where not).
+fn cpus(r: &RunResult) -> String {
+    r.environment
+        .server_cpus
+        .as_ref()
+        .map_or("?".into(), |c| format!("{c:?}"))
+}
+
 fn opt(n: Option<u64>) -> String {
     n.map_or("—".into(), |n| thousands(n as usize))
 }
@@ -98,13 +128,16 @@ pub fn section(s: &mut String, v: &View) {
     putln!(
         s,
         "## reach: idle connections in growing steps until a wall\n\n\
-         Each style's own server, without a CPU quota, held idle connections in growing steps with {} active \
+         Each style's own server, without a CPU quota and on CPUs {} (every CPU this comparison used, so that \
+         each style takes the defaults it would take alone on this machine: prefork a worker per CPU, each \
+         with an open-files limit of its own), held idle connections in growing steps with {} active \
          ones at a light open-loop rate beside them; a step holds when every connection was established, the run \
          had no errors and the active p99 stayed within {}. A style stops at its first step that does not hold, \
          and what stopped it is named from that step's evidence: the server's own log lines (an accept that \
          failed with EMFILE, a thread or process it could not start), its fds against its open-files limit, its \
          death, loadgen's own errors (then it is loadgen's wall, not the server's), connects timed out, the \
          p99.\n",
+        cpus(ladders[0].steps[0]),
         ladders[0].steps[0].spec.conns,
         fmt_us(objective.as_micros() as u64)
     );
@@ -130,15 +163,12 @@ pub fn section(s: &mut String, v: &View) {
         s,
         "\nEvery step (past one loadgen process's open-files limit a step is split over several client \
          processes, merged; its memory per connection is then that of the connections of the process that \
-         sampled the server, on top of the others'):\n\n| style | idle + active | client processes | held | memory per connection | kernel's per connection | threads | processes | fds (limit) | active p99 | to open | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+         sampled the server, on top of the others'):\n\n| style | idle + active | client processes | held | memory per connection | kernel's per connection | threads | processes | fds (limit) | active p99 | to open and accept | |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for l in &ladders {
         for r in &l.steps {
             let sv = r.server.as_ref();
-            let fds = match (sv.and_then(|s| s.peak_fds), sv.and_then(|s| s.fd_limit)) {
-                (f, Some(lim)) => format!("{} ({})", opt(f), thousands(lim as usize)),
-                (f, None) => opt(f),
-            };
+            let fds = fds(sv);
             let kernel = sv
                 .and_then(|s| s.cgroup.as_ref())
                 .and_then(|c| c.kernel_per_conn_bytes);
@@ -155,7 +185,7 @@ pub fn section(s: &mut String, v: &View) {
                 opt(sv.map(|s| s.peak_threads)),
                 opt(sv.and_then(|s| s.peak_processes)),
                 fmt_us(r.latency_us.p99),
-                r.connect.phase_s,
+                r.connect.phase_s + r.connect.accept_wait_s.unwrap_or(0.0),
                 if held(r, objective).is_ok() {
                     "held"
                 } else {
@@ -190,6 +220,9 @@ fn reading(s: &mut String, ladders: &[Ladder]) {
             }
             Wall::ServerTasks => {
                 "and as many threads or processes as connections (kernel.pid_max, pids.max)"
+            }
+            Wall::MemoryMaps => {
+                "and as many threads as connections, with vm.max_map_count raised to about four maps each"
             }
             Wall::ClientOpenFiles | Wall::ClientPorts => {
                 "measured only as far as loadgen's own wall: more loadgen processes and source addresses to find the server's"
