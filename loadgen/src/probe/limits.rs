@@ -4,15 +4,18 @@
 //! once and not at 10 Hz: counting the fds of 20,000 processes or the maps
 //! of 16,000 threads takes tens of milliseconds.
 
+use servers::limits::{machine_tasks, memory_maps, sysctl};
+
 use crate::probe::cgroup::ServerCgroup;
-use crate::probe::cgroup_fs::read_u64;
 use crate::probe::procfs::{open_fds, open_files_limit};
 use crate::results::server::LimitsAtEnd;
 
 /// Reads the limits of the server `pid` whose processes are `pids` (the
 /// last sample's tree; empty: `pid` alone), with its cgroup's OOM kills
-/// where it has one.
-pub fn read(pid: u32, pids: &[u32], group: Option<&ServerCgroup>) -> LimitsAtEnd {
+/// where it has one. None where `pid` is gone or dying (no memory maps
+/// left: a zombie's fds and maps would read as a server that held none).
+pub fn read(pid: u32, pids: &[u32], group: Option<&ServerCgroup>) -> Option<LimitsAtEnd> {
+    let maps = memory_maps(&pid.to_string()).filter(|&n| n > 0)?;
     let alone = [pid];
     let pids = if pids.is_empty() { &alone[..] } else { pids };
     let counted: Vec<(u32, u64)> = pids
@@ -20,22 +23,17 @@ pub fn read(pid: u32, pids: &[u32], group: Option<&ServerCgroup>) -> LimitsAtEnd
         .filter_map(|&p| open_fds(p).map(|n| (p, n)))
         .collect();
     let most = counted.iter().max_by_key(|(_, n)| *n).copied();
-    let sysctl = |name: &str| read_u64(std::path::Path::new(&format!("/proc/sys/{name}")));
-    LimitsAtEnd {
+    Some(LimitsAtEnd {
         fds: (!counted.is_empty()).then(|| counted.iter().map(|(_, n)| n).sum()),
         most_fds: most.map(|(_, n)| n),
         most_fds_limit: most.and_then(|(p, _)| open_files_limit(p)),
-        maps: std::fs::read(format!("/proc/{pid}/maps"))
-            .ok()
-            .map(|b| lines(&b)),
+        maps: Some(maps),
         max_map_count: sysctl("vm/max_map_count"),
-        machine_tasks: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|t| tasks_of_loadavg(&t)),
+        machine_tasks: machine_tasks(),
         pid_max: sysctl("kernel/pid_max"),
         threads_max: sysctl("kernel/threads-max"),
         oom_kills: group.and_then(ServerCgroup::oom_kills),
-    }
+    })
 }
 
 /// Connections waiting in the accept queue of the socket listening on
@@ -102,30 +100,9 @@ fn listener_queue(line: &str, port: &str) -> Listener {
     }
 }
 
-fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
-}
-
-/// The machine's threads and processes: /proc/loadavg's fourth field,
-/// "runnable/total".
-fn tasks_of_loadavg(text: &str) -> Option<u64> {
-    text.split_whitespace()
-        .nth(3)?
-        .split('/')
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_machines_tasks_are_loadavgs_total() {
-        assert_eq!(tasks_of_loadavg("0.52 0.48 0.40 3/412 98765\n"), Some(412));
-        assert_eq!(tasks_of_loadavg("0.52 0.48"), None);
-    }
 
     #[test]
     fn a_listeners_accept_queue_is_its_rx_queue() {
@@ -159,7 +136,7 @@ mod tests {
     #[test]
     fn this_process_reads_its_own_limits() {
         let me = std::process::id();
-        let l = read(me, &[], None);
+        let l = read(me, &[], None).expect("this process is alive");
         assert!(l.fds.is_some_and(|n| n >= 3), "{l:?}");
         assert_eq!(l.fds, l.most_fds);
         assert_eq!(l.most_fds_limit, open_files_limit(me));
@@ -169,5 +146,10 @@ mod tests {
         assert!(l.machine_tasks.is_some_and(|n| n >= 1), "{l:?}");
         assert!(l.pid_max.is_some_and(|n| n >= 301), "{l:?}");
         assert_eq!(l.oom_kills, None, "no cgroup, no OOM kills read");
+        // A process that is gone reads as nothing, not as none held.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        assert_eq!(read(gone, &[], None), None);
     }
 }

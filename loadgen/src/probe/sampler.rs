@@ -195,7 +195,7 @@ impl Sampler {
                 .map(|(_, s)| s.pids.as_slice())
                 .unwrap_or(&[]);
             let group = self.cgroup.as_ref().map(GroupWatch::group);
-            stats.limits = Some(crate::probe::limits::read(*pid, pids, group));
+            stats.limits = crate::probe::limits::read(*pid, pids, group);
         }
         if let Some((cg, breakdown)) = self.cgroup.map(|g| g.finish(conns)) {
             stats.cgroup = Some(cg);

@@ -32,6 +32,47 @@ pub fn raise_nofile_limit() -> nix::Result<NofileLimit> {
 /// maps, other processes' tasks come and go).
 const NEAR: u64 = 64;
 
+/// A numeric sysctl (`vm/max_map_count`, `kernel/pid_max`); None where
+/// not readable.
+pub fn sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The memory maps of process `pid` ("self" for this one): one line of
+/// /proc/PID/maps each.
+pub fn memory_maps(pid: &str) -> Option<u64> {
+    let bytes = std::fs::read(format!("/proc/{pid}/maps")).ok()?;
+    Some(bytes.iter().filter(|&&c| c == b'\n').count() as u64)
+}
+
+/// The machine's threads and processes: /proc/loadavg's fourth field,
+/// "runnable/total".
+pub fn machine_tasks() -> Option<u64> {
+    tasks_of_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+fn tasks_of_loadavg(text: &str) -> Option<u64> {
+    text.split_whitespace()
+        .nth(3)?
+        .split('/')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The least of kernel.pid_max and kernel.threads-max: every thread takes
+/// a pid.
+pub fn tasks_max() -> Option<u64> {
+    [sysctl("kernel/pid_max"), sysctl("kernel/threads-max")]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
 /// What a thread or process that could not be started (EAGAIN, which
 /// names no limit) ran into, where a count is at its limit: this process's
 /// memory maps against vm.max_map_count (a thread maps its stack, the
@@ -40,32 +81,12 @@ const NEAR: u64 = 64;
 /// Read once, when a start fails: the maps of 16,000 threads take a few
 /// ms to list. Empty where none is near.
 pub fn what_ran_out() -> String {
-    let sysctl = |name: &str| {
-        std::fs::read_to_string(format!("/proc/sys/{name}"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-    };
-    let maps = std::fs::read("/proc/self/maps")
-        .ok()
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64);
-    if let (Some(maps), Some(max)) = (maps, sysctl("vm/max_map_count"))
+    if let (Some(maps), Some(max)) = (memory_maps("self"), sysctl("vm/max_map_count"))
         && maps + NEAR >= max
     {
         return format!("; this process holds {maps} memory maps of vm.max_map_count {max}");
     }
-    let tasks = std::fs::read_to_string("/proc/loadavg").ok().and_then(|t| {
-        t.split_whitespace()
-            .nth(3)?
-            .split('/')
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-    });
-    let max = [sysctl("kernel/pid_max"), sysctl("kernel/threads-max")]
-        .into_iter()
-        .flatten()
-        .min();
-    match (tasks, max) {
+    match (machine_tasks(), tasks_max()) {
         (Some(tasks), Some(max)) if tasks + NEAR >= max => format!(
             "; the machine runs {tasks} threads and processes of the {max} kernel.pid_max and kernel.threads-max allow"
         ),
@@ -76,6 +97,15 @@ pub fn what_ran_out() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_machines_tasks_are_loadavgs_total() {
+        assert_eq!(tasks_of_loadavg("0.52 0.48 0.40 3/412 98765\n"), Some(412));
+        assert_eq!(tasks_of_loadavg("0.52 0.48"), None);
+        assert!(machine_tasks().is_some_and(|n| n >= 1));
+        assert!(memory_maps("self").is_some_and(|n| n > 2));
+        assert!(tasks_max().is_some_and(|n| n >= 301));
+    }
 
     #[test]
     fn far_from_every_limit_nothing_is_named() {

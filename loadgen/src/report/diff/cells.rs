@@ -61,6 +61,9 @@ pub enum Verdict {
     Failed(Option<Side>),
     /// The cell is in this run only.
     OnlyIn(Side),
+    /// The runs offered different loads here (open-loop rates, old and
+    /// new, msg/s): shown, not judged ([`super::load`]).
+    UnlikeLoad(u64, u64),
 }
 
 /// One figure at one point of one row, in both runs.
@@ -98,6 +101,7 @@ impl Cell {
             Verdict::Failed(None) => "failed in both".into(),
             Verdict::Failed(Some(side)) => format!("failed in {}", side.name()),
             Verdict::OnlyIn(side) => format!("only in {}", side.name()),
+            Verdict::UnlikeLoad(a, b) => format!("not compared (offered {a}/s, then {b}/s)"),
         }
     }
 }
@@ -339,6 +343,10 @@ pub fn match_runs(
             };
             let (old_m, new_m) = (side(o, &po), side(n, &pn));
             let (change_pct, verdict) = match (&old_m, &new_m) {
+                // Latency at different offered loads is no change of the code.
+                (Some(_), Some(_)) if let Some((a, b)) = super::load::unlike(o, n) => {
+                    (None, Verdict::UnlikeLoad(a, b))
+                }
                 (Some(a), Some(b)) => {
                     let floor = match (read_on, figure.basis) {
                         (ReadOn::Reference, _) => figures::reference_floor_pct(figure.kind),

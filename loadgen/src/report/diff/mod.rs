@@ -83,6 +83,7 @@ pub mod cells;
 pub mod change;
 pub mod figures;
 pub mod key;
+pub mod load;
 pub mod paired;
 pub mod text;
 

@@ -69,6 +69,12 @@ pub fn summary(d: &Diff) -> String {
     if c.bounded > 0 {
         parts.push(format!("{} undecided (a side only a bound)", c.bounded));
     }
+    if c.unlike_load > 0 {
+        parts.push(format!(
+            "{} not compared (the runs offered different loads)",
+            c.unlike_load
+        ));
+    }
     parts.push(format!("{} failed", c.failed));
     parts.push(format!("{} on one side only", c.one_side));
     let left_out = if c.left_out > 0 {

@@ -227,6 +227,9 @@ fn reading(s: &mut String, ladders: &[Ladder]) {
             Wall::ClientOpenFiles | Wall::ClientPorts => {
                 "measured only as far as loadgen's own wall: more loadgen processes and source addresses to find the server's"
             }
+            Wall::ListenBacklog => {
+                "and connections opened no faster than it accepts them (its listen queue overflowed)"
+            }
             Wall::Held => "with no wall met up to --reach-max",
             _ => "past the wall it met",
         };
