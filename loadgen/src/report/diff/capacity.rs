@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use super::cells::{Bounds, Cell, Measured, Side, Verdict, judge};
 use super::figures::CAPACITY;
+use super::unlike::Unlike;
 use crate::compare::capacity::{Bound, CapacitySearch};
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::capacity as found;
@@ -41,6 +42,13 @@ pub fn cells(old: &CompareResults, new: &CompareResults) -> Vec<Cell> {
         .into_iter()
         .filter_map(|((row, conns, slo), [o, n])| {
             let (change_pct, verdict) = match (&o, &n) {
+                (Some(a), Some(b))
+                    if (a.repeats < 2 || b.repeats < 2)
+                        && (a.spread.is_some() || a.bounds.is_some())
+                        && (b.spread.is_some() || b.bounds.is_some()) =>
+                {
+                    (None, Verdict::NotCompared(Unlike::OneSearch))
+                }
                 (Some(a), Some(b)) => judge(&CAPACITY, a, b),
                 (Some(_), None) => (None, Verdict::OnlyIn(Side::Old)),
                 (None, Some(_)) => (None, Verdict::OnlyIn(Side::New)),

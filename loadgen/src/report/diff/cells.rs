@@ -10,6 +10,7 @@ use super::figures::{self, Basis, Figure, Kind, floor_pct, noise_floor_abs};
 use super::key::params;
 pub use super::key::{Side, point_key};
 use super::paired::{self, Partners, ReadOn};
+use super::unlike::Unlike;
 use crate::compare::model::{CompareResults, Scenario};
 use crate::report::view::Spread;
 use crate::results::RunResult;
@@ -61,9 +62,9 @@ pub enum Verdict {
     Failed(Option<Side>),
     /// The cell is in this run only.
     OnlyIn(Side),
-    /// The runs offered different loads here (open-loop rates, old and
-    /// new, msg/s): shown, not judged ([`super::load`]).
-    UnlikeLoad(u64, u64),
+    /// Measured under conditions that make it no evidence of a change of
+    /// the code: shown, not judged ([`super::unlike`]).
+    NotCompared(Unlike),
 }
 
 /// One figure at one point of one row, in both runs.
@@ -101,7 +102,7 @@ impl Cell {
             Verdict::Failed(None) => "failed in both".into(),
             Verdict::Failed(Some(side)) => format!("failed in {}", side.name()),
             Verdict::OnlyIn(side) => format!("only in {}", side.name()),
-            Verdict::UnlikeLoad(a, b) => format!("not compared (offered {a}/s, then {b}/s)"),
+            Verdict::NotCompared(why) => why.words(),
         }
     }
 }
@@ -224,6 +225,11 @@ fn own_spread_pct(s: &Spread) -> f64 {
     }
 }
 
+/// Both sides have a figure (neither failed in every repeat).
+fn both(a: &Measured, b: &Measured) -> bool {
+    a.spread.is_some() && b.spread.is_some()
+}
+
 /// Beyond a relative floor, in %.
 fn past_rel(floor: f64, a: f64, b: f64) -> bool {
     factor(a, b) > 1.0 + floor / 100.0
@@ -343,9 +349,20 @@ pub fn match_runs(
             };
             let (old_m, new_m) = (side(o, &po), side(n, &pn));
             let (change_pct, verdict) = match (&old_m, &new_m) {
-                // Latency at different offered loads is no change of the code.
-                (Some(_), Some(_)) if let Some((a, b)) = super::load::unlike(o, n) => {
-                    (None, Verdict::UnlikeLoad(a, b))
+                // Latency at different offered loads, or of a throttled
+                // server, is no change of the code (a failed side still
+                // says failed).
+                (Some(a), Some(b))
+                    if let (true, Some(why)) = (both(a, b), super::unlike::load(o, n)) =>
+                {
+                    (None, Verdict::NotCompared(why))
+                }
+                (Some(a), Some(b))
+                    if both(a, b)
+                        && figure.kind == Kind::Latency
+                        && super::unlike::throttled(o, n) =>
+                {
+                    (None, Verdict::NotCompared(Unlike::Throttled))
                 }
                 (Some(a), Some(b)) => {
                     let floor = match (read_on, figure.basis) {

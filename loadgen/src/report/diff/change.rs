@@ -29,8 +29,8 @@ pub struct Counts {
     pub no_base: usize,
     /// Cells where a side is only a bound and the bounds decide nothing.
     pub bounded: usize,
-    /// Cells the runs measured under different offered loads.
-    pub unlike_load: usize,
+    /// Cells measured under conditions that make them no evidence.
+    pub not_compared: usize,
     /// Cells read without a repeat that failed (counted in their verdict
     /// too).
     pub left_out: usize,
@@ -60,7 +60,7 @@ impl Diff {
                 Verdict::OnlyIn(_) => c.one_side += 1,
                 Verdict::NoBase => c.no_base += 1,
                 Verdict::Bounded => c.bounded += 1,
-                Verdict::UnlikeLoad(..) => c.unlike_load += 1,
+                Verdict::NotCompared(_) => c.not_compared += 1,
             }
             let failed = |m: &Option<cells::Measured>| m.as_ref().is_some_and(|m| m.failed > 0);
             if !matches!(cell.verdict, Verdict::Failed(_))

@@ -83,9 +83,9 @@ pub mod cells;
 pub mod change;
 pub mod figures;
 pub mod key;
-pub mod load;
 pub mod paired;
 pub mod text;
+pub mod unlike;
 
 use std::path::{Path, PathBuf};
 

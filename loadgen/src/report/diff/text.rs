@@ -69,10 +69,10 @@ pub fn summary(d: &Diff) -> String {
     if c.bounded > 0 {
         parts.push(format!("{} undecided (a side only a bound)", c.bounded));
     }
-    if c.unlike_load > 0 {
+    if c.not_compared > 0 {
         parts.push(format!(
-            "{} not compared (the runs offered different loads)",
-            c.unlike_load
+            "{} not compared (different offered loads, a throttled server, one capacity search a side)",
+            c.not_compared
         ));
     }
     parts.push(format!("{} failed", c.failed));
@@ -123,7 +123,10 @@ fn head(s: &mut String, d: &Diff) {
          lowest rate tried (<) is a bound: a change is called only where the bounds prove it (≥/≤ before the \
          change: at least that much), otherwise it is undecided. ✗: runs that failed (errors, or not what was \
          asked) are shown apart and left out; a cell none of whose runs on a side did what was asked is not \
-         compared.\n",
+         compared. Nor, whatever their figures, are cells measured where the same code reads as changed \
+         between runs: an open-loop point whose offered rates differ by more than ×1.1 (a share of each \
+         run's own maximum), latency of a server throttled by its CPU quota (the quota's stalls), and a \
+         capacity searched once on a side.\n",
         floors.join(", ")
     );
     if paired(d) {
