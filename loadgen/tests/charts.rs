@@ -420,3 +420,34 @@ fn every_chart_renders_to_png() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A figure with other work on its CPUs in a round (the tables' ⚠) is
+/// drawn with a ⚠ beside it, and the note under the chart says what it
+/// means; a chart with none has neither.
+#[test]
+fn disturbed_cells_carry_the_tables_mark() {
+    let mut f = fixture_with_epoll();
+    for r in &mut f.runs {
+        let t = r.tags.clone().expect("the fixture's runs are tagged");
+        r.disturbed = t.scenario == "scale" && t.style == "polling" && r.spec.conns == 20;
+    }
+    let dir = write(&f, "disturbed");
+    let svg = |name: &str| std::fs::read_to_string(dir.join("charts").join(name)).unwrap();
+    let note = "⚠ other work ran on its CPUs in a round: drawn, left out of the report's rankings";
+    for name in ["throughput_64B.svg", "ratio_64B.svg"] {
+        let texts = Shapes::of(&svg(name)).texts();
+        assert_eq!(
+            texts.iter().filter(|t| *t == "⚠").count(),
+            1,
+            "{name}: one ⚠, polling's at 20 connections: {texts:?}"
+        );
+        assert!(texts.iter().any(|t| t == note), "{name}: {texts:?}");
+    }
+    // A run that is not disturbed anywhere: no mark, no note.
+    let quiet = write(&fixture_with_epoll(), "quiet");
+    let text = std::fs::read_to_string(quiet.join("charts").join("throughput_64B.svg")).unwrap();
+    let texts = Shapes::of(&text).texts();
+    assert!(!texts.iter().any(|t| t == "⚠" || t == note), "{texts:?}");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(quiet);
+}

@@ -31,7 +31,7 @@ pub enum Command {
     /// (results.json, results.csv, report.md, charts/).
     ///
     /// One at a time (see --allow-concurrent). A run whose window had other
-    /// work (not its servers' cgroups or loadgen's) on over 25% of the
+    /// work (not its servers' cgroups or loadgen's) on over 35% of the
     /// servers' and loadgen's CPUs' time (/proc/stat) is disturbed: ⚠ in
     /// the report, never ranked (docs/comparison.md).
     Compare(CompareArgs),

@@ -175,7 +175,7 @@ impl<'a> Env<'a> {
             foreign_cpus: self.target.foreign_cpus.clone(),
             // Reach's steps measure the server once it holds them all.
             gate: (scenario == Scenario::Reach)
-                .then(|| crate::compare::scenarios::reach::accept_gate(self.target.addr)),
+                .then(|| crate::compare::scenarios::reach_gate::accept_gate(self.target.addr)),
         };
         match engine::run(spec, control, opts) {
             Ok(mut r) => {

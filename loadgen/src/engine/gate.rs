@@ -7,14 +7,14 @@
 //! wall that is only a server catching up.
 //!
 //! The caller says how many connections are still waiting for the server;
-//! the run's [`crate::engine::Control::start`] (the warm-up) is set once
+//! the run's `Control::start` (the warm-up) is set once
 //! none is, or once the count has not fallen for [`Gate::stall`] (the
 //! server stopped accepting: a wall, and the step's evidence says so), or
 //! after [`Gate::limit`] in all.
 
 use std::time::{Duration, Instant};
 
-use crate::engine::Control;
+use super::control::Control;
 
 /// Connections still waiting for the server to accept them; None: it
 /// cannot be told (the run is then not held back).

@@ -425,17 +425,6 @@ impl ServerCgroup {
         }
     }
 
-    /// Processes of the group killed by the kernel's OOM killer since it
-    /// was made, whichever limit ran out (v2 memory.events, v1
-    /// memory.oom_control: `oom_kill`); None where not readable.
-    pub fn oom_kills(&self) -> Option<u64> {
-        let file = match &self.layout {
-            Layout::V1 { memory, .. } => memory.join(&self.name).join("memory.oom_control"),
-            Layout::V2 { root } => root.join(&self.name).join("memory.events"),
-        };
-        stat_field(&fs::read_to_string(file).ok()?, "oom_kill")
-    }
-
     /// The share of a CPU the group used over the next `over`.
     pub fn busy(&self, over: Duration) -> Option<f64> {
         let (a, t0) = (self.read()?.cpu_ns, Instant::now());

@@ -44,10 +44,13 @@ pub use crate::results::foreign::ForeignLoad;
 /// tick (10 ms in /proc/stat's unit) per CPU at each edge: up to ±0.07 of
 /// a 0.3 s window on 2 CPUs, less on longer windows. Disturbed windows
 /// measured meanwhile: another worker's rustc 0.50-0.91, a busy loop
-/// pinned to the server's CPU 0.45-0.50. 0.25 is above every quiet window
-/// by more than the tick error, and half of a busy loop on one of the two
-/// CPUs.
-pub const DISTURBED_SHARE: f64 = 0.25;
+/// pinned to the server's CPU 0.45-0.50. On the main job's longer windows
+/// (two back-to-back runs on an idle machine, 1,043 windows) quiet ones
+/// read median 0, p90 0.18, p95 0.22, p99 0.26, max 0.51 (kernel work of
+/// thread and process teardown is charged to no cgroup): 0.25 flagged 16
+/// of them, 0.35 flags one. 0.35 is above 99.9% of quiet windows and still
+/// under a busy loop on one of the two CPUs.
+pub const DISTURBED_SHARE: f64 = 0.35;
 
 /// Every server cgroup this process made, while it lives.
 static GROUPS: Mutex<Vec<Weak<ServerCgroup>>> = Mutex::new(Vec::new());

@@ -7,6 +7,7 @@
 use servers::limits::{machine_tasks, memory_maps, sysctl};
 
 use crate::probe::cgroup::ServerCgroup;
+use crate::probe::cgroup_fs::stat_field;
 use crate::probe::procfs::{open_fds, open_files_limit};
 use crate::results::server::LimitsAtEnd;
 
@@ -32,7 +33,19 @@ pub fn read(pid: u32, pids: &[u32], group: Option<&ServerCgroup>) -> Option<Limi
         machine_tasks: machine_tasks(),
         pid_max: sysctl("kernel/pid_max"),
         threads_max: sysctl("kernel/threads-max"),
-        oom_kills: group.and_then(ServerCgroup::oom_kills),
+        oom_kills: group.and_then(oom_kills),
+    })
+}
+
+/// Processes of `group` killed by the kernel's OOM killer since it was
+/// made, whichever limit ran out: `oom_kill` in its memory directory's
+/// memory.events (v2) or memory.oom_control (v1).
+fn oom_kills(group: &ServerCgroup) -> Option<u64> {
+    group.dirs().iter().find_map(|dir| {
+        ["memory.events", "memory.oom_control"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .and_then(|text| stat_field(&text, "oom_kill"))
     })
 }
 

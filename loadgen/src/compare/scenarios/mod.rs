@@ -9,6 +9,7 @@ pub mod idle;
 pub mod open;
 pub mod reach;
 pub mod reach_clients;
+pub mod reach_gate;
 pub mod scale;
 
 use crate::compare::env::Env;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::compare::env::Env;
 use crate::compare::model::Scenario;
-use crate::compare::scenarios::reach_clients;
+use crate::compare::scenarios::{reach_clients, reach_gate};
 use crate::results::RunResult;
 use crate::results::spec::{Mode, RunSpec};
 
@@ -82,26 +82,6 @@ pub fn held(r: &RunResult, objective: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A step's warm-up waits this long at most for the server to accept its
-/// connections ([`accept_gate`]): 32,000 processes forked at 300 a second.
-const ACCEPT_LIMIT: Duration = Duration::from_secs(120);
-/// ... and gives up once its listen queue has not shrunk for this long.
-const ACCEPT_STALL: Duration = Duration::from_secs(10);
-
-/// Holds a step's warm-up back until the server at `addr` has accepted
-/// every connection (its listen queue is empty): a server that forks per
-/// connection may still be accepting thousands when the last connect
-/// returns, and measured then it would read as a latency wall. What is
-/// left when the queue stops shrinking is the step's evidence.
-pub fn accept_gate(addr: std::net::SocketAddr) -> crate::engine::gate::Gate {
-    crate::engine::gate::Gate::new(
-        Box::new(move || crate::probe::limits::listen_queue(addr)),
-        Box::new(move || crate::probe::limits::server_ends(addr)),
-        ACCEPT_STALL,
-        ACCEPT_LIMIT,
-    )
-}
-
 /// Every loopback source address loadgen spreads over (127.0.0.1-8): each
 /// gives ~28,000 ephemeral ports to the one server port.
 pub fn source_ips(target: std::net::SocketAddr) -> Vec<IpAddr> {
@@ -161,10 +141,13 @@ fn run_step(env: &mut Env, point: String, spec: &RunSpec) -> Option<RunResult> {
     let connecting = Duration::from_millis(spec.total_conns() as u64 / 2);
     // (They are stopped at its end: this only bounds them.) This process's
     // connects may take as long again, and the wait for the server to
-    // accept them all up to ACCEPT_LIMIT: a holder gone before the window
+    // accept them all up to reach_gate::ACCEPT_LIMIT: a holder gone before the window
     // closes takes its connections with it.
-    let hold =
-        2 * connecting + ACCEPT_LIMIT + spec.warmup + spec.duration + Duration::from_secs(60);
+    let hold = 2 * connecting
+        + reach_gate::ACCEPT_LIMIT
+        + spec.warmup
+        + spec.duration
+        + Duration::from_secs(60);
     let holders = match reach_clients::Holders::start(&split.holders, hold) {
         Ok(h) => h,
         Err(e) => {

@@ -13,9 +13,9 @@ use plotters::prelude::*;
 
 use crate::report::charts::axis::{Axis, Scale};
 use crate::report::charts::canvas::{
-    Cell, Chart, Entry, FAILED_NOTE, NOTE_ROW, Plot, Swatch, WHISKERS_NOTE, axes, builder, canvas,
-    failed_mark, legend, legend_height, legend_width, notes, plot_err, step_colour, style_colour,
-    whisker,
+    Cell, Chart, DISTURBED_NOTE, Entry, FAILED_NOTE, NOTE_ROW, Plot, Swatch, WHISKERS_NOTE, axes,
+    builder, canvas, disturbed_mark, failed_mark, legend, legend_height, legend_width, notes,
+    plot_err, step_colour, style_colour, whisker,
 };
 
 /// One row: its name and a bar per legend entry (None: no figure).
@@ -108,6 +108,9 @@ impl BarChart {
         }
         if cells().any(|c| c == Cell::Failed) {
             lines.push(FAILED_NOTE.to_string());
+        }
+        if figures().any(|v| v.disturbed) {
+            lines.push(DISTURBED_NOTE.to_string());
         }
         lines
     }
@@ -237,6 +240,9 @@ impl BarChart {
                 whisker(chart, ((lo.max(base), mid), (hi, mid)), BLACK, 0)?;
             }
             let right = v.range.map_or(end, |(_, hi)| hi.max(end));
+            if v.disturbed {
+                disturbed_mark(chart.plotting_area(), (right, y1), colour)?;
+            }
             chart
                 .draw_series(std::iter::once(
                     EmptyElement::at((right, mid))

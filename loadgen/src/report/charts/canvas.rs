@@ -35,14 +35,16 @@ impl Chart {
 }
 
 /// A figure as drawn: the value, the min–max of its repeats where it was
-/// measured more than once and they differ (drawn as a whisker), and
-/// whether loadgen was the limit (drawn hollow: the figure is the client's,
-/// not the server's).
+/// measured more than once and they differ (drawn as a whisker), whether
+/// loadgen was the limit (drawn hollow: the figure is the client's, not
+/// the server's), and whether other work ran on its CPUs in a round (a ⚠
+/// beside it, as in the tables, which leave it out of their rankings).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Value {
     pub v: f64,
     pub range: Option<(f64, f64)>,
     pub client_bound: bool,
+    pub disturbed: bool,
 }
 
 impl Value {
@@ -54,6 +56,15 @@ impl Value {
                 .filter(|s| s.n > 1 && s.min < s.max)
                 .map(|s| (s.min, s.max)),
             client_bound: false,
+            disturbed: false,
+        }
+    }
+
+    /// The same figure, marked disturbed (⚠) where `yes`.
+    pub fn disturbed(self, yes: bool) -> Value {
+        Value {
+            disturbed: yes,
+            ..self
         }
     }
 
@@ -118,6 +129,8 @@ impl From<Value> for Cell {
 /// The notes under a chart: what its ✗, hollow marks and whiskers mean.
 pub const FAILED_NOTE: &str = "✗ failed: not drawn (errors or unserved connections)";
 pub const WHISKERS_NOTE: &str = "whiskers: min–max over the rounds that did not fail";
+pub const DISTURBED_NOTE: &str =
+    "⚠ other work ran on its CPUs in a round: drawn, left out of the report's rankings";
 
 /// Distinct colours for the styles (the same style, the same colour in
 /// every chart of a report): Tableau's ten, then two dark ones.
@@ -285,6 +298,21 @@ pub fn failed_mark<CT: CoordTranslate>(
     let (x, y) = offset;
     let patch = Rectangle::new([(x - 6, y - 7), (x + 6, y + 7)], WHITE.filled());
     area.draw(&(EmptyElement::at(at) + patch + Text::new("✗", offset, style)))
+        .map_err(plot_err)
+}
+
+/// The ⚠ of a disturbed figure, up and right of `at` (its marker or its
+/// bar's end), in the colour of what was disturbed.
+pub fn disturbed_mark<CT: CoordTranslate>(
+    area: &DrawingArea<SVGBackend, CT>,
+    at: CT::From,
+    colour: RGBColor,
+) -> anyhow::Result<()> {
+    let style = (FONT, 13)
+        .into_font()
+        .color(&colour)
+        .pos(Pos::new(HPos::Left, VPos::Bottom));
+    area.draw(&(EmptyElement::at(at) + Text::new("⚠", (5, -4), style)))
         .map_err(plot_err)
 }
 

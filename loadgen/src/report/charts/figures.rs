@@ -28,7 +28,7 @@ fn sound(figure: Figure) -> impl Fn(&RunResult) -> Option<f64> {
 /// failed, else its figure with `spread` (over the rounds that did not
 /// fail), hollow where loadgen was the limit; None where it has no such
 /// figure.
-fn cell(r: &RunResult, figure: Figure, spread: Option<Spread>) -> Option<Cell> {
+fn cell(view: &View, r: &RunResult, figure: Figure, spread: Option<Spread>) -> Option<Cell> {
     if failed(r) {
         return Some(Cell::Failed);
     }
@@ -36,7 +36,12 @@ fn cell(r: &RunResult, figure: Figure, spread: Option<Spread>) -> Option<Cell> {
     // median run is the lower one, which would sit at the whisker's end).
     let x = spread.map(|s| s.median).or_else(|| figure(r))?;
     let v = Value::with_spread(x, spread);
-    Some(v.client_bound(r.client.client_bound).into())
+    let disturbed = view.repeats(r).iter().any(|x| x.disturbed);
+    Some(
+        v.client_bound(r.client.client_bound)
+            .disturbed(disturbed)
+            .into(),
+    )
 }
 
 fn throughput(r: &RunResult) -> Option<f64> {
@@ -73,7 +78,7 @@ fn scale_chart(view: &View, size: usize, title: String, y: Axis, figure: Figure)
                 .filter_map(|r| {
                     let conns = r.spec.conns;
                     let spread = view.scale_spread(&style, conns, size, false, sound(figure));
-                    Some((conns as f64, cell(r, figure, spread)?))
+                    Some((conns as f64, cell(view, r, figure, spread)?))
                 })
                 .collect();
             Series {
@@ -103,7 +108,15 @@ fn ratio_cell(view: &View, style: &str, conns: usize, size: usize) -> Option<Cel
     let throughput = sound(|r| Some(r.throughput_msgs_per_s));
     let ratio = view.scale_spread(style, conns, size, true, throughput)?;
     let client_bound = r.client.client_bound || e.is_some_and(|e| e.client.client_bound);
-    Some(Value::from(ratio).client_bound(client_bound).into())
+    // A round of the style or of the epoll run it is divided by.
+    let disturbed = (view.repeats(r).into_iter())
+        .any(|x| x.disturbed || view.denominator(x).is_some_and(|d| d.disturbed));
+    Some(
+        Value::from(ratio)
+            .client_bound(client_bound)
+            .disturbed(disturbed)
+            .into(),
+    )
 }
 
 /// Each style's throughput over epoll's at every connection count (the
@@ -150,7 +163,8 @@ fn style_bars<'a>(
         .styles()
         .into_iter()
         .map(|style| {
-            let bar = pick(&style).and_then(|r| cell(r, figure, view.spread(r, sound(figure))));
+            let bar =
+                pick(&style).and_then(|r| cell(view, r, figure, view.spread(r, sound(figure))));
             Group {
                 name: style,
                 bars: vec![bar],

@@ -11,9 +11,9 @@ use plotters::prelude::*;
 
 use crate::report::charts::axis::Axis;
 use crate::report::charts::canvas::{
-    Cell, Chart, Entry, FAILED_NOTE, NOTE_ROW, Swatch, WHISKERS_NOTE, axes, builder, canvas,
-    failed_mark, legend, legend_height, legend_width, marker, notes, plot_err, style_colour,
-    whisker,
+    Cell, Chart, DISTURBED_NOTE, Entry, FAILED_NOTE, NOTE_ROW, Swatch, WHISKERS_NOTE, axes,
+    builder, canvas, disturbed_mark, failed_mark, legend, legend_height, legend_width, marker,
+    notes, plot_err, style_colour, whisker,
 };
 
 /// One line: its name (in the legend) and its points, by x.
@@ -80,6 +80,9 @@ impl LineChart {
         if cells().any(|(_, c)| *c == Cell::Failed) {
             lines.push(FAILED_NOTE.to_string());
         }
+        if figures().any(|(_, v)| v.disturbed) {
+            lines.push(DISTURBED_NOTE.to_string());
+        }
         let path = dir.join(file);
         let height = 440.max(legend_height(entries.len()) + 110) + NOTE_ROW * lines.len() as u32;
         let root = canvas(&path, height)?;
@@ -119,6 +122,9 @@ impl LineChart {
             }
             for (x, v) in figures {
                 marker(chart.plotting_area(), (x, v.v), *i, colour, v.client_bound)?;
+                if v.disturbed {
+                    disturbed_mark(chart.plotting_area(), (x, v.v), colour)?;
+                }
             }
         }
         // The ✗s on the x axis line itself (a little above it, on a log

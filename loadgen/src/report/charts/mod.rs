@@ -7,8 +7,9 @@
 //! legend in a box right of the plot, never on it; min–max whiskers where
 //! a figure was repeated; one colour per style across the report; a failed
 //! run, ✗ in the tables, never drawn as a value but as a ✗ on the axis; a
-//! client-bound figure hollow, a server's filled; a note under the chart
-//! for each of these it has), and two
+//! client-bound figure hollow, a server's filled; a ⚠ beside a figure
+//! with other work on its CPUs in a round, as in the tables; a note under
+//! the chart for each of these it has), and two
 //! kinds of chart: [`line::LineChart`] (a line per style over connections)
 //! and [`bars::BarChart`] (a row per style, one bar or one per step, an
 //! optional reference line). [`figures`] builds the comparison's charts

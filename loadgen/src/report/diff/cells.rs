@@ -357,6 +357,9 @@ pub fn match_runs(
                 {
                     (None, Verdict::NotCompared(why))
                 }
+                (Some(a), Some(b)) if both(a, b) && super::unlike::disturbed(o, n) => {
+                    (None, Verdict::NotCompared(Unlike::Disturbed))
+                }
                 (Some(a), Some(b))
                     if both(a, b)
                         && figure.kind == Kind::Latency

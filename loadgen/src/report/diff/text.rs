@@ -71,7 +71,7 @@ pub fn summary(d: &Diff) -> String {
     }
     if c.not_compared > 0 {
         parts.push(format!(
-            "{} not compared (different offered loads, a throttled server, one capacity search a side)",
+            "{} not compared (different offered loads, a throttled server, ⚠ other work on its CPUs, one capacity search a side)",
             c.not_compared
         ));
     }
@@ -125,8 +125,9 @@ fn head(s: &mut String, d: &Diff) {
          asked) are shown apart and left out; a cell none of whose runs on a side did what was asked is not \
          compared. Nor, whatever their figures, are cells measured where the same code reads as changed \
          between runs: an open-loop point whose offered rates differ by more than ×1.1 (a share of each \
-         run's own maximum), latency of a server throttled by its CPU quota (the quota's stalls), and a \
-         capacity searched once on a side.\n",
+         run's own maximum), latency of a server throttled by its CPU quota (the quota's stalls), a cell \
+         with other work on its CPUs in a run of either side (⚠, as the report marks it), and a capacity \
+         searched once on a side.\n",
         floors.join(", ")
     );
     if paired(d) {

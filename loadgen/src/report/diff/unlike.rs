@@ -21,6 +21,10 @@ pub enum Unlike {
     /// 1 connection, 4 KiB, throttled in 88-99 of 100 periods: 0.4-0.9 ms
     /// in one run, 2.0-2.7 ms in the next).
     Throttled,
+    /// Other work took more than its share of the run's CPUs on a side
+    /// ([`crate::probe::foreign::DISTURBED_SHARE`]; the report's ⚠): the
+    /// report leaves such cells out of its rankings, and so does the diff.
+    Disturbed,
     /// A capacity searched once on a side: a p99 objective of 1 ms on
     /// this machine moved every style's capacity ×1.5-3.4 the same way
     /// between back-to-back runs (and from "no step passed" to a value).
@@ -32,9 +36,19 @@ impl Unlike {
         match self {
             Unlike::Load(a, b) => format!("not compared (offered {a}/s, then {b}/s)"),
             Unlike::Throttled => "not compared (throttled by its CPU quota)".into(),
+            Unlike::Disturbed => "not compared (⚠ other work on its CPUs)".into(),
             Unlike::OneSearch => "not compared (one search a side)".into(),
         }
     }
+}
+
+/// Whether any run of either side had other work on its CPUs (⚠).
+pub fn disturbed(old: Option<&Vec<&RunResult>>, new: Option<&Vec<&RunResult>>) -> bool {
+    [old, new]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|r| r.disturbed)
 }
 
 /// Whether either side's server was throttled by its CPU quota during
@@ -115,6 +129,10 @@ mod tests {
         let mut hit = quiet.clone();
         *throttled_periods(&mut hit) = Some(96);
         assert!(!throttled(Some(&vec![&quiet]), Some(&vec![&quiet])));
+        assert!(!disturbed(Some(&vec![&quiet]), Some(&vec![&quiet])));
+        let mut busy = quiet.clone();
+        busy.disturbed = true;
+        assert!(disturbed(Some(&vec![&busy]), Some(&vec![&quiet])));
         assert!(throttled(Some(&vec![&quiet]), Some(&vec![&quiet, &hit])));
     }
 }
