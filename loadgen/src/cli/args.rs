@@ -83,7 +83,7 @@ pub struct CompareArgs {
     /// smoke (seconds, for tests), quick (the main job: server-bound, each
     /// server in a quarter of a CPU, its scale points in 2 rounds side by
     /// side with a fresh epoll server; about 15 minutes on 2 cores for
-    /// every style, 835 s measured), full (bigger hardware), perf (every
+    /// every style, 824 s measured), full (bigger hardware), perf (every
     /// style against epoll and the targets in
     /// loadgen/src/report/perf/targets.rs, about 11 minutes on 2 cores;
     /// writes perf.md). `--plan` prints what a profile runs and its
