@@ -122,14 +122,11 @@ pub struct Evidence {
 /// wake-up pipes): at its limit within this many, it is at the limit.
 const FD_SLACK: u64 = 16;
 
-/// Maps or tasks within this many of their limit are at it (a thread's
-/// maps, the tasks of other processes come and go).
-const COUNT_SLACK: u64 = 64;
-
-/// `count` within [`COUNT_SLACK`] of `limit`.
+/// `count` and `limit` where the count is at it, as the servers read it
+/// ([`servers::limits::at_limit`]).
 fn at(count: Option<u64>, limit: Option<u64>) -> Option<(u64, u64)> {
     let (c, l) = (count?, limit?);
-    (c + COUNT_SLACK >= l).then_some((c, l))
+    servers::limits::at_limit(c, l).then_some((c, l))
 }
 
 /// The wall and the evidence in words.

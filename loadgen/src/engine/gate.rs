@@ -16,16 +16,17 @@ use std::time::{Duration, Instant};
 
 use super::control::Control;
 
-/// Connections still waiting for the server to accept them; None: it
-/// cannot be told (the run is then not held back).
-pub type WaitingFn = Box<dyn FnMut() -> Option<u64>>;
+/// A count of connections read from the kernel (still waiting for the
+/// server to accept them; held by the server's side); None: it cannot be
+/// told (the run is then not held back).
+pub type CountFn = Box<dyn FnMut() -> Option<u64>>;
 
 /// How the warm-up is held back, and what the wait came to.
 pub struct Gate {
-    waiting: WaitingFn,
+    waiting: CountFn,
     /// Read once the wait is over: the connections the server's side holds
     /// (accepted or queued).
-    held: WaitingFn,
+    held: CountFn,
     /// The count did not fall for this long: the server stopped accepting.
     pub stall: Duration,
     /// At most this long in all.
@@ -48,7 +49,7 @@ pub struct Outcome {
 }
 
 impl Gate {
-    pub fn new(waiting: WaitingFn, held: WaitingFn, stall: Duration, limit: Duration) -> Gate {
+    pub fn new(waiting: CountFn, held: CountFn, stall: Duration, limit: Duration) -> Gate {
         Gate {
             waiting,
             held,

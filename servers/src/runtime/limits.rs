@@ -32,6 +32,12 @@ pub fn raise_nofile_limit() -> nix::Result<NofileLimit> {
 /// maps, other processes' tasks come and go).
 const NEAR: u64 = 64;
 
+/// Whether `count` is at `limit` (within [`NEAR`] of it): how the servers'
+/// log lines and loadgen's reach read a count against its limit alike.
+pub fn at_limit(count: u64, limit: u64) -> bool {
+    count + NEAR >= limit
+}
+
 /// A numeric sysctl (`vm/max_map_count`, `kernel/pid_max`); None where
 /// not readable.
 pub fn sysctl(name: &str) -> Option<u64> {
@@ -82,12 +88,12 @@ pub fn tasks_max() -> Option<u64> {
 /// ms to list. Empty where none is near.
 pub fn what_ran_out() -> String {
     if let (Some(maps), Some(max)) = (memory_maps("self"), sysctl("vm/max_map_count"))
-        && maps + NEAR >= max
+        && at_limit(maps, max)
     {
         return format!("; this process holds {maps} memory maps of vm.max_map_count {max}");
     }
     match (machine_tasks(), tasks_max()) {
-        (Some(tasks), Some(max)) if tasks + NEAR >= max => format!(
+        (Some(tasks), Some(max)) if at_limit(tasks, max) => format!(
             "; the machine runs {tasks} threads and processes of the {max} kernel.pid_max and kernel.threads-max allow"
         ),
         _ => String::new(),

@@ -136,13 +136,11 @@ fn run_step(env: &mut Env, point: String, spec: &RunSpec) -> Option<RunResult> {
     }
     let want: usize = split.holders.iter().map(RunSpec::total_conns).sum();
     // Long enough to outlast this process's part (they are stopped at its
-    // end): its connects at a slow 2,000/s, its warm-up and window, and a
-    // minute.
+    // end: this only bounds them; a holder gone before the window closes
+    // takes its connections with it): their connects at a slow 2,000/s and
+    // this process's as long again, the wait for the server to accept them
+    // all, its warm-up and window, and a minute.
     let connecting = Duration::from_millis(spec.total_conns() as u64 / 2);
-    // (They are stopped at its end: this only bounds them.) This process's
-    // connects may take as long again, and the wait for the server to
-    // accept them all up to reach_gate::ACCEPT_LIMIT: a holder gone before the window
-    // closes takes its connections with it.
     let hold = 2 * connecting
         + reach_gate::ACCEPT_LIMIT
         + spec.warmup
